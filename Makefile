@@ -1,0 +1,82 @@
+# wakeword -- `make` alone prints this help.
+#   make train export          train the keyword (default "computer") and write build/<keyword>/model.onnx
+#   make deploy HOST=pi        install it on a Pi (or HOST="pi1 pi2") and start wakeword.service
+#   make test                  everything that runs without a Pi
+#   make bench                 accuracy, latency, CPU, memory -> build/<keyword>/bench/
+# Variables: KEYWORD=computer  QUICK=1 (small, minutes)  NPROC=N (distributed training)
+#            HOST="pi1 pi2"  DRY_RUN=1  CONFIG=extra.toml  SET="section.key=value ..."
+
+SHELL := /bin/bash
+KEYWORD ?= computer
+QUICK ?=
+NPROC ?= 1
+CONFIG ?=
+SET ?=
+HOST ?=
+DRY_RUN ?=
+PY := .venv/bin/python
+BUILD := build/$(KEYWORD)
+# Options every pipeline stage understands: keyword, config layers, overrides, quick mode.
+STAGE_OPTS = --keyword "$(KEYWORD)" --build "$(BUILD)" $(if $(QUICK),--quick) \
+             $(foreach f,$(CONFIG),--config $(f)) $(foreach s,$(SET),--set $(s))
+
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-test data train export test bench deploy status logs undeploy e2e-pi \
+        record label collect clean
+
+help:  ## show this help
+	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+	@echo
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14 | sed 's/^/  /'
+
+setup:  ## create .venv and install what training needs (Debian packages too, when root)
+	@scripts/setup.sh train
+
+setup-test:
+	@scripts/setup.sh test
+
+data: setup  ## synthesise the labelled training clips -> build/<keyword>/dataset
+	$(PY) -m train.dataset $(STAGE_OPTS)
+
+train: data  ## train the model -> build/<keyword>/train (resumes if interrupted)
+ifeq ($(NPROC),1)
+	$(PY) -m train.train $(STAGE_OPTS)
+else
+	.venv/bin/torchrun --standalone --nproc-per-node=$(NPROC) -m train.train $(STAGE_OPTS)
+endif
+
+export: setup  ## export the best checkpoint -> build/<keyword>/model.onnx (+ report)
+	$(PY) -m export $(STAGE_OPTS)
+
+test: setup-test  ## run the test suite (everything that can run without a Pi)
+	$(PY) -m pytest -q tests
+
+bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md
+	$(PY) -m bench $(STAGE_OPTS) $(if $(PEERS),--peers)
+
+deploy:  ## install the model and daemon on HOST="pi1 pi2" and start wakeword.service
+	@deploy/deploy.sh deploy $(HOST)
+
+status:  ## systemctl status wakeword on HOST
+	@deploy/deploy.sh status $(HOST)
+
+logs:  ## recent journal of wakeword on HOST
+	@deploy/deploy.sh logs $(HOST)
+
+undeploy:  ## stop, disable and remove wakeword from HOST
+	@deploy/deploy.sh undeploy $(HOST)
+
+e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; about 12 minutes cold)
+	@deploy/e2e-pi.sh
+
+record: setup  ## record your own takes of the keyword (and negatives)
+	$(PY) -m device.cli record --keyword "$(KEYWORD)" --out "recordings/$(KEYWORD)"
+
+label: setup  ## review and label recordings and saved detections in a local web page
+	$(PY) -m train.label recordings
+
+collect:  ## fetch saved detections from HOST for review
+	@deploy/deploy.sh collect $(HOST)
+
+clean:  ## remove build/ (keeps .venv and recordings)
+	rm -rf build

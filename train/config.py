@@ -1,0 +1,97 @@
+"""Configuration: TOML files layered in order, then ``--set section.key=value`` overrides.
+
+Each part of the pipeline owns one TOML section and one frozen dataclass for it
+(``[data]`` -> train.dataset, ``[model]`` -> train.model.ModelConfig, ``[train]``,
+``[export]``, ``[audio]`` -> device.params.AudioParams). :func:`section` turns a section
+into its dataclass and rejects unknown keys with one clear line. The resolved config (all
+sections after overrides) is written next to every artifact it produced.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_FILE = CONFIG_DIR / "default.toml"
+QUICK_FILE = CONFIG_DIR / "quick.toml"
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line naming the key."""
+
+
+def load(files: list[str | Path] | None = None, overrides: list[str] | None = None,
+         quick: bool = False) -> dict[str, dict[str, Any]]:
+    """Read ``default.toml`` (+ ``quick.toml`` if ``quick``), then ``files``, then overrides."""
+    layers = [DEFAULT_FILE] + ([QUICK_FILE] if quick else []) + [Path(f) for f in files or []]
+    cfg: dict[str, dict[str, Any]] = {}
+    for path in layers:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        merge(cfg, data, str(path))
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        sec, name = key.strip().split(".", 1)
+        cfg.setdefault(sec, {})[name] = parse_value(raw.strip())
+    return cfg
+
+
+def merge(into: dict, data: dict, source: str) -> None:
+    for sec, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: top-level key {sec!r} must be a [section]")
+        into.setdefault(sec, {}).update(values)
+
+
+def parse_value(raw: str) -> Any:
+    """``--set`` values: TOML-ish literals (numbers, true/false, quoted strings, lists) or bare strings."""
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def section(cfg: dict[str, dict[str, Any]], name: str, cls: type[T]) -> T:
+    """Build dataclass ``cls`` from section ``name``; unknown keys and bad types are ConfigErrors."""
+    values = dict(cfg.get(name, {}))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(fields))})")
+    for key, value in values.items():
+        default = fields[key].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
+            if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+                raise ConfigError(f"[{name}] {key} must be a whole number, got {value!r}")
+            values[key] = type(default)(value)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{name}] {exc}") from None
+
+
+def dump_json(cfg: dict, path: str | Path) -> None:
+    """Write the resolved config as JSON (atomically)."""
+    from device.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
