@@ -76,7 +76,7 @@ label: setup  ## review and label recordings and saved detections in a local web
 	$(PY) -m train.label recordings
 
 collect:  ## fetch saved detections from HOST for review
-	@deploy/deploy.sh collect $(HOST)
+	@deploy/collect.sh $(HOST)
 
 clean:  ## remove build/ (keeps .venv and recordings)
 	rm -rf build

@@ -1,0 +1,136 @@
+"""Detection-level metrics: miss rate and false accepts per hour, and their DET curve.
+
+A wake-word product is judged by events, not frames: did the keyword fire (once) for each
+spoken keyword, and how often did it fire when nobody said it. Detections come from the
+device's own decision rule (:func:`device.decision.detect`), so training validation, export
+calibration and the benchmark count exactly what the Pi would do.
+
+Matching: a keyword spoken over ``[start_s, end_s]`` is *hit* when some detection falls in
+``[start_s, end_s + tolerance_s]``; every other detection is a false accept. False accepts
+per hour divide by the stream time outside those keyword windows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from device.decision import DecisionConfig, detect
+
+
+@dataclass
+class ScoredStream:
+    probs: np.ndarray
+    """Keyword probability per output frame, float ``[frames]``; frame ``i`` ends at ``(i + 1) * frame_s``."""
+    frame_s: float
+    """Duration of one output frame (s)."""
+    keyword_spans: list[tuple[float, float]] = field(default_factory=list)
+    """``(start_s, end_s)`` of each spoken keyword in the stream; empty for negative streams."""
+    name: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.probs) * self.frame_s
+
+
+@dataclass(frozen=True)
+class Outcome:
+    keywords: int
+    hits: int
+    false_accepts: int
+    negative_hours: float
+
+    @property
+    def miss_rate(self) -> float:
+        return 1.0 - self.hits / self.keywords if self.keywords else float("nan")
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_accepts / self.negative_hours if self.negative_hours > 0 else float("nan")
+
+
+def match(detection_times_s: list[float], spans: list[tuple[float, float]], duration_s: float,
+          tolerance_s: float) -> tuple[int, int, float]:
+    """-> (hits, false accepts, negative seconds) for one stream."""
+    hit = [False] * len(spans)
+    false_accepts = 0
+    for t in detection_times_s:
+        matched = False
+        for k, (start, end) in enumerate(spans):
+            if start <= t <= end + tolerance_s:
+                hit[k] = matched = True
+        false_accepts += not matched
+    covered = _union_length([(s, e + tolerance_s) for s, e in spans], duration_s)
+    return sum(hit), false_accepts, max(duration_s - covered, 0.0)
+
+
+def _union_length(intervals: list[tuple[float, float]], duration_s: float) -> float:
+    total, cur_start, cur_end = 0.0, None, None
+    for s, e in sorted((max(0.0, s), min(duration_s, e)) for s, e in intervals):
+        if cur_end is None or s > cur_end:
+            if cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = s, e
+        else:
+            cur_end = max(cur_end, e)
+    if cur_end is not None:
+        total += cur_end - cur_start
+    return total
+
+
+def evaluate(streams: list[ScoredStream], cfg: DecisionConfig, tolerance_s: float = 1.0) -> Outcome:
+    """Run the decision rule over every stream and count hits and false accepts."""
+    keywords = hits = fas = 0
+    neg_s = 0.0
+    for st in streams:
+        times = [d.time_s for d in detect(st.probs, st.frame_s, cfg)]
+        h, fa, n = match(times, st.keyword_spans, st.duration_s, tolerance_s)
+        keywords += len(st.keyword_spans)
+        hits, fas, neg_s = hits + h, fas + fa, neg_s + n
+    return Outcome(keywords, hits, fas, neg_s / 3600.0)
+
+
+def default_thresholds(n: int = 99) -> np.ndarray:
+    """Thresholds spaced evenly in logit space, dense near 0 and 1 where operating points live."""
+    return 1.0 / (1.0 + np.exp(-np.linspace(-7.0, 9.0, n)))
+
+
+@dataclass(frozen=True)
+class DetCurve:
+    thresholds: np.ndarray
+    miss_rate: np.ndarray
+    fa_per_hour: np.ndarray
+    keywords: int
+    negative_hours: float
+
+    def at_fa(self, target_fa_per_hour: float) -> tuple[float, float]:
+        """(threshold, miss rate) at the lowest threshold whose false accepts/h <= target.
+
+        Returns (1.0, 1.0) when no swept threshold meets the target.
+        """
+        ok = np.flatnonzero(self.fa_per_hour <= target_fa_per_hour + 1e-12)
+        if len(ok) == 0:
+            return 1.0, 1.0
+        i = ok[0]
+        return float(self.thresholds[i]), float(self.miss_rate[i])
+
+    def to_dict(self) -> dict:
+        return {"thresholds": self.thresholds.tolist(), "miss_rate": self.miss_rate.tolist(),
+                "fa_per_hour": self.fa_per_hour.tolist(), "keywords": self.keywords,
+                "negative_hours": self.negative_hours}
+
+
+def det_curve(streams: list[ScoredStream], thresholds: np.ndarray | None = None,
+              smoothing_frames: int = 1, refractory_s: float = 2.0,
+              tolerance_s: float = 1.0) -> DetCurve:
+    """Miss rate and false accepts/h for each threshold (ascending)."""
+    thresholds = np.sort(default_thresholds() if thresholds is None else np.asarray(thresholds, float))
+    miss, fa = [], []
+    outcome = None
+    for thr in thresholds:
+        outcome = evaluate(streams, DecisionConfig(float(thr), smoothing_frames, refractory_s), tolerance_s)
+        miss.append(outcome.miss_rate)
+        fa.append(outcome.fa_per_hour)
+    keywords = outcome.keywords if outcome else 0
+    hours = outcome.negative_hours if outcome else 0.0
+    return DetCurve(thresholds, np.array(miss), np.array(fa), keywords, hours)
