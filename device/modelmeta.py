@@ -15,6 +15,12 @@ Graph contract (a streaming step function):
   chunk.
 
 Metadata (ONNX ``metadata_props``, all values strings): see the ``KEY_*`` constants.
+``wakeword.calibration`` (written by ``export/calibrate.py``) holds at least
+``{"target_fa_per_hour": 0.5, "thresholds": {"0.5": t, "0.1": t}, "miss_rate": {"0.5": m, ...},
+"decision": {"smoothing_frames": 1, "refractory_s": 2.0}, "negative_hours": h}``: the device
+should apply ``decision`` with the threshold, since the threshold was calibrated under it.
+``wakeword.stream`` repeats the chunk rules derived from the audio parameters (for people and
+tools reading the file); :func:`check_graph` checks a graph's inputs against the metadata.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ KEY_CALIBRATION = "wakeword.calibration"     # JSON: how the threshold was chose
 KEY_MODEL_VERSION = "wakeword.model_version" # free text, e.g. "computer-20261124T1030-3f2a9c"
 KEY_TRAINING = "wakeword.training"           # JSON: voices, clip counts, seed, steps, config
 KEY_VERSIONS = "wakeword.versions"           # JSON: torch, onnx, opset, wakeword code version
+KEY_STREAM = "wakeword.stream"               # JSON: chunk rules and state shapes (informative)
 
 REQUIRED_KEYS = (KEY_FORMAT, KEY_KEYWORD, KEY_AUDIO_PARAMS, KEY_THRESHOLD)
 
@@ -58,6 +65,7 @@ class ModelMeta:
     calibration: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    stream: dict = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         """Metadata as ONNX ``metadata_props`` (string -> string)."""
@@ -70,6 +78,7 @@ class ModelMeta:
             KEY_CALIBRATION: json.dumps(self.calibration, sort_keys=True),
             KEY_TRAINING: json.dumps(self.training, sort_keys=True),
             KEY_VERSIONS: json.dumps(self.versions, sort_keys=True),
+            KEY_STREAM: json.dumps(self.stream, sort_keys=True),
         }
 
     @classmethod
@@ -108,4 +117,33 @@ class ModelMeta:
 
         return cls(keyword=props[KEY_KEYWORD], params=params, threshold=threshold, format=fmt,
                    model_version=props.get(KEY_MODEL_VERSION, ""), calibration=_json(KEY_CALIBRATION),
-                   training=_json(KEY_TRAINING), versions=_json(KEY_VERSIONS))
+                   training=_json(KEY_TRAINING), versions=_json(KEY_VERSIONS),
+                   stream=_json(KEY_STREAM))
+
+
+def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: list[str],
+                source: str = "model") -> None:
+    """Check a graph's inputs/outputs against the contract and ``meta``; one-line ModelMetaError.
+
+    ``input_shapes``: input name -> shape as onnxruntime reports it (ints, or strings for
+    dynamic axes). The audio-context state must be ``[1, window - hop]`` samples of
+    ``meta.params``: a model whose metadata names another sample rate or window than the
+    graph was built for fails here instead of running on wrongly framed audio.
+    """
+    if INPUT_AUDIO not in input_shapes or OUTPUT_PROBS not in output_names:
+        raise ModelMetaError(f"{source} lacks the {INPUT_AUDIO!r} input or the {OUTPUT_PROBS!r} output; "
+                             "re-export it with `make export`")
+    for name in input_shapes:
+        if name.startswith(STATE_IN_PREFIX) and STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX):] not in output_names:
+            raise ModelMetaError(f"{source}: state input {name!r} has no matching "
+                                 f"{STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX):]!r} output")
+    for name, shape in input_shapes.items():
+        if name.startswith(STATE_IN_PREFIX) and not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ModelMetaError(f"{source}: state input {name!r} has no fixed shape ({shape})")
+    audio_state = input_shapes.get(STATE_IN_PREFIX + "audio")
+    want = [1, meta.params.context_samples]
+    if audio_state is not None and list(audio_state) != want:
+        raise ModelMetaError(
+            f"{source}: graph carries {audio_state} samples of audio context, but its metadata "
+            f"({meta.params.sample_rate} Hz, {meta.params.window_ms} ms window, {meta.params.hop_ms} ms hop) "
+            f"needs {want}; the metadata does not describe this graph, re-export it")

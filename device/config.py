@@ -1,0 +1,189 @@
+"""The daemon's configuration: one TOML file (``/etc/wakeword/config.toml`` on a Pi) into
+frozen dataclasses, validated at start-up.
+
+Top-level keys (``model``, ``threads``, ``log_level``) and one ``[section]`` per part, each
+the dataclass of the module that uses it -- ``[capture]``
+(:class:`device.listener.CaptureConfig`), ``[detect]`` (:class:`DetectConfig`), ``[gate]``
+(:class:`device.gate.GateConfig`), ``[gpio]`` (:class:`device.outputs.GpioConfig`),
+``[hook]`` (:class:`device.outputs.HookConfig`), ``[save]``
+(:class:`device.clipsaver.SaveConfig`). Every key is optional; the docstrings beside the
+fields are the reference, ``device/config.example.toml`` the commented example.
+
+Any problem -- unreadable file, bad TOML, unknown key, wrong type, value out of range --
+is a :class:`ConfigError` whose message is one line naming the file and the key; the
+command line turns it into exit status 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device.clipsaver import SaveConfig
+from device.decision import DecisionConfig
+from device.gate import GateConfig
+from device.listener import CaptureConfig
+from device.modelmeta import ModelMeta
+from device.outputs import GpioConfig, HookConfig
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message is one line naming the file and key."""
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    threshold: float | None = None
+    """Detection threshold in (0, 1); absent = the model's calibrated threshold."""
+    smoothing_frames: int | None = None
+    """Output frames averaged before thresholding (1 = none); absent = what the model's
+    threshold was calibrated with (its metadata), else 1."""
+    refractory_s: float | None = None
+    """Minimum time between two detections (s); absent = the model's calibration, else 2.0."""
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.smoothing_frames is not None and self.smoothing_frames < 1:
+            raise ValueError(f"smoothing_frames must be >= 1, got {self.smoothing_frames}")
+        if self.refractory_s is not None and self.refractory_s < 0:
+            raise ValueError(f"refractory_s must be >= 0, got {self.refractory_s}")
+
+    def resolve(self, meta: ModelMeta) -> DecisionConfig:
+        """The decision rule to run: these values where set, else the model's calibration."""
+        calib = meta.calibration.get("decision") if isinstance(meta.calibration.get("decision"), dict) else {}
+        pick = (lambda mine, key, default: mine if mine is not None else type(default)(calib.get(key, default)))
+        try:
+            return DecisionConfig(
+                threshold=self.threshold if self.threshold is not None else meta.threshold,
+                smoothing_frames=pick(self.smoothing_frames, "smoothing_frames", 1),
+                refractory_s=pick(self.refractory_s, "refractory_s", 2.0))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"decision settings from the model's calibration are unusable: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    model: str = ""
+    """Path of the model file (``--model`` overrides), e.g. ``/opt/wakeword/current/model.onnx``."""
+    threads: int = 1
+    """onnxruntime intra-op threads (1 leaves the Pi's other cores alone)."""
+    log_level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    hook: HookConfig = field(default_factory=HookConfig)
+    save: SaveConfig = field(default_factory=SaveConfig)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(DaemonConfig) if dataclasses.is_dataclass(f.default_factory)}
+
+
+def _suggest(name: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a TOML value against a field type hint; returns the value in that type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(v, args[0], where) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config field type {hint!r}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)} - set(SECTIONS if cls is DaemonConfig else ())
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, fields)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where} {key}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> DaemonConfig:
+    """Build and validate a :class:`DaemonConfig` from parsed TOML."""
+    top = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    sections = {}
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}")
+        sections[name] = _build(SECTIONS[name].default_factory, values, f"{source} [{name}]")
+    for key in top:
+        if key in SECTIONS:
+            raise ConfigError(f"{source}: {key} must be a [{key}] section")
+    base = _build(DaemonConfig, top, source)
+    return dataclasses.replace(base, **sections)
+
+
+def load(path: str | Path | None) -> DaemonConfig:
+    """Read ``path`` (None: all defaults)."""
+    if path is None:
+        return DaemonConfig()
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return from_dict(data, str(path))
+
+
+def override(cfg: DaemonConfig, section: str | None, source: str = "command line", **values: Any) -> DaemonConfig:
+    """``cfg`` with some values replaced (None values are ignored), validated again."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return cfg
+    try:
+        if section is None:
+            return dataclasses.replace(cfg, **values)
+        return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

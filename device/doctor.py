@@ -1,0 +1,184 @@
+"""``wakeword doctor``: check, in plain words, what the daemon needs on this machine.
+
+Each check prints one line -- ``ok``, ``warn`` or ``FAIL`` and what to do about it. Exit
+status 0 when nothing failed, 1 otherwise (2 for a bad config, as everywhere).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_CONFIG = "/etc/wakeword/config.toml"
+
+
+class Report:
+    def __init__(self, emit: Callable[[str], None] = print):
+        self.emit = emit
+        self.failed = 0
+
+    def ok(self, what: str) -> None:
+        self.emit(f"  ok    {what}")
+
+    def warn(self, what: str) -> None:
+        self.emit(f"  warn  {what}")
+
+    def fail(self, what: str) -> None:
+        self.failed += 1
+        self.emit(f"  FAIL  {what}")
+
+
+def check_model(r: Report, cfg):
+    from device.engine import Engine, EngineError
+
+    if not cfg.model:
+        r.fail("no model configured: set model = \"...\" in the config or pass --model")
+        return None
+    try:
+        engine = Engine.load(cfg.model, threads=cfg.threads)
+    except EngineError as exc:
+        r.fail(str(exc))
+        return None
+    m = engine.meta
+    r.ok(f"model {cfg.model}: keyword {m.keyword!r}, version {m.model_version or '?'}, "
+         f"threshold {m.threshold:.3f}, {m.params.sample_rate} Hz, steps of {m.params.infer_every_s:g} s")
+    return engine
+
+
+def check_audio(r: Report, cfg, listen_s: float = 0.5) -> None:
+    from device.capture import Capture, CaptureError, DeviceNotFound, describe_devices
+
+    c = cfg.capture
+    if c.device.startswith("file:"):
+        from device.wavio import WavError, wav_info
+
+        try:
+            wi = wav_info(c.device[len("file:"):])
+        except WavError as exc:
+            r.fail(str(exc))
+            return
+        r.warn(f"audio comes from a WAV file, not a microphone ({wi.channels} ch, {wi.rate_hz} Hz, "
+               f"{wi.duration_s:.1f} s; the daemon stops at its end)")
+        return
+    try:
+        found = describe_devices(quiet=cfg.log_level != "debug")
+    except Exception as exc:  # PortAudio itself missing/broken: say so, keep checking the rest
+        r.fail(f"PortAudio/PyAudio does not work here: {exc}")
+        return
+    if not found:
+        r.fail("no audio capture devices at all (is the microphone plugged in? `arecord -l` lists cards; "
+               "is the service user in the 'audio' group?)")
+        return
+    cap = Capture(c.device, c.channels, c.rate_hz, c.block_ms)
+    try:
+        queue = cap.open(queue_s=max(2.0, 4 * listen_s))
+    except (DeviceNotFound, CaptureError) as exc:
+        r.fail(f"{exc} (`wakeword devices` lists what exists)")
+        return
+    try:
+        deadline = time.monotonic() + listen_s + 2.0
+        while queue.queued_frames < listen_s * cap.rate_hz and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = queue.queued_frames
+    finally:
+        cap.close()
+    if got == 0:
+        r.fail(f"{cap.info.name!r} opens ({cap.channels} ch, {cap.rate_hz} Hz) but delivers no audio")
+        return
+    for ch in c.use_channels:
+        if ch >= cap.channels:
+            r.fail(f"use_channels names channel {ch}, but {cap.info.name!r} was opened with {cap.channels}")
+            return
+    r.ok(f"audio device {cap.info.name!r} delivers audio ({cap.channels} ch, {cap.rate_hz} Hz)")
+
+
+def check_gpio(r: Report, cfg) -> None:
+    from device.gpio import GpioError, open_pin, rpi_gpio_available
+
+    g = cfg.gpio
+    if g.backend in ("log", "fake"):
+        r.warn(f"GPIO backend {g.backend!r}: the LED is not driven (set [gpio] backend = \"rpi\" on a Pi)")
+        return
+    why = rpi_gpio_available()
+    if why and g.backend == "rpi":
+        r.fail(why)
+        return
+    if why:
+        r.warn(f"GPIO backend 'auto' falls back to a logged LED here: {why}")
+        return
+    chips = sorted(Path("/dev").glob("gpiochip*"))
+    unreadable = [str(p) for p in chips if not os.access(p, os.R_OK | os.W_OK)]
+    if unreadable:
+        r.warn(f"no read/write access to {', '.join(unreadable)} (add the user to the 'gpio' group)")
+    try:
+        pin = open_pin("rpi", g.pin, g.active_high)
+        pin.close()
+    except GpioError as exc:
+        r.fail(str(exc))
+        return
+    r.ok(f"GPIO {g.pin} can be driven ({'active high' if g.active_high else 'active low'}, mode {g.mode})")
+
+
+def check_systemd(r: Report) -> None:
+    from device.sdnotify import Notifier
+
+    n = Notifier()
+    if n.enabled:
+        r.ok(f"systemd notify socket {n.address}")
+    else:
+        r.ok("not started by systemd (no NOTIFY_SOCKET): fine when run by hand")
+    n.close()
+    try:
+        import systemd.journal  # noqa: F401
+
+        r.ok("systemd-python present: logs go to the journal with their priority")
+    except ImportError:
+        r.warn("systemd-python missing (apt install python3-systemd): logs go to stderr, "
+               "which the journal also keeps")
+
+
+def check_outputs(r: Report, cfg) -> None:
+    if cfg.hook.command:
+        exe = shlex.split(cfg.hook.command)[0]
+        if shutil.which(exe):
+            r.ok(f"hook {exe} is executable")
+        else:
+            r.fail(f"hook {exe} not found or not executable")
+    if cfg.save.enabled:
+        d = Path(cfg.save.dir)
+        probe = d / ".wakeword-doctor"
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            r.fail(f"cannot write saved detections to {d}: {exc.strerror or exc}")
+            return
+        free_mb = shutil.disk_usage(d).free / 1e6
+        (r.ok if free_mb > cfg.save.max_mb else r.warn)(
+            f"saving detections to {d} (cap {cfg.save.max_mb:g} MB, {free_mb:.0f} MB free)")
+
+
+def main(args) -> int:
+    from device import config
+
+    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+    try:
+        cfg = config.load(path)
+        cfg = config.override(cfg, None, model=args.model)
+        cfg = config.override(cfg, "capture", device=args.device)
+    except config.ConfigError as exc:
+        print(f"  FAIL  {exc}")
+        return 2
+    r = Report()
+    r.ok(f"config {path}" if path else "no config file: using the built-in defaults")
+    check_model(r, cfg)
+    check_audio(r, cfg)
+    check_gpio(r, cfg)
+    check_systemd(r)
+    check_outputs(r, cfg)
+    print("all good" if not r.failed else f"{r.failed} problem(s) found")
+    return 0 if not r.failed else 1

@@ -1,0 +1,196 @@
+"""What happens on a detection: the LED/buzzer, a journal line, a hook command.
+
+- :class:`Indicator` drives a :class:`device.gpio.Pin` from its own thread, so the
+  inference loop never sleeps for an LED: ``pulse`` (on for ``on_s``; a new detection
+  restarts the time), ``toggle`` (each detection flips it) or ``pattern`` (buzzer: on, off,
+  on, ... durations). :meth:`Indicator.close` always leaves the pin off.
+- :class:`HookRunner` starts the configured command without waiting for it, with
+  ``WAKEWORD_KEYWORD``, ``WAKEWORD_SCORE`` and ``WAKEWORD_TIME_S`` in its environment;
+  a hook that runs longer than ``timeout_s`` is killed; failures are logged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from device.decision import Detection
+from device.gpio import BACKENDS, Pin
+
+log = logging.getLogger(__name__)
+
+MODES = ("pulse", "toggle", "pattern")
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    backend: str = "auto"
+    """``rpi`` (RPi.GPIO / rpi-lgpio), ``log`` (no hardware, logs the LED), ``fake`` (tests),
+    or ``auto`` (rpi when available, else log with a warning)."""
+    pin: int = 17
+    """BCM number of the LED or buzzer pin (GPIO17 is physical pin 11)."""
+    active_high: bool = True
+    """True: on drives the pin high (LED from pin to ground via a resistor). False: on drives it low."""
+    mode: str = "pulse"
+    """``pulse`` (on for ``on_s``), ``toggle`` (each detection flips it) or ``pattern`` (buzzer)."""
+    on_s: float = 1.0
+    """How long ``pulse`` keeps the LED on (s)."""
+    pattern_s: tuple[float, ...] = (0.1, 0.1, 0.1)
+    """``pattern`` durations in seconds: on, off, on, ... (ends off)."""
+    fake_edge_log: str = ""
+    """``fake`` backend only: append ``<monotonic_s> <pin> <level>`` lines to this file."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.pin <= 53:
+            raise ValueError(f"pin must be a BCM GPIO number 0-53, got {self.pin}")
+        if self.on_s <= 0:
+            raise ValueError(f"on_s must be positive, got {self.on_s}")
+        if not self.pattern_s or any(d <= 0 for d in self.pattern_s):
+            raise ValueError("pattern_s must be a non-empty list of positive durations")
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    command: str = ""
+    """Command run on each detection (split like a shell line, not run by a shell); empty = none."""
+    timeout_s: float = 10.0
+    """A hook still running after this long is killed (s)."""
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        try:
+            shlex.split(self.command)
+        except ValueError as exc:
+            raise ValueError(f"command cannot be parsed: {exc}") from None
+
+
+class Indicator:
+    def __init__(self, pin: Pin, cfg: GpioConfig):
+        self.pin = pin
+        self.cfg = cfg
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="indicator", daemon=True)
+        self._thread.start()
+
+    def trigger(self) -> None:
+        with self._cond:
+            self._pending += 1
+            self._cond.notify_all()
+
+    def _wait(self, timeout_s: float | None) -> bool:
+        """Wait up to ``timeout_s`` for a trigger or close; True if one came (consumed)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending or self._stopping, timeout_s)
+            if self._pending and not self._stopping:
+                self._pending = 0
+                return True
+            return False
+
+    def _run(self) -> None:
+        while self._wait(None):
+            if self.cfg.mode == "toggle":
+                self.pin.set(not self.pin.on)
+                continue
+            steps = (self.cfg.on_s,) if self.cfg.mode == "pulse" else self.cfg.pattern_s
+            i = 0
+            while i < len(steps) and not self._stopping:
+                self.pin.set(i % 2 == 0)
+                if self._wait(steps[i]) and self.cfg.mode == "pulse":
+                    continue  # a new detection while lit: start the on-time again
+                i += 1
+            if not self._stopping:
+                self.pin.set(False)
+
+    def close(self) -> None:
+        """Stop the pattern and leave the pin off (and released)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self.pin.close()
+
+
+class HookRunner:
+    def __init__(self, cfg: HookConfig):
+        self.argv = shlex.split(cfg.command)
+        self.timeout_s = cfg.timeout_s
+        self._running: list[tuple[subprocess.Popen, float]] = []
+
+    def run(self, det: Detection, keyword: str) -> None:
+        if not self.argv:
+            return
+        self.poll()
+        env = dict(os.environ, WAKEWORD_KEYWORD=keyword, WAKEWORD_SCORE=f"{det.score:.4f}",
+                   WAKEWORD_TIME_S=f"{det.time_s:.3f}")
+        try:
+            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            log.warning("hook %s could not start: %s", self.argv[0], exc.strerror or exc)
+            return
+        self._running.append((proc, time.monotonic()))
+
+    def poll(self) -> None:
+        """Reap finished hooks (logging failures) and kill overdue ones."""
+        still = []
+        for proc, started in self._running:
+            rc = proc.poll()
+            if rc is None and time.monotonic() - started > self.timeout_s:
+                proc.kill()
+                rc = proc.wait()
+                log.warning("hook %s killed after %.0f s", self.argv[0], self.timeout_s)
+            elif rc is None:
+                still.append((proc, started))
+            elif rc != 0:
+                log.warning("hook %s exited with status %d", self.argv[0], rc)
+        self._running = still
+
+    def close(self, wait_s: float = 2.0) -> None:
+        deadline = time.monotonic() + wait_s
+        for proc, _ in self._running:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._running = []
+
+
+@dataclass
+class Outputs:
+    """Fan-out of one detection to every configured output."""
+    keyword: str
+    indicator: Indicator | None = None
+    hook: HookRunner | None = None
+    count: int = 0
+    last: Detection | None = field(default=None)
+
+    def detection(self, det: Detection) -> None:
+        self.count += 1
+        self.last = det
+        if self.indicator is not None:
+            self.indicator.trigger()
+        log.info("detected %r at %.2f s (score %.3f)", self.keyword, det.time_s, det.score)
+        if self.hook is not None:
+            self.hook.run(det, self.keyword)
+
+    def poll(self) -> None:
+        if self.hook is not None:
+            self.hook.poll()
+
+    def close(self) -> None:
+        if self.indicator is not None:
+            self.indicator.close()
+        if self.hook is not None:
+            self.hook.close()

@@ -1,0 +1,69 @@
+"""Saving the audio around detections: the right stretch, a sidecar, atomic files, a disk cap."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from daemon_helpers import RATE
+from device.clipsaver import ClipSaver, SaveConfig
+from device.decision import Detection
+from device.wavio import read_mono_float
+
+
+def ramp(start_s: float, seconds: float) -> np.ndarray:
+    """Audio whose value encodes its own stream time (so the saved stretch can be checked)."""
+    t = start_s + np.arange(int(seconds * RATE)) / RATE
+    return (t / 100).astype(np.float32)
+
+
+def feed(saver: ClipSaver, start_s: float, seconds: float, step_s: float = 0.5) -> None:
+    t = start_s
+    while t < start_s + seconds - 1e-9:
+        saver.feed(ramp(t, step_s), t)
+        t += step_s
+
+
+def test_saves_pre_and_post_roll_with_a_sidecar(tmp_path):
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=0.5),
+                      RATE, "hey pi", model_version="v7", threshold=0.6)
+    feed(saver, 0.0, 5.0)
+    saver.detected(Detection(4.0, 0.93))
+    assert list(tmp_path.iterdir()) == []  # waits for the post-roll
+    feed(saver, 5.0, 0.5)
+    wavs = sorted(tmp_path.glob("*.wav"))
+    assert len(wavs) == 1 and wavs[0].name.endswith("_hey_pi.wav")
+    audio, rate = read_mono_float(wavs[0])
+    assert rate == RATE and len(audio) == int(1.5 * RATE)
+    assert abs(audio[0] * 100 - 3.0) < 0.01 and abs(audio[-1] * 100 - 4.5) < 0.01
+    meta = json.loads(wavs[0].with_suffix(".json").read_text())
+    assert meta["keyword"] == "hey pi" and meta["score"] == 0.93 and meta["model_version"] == "v7"
+    assert meta["time_s"] == 4.0 and meta["detected_at_s"] == 1.0 and meta["sample_rate"] == RATE
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_flush_at_end_of_stream_saves_what_exists(tmp_path):
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=2.0, post_roll_s=2.0), RATE, "k")
+    feed(saver, 0.0, 1.0)
+    saver.detected(Detection(0.9, 0.8))
+    saver.flush()
+    audio, _ = read_mono_float(next(tmp_path.glob("*.wav")))
+    assert len(audio) == RATE  # only 1 s existed
+
+
+def test_disk_cap_deletes_the_oldest_clips(tmp_path):
+    one_clip_mb = (RATE * 2 * 2 + 400) / 1e6  # 2 s of 16-bit audio + sidecar
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0,
+                                 max_mb=3.5 * one_clip_mb), RATE, "k")
+    stems = []
+    t = 0.0
+    for _ in range(6):
+        feed(saver, t, 3.0)
+        saver.detected(Detection(t + 3.0, 0.9))
+        feed(saver, t + 3.0, 1.0)
+        t += 4.0
+        stems.append(sorted(p.stem for p in tmp_path.glob("*.wav"))[-1])
+    left = sorted(p.stem for p in tmp_path.glob("*.wav"))
+    assert saver.saved == 6 and len(left) == 3
+    assert left == sorted(stems)[-3:]  # the newest survive
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == left  # pairs go together
