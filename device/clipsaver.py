@@ -99,7 +99,10 @@ class ClipSaver:
         clip = self._buf[max(0, i0):max(0, i1)]
         stamp = datetime.fromtimestamp(wall, timezone.utc)
         safe_kw = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.keyword) or "keyword"
-        stem = f"{stamp.strftime('%Y%m%dT%H%M%S')}{stamp.microsecond // 1000:03d}Z_{safe_kw}"
+        # wall time first (the disk cap deletes oldest first by name); the stream time keeps two
+        # detections within one millisecond of wall time apart (files fed faster than real time)
+        stem = (f"{stamp.strftime('%Y%m%dT%H%M%S')}{stamp.microsecond // 1000:03d}Z"
+                f"_t{int(round(det.time_s * 1000)):09d}_{safe_kw}")
         try:
             write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
             atomic_write_text(self.dir / f"{stem}.json", json.dumps({

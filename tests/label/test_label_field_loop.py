@@ -1,0 +1,90 @@
+"""The field loop's contract (docs/TEAM.md, "Folder conventions"): what `wakeword record` saves and
+what the labelling page writes is what the dataset builder (train/sources.py) takes in."""
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import numpy as np
+
+from device.clipsaver import ClipSaver, SaveConfig
+from device.decision import Detection
+from device.takes import Session, SessionConfig
+from device.params import AudioParams
+from label_helpers import RATE, http, serving, tone_word
+from train.dataconfig import DataConfig
+from train.sources import plan_recordings
+
+
+class Blocks:
+    def __init__(self, audio):
+        self.audio, self.pos = audio, 0
+
+    def read(self):
+        if self.pos >= len(self.audio):
+            return None
+        block, self.pos = self.audio[self.pos:self.pos + 700], self.pos + 700
+        return block
+
+    def flush(self):
+        pass
+
+    def describe(self):
+        return {"name": "test"}
+
+
+class Yes:
+    def prompt(self, *a):
+        return True
+
+    def level(self, *a):
+        pass
+
+    def review(self, take):
+        return "keep" if take.usable else "redo"
+
+    def message(self, text):
+        pass
+
+    def kept(self, path):
+        pass
+
+
+def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
+    root = tmp_path / "recordings"
+    words = np.concatenate([tone_word(2.3, 1.8, 0.4, seed=1)[:, 0], tone_word(2.3, 1.5, 0.5, seed=2)[:, 0],
+                            tone_word(3.0, 1.5, 0.3, seed=3)[:, 0]])
+    kept = Session(Blocks(words), Yes(), SessionConfig(keyword="computer", takes=2), root / "computer",
+                   flush_between_takes=False).run()
+    assert kept == 2
+    Session(Blocks(tone_word(4.0, 1.8, 0.6, seed=4)[:, 0]), Yes(),
+            SessionConfig(keyword="computer", kind="negative", takes=1), root / "computer",
+            flush_between_takes=False).run()
+    # Two detections saved by the daemon's own saver, as `make collect` brings them home.
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(root / "computer" / "field" / "pi"), pre_roll_s=2.0,
+                                 post_roll_s=1.0), RATE, "computer")
+    stream = tone_word(20.0, 3.0, 0.5, seed=5)[:, 0]
+    step = RATE // 2  # the daemon feeds 0.5 s steps
+    for i in range(0, len(stream), step):
+        if i / RATE in (3.5, 12.0):
+            saver.detected(Detection(time_s=i / RATE + 0.1, score=0.9))
+        saver.feed(stream[i:i + step], i / RATE)
+        time.sleep(0.002)  # clip names are millisecond wall-clock stamps; live, detections are seconds apart
+    field = sorted((root / "computer" / "field" / "pi").glob("*.wav"))
+    assert len(field) == 2
+
+    with serving(root / "computer") as url:
+        def put(path, body):
+            rel = quote(path.relative_to(root / "computer").as_posix())
+            status, answer, _ = http("PUT", f"{url}/api/label?path={rel}", body)
+            assert status == 200, answer
+        put(field[0], {"kind": "true_accept", "keyword_spans": [[1.4, 1.9]]})
+        put(field[1], {"kind": "false_accept", "keyword_spans": []})
+
+    plan = plan_recordings(DataConfig(recordings_dir=str(root)), "computer", AudioParams())
+    assert plan.unreadable == []
+    assert plan.origins == {"recordings/positive": 2, "recordings/negative": 1,
+                            "recordings/field:true_accept": 1, "recordings/field:false_accept": 1}
+    by_origin = {j.origin: j for j in plan.jobs}
+    assert by_origin[str(field[0])].kind == "keyword" and by_origin[str(field[0])].span_s == (1.4, 1.9)
+    assert by_origin[str(field[1])].kind == "confusable"
