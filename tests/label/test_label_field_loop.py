@@ -2,7 +2,6 @@
 what the labelling page writes is what the dataset builder (train/sources.py) takes in."""
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import numpy as np
@@ -68,8 +67,7 @@ def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
     for i in range(0, len(stream), step):
         if i / RATE in (3.5, 12.0):
             saver.detected(Detection(time_s=i / RATE + 0.1, score=0.9))
-        saver.feed(stream[i:i + step], i / RATE)
-        time.sleep(0.002)  # clip names are millisecond wall-clock stamps; live, detections are seconds apart
+        saver.feed(stream[i:i + step], i / RATE)  # faster than real time: names must still differ
     field = sorted((root / "computer" / "field" / "pi").glob("*.wav"))
     assert len(field) == 2
 
@@ -88,3 +86,23 @@ def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
     by_origin = {j.origin: j for j in plan.jobs}
     assert by_origin[str(field[0])].kind == "keyword" and by_origin[str(field[0])].span_s == (1.4, 1.9)
     assert by_origin[str(field[1])].kind == "confusable"
+
+
+def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog):
+    kw = tmp_path / "recordings" / "computer"
+    (kw / "positive").mkdir(parents=True)
+    (kw / "field" / "pi").mkdir(parents=True)
+    take = kw / "positive" / "take.wav"
+    field = kw / "field" / "pi" / "clip.wav"
+    for path in (take, field):
+        from device.wavio import write_wav
+        write_wav(path, tone_word(2.0, 0.5, 0.5, seed=7)[:, 0], RATE)
+    # half-valid nonsense: a usable-looking span, but a kind that does not exist
+    (kw / "positive" / "take.wav.label.json").write_text('{"version": 1, "kind": "maybe", "keyword_spans": [[0.1, 0.2]]}')
+    (kw / "field" / "pi" / "clip.wav.label.json").write_text('{"kind": "true_accept", "keyword_spans": "soon"')
+
+    plan = plan_recordings(DataConfig(recordings_dir=str(tmp_path / "recordings")), "computer", AudioParams())
+    jobs = {j.origin: j for j in plan.jobs}
+    assert jobs[str(take)].kind == "keyword" and jobs[str(take)].span_s is None  # a take, unlabelled
+    assert str(field) not in jobs  # an unreviewed field clip is neither positive nor negative
+    assert "take.wav.label.json" in caplog.text and "clip.wav.label.json" in caplog.text

@@ -1,0 +1,96 @@
+"""Augmentation and generated backgrounds (train.augment, train.backgrounds) on real signals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from train import augment, backgrounds
+
+SR = 16000
+
+
+def _tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / SR)[np.argmax(spec)])
+
+
+@pytest.mark.parametrize("factor", [0.88, 1.0, 1.12])
+def test_speed_changes_length_and_pitch_together(factor):
+    out = augment.change_speed(_tone(500), factor, SR)
+    assert abs(len(out) - SR / factor) <= 2
+    assert abs(_peak_hz(out) - 500 * factor) < 6
+
+
+@pytest.mark.parametrize("semitones", [-2.5, 2.0])
+def test_pitch_shift_keeps_length(semitones):
+    out = augment.shift_pitch(_tone(500), semitones, SR)
+    assert len(out) == SR
+    assert abs(_peak_hz(out) - 500 * 2 ** (semitones / 12)) < 10
+
+
+def test_rooms_are_reproducible_whatever_the_chunking_and_start_at_the_direct_path():
+    both = augment.simulate_rirs((SR, (0.2, 0.8), 3, [0, 1]))
+    alone = augment.simulate_rirs((SR, (0.2, 0.8), 3, [1]))
+    assert np.array_equal(both[1], alone[0])
+    for rir in both:
+        assert int(np.argmax(np.abs(rir))) <= 8 and np.max(np.abs(rir)) == pytest.approx(1.0)
+        assert 0.05 * SR < len(rir) < 3 * SR
+
+
+def test_reverb_keeps_the_level_and_bounds_the_tail():
+    rir = augment.simulate_rirs((SR, (0.6, 0.6), 1, [0]))[0]
+    dry = _tone(300, 0.5)
+    wet = augment.add_reverb(dry, rir, SR)
+    assert len(dry) < len(wet) <= len(dry) + augment.MAX_TAIL_S * SR
+    rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
+    assert rms(wet[: len(dry)]) == pytest.approx(rms(dry), rel=1e-3)
+    assert abs(wet[-1]) < 1e-6  # faded out, no click
+
+
+@settings(max_examples=50, deadline=None)
+@given(snr_db=st.floats(-10, 60), peak_dbfs=st.floats(-60, 0), gain=st.floats(0.01, 100))
+def test_mixing_reaches_the_snr_and_never_clips(snr_db, peak_dbfs, gain):
+    rng = np.random.default_rng(0)
+    speech = _tone(400, 0.2) * gain
+    noise = backgrounds.coloured_noise(len(speech), 1.0, rng) * gain
+    scaled = augment.scale_to_snr(float(np.sqrt(np.mean(speech ** 2))), noise, snr_db)
+    got = 20 * np.log10(np.sqrt(np.mean(speech ** 2)) / np.sqrt(np.mean(scaled ** 2)))
+    assert got == pytest.approx(snr_db, abs=1e-3)
+    out = augment.to_peak_dbfs(speech + scaled, peak_dbfs)
+    assert np.max(np.abs(out)) == pytest.approx(10 ** (peak_dbfs / 20), rel=1e-4)
+    assert np.max(np.abs(out)) <= 1.0
+
+
+def test_colouring_band_limits():
+    rng = np.random.default_rng(1)
+    white = backgrounds.coloured_noise(SR * 2, 0.0, rng)
+    out = augment.colour(white, SR, rng)
+    spec = np.abs(np.fft.rfft(out)) ** 2
+    freqs = np.fft.rfftfreq(len(out), 1 / SR)
+    assert spec[freqs < 20].sum() < 0.01 * spec.sum() and spec[freqs > 7900].sum() < 0.01 * spec.sum()
+
+
+@pytest.mark.parametrize("alpha, low_share", [(0.0, (0.05, 0.2)), (2.0, (0.8, 1.0))])
+def test_noise_colour(alpha, low_share):
+    noise = backgrounds.coloured_noise(SR * 4, alpha, np.random.default_rng(2))
+    assert noise.dtype == np.float32 and np.std(noise) == pytest.approx(1.0, rel=1e-3)
+    spec = np.abs(np.fft.rfft(noise)) ** 2
+    share = spec[np.fft.rfftfreq(len(noise), 1 / SR) < 1000].sum() / spec.sum()
+    assert low_share[0] < share < low_share[1]  # white: 1/8 of the band; brown: nearly all below 1 kHz
+
+
+def test_hum_and_babble():
+    rng = np.random.default_rng(3)
+    hum = backgrounds.hum(SR * 2, SR, rng)
+    f = _peak_hz(hum)
+    assert min(abs(f - k * base) for base in (50, 60) for k in range(1, 6)) < 1  # mains or a harmonic
+    voices = [_tone(f, 0.4) for f in (200, 330, 450)]
+    babble = backgrounds.babble(SR * 3, voices, rng)
+    assert babble.shape == (SR * 3,) and np.std(babble) == pytest.approx(1.0, rel=1e-3)
+    frames = babble.reshape(-1, 1600)
+    assert (np.std(frames, axis=1) > 0.1).mean() > 0.5  # talkers spread over the clip, not one burst

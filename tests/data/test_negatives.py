@@ -1,0 +1,57 @@
+"""Negatives derived from the keyword (train.negatives)."""
+from __future__ import annotations
+
+import pytest
+
+from train import negatives
+
+WORDS = ("commuter", "compute", "computers", "computer", "pewter", "come", "banana", "table",
+         "scooter", "comfort", "cute", "elephant", "tomato", "umbrella", "calm", "mute", "robot",
+         "rabbit", "hay", "hey", "robots")
+
+
+def test_phoneme_distance_ranks_sound_alikes_first():
+    kw = negatives.phones(negatives.phonemize("computer"))
+    d = {w: negatives.phone_distance(negatives.phones(negatives.phonemize(w)), kw) for w in
+         ("computer", "commuter", "banana", "umbrella")}
+    assert d["computer"] == 0 < d["commuter"] < d["banana"]
+    assert d["commuter"] < d["umbrella"]
+
+
+def test_confusables_are_derived_from_the_keyword_sounds():
+    found = negatives.confusables("computer", 12, words=WORDS)
+    texts = [c.text for c in found]
+    kinds = {c.kind for c in found}
+    assert "commuter" in texts and "compute" in texts  # sound-alikes
+    assert "pewter" in texts                          # a word like the keyword's tail
+    assert any(" " in t for t in texts)               # a phrase ("come pewter"-like)
+    assert {"sound-alike", "part", "phrase", "cut"} <= kinds
+    # never the keyword itself, nor the keyword plus a suffix
+    assert "computer" not in texts and "computers" not in texts
+    assert len(texts) == len(set(texts)) <= 12
+
+
+def test_multi_word_keyword_gives_its_words_alone_as_parts():
+    found = negatives.confusables("hey_robot", 10, words=WORDS)
+    texts = [c.text for c in found]
+    assert "hey" in texts and "robot" in texts
+    assert "hey robot" not in texts and "hay robots" not in texts  # the keyword again, + a suffix
+
+
+def test_spelling_cuts():
+    assert negatives.spelling_cuts("computer", 4) == ["compu", "puter", "com", "ter"]
+
+
+def test_corpus_sentences_exclude_the_keyword():
+    all_sentences = negatives.corpus_sentences("zzzz")
+    assert len(all_sentences) >= 250
+    kept = negatives.corpus_sentences("computer")
+    assert 0 < len(all_sentences) - len(kept) < 10
+    assert not any(negatives.contains_keyword(s, "computer") for s in kept)
+    assert any("commute" in s.lower() for s in kept)  # confusable words are welcome
+
+
+@pytest.mark.parametrize("keyword, text", [("computer", "computer"), ("hey_robot", "hey robot"),
+                                           ("ok-home", "ok home")])
+def test_keyword_text(keyword, text):
+    assert negatives.keyword_text(keyword) == text

@@ -1,0 +1,97 @@
+"""Every installed TTS engine speaks: non-silent, speech-like audio of a plausible length."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.params import AudioParams
+from train import sources, tts
+from train.audio_io import resample
+
+PARAMS = AudioParams()
+
+
+def _speech_checks(audio: np.ndarray, rate: int, text: str) -> None:
+    job = sources.Job("keyword", "train", "x:y", "s", "x", text)
+    ctx = sources.RenderContext(PARAMS, "", max_keyword_s=3.0, max_speech_s=9.0)
+    audio = sources.finish(resample(audio, rate, PARAMS.sample_rate), job, ctx)  # trims, raises if silent/implausible
+    seconds = len(audio) / PARAMS.sample_rate
+    assert 0.25 < seconds < 2.0, f"{seconds:.2f} s for {text!r}"
+    # Speech, not a tone or noise: its 10 ms energy envelope swings (syllables, stops) ...
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    energy_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    assert np.percentile(energy_db, 95) - np.percentile(energy_db, 10) > 10
+    # ... and most of its energy lies in the speech band
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / PARAMS.sample_rate)
+    assert spectrum[(freqs > 80) & (freqs < 4000)].sum() / spectrum.sum() > 0.6
+
+
+@pytest.mark.parametrize("engine", tts.ENGINES)
+def test_engine_speaks_the_keyword(engine):
+    mod = tts.engine_module(engine)
+    reason = mod.probe()
+    if reason is not None:
+        pytest.skip(f"{engine} not installed here: {reason}")
+    voices = mod.voices()
+    assert voices and all(v.engine == engine and v.speaker for v in voices)
+    rng = np.random.default_rng(0)
+    picks = [voices[i] for i in rng.choice(len(voices), size=min(2, len(voices)), replace=False)]
+    requests = [tts.Request(v, "computer", tuple(sorted(mod.random_settings(v, rng).items()))) for v in picks]
+    for req, res in zip(requests, tts.synthesize(requests)):
+        assert not isinstance(res, str), res
+        _speech_checks(res.audio, res.sample_rate, req.text)
+
+
+def test_a_bad_voice_is_an_error_line_not_an_exception():
+    if tts.engine_module("espeak").probe() is not None:
+        pytest.skip("espeak-ng not installed")
+    bad = tts.Voice("espeak", "xx-nonexistent+nothing", "espeak+nothing")
+    (res,) = tts.synthesize([tts.Request(bad, "computer")])
+    assert isinstance(res, str) and "xx-nonexistent" in res
+
+
+def test_discovery_reports_what_it_skips():
+    found = tts.discover(tts.ENGINES)
+    assert set(found.backends) | set(found.missing) == set(tts.ENGINES)
+    assert not set(found.backends) & set(found.missing)
+    assert all(v.engine in found.backends for v in found.voices)
+
+
+def test_speakers_that_are_one_person_share_a_speaker_name():
+    from train.tts import festival, flite
+
+    if flite.probe() or festival.probe():
+        pytest.skip("flite or festival missing")
+    fl = {v.name: v.speaker for v in flite.voices()}
+    fe = {v.name: v.speaker for v in festival.voices()}
+    assert fl["kal"] == fl["kal16"] == fe["kal_diphone"]
+    assert fl["slt"] == fe["cmu_us_slt_arctic_hts"]
+
+
+def test_espeak_program_fallback_speaks_the_same_voice_names():
+    """The Debian program is the fallback when the espeakng-loader wheel is absent."""
+    import shutil
+
+    from train.tts import espeak
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("the espeak-ng program is not installed")
+    program = espeak._Program()
+    assert "en-us" in espeak.accents(program.data_dir) and "f3" in espeak.variants(program.data_dir)
+    audio = program.render("en-us+f3", "computer", {"rate_wpm": 160, "pitch": 60})
+    _speech_checks(audio, program.sample_rate, "computer")
+
+
+def test_seeded_piper_batches_are_reproducible():
+    """piper's graph draws its own noise; a seeded batch renders the same audio every time."""
+    from train.tts import piper
+
+    if piper.probe() is not None:
+        pytest.skip("piper not installed")
+    voice = piper.voices()[0]
+    reqs = [tts.Request(voice, "computer", (("length_scale", 1.0), ("noise_scale", 0.8), ("noise_w_scale", 1.0))),
+            tts.Request(voice, "commuter", (("length_scale", 1.2), ("noise_scale", 0.8), ("noise_w_scale", 1.0)))]
+    first, second = tts.synthesize(reqs, seed=7), tts.synthesize(reqs, seed=7)
+    for a, b in zip(first, second):
+        assert not isinstance(a, str) and np.array_equal(a.audio, b.audio)

@@ -1,0 +1,165 @@
+"""The ``[data]`` section: what the dataset stage renders, mixes and stores.
+
+Defaults here are the full run (``configs/default.toml`` repeats the ones worth seeing);
+``configs/quick.toml`` shrinks the counts for QUICK=1. Lists arrive from TOML as lists and
+are kept as tuples so the config stays hashable and frozen.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # -- sizes ------------------------------------------------------------------------
+    seed: int = 1234
+    """Seed of everything random in the dataset stage; same seed + config + voices = same dataset."""
+    clip_s: float = 10.0
+    """Length of one training clip (s); rounded down to whole model output frames."""
+    train_clips: int = 6000
+    """Clips in the train split."""
+    val_clips: int = 400
+    """Clips in the val split (held-out voices)."""
+    test_clips: int = 400
+    """Clips in the test split (held-out voices, none shared with val)."""
+    shard_clips: int = 200
+    """Clips per stored shard (the unit of parallel work and of resuming)."""
+    workers: int = 0
+    """Worker processes for rendering and mixing; 0 = one per CPU core."""
+
+    # -- clip composition -------------------------------------------------------------
+    keyword_clip_fraction: float = 0.6
+    """Fraction of clips that contain at least one keyword; the rest contain none."""
+    max_keywords_per_clip: int = 2
+    """A keyword clip holds 1..this many keywords."""
+    max_negatives_per_clip: int = 4
+    """Each clip holds 0..this many non-keyword utterances (drawn before placement)."""
+    confusable_fraction: float = 0.5
+    """Share of non-keyword utterances that are confusables (the rest: general speech)."""
+
+    # -- sources: text-to-speech ------------------------------------------------------
+    engines: tuple[str, ...] = ("espeak", "flite", "festival", "piper")
+    """TTS engines to use when installed (missing ones are skipped and reported)."""
+    engine_weights: tuple[float, ...] = (0.45, 0.2, 0.15, 0.2)
+    """Share of renders per engine, in the order of ``engines`` (renormalised over those present)."""
+    keyword_renders: int = 3000
+    """Keyword utterances rendered for train; val and test get ``heldout_renders_fraction`` of it."""
+    confusable_count: int = 60
+    """How many confusable words/phrases to derive from the keyword."""
+    confusable_renders: int = 2400
+    """Confusable utterances rendered for train (spread over the confusable texts)."""
+    speech_renders: int = 700
+    """General-speech sentences rendered for train, from train/corpus/sentences.txt."""
+    heldout_renders_fraction: float = 0.15
+    """val and test each render this fraction of the train counts (at least a few)."""
+    piper_speech_weight: float = 0.3
+    """Multiplier on piper's share for sentence renders (piper is ~10x slower than the rest)."""
+
+    # -- voice split ------------------------------------------------------------------
+    val_speakers: tuple[str, ...] = ("person:rms",)
+    """Speakers held out for val (see ``train.tts.Voice.speaker``)."""
+    test_speakers: tuple[str, ...] = ("person:ked", "person:awb")
+    """Speakers held out for test."""
+    espeak_heldout_fraction: float = 0.12
+    """Fraction of espeak variants held out for val, and again for test (disjoint)."""
+    split_by_render_speakers: tuple[str, ...] = ("person:joe",)
+    """Speakers with too few voices to hold out (piper's only voice): their *renders* are split
+    (disjoint synthesis settings), so val/test hear the same person as train. Reported."""
+    heldout_render_fraction: float = 0.15
+    """For those speakers: fraction of renders for val, and again for test."""
+
+    # -- the user's own audio ---------------------------------------------------------
+    recordings_dir: str = "recordings"
+    """Root of ``<keyword>/positive|negative|field`` recordings (relative to the working dir)."""
+    positive_dirs: tuple[str, ...] = ()
+    """Extra folders of keyword recordings (WAV/FLAC, any rate and channels)."""
+    negative_dirs: tuple[str, ...] = ()
+    """Extra folders of non-keyword speech or sounds."""
+    background_dirs: tuple[str, ...] = ()
+    """Folders of background audio; when empty, generated noise only."""
+    recording_val_fraction: float = 0.1
+    """Fraction of the user's recordings (by file) for val, and again for test."""
+
+    # -- ../shared/data (real recordings; off by default so real-voice figures stay honest)
+    use_shared_negatives: bool = False
+    """Train also on ../shared/data real negative speech. Recorded in the manifest."""
+    use_shared_noise: bool = False
+    """Use ../shared/data noise recordings as backgrounds. Recorded in the manifest."""
+
+    # -- augmentation -----------------------------------------------------------------
+    speed_min: float = 0.88
+    """Lowest speed factor (resampling: tempo and pitch together)."""
+    speed_max: float = 1.12
+    """Highest speed factor."""
+    pitch_prob: float = 0.3
+    """Probability of an extra pitch shift (tempo kept)."""
+    pitch_semitones: float = 2.5
+    """Largest pitch shift, up or down (semitones)."""
+    reverb_prob: float = 0.6
+    """Probability that an utterance is convolved with a simulated room."""
+    rooms: int = 120
+    """Simulated room impulse responses per split (pyroomacoustics, cached)."""
+    rt60_min_s: float = 0.15
+    """Shortest room reverberation time (s)."""
+    rt60_max_s: float = 0.9
+    """Longest room reverberation time (s)."""
+    eq_prob: float = 0.4
+    """Probability of a random microphone colouring (band-limit and tilt)."""
+    gain_db: float = 8.0
+    """Utterance loudness varies by up to +-this within a clip (dB)."""
+    snr_min_db: float = 0.0
+    """Lowest speech-to-background ratio (dB)."""
+    snr_max_db: float = 30.0
+    """Highest speech-to-background ratio (dB)."""
+    quiet_fraction: float = 0.15
+    """Fraction of clips with a near-silent background (SNR 40-60 dB)."""
+    peak_dbfs_min: float = -35.0
+    """Quietest clip peak (dBFS); clips are scaled to a peak in [min, max], never clipped."""
+    peak_dbfs_max: float = -1.0
+    """Loudest clip peak (dBFS)."""
+
+    # -- outputs ----------------------------------------------------------------------
+    example_pngs: int = 6
+    """Example clips drawn as PNG (spectrogram with labels), with their WAVs."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        problems = []
+        if self.clip_s <= 0:
+            problems.append("clip_s must be positive")
+        for name in ("train_clips", "val_clips", "test_clips", "keyword_renders", "confusable_renders",
+                     "speech_renders", "confusable_count", "example_pngs", "rooms", "workers"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
+            problems.append("shard_clips and max_keywords_per_clip must be >= 1")
+        for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
+                     "eq_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
+                     "heldout_render_fraction", "recording_val_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must be in [0, 1]")
+        from train.tts import ENGINES
+
+        unknown = sorted(set(self.engines) - set(ENGINES))
+        if unknown:
+            problems.append(f"unknown TTS engine(s) {', '.join(unknown)} (known: {', '.join(ENGINES)})")
+        if len(self.engine_weights) != len(self.engines):
+            problems.append("engine_weights needs one weight per engine")
+        if not 0 < self.speed_min <= self.speed_max:
+            problems.append("need 0 < speed_min <= speed_max")
+        if not self.snr_min_db <= self.snr_max_db or not self.peak_dbfs_min <= self.peak_dbfs_max <= 0:
+            problems.append("need snr_min_db <= snr_max_db and peak_dbfs_min <= peak_dbfs_max <= 0")
+        if not 0 < self.rt60_min_s <= self.rt60_max_s:
+            problems.append("need 0 < rt60_min_s <= rt60_max_s")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def clips(self, split: str) -> int:
+        return {"train": self.train_clips, "val": self.val_clips, "test": self.test_clips}[split]
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -1,0 +1,226 @@
+"""The mixing half of the dataset stage: clips -> features -> shards, examples and report.
+
+Shard ``k`` of a split holds clips ``k * shard_clips ...``; clip ``i`` is made with
+``default_rng([seed, split_index, i])`` (see ``train.clipmaker``), so a resumed build makes
+exactly what an uninterrupted one would have. Features come from ``train.frontend.LogMel``,
+the module that is also inside the exported graph.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from device.params import AudioParams
+from train import augment, synth, workpool
+from train.clipmaker import SplitSources, make_clip
+from train.dataconfig import DataConfig
+from train.shards import is_complete, shard_paths, write_shard
+from train.voicesplit import SPLITS
+
+log = logging.getLogger(__name__)
+
+FEATURE_BATCH = 16
+"""Clips per LogMel call (bounds the STFT's memory: ~2 MB per clip-second)."""
+
+
+def clip_seconds(dcfg: DataConfig, params: AudioParams) -> float:
+    return synth.clip_samples_for(dcfg.clip_s, params) / params.sample_rate
+
+
+def clip_rng(dcfg: DataConfig, split: str, i: int) -> np.random.Generator:
+    return np.random.default_rng([dcfg.seed, SPLITS.index(split), i])
+
+
+def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams,
+                  bg_files: dict[str, list], workers: int = 1) -> dict[str, SplitSources]:
+    """Per split: its utterances, background files and (cached) simulated rooms."""
+    rooms = _room_banks(root / "rooms", dcfg, params, workers)
+    out = {}
+    for split in SPLITS:
+        entries = [dict(e, path=str(root / "sources" / e["path"])) for e in index["entries"] if e["split"] == split]
+        out[split] = SplitSources(split, params, dcfg,
+                                  keywords=[e for e in entries if e["kind"] == "keyword"],
+                                  confusables=[e for e in entries if e["kind"] == "confusable"],
+                                  speech=[e for e in entries if e["kind"] == "speech"],
+                                  background_files=bg_files.get(split, []), rirs=rooms[split])
+    return out
+
+
+def _room_banks(rooms_dir: Path, dcfg: DataConfig, params: AudioParams, workers: int) -> dict[str, list]:
+    """Simulated rooms per split (train ``rooms``, val/test a quarter each; separate seeds), cached."""
+    banks, tasks = {}, []
+    for s_i, split in enumerate(SPLITS):
+        count = dcfg.rooms if split == "train" else (max(1, dcfg.rooms // 4) if dcfg.rooms else 0)
+        path = rooms_dir / f"{split}-{count}-{dcfg.seed}-{dcfg.rt60_min_s}-{dcfg.rt60_max_s}-{params.sample_rate}.npz"
+        banks[split] = (path, count, augment.load_room_bank(path, count, params.sample_rate) if count else [])
+        if banks[split][2] is None:
+            seed = dcfg.seed * 10 + s_i
+            tasks += [(split, (params.sample_rate, (dcfg.rt60_min_s, dcfg.rt60_max_s), seed,
+                               list(range(i, min(i + 8, count))))) for i in range(0, count, 8)]
+    made: dict[str, dict[int, np.ndarray]] = {}
+    for split, rirs in workpool.imap(_simulate, tasks, workers, desc="simulating rooms",
+                                     total=sum(len(t[1][3]) for t in tasks), unit="room", weight=lambda r: len(r[1])):
+        made.setdefault(split, {}).update(rirs)
+    out = {}
+    for split, (path, count, rirs) in banks.items():
+        if rirs is None:
+            rirs = [made[split][i] for i in range(count)]
+            augment.save_room_bank(path, rirs, params.sample_rate)
+        out[split] = rirs
+    return out
+
+
+def _simulate(task) -> tuple[str, dict[int, np.ndarray]]:
+    split, spec = task
+    return split, dict(zip(spec[3], augment.simulate_rirs(spec)))
+
+
+# -- workers ----------------------------------------------------------------------------
+_SOURCES: dict[str, SplitSources] = {}
+_LOGMEL = None
+
+
+def _init(sources_by_split: dict[str, SplitSources]) -> None:
+    global _SOURCES
+    _SOURCES = sources_by_split
+
+
+def features(clips: list[np.ndarray], params: AudioParams) -> np.ndarray:
+    """float32 clips (equal length) -> float16 log-mel ``[n, frames, n_mels]`` (batched LogMel)."""
+    global _LOGMEL
+    import torch
+
+    from train.frontend import LogMel
+
+    if _LOGMEL is None or _LOGMEL.params != params:
+        _LOGMEL = LogMel(params)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(clips), FEATURE_BATCH):
+            batch = torch.from_numpy(np.stack(clips[i:i + FEATURE_BATCH]).astype(np.float32))
+            out.append(_LOGMEL(batch).numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+def _make_shard(task: tuple[str, str, int, int, int]) -> dict:
+    split_dir, split, k, first, count = task
+    src = _SOURCES[split]
+    t0 = time.monotonic()
+    clips = [make_clip(src, clip_rng(src.cfg, split, first + j)) for j in range(count)]
+    feats = features([c.audio for c in clips], src.params)
+    labels = np.stack([c.labels for c in clips])
+    metas = [dict(c.meta, index=first + j) for j, c in enumerate(clips)]
+    write_shard(split_dir, k, feats, labels, metas)
+    return {"split": split, "clips": count, "seconds": time.monotonic() - t0}
+
+
+def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig,
+                workers: int) -> dict:
+    """Make every missing shard of every split; then count what all shards hold."""
+    tasks, layout = [], {}
+    for split in SPLITS:
+        n = dcfg.clips(split)
+        counts = [min(dcfg.shard_clips, n - first) for first in range(0, n, dcfg.shard_clips)]
+        layout[split] = counts
+        split_dir = dataset_dir / split
+        split_dir.mkdir(parents=True, exist_ok=True)
+        for k, count in enumerate(counts):
+            if not is_complete(split_dir, k):
+                tasks.append((str(split_dir), split, k, k * dcfg.shard_clips, count))
+    todo = sum(t[4] for t in tasks)
+    log.info("clips: %d to mix (%d already done) on %d worker(s)", todo,
+             sum(sum(c) for c in layout.values()) - todo, workers)
+    t0 = time.monotonic()
+    for _ in workpool.imap(_make_shard, tasks, workers, desc="mixing clips", total=todo, unit="clip",
+                           init=_init, init_args=(sources_by_split,), weight=lambda r: r["clips"]):
+        pass
+    seconds = time.monotonic() - t0
+    return {"splits": {s: _split_stats(dataset_dir / s, counts) for s, counts in layout.items()},
+            "seconds": round(seconds, 1), "clips_made": todo,
+            "clips_per_s": round(todo / seconds, 2) if todo and seconds > 0 else None}
+
+
+def _split_stats(split_dir: Path, counts: list[int]) -> dict:
+    stats = {"clips": sum(counts), "shard_counts": counts, "keyword_clips": 0, "keywords": 0,
+             "negatives": 0, "skipped_placements": 0, "positive_frames": 0, "frames": None,
+             "n_mels": None, "voices": set()}
+    for k in range(len(counts)):
+        feat_path, label_path, meta_path = shard_paths(split_dir, k)
+        for line in meta_path.read_text().splitlines():
+            m = json.loads(line)
+            stats["keyword_clips"] += bool(m["keywords"])
+            stats["keywords"] += len(m["keywords"])
+            stats["negatives"] += len(m["negatives"])
+            stats["skipped_placements"] += m["skipped"]
+            stats["voices"].update(x["voice"] for x in m["keywords"])
+        labels = np.load(label_path, mmap_mode="r")
+        stats["positive_frames"] += int(labels.sum())
+        stats["frames"] = int(labels.shape[1])
+        stats["n_mels"] = int(np.load(feat_path, mmap_mode="r").shape[2])
+    stats["keyword_voices_used"] = len(stats.pop("voices"))
+    return stats
+
+
+# -- examples and report ------------------------------------------------------------------
+def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig,
+                   params: AudioParams) -> None:
+    """Re-make the first clips of val and train (deterministic) and draw them with their labels."""
+    from train.audio_io import write_wav
+    from train.dataplots import draw_clip
+
+    out = dataset_dir / "examples"
+    n = dcfg.example_pngs
+    picks = [("val", i) for i in range(min(n // 2, dcfg.val_clips))]
+    picks += [("train", i) for i in range(min(n - len(picks), dcfg.train_clips))]
+    for split, i in picks:
+        clip = make_clip(sources_by_split[split], clip_rng(dcfg, split, i))
+        feats = features([clip.audio], params)[0].astype(np.float32)
+        name = f"{split}-{i:04d}"
+        draw_clip(out / f"{name}.png", feats, clip.labels, clip.meta, params, title=f"{split} clip {i}")
+        write_wav(out / f"{name}.wav", clip.audio, params.sample_rate)
+
+
+def report(manifest: dict) -> str:
+    """The dataset report (markdown): counts, voices, throughput."""
+    src, thr = manifest["sources"], manifest["throughput"]
+    lines = [f"# Dataset: \"{manifest['keyword']}\"", "",
+             f"Built {manifest['created']}, seed {manifest['seed']}, build key `{manifest['build_key']}`.", "",
+             "| split | clips | with keyword | keywords | negatives | skipped placements | positive frames |"
+             " keyword voices used |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s, v in manifest["splits"].items():
+        lines.append(f"| {s} | {v['clips']} | {v['keyword_clips']} | {v['keywords']} | {v['negatives']} | "
+                     f"{v['skipped_placements']} | {v['positive_frames']} | {v['keyword_voices_used']} |")
+    lines += ["", "## Sources", "", "| split | keyword | confusable | speech | distinct voices | speakers |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for s, c in src["utterances"].items():
+        lines.append(f"| {s} | {c['keyword']} | {c['confusable']} | {c['speech']} | "
+                     f"{src['distinct_voices'][s]} | {len(src['speakers'][s])} |")
+    lines += ["", "- Engines: " + ", ".join(f"{k} ({v})" for k, v in src["engines"].items()) + "."]
+    if src["missing_engines"]:
+        lines.append("- Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in src["missing_engines"].items()) + ".")
+    lines += [f"- Held out for val: {', '.join(src['heldout_speakers']['val']) or 'none'}.",
+              f"- Held out for test: {', '.join(src['heldout_speakers']['test']) or 'none'}."]
+    if src["shared_speakers"]:
+        lines.append(f"- In every split with separate renders (too few voices to hold out): "
+                     f"{', '.join(src['shared_speakers'])}.")
+    r = src["render"]
+    lines += [f"- Renders: {r['planned']} planned, {r['cached']} cached, {r['rendered']} rendered, "
+              f"{r['failed']} failed. Unreadable files skipped: {len(src['unreadable'])}.",
+              f"- Recordings used: {src['recordings'] or 'none'}. Shared data: {src['shared_data']}.", "",
+              "## Throughput", "",
+              "- " + _render_line(thr, r["planned"]),
+              f"- Mixing: {thr['clips_made']} clips in {thr['synth_s']} s = **{thr['clips_per_s']} clips/s** "
+              f"on {thr['workers']} workers.", f"- Whole stage: {thr['total_s']} s.", "",
+              "## Examples", "", "Spectrograms with labels underneath: `examples/*.png` (and the clips as WAV)."]
+    return "\n".join(lines) + "\n"
+
+
+def _render_line(thr: dict, planned: int) -> str:
+    measured = thr.get("render_measured")
+    speed = (f"{measured['per_s']} utterances/s ({measured['rendered']} in {measured['seconds']} s"
+             f"{'' if thr['rendered'] else ', an earlier run'})") if measured else "not measured"
+    return f"Rendering: {thr['rendered']} of {planned} utterances rendered in this run, {thr['render_s']} s; {speed}. "

@@ -1,0 +1,73 @@
+"""The real recordings in ``../shared/data`` (development machines and CI only).
+
+Located repo-relative (``<repo>/../shared/data``) or by the environment variable
+``WAKEWORD_SHARED_DATA``; :func:`locate` returns None when absent, and every caller must
+cope (a user's machine has no such folder). Its ``manifest.csv`` lists each file with a
+label (``positive`` / ``negative_speech`` / ``noise``), source, licence and speaker.
+
+Use: real keyword clips are the real-voice *evaluation* set (training validation, the
+benchmark) and never go into the training set. Real negatives and noise may be used for
+training only through ``[data] use_shared_negatives`` / ``use_shared_noise`` (default off;
+recorded in the dataset manifest), so reported real-voice false-accept figures stay honest.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "WAKEWORD_SHARED_DATA"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = "manifest.csv"
+
+
+@dataclass(frozen=True)
+class RealClip:
+    path: Path
+    """Absolute path of the WAV."""
+    label: str
+    """``positive`` | ``negative_speech`` | ``noise``."""
+    source: str
+    license: str
+    speaker: str
+
+
+def locate() -> Path | None:
+    """The shared data folder (it must hold manifest.csv), or None."""
+    env = os.environ.get(ENV_VAR)
+    root = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return root.resolve() if (root / MANIFEST).is_file() else None
+
+
+def manifest(root: Path | None = None) -> list[RealClip]:
+    """Every file listed in the manifest (that exists), or [] without shared data."""
+    root = root or locate()
+    if root is None:
+        return []
+    out = []
+    with open(root / MANIFEST, newline="") as f:
+        for row in csv.DictReader(f):
+            path = root / row["path"]
+            if path.is_file():
+                out.append(RealClip(path, row.get("label", ""), row.get("source", ""),
+                                    row.get("license", ""), row.get("speaker", "")))
+    return out
+
+
+def keyword_clips(keyword: str, root: Path | None = None) -> list[RealClip]:
+    """Real recordings of ``keyword`` (files under ``<keyword>/`` labelled positive)."""
+    prefix = keyword.lower().replace(" ", "_")
+    base = root or locate()
+    return [c for c in manifest(base)
+            if c.label == "positive" and c.path.relative_to(base).parts[0].lower() == prefix]
+
+
+def negative_clips(root: Path | None = None) -> list[RealClip]:
+    """Real non-keyword speech (includes the 8 kHz spoken-digit set)."""
+    return [c for c in manifest(root) if c.label == "negative_speech"]
+
+
+def noise_clips(root: Path | None = None) -> list[RealClip]:
+    """Real background noise recordings."""
+    return [c for c in manifest(root) if c.label == "noise"]

@@ -1,0 +1,86 @@
+"""festival (Debian ``festival`` + ``festvox-*`` voices), with varied duration.
+
+Starting festival costs ~0.3 s, so a batch of requests runs as one Scheme script in one
+``festival -b`` process, each utterance saved to its own WAV.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from train.tts import Rendered, Request, Voice
+
+ENGINE = "festival"
+VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
+# Festival voices recorded by the same person as a flite voice (same speaker, same split).
+SPEAKERS = {"kal_diphone": "kal", "cmu_us_slt_arctic_hts": "slt", "ked_diphone": "ked",
+            "cmu_us_awb_cg": "awb", "cmu_us_rms_cg": "rms", "cmu_us_slt_cg": "slt"}
+
+
+@functools.lru_cache(maxsize=1)
+def _exe() -> str | None:
+    return shutil.which("festival")
+
+
+def probe() -> str | None:
+    return None if _exe() else "the festival program is not installed (Debian packages festival festvox-*)"
+
+
+def backend() -> str:
+    out = subprocess.run([_exe(), "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"System:\s*([\d.]+)", out)
+    return f"festival {match.group(1) if match else '?'} ({_exe()})"
+
+
+def voices() -> list[Voice]:
+    names = sorted({p.name for root in VOICE_ROOTS if root.is_dir()
+                    for lang in root.iterdir() if lang.is_dir() for p in lang.iterdir() if p.is_dir()})
+    # Shared speaker names so festival's kal/slt share a split with flite's.
+    return [Voice(ENGINE, n, f"person:{SPEAKERS.get(n, n)}")
+            for n in names]
+
+
+def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
+    """Duration stretch 0.8-1.35 (>1 is slower)."""
+    return {"duration_stretch": round(float(rng.uniform(0.8, 1.35)), 3)}
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendered | str]:
+    with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+        lines = []
+        for i, req in enumerate(requests):
+            if not re.fullmatch(r"[A-Za-z0-9_]+", req.voice.name):
+                raise ValueError(f"bad festival voice name {req.voice.name!r}")
+            stretch = dict(req.settings).get("duration_stretch", 1.0)
+            lines.append(f"(voice_{req.voice.name})"
+                         f"(Parameter.set 'Duration_Stretch {float(stretch)})"
+                         f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(req.text)}))"
+                         f" {_scheme_string(str(Path(tmp) / f'{i}.wav'))} 'riff)")
+        script = Path(tmp) / "batch.scm"
+        script.write_text("\n".join(lines) + "\n")
+        try:
+            proc = subprocess.run([_exe(), "-b", str(script)], capture_output=True, text=True,
+                                  timeout=60 + 10 * len(requests))
+            err = proc.stderr.strip()[:200]
+        except (OSError, subprocess.SubprocessError) as exc:
+            err = str(exc)
+        out: list[Rendered | str] = []
+        for i, req in enumerate(requests):
+            wav = Path(tmp) / f"{i}.wav"
+            try:
+                audio, rate = sf.read(str(wav), dtype="float32")
+                out.append(Rendered(audio, rate))
+            except (sf.LibsndfileError, RuntimeError, OSError):
+                out.append(f"{req.voice.id}: festival wrote no audio ({err or 'no message'})")
+    return out
