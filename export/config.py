@@ -1,0 +1,69 @@
+"""The ``[export]`` section of the configuration (configs/default.toml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from export.calibrate import CalibrationConfig
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    target_fa_per_hour: float = 0.5
+    """False accepts per hour the default (stored) threshold is calibrated to."""
+    extra_targets_fa_per_hour: tuple = (0.1,)
+    """Further operating points recorded in the model's calibration JSON and the report."""
+    smoothing_frames: int = 1
+    """Decision smoothing (output frames) thresholds are calibrated under; stored for the device."""
+    refractory_s: float = 2.0
+    """Minimum time between two detections (s) thresholds are calibrated under; stored for the device."""
+    tolerance_s: float = 1.0
+    """A detection up to this long after a keyword ends still counts as a hit (s)."""
+    min_negative_hours: float = 4.0
+    """Less negative calibration audio than this marks the thresholds low-confidence (report + metadata)."""
+    calibration_dir: str = ""
+    """A folder of WAVs (+ ``.label.json`` sidecars) to calibrate on instead of the held-out streams."""
+    calibration_split: str = "val"
+    """Dataset split whose (held-out) speakers voice the calibration streams; never ``train``."""
+    speech_hours: float = 4.0
+    """Negative speech rendered by the held-out voices for calibration (h), half clean, half in noise."""
+    noise_hours: float = 1.0
+    """Generated background-only negative audio for calibration (h)."""
+    calibration_seed: int = 4242
+    """Seed of the calibration audio (texts, voices, noise)."""
+    parity_tolerance: float = 1e-4
+    """Largest |onnxruntime - PyTorch| probability difference the export accepts."""
+    parity_streams: int = 4
+    """Calibration streams (positives first: real speech) also used for the parity check."""
+    parity_max_s: float = 30.0
+    """Each parity signal is cut to this many seconds (the one-frame chunking is slow)."""
+    int8: bool = True
+    """Try an int8 variant (onnxruntime dynamic quantization) and report it next to float32."""
+    int8_max_miss_increase: float = 0.02
+    """Keep ``model.int8.onnx`` only if its miss rate at the target is at most this much higher ..."""
+    int8_max_cpu_ratio: float = 0.9
+    """... and one streaming step costs at most this fraction of the float32 step's CPU time."""
+    bench_steps: int = 40
+    """Inference steps timed for the cost figures in the report."""
+    bench_window_s: float = 10.0
+    """Window a stateless model would re-run every step, for the cost comparison (s)."""
+    score_threads: int = 1
+    """onnxruntime threads for scoring the calibration streams (the machine is shared)."""
+
+    def __post_init__(self) -> None:
+        extra = self.extra_targets_fa_per_hour
+        extra = (extra,) if isinstance(extra, (int, float)) else extra  # `--set export.extra...=0.2`
+        object.__setattr__(self, "extra_targets_fa_per_hour", tuple(float(t) for t in extra))
+        if self.target_fa_per_hour <= 0 or any(t <= 0 for t in self.extra_targets_fa_per_hour):
+            raise ValueError("false-accept targets must be positive")
+        if self.parity_tolerance <= 0 or self.parity_streams < 1 or self.parity_max_s <= 0:
+            raise ValueError("parity_tolerance, parity_streams and parity_max_s must be positive")
+        if self.calibration_split == "train":
+            raise ValueError("calibration_split must be a held-out split (val or test), not train")
+        if self.speech_hours < 0 or self.noise_hours < 0:
+            raise ValueError("speech_hours and noise_hours must be >= 0")
+        if self.bench_steps < 1 or self.bench_window_s <= 0 or self.score_threads < 1:
+            raise ValueError("bench_steps, bench_window_s and score_threads must be positive")
+
+    def calibration(self) -> CalibrationConfig:
+        return CalibrationConfig(self.target_fa_per_hour, self.extra_targets_fa_per_hour, self.smoothing_frames,
+                                 self.refractory_s, self.tolerance_s, self.min_negative_hours)

@@ -1,0 +1,155 @@
+"""`python -m export` end to end on a tiny trained checkpoint, and its refusals (one line, exit 1)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from device.decision import DecisionConfig, detect
+from device.params import AudioParams
+from export.__main__ import main
+from export.scoring import OnnxStepper, stream_probs
+from tests.export.test_metadata import load_like_the_device
+from tests.toymodels import tone_clip, write_tone_checkpoint, write_tone_streams
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tone_checkpoint(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    return write_tone_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory) -> Path:
+    return write_tone_streams(tmp_path_factory.mktemp("calib"), n_positive=2, n_negative=3, stream_s=30.0)
+
+
+def make_build(tmp_path: Path, checkpoint: Path | None) -> Path:
+    build = tmp_path / "build" / "tone"
+    (build / "train").mkdir(parents=True)
+    if checkpoint is not None:
+        shutil.copy(checkpoint, build / "train" / "best.pt")
+    return build
+
+
+def run_cli(build: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "export", "--keyword", "tone", "--build", str(build), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tone_checkpoint, calib_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    build = make_build(tmp_path_factory.mktemp("cli"), tone_checkpoint)
+    proc = run_cli(build, "--set", f"export.calibration_dir={calib_dir}", "--set", "export.min_negative_hours=0.01",
+                   "--set", "export.bench_steps=5")
+    return build, proc
+
+
+def test_export_writes_a_calibrated_model_and_its_report(exported):
+    build, proc = exported
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    meta = load_like_the_device(build / "model.onnx")
+    assert meta.keyword == "tone" and meta.model_version.startswith("tone-")
+    cal = meta.calibration
+    assert set(cal["thresholds"]) == {"0.5", "0.1"} and meta.threshold == cal["thresholds"]["0.5"]
+    assert cal["decision"] == {"smoothing_frames": 1, "refractory_s": 2.0}
+    assert cal["negative_hours"] == pytest.approx(90 / 3600, rel=1e-3)
+    assert meta.training["step"] == 120 and meta.training["data"]["clips"] == 48
+    assert meta.stream["chunk_multiple_samples"] == meta.params.output_hop_samples
+    assert {"torch", "onnx", "onnxruntime", "opset", "wakeword"} <= set(meta.versions)
+    for name in ("report.md", "report.json", "det.png", "config.json"):
+        assert (build / "export" / name).is_file(), name
+    assert not list(build.glob("export/candidate*")) and not list(build.rglob(".*.tmp"))
+    report = json.loads((build / "export" / "report.json").read_text())
+    assert report["parity"]["worst"] <= 1e-4
+    assert report["cost"]["fp32"]["stream_cpu_ms"] > 0 and report["cost"]["fp32"]["window_cpu_ms"] > 0
+    assert "ai.onnx:GRU" in report["model"]["op_types"]
+
+
+def test_exported_threshold_detects_the_tone_and_ignores_other_sounds(exported, params):
+    build, _ = exported
+    stepper = OnnxStepper(build / "model.onnx")
+    rule = DecisionConfig(stepper.meta.threshold)
+    hit = stream_probs(stepper, tone_clip(6.0, [2.0], seed=77), params.chunk_samples)
+    assert len(detect(hit, params.output_hop_s, rule)) == 1
+    quiet = stream_probs(stepper, tone_clip(6.0, [], seed=78), params.chunk_samples)
+    assert detect(quiet, params.output_hop_s, rule) == []
+
+
+def test_int8_variant_is_reported_and_kept_only_within_its_bound(exported):
+    build, _ = exported
+    report = json.loads((build / "export" / "report.json").read_text())
+    int8 = report["int8"]
+    assert int8["quantized_nodes"] and "int8" in report["cost"]
+    within = int8["miss_increase"] <= int8["bound"] + 1e-12 and int8["target_met"]
+    assert int8["kept"] == (within and int8["cpu_ratio_vs_fp32"] <= 0.9)
+    assert (build / "model.int8.onnx").is_file() == int8["kept"]
+    if int8["kept"]:
+        assert load_like_the_device(build / "model.int8.onnx").threshold == pytest.approx(int8["threshold"])
+
+
+def test_missing_checkpoint_is_one_line_and_exit_1(tmp_path):
+    build = make_build(tmp_path, None)
+    proc = run_cli(build)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"export: error: no checkpoint at {build}/train/best.pt; run `make train` first"
+    assert not (build / "model.onnx").exists()
+
+
+def _checkpoint_variant(src: Path, dst: Path, **changes) -> None:
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    state.update(changes)
+    torch.save(state, dst)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"keyword": "computer"}, "trained for keyword 'computer', not 'tone'"),
+    ({"format": 7}, "checkpoint format 7"),
+    ({"model_config": {"n_mels": 40, "conv_channels": 32, "conv_kernel": 3, "stride": 2, "gru_hidden": 16,
+                       "dropout": 0.0}}, "weights do not fit its model config"),
+    ({"audio_params": {"sample_rate": 16000, "bogus": 1}}, "bad audio parameters"),
+    ({"audio_params": {**AudioParams().to_dict(), "output_stride": 1}}, "does not match the audio parameters"),
+    ({"model": None}, "model is a NoneType, not a dict"),
+])
+def test_incompatible_checkpoint_is_one_line_and_keeps_the_old_model(tmp_path, tone_checkpoint, capsys,
+                                                                     changes, message):
+    build = make_build(tmp_path, None)
+    _checkpoint_variant(tone_checkpoint, build / "train" / "best.pt", **changes)
+    (build / "model.onnx").write_bytes(b"the previous good model")
+    assert main(["--keyword", "tone", "--build", str(build)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("export: error: ") and message in err and "\n" not in err
+    assert (build / "model.onnx").read_bytes() == b"the previous good model"
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, tone_checkpoint, capsys):
+    build = make_build(tmp_path, None)
+    data = tone_checkpoint.read_bytes()
+    (build / "train" / "best.pt").write_bytes(data[: len(data) // 3])
+    assert main(["--keyword", "tone", "--build", str(build)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("export: error: ") and "best.pt" in err and "\n" not in err
+
+
+def test_failure_after_tracing_keeps_the_old_model(tmp_path, tone_checkpoint, capsys):
+    build = make_build(tmp_path, tone_checkpoint)
+    (build / "model.onnx").write_bytes(b"the previous good model")
+    code = main(["--keyword", "tone", "--build", str(build), "--set", f"export.calibration_dir={tmp_path}/none"])
+    assert code == 1
+    assert "calibration folder" in capsys.readouterr().err
+    assert (build / "model.onnx").read_bytes() == b"the previous good model"
+    assert not list(build.rglob("candidate*")) and not list(build.rglob(".*.tmp"))
+
+
+def test_bad_config_is_one_line(tmp_path, tone_checkpoint, capsys):
+    build = make_build(tmp_path, tone_checkpoint)
+    assert main(["--keyword", "tone", "--build", str(build), "--set", "export.no_such_key=1"]) == 1
+    assert "[export] has unknown key(s): no_such_key" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Calibration streams from held-out speakers: right groups, keyword spans only in positives,
+training speakers left out, deterministic."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from export.calib_streams import CalibrationDataError
+from export.heldout import HeldoutPlan, heldout_source
+from train.streams import StreamConfig
+
+
+@pytest.fixture(scope="session")
+def sources_build(tmp_path_factory, params):
+    """A tiny ``build/<kw>/sources`` in the dataset layout: val speaker espeak+adam, train speaker espeak+Alex."""
+    from train import tts
+    from train.audio_io import resample, write_wav
+
+    if tts.engine_module("espeak").probe() is not None:
+        pytest.skip("espeak-ng is not usable here")
+    build = tmp_path_factory.mktemp("heldout") / "build" / "computer"
+    root = build / "sources"
+    entries = []
+    jobs = [("keyword", "val", "en-us+adam", "espeak+adam", "computer"),
+            ("keyword", "val", "en-gb-x-rp+adam", "espeak+adam", "computer!"),
+            ("confusable", "val", "en-us+adam", "espeak+adam", "commuter"),
+            ("keyword", "train", "en-us+Alex", "espeak+Alex", "computer")]
+    for i, (kind, split, voice, speaker, text) in enumerate(jobs):
+        res = tts.synthesize([tts.Request(tts.Voice("espeak", voice, speaker), text)])[0]
+        assert not isinstance(res, str), res
+        rel = f"{kind}/espeak/{i}.wav"
+        write_wav(root / rel, resample(res.audio, res.sample_rate, params.sample_rate), params.sample_rate)
+        entries.append({"path": rel, "kind": kind, "split": split, "text": text, "voice": f"espeak:{voice}",
+                        "speaker": speaker, "engine": "espeak", "duration_s": 1.0})
+    (root / "index.json").write_text(json.dumps({"version": 1, "entries": entries, "voices": {},
+                                                 "speakers": {"espeak+adam": "val", "espeak+Alex": "train"}}))
+    return build
+
+
+PLAN = HeldoutPlan("val", speech_hours=0.01, noise_hours=0.02, seed=7, batch_utterances=24)
+CFG = StreamConfig(keywords_per_stream=2, negative_stream_s=30.0)
+
+
+def test_heldout_streams_have_the_promised_groups(sources_build, params):
+    streams = list(heldout_source("computer", sources_build, params, PLAN, CFG)())
+    groups = {}
+    for s in streams:
+        groups.setdefault(s.group, []).append(s)
+        duration_s = len(s.audio) / params.sample_rate
+        assert s.audio.dtype == np.float32 and np.all(np.isfinite(s.audio)) and np.max(np.abs(s.audio)) <= 1.0
+        assert all(0 <= a < b <= duration_s for a, b in s.keyword_spans)
+    assert set(groups) == {"clean", "noisy 10 dB", "speech", "speech + noise", "noise"}
+    # Only the two val keyword takes: the training speaker's take is left out.
+    assert sum(len(s.keyword_spans) for s in groups["clean"]) == 2
+    assert sum(len(s.keyword_spans) for s in groups["noisy 10 dB"]) == 2
+    for g in ("speech", "speech + noise", "noise"):
+        assert all(not s.keyword_spans for s in groups[g])
+    noise_s = sum(len(s.audio) for s in groups["noise"]) / params.sample_rate
+    assert noise_s == pytest.approx(PLAN.noise_hours * 3600, abs=CFG.negative_stream_s)
+    rendered_s = sum(len(s.audio) for s in groups["speech + noise"]) / params.sample_rate
+    assert rendered_s >= PLAN.speech_hours * 3600
+    # The first streams come out first (parity takes real speech from there): positives lead.
+    assert streams[0].positive
+
+
+def test_heldout_streams_are_deterministic(sources_build, params):
+    a = list(heldout_source("computer", sources_build, params, PLAN, CFG)())
+    b = list(heldout_source("computer", sources_build, params, PLAN, CFG)())
+    assert [s.name for s in a] == [s.name for s in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.audio, y.audio)
+
+
+def test_missing_sources_is_one_clear_error(tmp_path, params):
+    with pytest.raises(CalibrationDataError, match="run `make data`"):
+        heldout_source("computer", tmp_path, params, PLAN, CFG)

@@ -1,0 +1,58 @@
+"""The int8 variant (front end kept float32) and the step-cost measurement, on the tiny model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from device.modelmeta import ModelMeta
+from export.bench import step_cost
+from export.calib_streams import CalibrationDataError, folder_source
+from export.onnx_export import op_types
+from export.parity import check_operators
+from export.quantize import frontend_nodes, quantize_int8
+from export.scoring import OnnxStepper, stream_probs
+
+
+def test_int8_quantizes_the_network_but_not_the_front_end(tiny_model, tmp_path, speech, params):
+    out = tmp_path / "model.int8.onnx"
+    quantized = quantize_int8(tiny_model, out)
+    assert quantized  # the CRNN's Conv and output MatMul
+    proto = onnx.load(str(out))
+    check_operators(op_types(proto))
+    front = frontend_nodes(proto)
+    assert len(front) == 2 and all(n.op_type in ("Conv", "MatMul") for n in proto.graph.node if n.name in front)
+    assert ModelMeta.from_props({p.key: p.value for p in proto.metadata_props}).keyword == "tiny"
+    fp32 = stream_probs(OnnxStepper(tiny_model), speech, params.chunk_samples)
+    int8 = stream_probs(OnnxStepper(out), speech, params.chunk_samples)
+    assert int8.shape == fp32.shape
+    assert 0 < np.max(np.abs(int8 - fp32)) < 0.2  # really quantized, still the same model
+
+
+def test_step_cost_measures_both_ways(tiny_model, params):
+    cost = step_cost(tiny_model, steps=5, window_s=4.0)
+    d = cost.to_dict()
+    assert d["model_bytes"] == tiny_model.stat().st_size
+    assert d["chunk_s"] == params.infer_every_s and d["window_s"] == pytest.approx(4.0)
+    for key in ("stream_wall_ms", "stream_cpu_ms", "window_wall_ms", "window_cpu_ms"):
+        assert d[key] > 0, key
+    assert d["stream_cpu_s_per_audio_hour"] == pytest.approx(d["stream_cpu_ms"] / 1000 * 7200)
+    json.dumps(d)
+
+
+def test_folder_source_reads_labels_and_resamples(tmp_path, params):
+    import soundfile as sf
+
+    (tmp_path / "speech").mkdir()
+    sf.write(tmp_path / "speech" / "a.wav", np.zeros((48000, 2), np.float32), 48000)  # 1 s stereo 48 kHz
+    sf.write(tmp_path / "kw.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "kw.wav.label.json").write_text(json.dumps({"kind": "keyword", "keyword_spans": [[0.2, 0.6]]}))
+    streams = list(folder_source(tmp_path, params)())
+    by_name = {s.name: s for s in streams}
+    assert by_name["speech/a.wav"].group == "speech" and not by_name["speech/a.wav"].positive
+    assert len(by_name["speech/a.wav"].audio) == params.sample_rate
+    assert by_name["kw.wav"].keyword_spans == [(0.2, 0.6)] and by_name["kw.wav"].group == "keyword"
+    with pytest.raises(CalibrationDataError, match="does not exist"):
+        folder_source(tmp_path / "missing", params)
