@@ -1,0 +1,211 @@
+"""Training mechanics on a tiny model and the in-memory tone dataset (tests/train/fakedata.py):
+learning, streaming equivalence, checkpoints, resume, interruption, refusal of a foreign config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.fakedata import ToneClips
+from tests.train.fakerun import fake_open_data
+from train import checkpoint, config
+from train import train as training
+from train.batches import Schedule, collate
+from train.distributed import Dist
+from train.loss import frame_loss
+from train.model import CRNN, ModelConfig
+
+TINY = ["model.conv_channels=16", "model.gru_hidden=16", "model.conv_kernel=3", "model.dropout=0.1",
+        "train.batch_size=8", "train.real_data=off", "train.max_minutes=0", "train.warmup_steps=4",
+        "train.lr=0.01", "train.progress=false", "train.threads=1", "train.plots=false"]
+
+
+@pytest.fixture(autouse=True)
+def _tone_data(monkeypatch):
+    monkeypatch.setattr(training, "open_data", fake_open_data)
+
+
+def _cfg(*extra: str) -> dict:
+    return config.load(overrides=TINY + list(extra))
+
+
+def test_tiny_model_overfits_a_handful_of_clips():
+    torch.manual_seed(0)
+    clips = ToneClips(6, seed=3)
+    model = CRNN(ModelConfig(conv_channels=16, conv_kernel=3, gru_hidden=16, dropout=0.0))
+    x, y, m = collate([clips.features(i) for i in range(6)], [clips.labels(i) for i in range(6)], 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    losses = []
+    for _ in range(60):
+        loss = frame_loss(model(x), y, m, pos_weight=4.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] / 50, (losses[0], losses[-1])
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(x))
+    assert float(probs[y > 0].mean()) > 0.8 and float(probs[y == 0].mean()) < 0.1
+
+
+def test_chunked_streaming_equals_whole_clip():
+    torch.manual_seed(1)
+    model = CRNN(ModelConfig(conv_channels=12, conv_kernel=5, gru_hidden=10, dropout=0.3))
+    for bn in (model.input_norm, model.conv_norm):  # non-trivial running statistics
+        bn.running_mean.uniform_(-2, 2)
+        bn.running_var.uniform_(0.5, 3)
+    model.eval()
+    feats = torch.randn(2, 240, 40)
+    with torch.no_grad():
+        whole = model(feats)
+        for sizes in ([2], [6], [50], [2, 8, 14, 4]):
+            state, outs, start, k = model.initial_state(2), [], 0, 0
+            while start < feats.shape[1]:
+                n = sizes[k % len(sizes)]
+                out, state = model.step(feats[:, start:start + n], state)
+                outs.append(out)
+                start, k = start + n, k + 1
+            torch.testing.assert_close(torch.cat(outs, dim=1), whole, atol=1e-5, rtol=0)
+
+
+class StopAt(training.StopFlag):
+    """Behaves like a Ctrl-C that arrives while step ``step`` is running."""
+
+    def __init__(self, trainers: list, step: int):
+        super().__init__()
+        self._trainers, self._step = trainers, step
+
+    @property
+    def requested(self) -> bool:
+        return bool(self._trainers) and self._trainers[0].step >= self._step
+
+    @requested.setter
+    def requested(self, value) -> None:
+        pass
+
+
+def _capture_trainer(monkeypatch) -> list:
+    seen = []
+    original = training.Trainer.__init__
+
+    def init(self, *a, **k):
+        original(self, *a, **k)
+        seen.append(self)
+    monkeypatch.setattr(training.Trainer, "__init__", init)
+    return seen
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    # with hard-negative mining on (min prob 0: every scored clip counts), so the mined set travels too
+    cfg = _cfg("train.max_steps=24", "train.val_every_steps=12", "train.mining_fraction=0.25",
+               "train.mining_pool=16", "train.mining_min_prob=0.0")
+    assert training.run("tone", tmp_path / "a", cfg, Dist()) == 0
+    reference = checkpoint.load(tmp_path / "a" / "train" / "last.pt")
+
+    trainers = _capture_trainer(monkeypatch)
+    assert training.run("tone", tmp_path / "b", cfg, Dist(), stop=StopAt(trainers, 11)) == 130
+    interrupted = checkpoint.load(tmp_path / "b" / "train" / "last.pt")
+    assert interrupted["step"] == 11
+    assert training.run("tone", tmp_path / "b", cfg, Dist()) == 0
+    resumed = checkpoint.load(tmp_path / "b" / "train" / "last.pt")
+
+    assert resumed["step"] == reference["step"] == 24
+    for name, tensor in reference["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    assert resumed["scheduler"]["last_epoch"] == reference["scheduler"]["last_epoch"]
+    assert [h["step"] for h in resumed["history"]["val"]] == [12, 24]
+    assert resumed["metrics"] == reference["metrics"]
+    assert (tmp_path / "b" / "train" / "best.pt").is_file()
+    assert len(resumed["hard_negatives"]["indices"]) == 16
+    assert resumed["hard_negatives"] == reference["hard_negatives"]
+
+
+def test_checkpoint_holds_the_contract(tmp_path):
+    cfg = _cfg("train.max_steps=6", "train.val_every_steps=6", "train.plots=true", "train.plot_examples=2")
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    out = tmp_path / "train"
+    state = checkpoint.load(out / "best.pt")
+    for key in ("format", "keyword", "audio_params", "model_config", "config", "model", "optimizer",
+                "scheduler", "step", "epoch", "rng", "metrics", "best", "data_summary"):
+        assert key in state, key
+    assert state["keyword"] == "tone" and state["step"] == 6
+    assert state["config"]["model"]["gru_hidden"] == 16
+    assert state["best"]["metric"] == "synthetic/miss@0.5" and state["best"]["step"] == 6
+    assert set(state["metrics"]) == {"synthetic"} and "miss@0.5" in state["metrics"]["synthetic"]
+    model = CRNN(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    assert (out / "config.json").is_file() and (out / "report.md").is_file()
+    for png in ("curves.png", "det.png", "examples.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    assert not list(out.glob(".*.tmp")), "temp files left behind"
+
+
+def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path, capsys):
+    build = tmp_path / "b"
+    args = ["--keyword", "tone", "--build", str(build)] + [a for s in TINY for a in ("--set", s)]
+    assert training.main(args + ["--set", "train.max_steps=4", "--set", "train.val_every_steps=4"]) == 0
+    before = (build / "train" / "last.pt").read_bytes()
+    capsys.readouterr()
+    code = training.main(args + ["--set", "train.max_steps=4", "--set", "model.gru_hidden=24"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    assert "model.gru_hidden: 16 -> 24" in err[0] and "to start fresh" in err[0], err[0]
+    assert (build / "train" / "last.pt").read_bytes() == before  # nothing touched
+
+
+def test_corrupt_checkpoint_is_one_clear_line(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load(path)
+    assert "\n" not in str(err.value) and "delete it" in str(err.value)
+
+
+def test_schedule_covers_each_epoch_once_and_splits_replicas():
+    sched = Schedule(n_clips=40, batch_size=4, world=2, seed=5)
+    assert sched.steps_per_epoch == 5
+    seen = np.concatenate([sched.indices(s, r) for s in range(5) for r in range(2)])
+    assert sorted(seen.tolist()) == list(range(40))
+    assert not np.array_equal(sched.indices(0, 0), sched.indices(5, 0))  # next epoch reshuffled
+    assert np.array_equal(sched.indices(7, 1), Schedule(40, 4, 2, 5).indices(7, 1))  # stateless
+
+
+def test_mining_finds_off_keyword_false_fires_only():
+    from device.params import AudioParams
+    from train.mining import mine, off_keyword_mask
+
+    params = AudioParams()
+    clips = ToneClips(4, seed=5)
+    meta = clips.meta(0)
+    n_out = len(clips.features(0)) // params.output_stride
+    mask = off_keyword_mask(meta, n_out, params, guard_s=0.3)
+    kw = meta["keywords"][0]
+    t = (np.arange(n_out) + 1) * params.output_hop_s
+    assert not mask[(t > kw["start_s"]) & (t < kw["end_s"] + 0.4)].any()
+    assert mask[t < kw["start_s"] - 0.4].all() and mask[t > kw["end_s"] + 0.8].all()
+
+    class FiresEverywhere(torch.nn.Module):
+        cfg = ModelConfig()
+
+        def forward(self, x):
+            return torch.full((x.shape[0], x.shape[1] // 2), 3.0)
+
+    hard = mine(FiresEverywhere(), clips, np.arange(4), params, torch.device("cpu"), min_prob=0.5)
+    assert sorted(hard.indices.tolist()) == [0, 1, 2, 3]
+    assert np.allclose(hard.weights, 1 / (1 + np.exp(-3.0)))
+    draws = hard.draw(50, np.random.default_rng(0))
+    assert set(draws.tolist()) <= {0, 1, 2, 3}
+
+
+def test_resume_refuses_a_rebuilt_dataset(tmp_path):
+    state = {"keyword": "tone", "config": {"train": {"seed": 1}}, "data_summary": {"build_key": "aaa"}}
+    checkpoint.check_resumable(state, "tone", {"train": {"seed": 1, "max_minutes": 5}}, tmp_path / "last.pt",
+                               {"build_key": "aaa"})  # a run-time key may change
+    with pytest.raises(checkpoint.CheckpointError, match="dataset build key: aaa -> bbb"):
+        checkpoint.check_resumable(state, "tone", {"train": {"seed": 1}}, tmp_path / "last.pt", {"build_key": "bbb"})
+    with pytest.raises(checkpoint.CheckpointError, match="train.seed: 1 -> 2"):
+        checkpoint.check_resumable(state, "tone", {"train": {"seed": 2}}, tmp_path / "last.pt", {"build_key": "aaa"})

@@ -1,0 +1,100 @@
+"""Training checkpoints: what they hold, how they are written, and when one may be resumed.
+
+Layout (the contract with export, see docs/TEAM.md)::
+
+    {"format": 1, "keyword", "audio_params": AudioParams.to_dict(), "model_config": ModelConfig.to_dict(),
+     "config": <resolved config, all sections>, "model": state_dict, "optimizer", "scheduler",
+     "step", "epoch", "rng": {...}, "metrics": {...}, "best": {"metric", "value", "step"},
+     "data_summary": {...}}
+
+plus training bookkeeping of our own (``history`` for the plots, ``planned_steps``,
+``elapsed_s``). Files are written atomically (temp file + fsync + rename), so a crash or
+Ctrl-C leaves the previous checkpoint or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from device.fsutil import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+RUNTIME_KEYS = {
+    "train": {"max_minutes", "threads", "device", "progress", "plots", "plot_examples", "real_data",
+              "val_every_steps"},
+}
+"""Config keys that may change between a run and its resumption: they decide how long or
+where training runs and what it prints, not what the next step computes."""
+
+TRAJECTORY_SECTIONS = ("audio", "model", "train")
+"""Config sections whose values shape the training trajectory; a resume must match them."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message is one plain line that says what to do."""
+
+
+def save(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (a dict following the layout above) to ``path`` atomically."""
+    state = {"format": FORMAT, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint; raises :class:`CheckpointError` for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; train first with `make train`")
+    try:
+        # Our checkpoints hold only tensors and plain Python/numpy values; weights_only=False
+        # because the RNG states include numpy arrays. Only load files you trust.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); "
+                              "delete it to start fresh") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} has checkpoint format {found!r}, this code reads {FORMAT}; "
+                              "delete it to start fresh")
+    return state
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """Human-readable ``section.key: old -> new`` for every trajectory-relevant difference."""
+    diffs = []
+    for sec in TRAJECTORY_SECTIONS:
+        a, b = old.get(sec, {}), new.get(sec, {})
+        skip = RUNTIME_KEYS.get(sec, set())
+        for key in sorted((set(a) | set(b)) - skip):
+            if a.get(key, "<unset>") != b.get(key, "<unset>"):
+                diffs.append(f"{sec}.{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    return diffs
+
+
+def check_resumable(state: dict, keyword: str, config: dict, path: Path, data_summary: dict | None = None) -> None:
+    """Refuse (one clear line) to resume a checkpoint whose keyword, config or dataset (its
+    build key, when both sides have one) differ from now."""
+    problems = []
+    if state.get("keyword") != keyword:
+        problems.append(f"keyword: {state.get('keyword')!r} -> {keyword!r}")
+    problems += config_differences(state.get("config", {}), config)
+    old_key = (state.get("data_summary") or {}).get("build_key")
+    new_key = (data_summary or {}).get("build_key")
+    if old_key and new_key and old_key != new_key:
+        problems.append(f"dataset build key: {old_key} -> {new_key} (the dataset was rebuilt differently)")
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise CheckpointError(
+            f"{path} was trained with a different configuration ({shown}); to start fresh, "
+            f"move or delete {path.parent} (or put the old values back to resume)")

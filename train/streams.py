@@ -1,0 +1,288 @@
+"""Evaluation streams: long, labelled audio built deterministically from short clips.
+
+A wake-word detector is judged on continuous audio (did it fire once per keyword, how often
+did it fire otherwise), so validation, threshold calibration and the benchmark all score
+*streams*, built here the same way for all three:
+
+- :func:`positive_streams`: keyword clips placed one after another, each after a random
+  lead-in (``lead_in_min_s``..``lead_in_max_s``) and followed by ``tail_s`` of background, so
+  every keyword has its own detection window and the refractory period never merges two;
+- :func:`negative_streams`: non-keyword speech clips concatenated with short random gaps
+  into streams of about ``negative_stream_s`` seconds;
+- either one clean (``snr_db=None``: silence between clips) or over a bed of recorded noise
+  whose level is set per clip so that clip's speech sits ``snr_db`` above it.
+
+Everything is a pure function of (clips, noise, params, config, seed): the same inputs give
+the same streams, bit for bit. :func:`cached` stores a built set under a hash of its inputs,
+so a second build (the next training run, export, the benchmark) just loads it.
+
+:class:`Stream` has the same fields as ``export.calib_streams.CalibStream`` (``audio``,
+``keyword_spans``, ``group``, ``name``), so either side can consume the other's streams.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from device.fsutil import atomic_path
+from device.params import AudioParams
+from device.speech import find_speech
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+"""Bumped when the way streams are built changes, so stale caches are not reused."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    lead_in_min_s: float = 0.5
+    """Shortest background before each keyword clip (s)."""
+    lead_in_max_s: float = 1.5
+    """Longest background before each keyword clip (s); drawn uniformly in between."""
+    tail_s: float = 1.0
+    """Background after each keyword clip (s). Lead-in + clip + tail should exceed the decision's
+    refractory period (2 s), so one keyword's detection never blocks the next one's."""
+    keywords_per_stream: int = 12
+    """Keyword clips per positive stream (the last stream holds the remainder)."""
+    negative_stream_s: float = 120.0
+    """Target length of each negative stream (s)."""
+    gap_min_s: float = 0.05
+    """Shortest pause between two negative clips (s)."""
+    gap_max_s: float = 0.3
+    """Longest pause between two negative clips (s)."""
+    snr_db: float = 10.0
+    """Speech-to-noise ratio of the noisy condition (dB), per clip (speech power over the
+    spoken part vs. noise power)."""
+    seed: int = 20261124
+    """Seed of every random choice (lead-ins, gaps, noise excerpts)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lead_in_min_s <= self.lead_in_max_s:
+            raise ValueError("need 0 <= lead_in_min_s <= lead_in_max_s")
+        if not 0 <= self.gap_min_s <= self.gap_max_s:
+            raise ValueError("need 0 <= gap_min_s <= gap_max_s")
+        if self.tail_s < 0 or self.keywords_per_stream < 1 or self.negative_stream_s <= 0:
+            raise ValueError("tail_s >= 0, keywords_per_stream >= 1 and negative_stream_s > 0 required")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One source clip: float32 mono audio at the params' rate, and where the keyword is in it."""
+
+    audio: np.ndarray
+    """float32 ``[samples]`` in [-1, 1]."""
+    span_s: tuple[float, float] | None = None
+    """``(start_s, end_s)`` of the spoken keyword in the clip; None for non-keyword speech."""
+    name: str = ""
+
+
+@dataclass
+class Stream:
+    audio: np.ndarray
+    """float32 ``[samples]`` mono at the params' sample rate."""
+    keyword_spans: list[tuple[float, float]] = field(default_factory=list)
+    """``(start_s, end_s)`` of each keyword in the stream; empty for negative streams."""
+    group: str = ""
+    """Which evaluation set it belongs to, e.g. ``"real_clean"``."""
+    name: str = ""
+
+    @property
+    def positive(self) -> bool:
+        return bool(self.keyword_spans)
+
+    def duration_s(self, sample_rate: int) -> float:
+        return len(self.audio) / sample_rate
+
+
+def speech_span_s(audio: np.ndarray, params: AudioParams) -> tuple[float, float]:
+    """Where the speech is in a clip (s), by energy against its own noise floor; the whole
+    clip when nothing stands out."""
+    span = find_speech(np.asarray(audio, np.float32), params.sample_rate)
+    if span is None:
+        return 0.0, len(audio) / params.sample_rate
+    return span.seconds(params.sample_rate)
+
+
+def speech_power(audio: np.ndarray, span_s: tuple[float, float] | None, sample_rate: int) -> float:
+    """Mean power of the spoken part of a clip (the whole clip if no span)."""
+    a, b = (0, len(audio)) if span_s is None else (int(span_s[0] * sample_rate), int(span_s[1] * sample_rate))
+    part = np.asarray(audio[a:b] if b > a else audio, np.float64)
+    return float(np.mean(part * part)) if len(part) else 0.0
+
+
+def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConfig,
+                     noise: Sequence[np.ndarray] = (), snr_db: float | None = None,
+                     seed: int | None = None, group: str = "") -> list[Stream]:
+    """Keyword clips (each with ``span_s``) laid out in streams of ``keywords_per_stream``."""
+    rng = np.random.default_rng(cfg.seed if seed is None else seed)
+    sr = params.sample_rate
+    streams = []
+    for first in range(0, len(clips), cfg.keywords_per_stream):
+        pieces, spans, powers = [], [], []
+        offset = 0
+        for clip in clips[first:first + cfg.keywords_per_stream]:
+            if clip.span_s is None:
+                raise ValueError(f"positive clip {clip.name!r} has no keyword span")
+            lead = _silence(rng.uniform(cfg.lead_in_min_s, cfg.lead_in_max_s), sr)
+            tail = _silence(cfg.tail_s, sr)
+            start = offset + len(lead)
+            spans.append((start / sr + clip.span_s[0], start / sr + clip.span_s[1]))
+            pieces += [lead, clip.audio.astype(np.float32), tail]
+            powers.append((start, start + len(clip.audio), speech_power(clip.audio, clip.span_s, sr)))
+            offset += len(lead) + len(clip.audio) + len(tail)
+        audio = _add_noise(np.concatenate(pieces), powers, noise, snr_db, rng, sr)
+        streams.append(Stream(audio, spans, group, f"{group}/pos{first // cfg.keywords_per_stream:03d}"))
+    return streams
+
+
+def negative_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConfig,
+                     noise: Sequence[np.ndarray] = (), snr_db: float | None = None,
+                     seed: int | None = None, group: str = "") -> list[Stream]:
+    """Non-keyword clips concatenated (random short gaps) into streams of ~``negative_stream_s``."""
+    rng = np.random.default_rng(cfg.seed + 1 if seed is None else seed)
+    sr = params.sample_rate
+    target = int(cfg.negative_stream_s * sr)
+    streams: list[Stream] = []
+    pieces: list[np.ndarray] = []
+    powers: list[tuple[int, int, float]] = []
+    offset = 0
+
+    def flush() -> None:
+        nonlocal pieces, powers, offset
+        if pieces:
+            audio = _add_noise(np.concatenate(pieces), powers, noise, snr_db, rng, sr)
+            streams.append(Stream(audio, [], group, f"{group}/neg{len(streams):03d}"))
+        pieces, powers, offset = [], [], 0
+
+    for clip in clips:
+        gap = _silence(rng.uniform(cfg.gap_min_s, cfg.gap_max_s), sr)
+        start = offset + len(gap)
+        pieces += [gap, clip.audio.astype(np.float32)]
+        powers.append((start, start + len(clip.audio), speech_power(clip.audio, clip.span_s, sr)))
+        offset = start + len(clip.audio)
+        if offset >= target:
+            flush()
+    flush()
+    return streams
+
+
+def _silence(seconds: float, sample_rate: int) -> np.ndarray:
+    return np.zeros(int(round(seconds * sample_rate)), np.float32)
+
+
+def noise_bed(noise: Sequence[np.ndarray], n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_samples`` of background: random excerpts of random noise recordings, each scaled to
+    unit RMS, joined end to end. float32 ``[n_samples]``."""
+    usable = [np.asarray(x, np.float32) for x in noise if len(x) and np.any(x)]
+    if not usable:
+        raise ValueError("no usable noise recordings (all empty or silent)")
+    out = np.empty(n_samples, np.float32)
+    filled = 0
+    while filled < n_samples:
+        x = usable[rng.integers(len(usable))]
+        start = int(rng.integers(len(x)))
+        piece = x[start:start + n_samples - filled]
+        rms = float(np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
+        if rms < 1e-8:  # a silent stretch of an otherwise usable recording: draw again
+            continue
+        out[filled:filled + len(piece)] = piece / rms
+        filled += len(piece)
+    return out
+
+
+def _add_noise(audio: np.ndarray, powers: list[tuple[int, int, float]], noise: Sequence[np.ndarray],
+               snr_db: float | None, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Mix a noise bed under ``audio`` so each clip ``(start, end, speech power)`` sits ``snr_db``
+    above it. The noise gain steps between clips (midway through the silence that separates
+    them) with a 50 ms ramp, so no clip hears another clip's level."""
+    if snr_db is None:
+        return audio
+    if not noise:
+        raise ValueError("a noisy condition needs noise recordings")
+    gains = np.empty(len(audio), np.float64)
+    bounds = [0] + [(powers[i][1] + powers[i + 1][0]) // 2 for i in range(len(powers) - 1)] + [len(audio)]
+    for i, (_, _, power) in enumerate(powers):
+        gains[bounds[i]:bounds[i + 1]] = np.sqrt(power / 10 ** (snr_db / 10))
+    ramp = max(1, int(0.05 * sample_rate))
+    kernel = np.ones(ramp) / ramp
+    gains = np.convolve(np.pad(gains, (ramp // 2, ramp - 1 - ramp // 2), mode="edge"), kernel, mode="valid")
+    mixed = audio + (noise_bed(noise, len(audio), rng) * gains).astype(np.float32)
+    peak = float(np.max(np.abs(mixed))) if len(mixed) else 0.0
+    return mixed / peak if peak > 1.0 else mixed
+
+
+# -- caching ---------------------------------------------------------------------------
+
+def cache_key(**inputs) -> str:
+    """Stable short hash of JSON-able inputs (file fingerprints, params, config, seed, ...)."""
+    blob = json.dumps({"version": CACHE_VERSION, **inputs}, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _jsonable(obj):
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot hash {type(obj).__name__} into a cache key")
+
+
+def file_fingerprint(paths: Sequence[str | Path]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of each file: enough to notice a changed source."""
+    out = []
+    for p in paths:
+        st = Path(p).stat()
+        out.append((str(p), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def cached(cache_dir: str | Path | None, name: str, key: str,
+           build: Callable[[], list[Stream]]) -> list[Stream]:
+    """``build()``'s streams, stored as ``<cache_dir>/<name>-<key>.npz`` (atomically) and loaded
+    from there next time. ``cache_dir=None`` disables caching."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / f"{name}-{key}.npz"
+    if path.is_file():
+        try:
+            return load_streams(path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable stream cache %s (%s); rebuilding", path, exc)
+    streams = build()
+    save_streams(path, streams)
+    return streams
+
+
+def save_streams(path: str | Path, streams: list[Stream]) -> None:
+    """Streams -> one ``.npz`` (audio as 16-bit PCM, spans, groups, names), atomically."""
+    lengths = np.array([len(s.audio) for s in streams], np.int64)
+    n_spans = np.array([len(s.keyword_spans) for s in streams], np.int64)
+    spans = np.array([sp for s in streams for sp in s.keyword_spans], np.float64).reshape(-1, 2)
+    audio = np.concatenate([s.audio for s in streams]) if streams else np.zeros(0, np.float32)
+    # 16-bit PCM, as a WAV would hold it: half the disk of float32, quantisation noise at -96 dBFS.
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, pcm=pcm, lengths=lengths, n_spans=n_spans, spans=spans,
+                     groups=np.array([s.group for s in streams]), names=np.array([s.name for s in streams]))
+
+
+def load_streams(path: str | Path) -> list[Stream]:
+    """What :func:`save_streams` wrote (audio back as float32)."""
+    with np.load(path) as z:
+        audio = z["pcm"].astype(np.float32) / 32767
+        lengths, n_spans, spans = z["lengths"], z["n_spans"], z["spans"]
+        groups, names = z["groups"].tolist(), z["names"].tolist()
+    streams, a, k = [], 0, 0
+    for length, n, group, name in zip(lengths, n_spans, groups, names):
+        streams.append(Stream(audio[a:a + length], [tuple(map(float, sp)) for sp in spans[k:k + n]],
+                              str(group), str(name)))
+        a, k = a + int(length), k + int(n)
+    return streams
