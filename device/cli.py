@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                     help='print one JSON line per detection: {"time_s", "score", "keyword"}')
     ls.add_argument("--scores", action="store_true",
                     help='also print one JSON line per inference step: {"time_s", "score"} (max probability)')
+    ls.add_argument("--frame-scores", action="store_true",
+                    help='also print every output frame\'s probability, one JSON line per step: '
+                         '{"start_s", "frame_s", "probs": [...]} (threshold sweeps with the exact decision rule)')
+    ls.add_argument("--infer-every-s", type=float, metavar="S",
+                    help="audio per inference step (overrides [capture] infer_every_s; default the model's 0.5 s)")
     ls.add_argument("--threshold", type=float, help="detection threshold (overrides config and model)")
     ls.add_argument("--max-audio-s", type=float, metavar="S",
                     help="stop after S seconds of audio (counted in frames, not wall time)")
@@ -97,7 +102,7 @@ def _config(args):
     try:
         cfg = config.load(args.config)
         cfg = config.override(cfg, None, model=args.model, log_level=args.log_level)
-        cfg = config.override(cfg, "capture", device=args.device)
+        cfg = config.override(cfg, "capture", device=args.device, infer_every_s=args.infer_every_s)
         cfg = config.override(cfg, "detect", threshold=args.threshold)
     except config.ConfigError as exc:
         raise _Fatal(str(exc), EXIT_USAGE) from None
@@ -153,6 +158,7 @@ def _build(args, cfg, engine, notifier):
     from device.gpio import GpioError, open_pin
     from device.listener import Listener
     from device.outputs import HookRunner, Indicator, Outputs
+    from device.params import ParamsError
 
     meta = engine.meta
     try:
@@ -172,13 +178,21 @@ def _build(args, cfg, engine, notifier):
     on_det = (lambda d: _emit({"time_s": round(d.time_s, 6), "score": round(d.score, 6),
                                "keyword": meta.keyword})) if args.json else None
     on_step = (lambda t, p: _emit({"time_s": round(t, 6), "score": round(p, 6)})) if args.scores else None
+    frame_s = round(engine.params.output_hop_s, 6)
+    on_frames = (lambda t, probs: _emit({"start_s": round(t, 6), "frame_s": frame_s,
+                                         "probs": [round(float(p), 8) for p in probs]})
+                 ) if args.frame_scores else None
     log.info("model %s: keyword %r, version %r, %d Hz; threshold %.3f, smoothing %d frame(s), "
              "refractory %g s", cfg.model, meta.keyword, meta.model_version, engine.params.sample_rate,
              decision.threshold, decision.smoothing_frames, decision.refractory_s)
-    return Listener(engine, Decider(decision, engine.params.output_hop_s), outputs, make_source, cfg.capture,
-                    live=not args.input or args.realtime, notifier=notifier, saver=saver,
-                    gate=EnergyGate(cfg.gate) if cfg.gate.enabled else None,
-                    on_step=on_step, on_detection=on_det)
+    try:
+        return Listener(engine, Decider(decision, engine.params.output_hop_s), outputs, make_source, cfg.capture,
+                        live=not args.input or args.realtime, notifier=notifier, saver=saver,
+                        gate=EnergyGate(cfg.gate) if cfg.gate.enabled else None,
+                        on_step=on_step, on_detection=on_det, on_frames=on_frames)
+    except ParamsError as exc:
+        outputs.close()
+        raise _Fatal(f"[capture] infer_every_s: {exc}", EXIT_USAGE) from None
 
 
 def listen(args) -> int:

@@ -1,6 +1,7 @@
 """The inference loop: audio source -> queue -> downmix -> model steps -> decision -> outputs.
 
-Every ``infer_every_s`` (the model's own number) the loop takes what has arrived, reduces
+Every ``infer_every_s`` (the model's own number, unless ``[capture] infer_every_s`` sets a
+smaller step) the loop takes what has arrived, reduces
 it to mono at the model rate, and steps the model on every whole output hop it has (the
 rest waits for the next tick). Three rules keep the LED honest:
 
@@ -24,6 +25,7 @@ With a file source (``live=False``) there is no clock: each step takes exactly
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -92,6 +94,10 @@ class CaptureConfig:
     """First wait before reopening a lost or missing device (s); doubles each failure."""
     retry_max_s: float = 30.0
     """Longest wait between reopen attempts (s)."""
+    infer_every_s: float = 0.0
+    """Audio per inference step (s); 0 = the model's own ``infer_every_s`` (0.5 s). Smaller
+    steps report a detection sooner for more CPU; must be a whole number of the model's
+    output frames (checked when the model is loaded)."""
 
     def __post_init__(self) -> None:
         if self.channels < 0 or self.rate_hz < 0:
@@ -101,6 +107,8 @@ class CaptureConfig:
         if self.channels and any(c >= self.channels for c in self.use_channels):
             raise ValueError(f"use_channels {list(self.use_channels)} name a channel beyond "
                              f"channels = {self.channels}")
+        if self.infer_every_s < 0:
+            raise ValueError(f"infer_every_s must be >= 0 (0 = the model's own), got {self.infer_every_s}")
         for name in ("block_ms", "queue_s", "stale_after_s", "no_audio_s", "retry_min_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -131,11 +139,19 @@ class Listener:
                  notifier: Notifier | None = None, saver: ClipSaver | None = None,
                  gate: EnergyGate | None = None,
                  on_step: Callable[[float, float], None] | None = None,
-                 on_detection: Callable[[Detection], None] | None = None):
+                 on_detection: Callable[[Detection], None] | None = None,
+                 on_frames: Callable[[float, np.ndarray], None] | None = None):
         """``open_source(session)`` makes a new, unopened source for each (re)connection;
-        ``on_step(end_time_s, max_prob)`` and ``on_detection(det)`` observe the results."""
+        ``on_step(end_time_s, max_prob)``, ``on_frames(start_time_s, probs)`` (every output
+        frame of the step) and ``on_detection(det)`` observe the results.
+
+        Raises ``device.params.ParamsError`` when ``cfg.infer_every_s`` is not a whole number
+        of the model's output frames."""
         self.engine = engine
-        self.params = engine.params
+        # the step size is the only audio number the daemon may choose: it does not change
+        # what the model computes, only how much audio each call gets
+        self.params = (dataclasses.replace(engine.params, infer_every_s=cfg.infer_every_s)
+                       if cfg.infer_every_s else engine.params)
         self.decider = decider
         self.outputs = outputs
         self.open_source = open_source
@@ -146,6 +162,7 @@ class Listener:
         self.gate = gate
         self.on_step = on_step
         self.on_detection = on_detection
+        self.on_frames = on_frames
         self.stats = Stats()
         self.source: Source | None = None
         self.queue: DropOldestQueue | None = None
@@ -383,6 +400,8 @@ class Listener:
         end_s = start_s + len(chunk) / self.params.sample_rate
         if self.on_step is not None:
             self.on_step(end_s, float(probs.max()))
+        if self.on_frames is not None:
+            self.on_frames(start_s, probs)
         for det in self.decider.feed(probs, start_s):
             self.stats.detections += 1
             self.stats.last, self.stats.last_wall = det, time.time()

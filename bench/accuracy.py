@@ -1,0 +1,201 @@
+"""Miss rate at a false-accept rate, from the daemon's frame scores (or a peer's detections).
+
+For each condition (``clean``, ``10 dB``) the false-accept axis is counted on *all* ordinary
+negative speech of that condition -- the held-out synthetic voices' hours and the real negatives
+together -- and on the stretches of the positive streams outside keyword windows, exactly as
+:mod:`train.metrics` counts. The miss rate is counted per source (``synthetic``, ``real``),
+so "real, 10 dB, miss @ 0.5 FA/h" reads: with the threshold that gives at most 0.5 false accepts
+per hour of noisy speech, the share of real noisy keywords missed. Beside each operating point,
+the false accepts on the real negatives alone (fewer hours) and on the near-homophone
+confusables (never pooled) are counted on their own (:func:`side_counts`).
+
+Sweeps use the device's own rule (:func:`device.decision.detect` through
+:func:`train.metrics.det_curve`) on the per-frame probabilities the daemon printed, so every
+point of the curve is what the daemon would do at that threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from bench.testsets import HARD_NEGATIVES, TestAudio
+from device.decision import DecisionConfig, detect
+from train.metrics import DetCurve, ScoredStream, det_curve, evaluate, match
+
+
+def sweep_thresholds(n: int) -> np.ndarray:
+    """``n`` thresholds evenly spaced in logit from -8 to 16 (probability 3e-4 .. 1 - 1e-7): the
+    operating points of a good model sit very close to 1."""
+    return 1.0 / (1.0 + np.exp(-np.linspace(-8.0, 16.0, n)))
+
+
+def scored(test: TestAudio, probs: np.ndarray, frame_s: float) -> ScoredStream:
+    return ScoredStream(np.asarray(probs, np.float64), frame_s, list(test.spans), test.wav.name)
+
+
+@dataclass(frozen=True)
+class Point:
+    target_fa_per_hour: float
+    threshold: float
+    """Lowest swept threshold meeting the target (1.0 when none does)."""
+    miss_rate: float
+    fa_per_hour: float
+    """Measured false accepts/h at that threshold."""
+
+
+@dataclass
+class SetResult:
+    """One (source, condition): its DET curve and the operating points on it."""
+
+    source: str
+    condition: str
+    curve: DetCurve
+    points: list[Point]
+    keywords: int
+    negative_hours: float
+
+    def at(self, target: float) -> Point:
+        return next(p for p in self.points if p.target_fa_per_hour == target)
+
+
+def sensible_from(curve: DetCurve) -> int:
+    """Index of the first swept threshold worth reading: the one with the most false accepts.
+
+    Below it the rule degenerates: a threshold so low that the score never falls under it
+    never re-arms the detector, so whole streams give one detection -- few false accepts *and*
+    many misses, a point no one would operate at, which a plain "lowest threshold with at most
+    N false accepts/h" would pick.
+    """
+    fa = np.nan_to_num(np.asarray(curve.fa_per_hour, float), nan=-1.0)
+    return int(np.argmax(fa)) if len(fa) else 0
+
+
+def curve_points(curve: DetCurve, targets: tuple[float, ...]) -> list[Point]:
+    """The operating point for each false-accept target: the lowest threshold from which on every
+    higher threshold stays at or below the target (threshold 1.0, miss rate 1.0 when none does)."""
+    fa = np.asarray(curve.fa_per_hour, float)
+    start = sensible_from(curve)
+    out = []
+    for t in targets:
+        ok = fa[start:] <= t + 1e-12
+        # the first index of the final run of True values
+        bad = np.flatnonzero(~ok)
+        i = start + (bad[-1] + 1 if len(bad) else 0)
+        if i >= len(fa):
+            out.append(Point(t, 1.0, 1.0, float("nan")))
+        else:
+            out.append(Point(t, float(curve.thresholds[i]), float(curve.miss_rate[i]), float(fa[i])))
+    return out
+
+
+def by_condition(tests: list[TestAudio], streams: dict[str, ScoredStream]) -> dict[str, dict]:
+    """``{condition: {"negatives": [...], "positives": {source: ScoredStream}}}`` (keyed by WAV name)."""
+    out: dict[str, dict] = {}
+    for t in tests:
+        slot = out.setdefault(t.spec.condition, {"negatives": [], "positives": {}})
+        if t.spec.positive:
+            slot["positives"][t.spec.source] = streams[t.wav.name]
+        elif t.spec.source != HARD_NEGATIVES:
+            slot["negatives"].append(streams[t.wav.name])
+    return out
+
+
+def side_sets(tests: list[TestAudio], condition: str) -> dict[str, list[TestAudio]]:
+    """Negative audio of ``condition`` also counted on its own: ``real negatives``, ``confusables``."""
+    out: dict[str, list[TestAudio]] = {}
+    for t in tests:
+        if not t.spec.positive and t.spec.condition == condition and t.spec.source in ("real", HARD_NEGATIVES):
+            out.setdefault("confusables" if t.spec.source == HARD_NEGATIVES else "real negatives", []).append(t)
+    return out
+
+
+def side_counts(tests: list[TestAudio], condition: str, thresholds: list[float],
+                detections: Callable[[TestAudio, float], list[float]], tolerance_s: float) -> dict[str, list[dict]]:
+    """For each side set and each threshold: false accepts, hours, utterances (where known).
+
+    ``detections(test, threshold)``: detection times of an engine on one WAV at one setting.
+    """
+    out = {}
+    for label, items in side_sets(tests, condition).items():
+        rows = []
+        for thr in thresholds:
+            fas, neg_s = 0, 0.0
+            for t in items:
+                _, f, n = match(detections(t, thr), [], t.duration_s, tolerance_s)
+                fas, neg_s = fas + f, neg_s + n
+            rows.append({"false_accepts": fas, "hours": neg_s / 3600, "utterances": sum(t.clips for t in items)})
+        out[label] = rows
+    return out
+
+
+def rule_detections(streams: dict[str, ScoredStream], decision: DecisionConfig) -> Callable[[TestAudio, float], list[float]]:
+    """:func:`side_counts`' ``detections`` for an engine with scores: the decision rule at a threshold."""
+    def run(t: TestAudio, threshold: float) -> list[float]:
+        cfg = DecisionConfig(min(threshold, 1 - 1e-9), decision.smoothing_frames, decision.refractory_s)
+        st = streams[t.wav.name]
+        return [d.time_s for d in detect(st.probs, st.frame_s, cfg)]
+    return run
+
+
+def model_sets(tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig,
+               targets: tuple[float, ...], thresholds: np.ndarray, tolerance_s: float) -> list[SetResult]:
+    """DET curves of a scored model: one per (source, condition), negatives pooled per condition."""
+    results = []
+    for condition, slot in by_condition(tests, streams).items():
+        for source, pos in slot["positives"].items():
+            curve = det_curve([pos, *slot["negatives"]], thresholds, decision.smoothing_frames,
+                              decision.refractory_s, tolerance_s)
+            results.append(SetResult(source, condition, curve, curve_points(curve, targets),
+                                     curve.keywords, curve.negative_hours))
+    return results
+
+
+def at_threshold(tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig,
+                 tolerance_s: float) -> dict[str, dict]:
+    """At one decision config (the model's calibrated threshold): per (source, condition, side)
+    the miss rate (positives) or false accepts/h (negatives)."""
+    out = {}
+    for t in tests:
+        o = evaluate([streams[t.wav.name]], decision, tolerance_s)
+        out[t.spec.slug] = {"source": t.spec.source, "condition": t.spec.condition, "positive": t.spec.positive,
+                            "keywords": o.keywords, "hits": o.hits, "false_accepts": o.false_accepts,
+                            "hours": o.negative_hours, "miss_rate": o.miss_rate, "fa_per_hour": o.fa_per_hour}
+    return out
+
+
+# -- engines that only give detections (Porcupine) ------------------------------------------
+
+def refractory(times_s: list[float], refractory_s: float) -> list[float]:
+    """Drop detections closer than ``refractory_s`` to the previous kept one (the device's rule,
+    applied to an engine that reports detections without it)."""
+    kept: list[float] = []
+    for t in sorted(times_s):
+        if not kept or t - kept[-1] >= refractory_s - 1e-9:
+            kept.append(t)
+    return kept
+
+
+def detections_curve(runs: dict[float, dict[str, list[float]]], tests: list[TestAudio], condition: str,
+                     source: str, tolerance_s: float) -> DetCurve:
+    """DET curve of a detections-only engine from one run per setting.
+
+    ``runs``: ``{setting: {wav name: detection times}}``; a larger setting must mean fewer
+    detections (e.g. ``1 - sensitivity``), so it plays the role of the threshold.
+    """
+    pos = [t for t in tests if t.spec.condition == condition and t.spec.positive and t.spec.source == source]
+    neg = [t for t in tests if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES]
+    settings = sorted(runs)
+    miss, fa = [], []
+    keywords = hours = 0.0
+    for s in settings:
+        hits = kws = fas = 0
+        neg_s = 0.0
+        for t in pos + neg:
+            h, f, n = match(runs[s][t.wav.name], list(t.spans), t.duration_s, tolerance_s)
+            hits, kws, fas, neg_s = hits + h, kws + len(t.spans), fas + f, neg_s + n
+        miss.append(1 - hits / kws if kws else float("nan"))
+        fa.append(fas / (neg_s / 3600) if neg_s else float("nan"))
+        keywords, hours = kws, neg_s / 3600
+    return DetCurve(np.array(settings, float), np.array(miss), np.array(fa), int(keywords), hours)

@@ -1,0 +1,75 @@
+"""What running and making the model costs.
+
+- Daemon: CPU seconds per hour of audio and peak RSS of ``wakeword listen --input`` on one
+  onnxruntime thread (the default config), without any printing, at each inference step size.
+  The fixed start-up cost (imports, model load) is measured with a run of one step and
+  subtracted, so the figure is the steady-state cost a Pi pays per hour.
+- Model: file size; per-step time from :func:`export.bench.step_cost` (streaming vs re-running
+  a 10 s window).
+- Training and data: read from what those stages recorded (``train/last.pt`` and the dataset
+  manifest), not measured again.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bench import daemon
+
+log = logging.getLogger(__name__)
+
+
+def daemon_cpu(model: Path, wav: Path, wav_s: float, hop_s: float, audio_s: float, config: Path,
+               run_dir: Path) -> dict:
+    """CPU s per audio hour (start-up subtracted) and peak RSS of the daemon at step ``hop_s``."""
+    audio_s = min(audio_s, wav_s)
+    tag = f"{model.stem}-hop{hop_s:g}"
+    _, startup = daemon.run(daemon.listen_argv(model, wav, config, detections=False, infer_every_s=hop_s,
+                                               max_audio_s=hop_s), run_dir / f"cost-{tag}-startup.log")
+    _, full = daemon.run(daemon.listen_argv(model, wav, config, detections=False, infer_every_s=hop_s,
+                                            max_audio_s=audio_s), run_dir / f"cost-{tag}.log")
+    steady_s = max(full.cpu_s - startup.cpu_s, 0.0)
+    return {"hop_s": hop_s, "audio_s": audio_s, "cpu_s": full.cpu_s, "startup_cpu_s": startup.cpu_s,
+            "cpu_s_per_audio_hour": steady_s / (audio_s - hop_s) * 3600 if audio_s > hop_s else float("nan"),
+            "max_rss_mb": full.max_rss_mb, "wall_s": full.wall_s,
+            "realtime_factor": audio_s / full.wall_s if full.wall_s > 0 else float("nan")}
+
+
+def step_costs(models: dict[str, Path], steps: int) -> dict[str, dict]:
+    """``export.bench.step_cost`` of each model file (size, ms per step, 10 s window)."""
+    from export.bench import step_cost
+
+    return {label: step_cost(path, steps=steps).to_dict() for label, path in models.items()}
+
+
+def training_numbers(build: Path) -> dict:
+    """Throughput and time of the training run (``train/last.pt``) and the data stage (manifest)."""
+    out: dict = {}
+    last = Path(build) / "train" / "last.pt"
+    if last.is_file():
+        try:
+            from train import checkpoint
+
+            ck = checkpoint.load(last)
+            batch = int(ck.get("config", {}).get("train", {}).get("batch_size", 0))
+            train_s, step = float(ck.get("train_s", 0.0)), int(ck.get("step", 0))
+            out["training"] = {"step": step, "batch_size": batch, "train_s": train_s,
+                               "elapsed_min": float(ck.get("elapsed_s", 0.0)) / 60,
+                               "clips_per_s": step * batch / train_s if train_s else None,
+                               "best_step": (ck.get("best") or {}).get("step"),
+                               "source": str(last)}
+        except Exception as exc:  # a checkpoint being written right now, another format: report, go on
+            log.warning("could not read training numbers from %s: %s", last, exc)
+    manifest = Path(build) / "dataset" / "manifest.json"
+    if manifest.is_file():
+        import json
+
+        try:
+            m = json.loads(manifest.read_text())
+            thr, src = m.get("throughput") or {}, m.get("sources") or {}
+            out["dataset"] = {"clips_per_s": thr.get("clips_per_s"), "renders_per_s": thr.get("renders_per_s"),
+                              "workers": thr.get("workers"), "total_s": thr.get("total_s"),
+                              "distinct_voices": src.get("distinct_voices"), "source": str(manifest)}
+        except (OSError, ValueError) as exc:
+            log.warning("could not read %s: %s", manifest, exc)
+    return out
