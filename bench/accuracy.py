@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.testsets import HARD_NEGATIVES, TestAudio
 from device.decision import DecisionConfig, detect
-from train.metrics import DetCurve, ScoredStream, det_curve, evaluate, match
+from train.metrics import DetCurve, ScoredStream, det_curve, evaluate, match, operating_index
 
 
 def sweep_thresholds(n: int) -> np.ndarray:
@@ -60,30 +60,14 @@ class SetResult:
         return next(p for p in self.points if p.target_fa_per_hour == target)
 
 
-def sensible_from(curve: DetCurve) -> int:
-    """Index of the first swept threshold worth reading: the one with the most false accepts.
-
-    Below it the rule degenerates: a threshold so low that the score never falls under it
-    never re-arms the detector, so whole streams give one detection -- few false accepts *and*
-    many misses, a point no one would operate at, which a plain "lowest threshold with at most
-    N false accepts/h" would pick.
-    """
-    fa = np.nan_to_num(np.asarray(curve.fa_per_hour, float), nan=-1.0)
-    return int(np.argmax(fa)) if len(fa) else 0
-
-
 def curve_points(curve: DetCurve, targets: tuple[float, ...]) -> list[Point]:
-    """The operating point for each false-accept target: the lowest threshold from which on every
-    higher threshold stays at or below the target (threshold 1.0, miss rate 1.0 when none does)."""
+    """The operating point for each false-accept target (:func:`train.metrics.operating_index`);
+    threshold 1.0, miss rate 1.0 when none meets it."""
     fa = np.asarray(curve.fa_per_hour, float)
-    start = sensible_from(curve)
     out = []
     for t in targets:
-        ok = fa[start:] <= t + 1e-12
-        # the first index of the final run of True values
-        bad = np.flatnonzero(~ok)
-        i = start + (bad[-1] + 1 if len(bad) else 0)
-        if i >= len(fa):
+        i = operating_index(fa, t)
+        if i is None:
             out.append(Point(t, 1.0, 1.0, float("nan")))
         else:
             out.append(Point(t, float(curve.thresholds[i]), float(curve.miss_rate[i]), float(fa[i])))

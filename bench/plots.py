@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train.metrics import sensible_from
+
 log = logging.getLogger(__name__)
 
 FA_FLOOR_PER_HOUR = 0.01
@@ -39,7 +41,7 @@ def det_plot(result: dict, path: Path) -> bool:
                 if (s["source"], s["condition"]) != (source, condition):
                     continue
                 fa = np.asarray(s["curve"]["fa_per_hour"], float)
-                start = int(np.argmax(np.nan_to_num(fa, nan=-1.0))) if len(fa) else 0  # see accuracy.sensible_from
+                start = sensible_from(fa)  # below it the rule degenerates
                 fa = np.maximum(fa[start:], FA_FLOOR_PER_HOUR)
                 miss = np.asarray(s["curve"]["miss_rate"], float)[start:]
                 order = np.argsort(fa)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from device.decision import DecisionConfig
-from train.metrics import ScoredStream, evaluate
+from train.metrics import ScoredStream, evaluate, operating_index
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,18 @@ def fa_per_hour(negatives: list[ScoredStream], cfg: CalibrationConfig, threshold
 
 
 def lowest_threshold(negatives: list[ScoredStream], cfg: CalibrationConfig, target: float) -> tuple[float, bool]:
-    """(threshold, met): lowest threshold from which every higher grid point meets ``target``.
+    """(threshold, met): the operating point of :func:`train.metrics.operating_index` on a grid,
+    refined by bisection between the last failing and the first meeting grid point.
 
     When even the top of the grid does not meet it, returns the top and ``False``.
     """
     grid = 1.0 / (1.0 + np.exp(-GRID_LOGITS))
-    ok = np.array([fa_per_hour(negatives, cfg, t)[0] <= target + 1e-12 for t in grid])
-    if not ok[-1]:
+    fa = np.array([fa_per_hour(negatives, cfg, t)[0] for t in grid])
+    i = operating_index(fa, target)
+    if i is None:
         return float(grid[-1]), False
-    failing = np.flatnonzero(~ok)
-    i = failing[-1] + 1 if len(failing) else 0
-    if i == 0:
-        return float(grid[0]), True
+    if i == 0 or fa[i - 1] <= target + 1e-12:  # nothing below to refine against (degenerate region)
+        return float(grid[i]), True
     lo, hi = GRID_LOGITS[i - 1], GRID_LOGITS[i]  # fails at lo, meets at hi
     for _ in range(BISECT_STEPS):
         mid = (lo + hi) / 2

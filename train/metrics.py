@@ -90,6 +90,30 @@ def evaluate(streams: list[ScoredStream], cfg: DecisionConfig, tolerance_s: floa
     return Outcome(keywords, hits, fas, neg_s / 3600.0)
 
 
+def sensible_from(fa_per_hour: np.ndarray) -> int:
+    """Index (along ascending thresholds) of the first threshold worth operating at: the one
+    with the most false accepts.
+
+    Below it the rule degenerates: a threshold so low that the score never falls under it
+    never re-arms the detector, so a whole stream gives one detection -- few false accepts
+    *and* nearly every keyword missed, a point nobody would operate at.
+    """
+    fa = np.nan_to_num(np.asarray(fa_per_hour, float), nan=-1.0)
+    return int(np.argmax(fa)) if len(fa) else 0
+
+
+def operating_index(fa_per_hour: np.ndarray, target_fa_per_hour: float) -> int | None:
+    """Operating point for a false-accept target along ascending thresholds: the lowest
+    threshold, above the degenerate region, from which *every* higher threshold stays at or
+    below the target (false accepts need not fall monotonically as the threshold rises).
+    None when even the highest threshold misses the target."""
+    fa = np.asarray(fa_per_hour, float)
+    start = sensible_from(fa)
+    bad = np.flatnonzero(~(fa[start:] <= target_fa_per_hour + 1e-12))
+    i = start + (bad[-1] + 1 if len(bad) else 0)
+    return None if i >= len(fa) else int(i)
+
+
 def default_thresholds(n: int = 99) -> np.ndarray:
     """Thresholds spaced evenly in logit space, dense near 0 and 1 where operating points live."""
     return 1.0 / (1.0 + np.exp(-np.linspace(-7.0, 9.0, n)))
@@ -104,14 +128,11 @@ class DetCurve:
     negative_hours: float
 
     def at_fa(self, target_fa_per_hour: float) -> tuple[float, float]:
-        """(threshold, miss rate) at the lowest threshold whose false accepts/h <= target.
-
-        Returns (1.0, 1.0) when no swept threshold meets the target.
-        """
-        ok = np.flatnonzero(self.fa_per_hour <= target_fa_per_hour + 1e-12)
-        if len(ok) == 0:
+        """(threshold, miss rate) at the operating point for ``target_fa_per_hour``
+        (see :func:`operating_index`); (1.0, 1.0) when no swept threshold meets it."""
+        i = operating_index(self.fa_per_hour, target_fa_per_hour)
+        if i is None:
             return 1.0, 1.0
-        i = ok[0]
         return float(self.thresholds[i]), float(self.miss_rate[i])
 
     def to_dict(self) -> dict:

@@ -9,6 +9,7 @@ import pytest
 from bench import accuracy
 from bench.testsets import SetSpec, TestAudio
 from device.decision import DecisionConfig
+from train.metrics import sensible_from
 
 FRAME_S = 0.02
 TOL_S = 1.0
@@ -93,7 +94,7 @@ def test_threshold_sweep_is_monotone():
     for smoothing in (1, 3):
         (res,) = accuracy.model_sets([pos, neg], streams, DecisionConfig(0.5, smoothing), (0.5,),
                                      accuracy.sweep_thresholds(60), TOL_S)
-        i = accuracy.sensible_from(res.curve)
+        i = sensible_from(res.curve.fa_per_hour)
         assert np.all(np.diff(res.curve.thresholds) > 0)
         assert np.all(np.diff(res.curve.miss_rate[i:]) >= 0), "miss rate must not fall as the threshold rises"
         assert np.all(np.diff(res.curve.fa_per_hour[i:]) <= 0), "false accepts must not rise with the threshold"
