@@ -54,29 +54,35 @@ test: setup-test  ## run the test suite (everything that can run without a Pi)
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md
 	$(PY) -m bench $(STAGE_OPTS) $(if $(PEERS),--peers)
 
+# deploy/deploy.sh reads these from the environment (see its header); HOST=, MODEL=, PI_CONFIG=,
+# SSH_CONFIG=, SSH_OPTS=, PURGE=1, LOG_LINES=, FOLLOW=1 given on the command line reach it as well.
+# (HOST goes through the environment, not the recipe line, where a shell would run "pi;reboot".)
+DEPLOY_ENV = KEYWORD="$(KEYWORD)" MODEL="$(or $(MODEL),$(BUILD)/model.onnx)" DRY_RUN="$(DRY_RUN)"
+
 deploy:  ## install the model and daemon on HOST="pi1 pi2" and start wakeword.service
-	@deploy/deploy.sh deploy $(HOST)
+	@$(DEPLOY_ENV) deploy/deploy.sh deploy
 
 status:  ## systemctl status wakeword on HOST
-	@deploy/deploy.sh status $(HOST)
+	@$(DEPLOY_ENV) deploy/deploy.sh status
 
 logs:  ## recent journal of wakeword on HOST
-	@deploy/deploy.sh logs $(HOST)
+	@$(DEPLOY_ENV) deploy/deploy.sh logs
 
 undeploy:  ## stop, disable and remove wakeword from HOST
-	@deploy/deploy.sh undeploy $(HOST)
+	@$(DEPLOY_ENV) deploy/deploy.sh undeploy
 
-e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; about 12 minutes cold)
+e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh
 
-record: setup  ## record your own takes of the keyword (and negatives)
-	$(PY) -m device.cli record --keyword "$(KEYWORD)" --out "recordings/$(KEYWORD)"
+record: setup  ## record your own takes of the keyword (KIND=negative for other phrases; TAKES=N, DEVICE=name)
+	$(PY) -m device.cli record --keyword "$(KEYWORD)" --out "recordings/$(KEYWORD)" \
+	  $(if $(KIND),--kind $(KIND)) $(if $(TAKES),--takes $(TAKES)) $(if $(DEVICE),--device "$(DEVICE)")
 
 label: setup  ## review and label recordings and saved detections in a local web page
-	$(PY) -m train.label recordings
+	$(PY) -m train.label "recordings/$(KEYWORD)"
 
 collect:  ## fetch saved detections from HOST for review
-	@deploy/collect.sh $(HOST)
+	@$(DEPLOY_ENV) deploy/collect.sh
 
 clean:  ## remove build/ (keeps .venv and recordings)
 	rm -rf build

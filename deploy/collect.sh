@@ -78,7 +78,7 @@ collect_one() {
   echo "RESULT fetched $((after - before)) new clip(s) into $dest ($after in all; label them with: make label)"
 }
 
-ww_check_hosts "$@"
+ww_hosts "$@"  # arguments, else $HOST from the environment (never the recipe line)
 case "${REMOTE_DIR:-}" in *"'"*) echo "REMOTE_DIR must not contain a single quote" >&2; exit 2 ;; esac
 ww_init
-ww_each_host collect_one "$@"
+ww_each_host collect_one "${WW_HOSTS[@]}"

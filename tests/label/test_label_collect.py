@@ -128,3 +128,11 @@ def test_bad_and_unreachable_hosts_fail_clearly(pi, tmp_path):
                             env=dict(os.environ, SSH_CONFIG=str(config), WW_LOG_DIR=str(tmp_path / "logs"),
                                      OUT=str(tmp_path / "field")))
     assert result.returncode == 1 and "FAILED" in result.stdout
+
+
+def test_make_collect_never_runs_a_host_string_as_shell(tmp_path):
+    marker = tmp_path / "ran"
+    result = subprocess.run(["make", "-s", "collect", f"HOST=pi;touch {marker}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "bad HOST" in result.stderr
+    assert not marker.exists()

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The workstation side of `make deploy|status|logs|undeploy HOST="pi1 pi2"`. Needs ssh and rsync
+# here; on the Pi, a 64-bit Raspberry Pi OS / Debian with systemd and passwordless sudo (the
+# default for Raspberry Pi OS's first user) or root.
+#
+# HOST...: ssh aliases, hosts or user@host; without arguments, the words of $HOST (the Makefile).
+#   deploy/deploy.sh deploy HOST...     build the release, upload it, run its pi/install.sh
+#   deploy/deploy.sh status HOST...     systemctl status wakeword + the current release
+#   deploy/deploy.sh logs HOST...       the journal of wakeword (LOG_LINES=100, FOLLOW=1 for -f)
+#   deploy/deploy.sh undeploy HOST...   remove it (PURGE=1 also removes config, detections, user)
+#
+# Environment (the Makefile passes these through):
+#   MODEL=build/<keyword>/model.onnx  the model to ship      KEYWORD=computer  (recorded in RELEASE)
+#   PI_CONFIG=file   config.toml to install where the Pi has none (default: the commented example)
+#   DRY_RUN=1        print the steps, contact nobody           SSH_CONFIG=file, SSH_OPTS="..."  (lib.sh)
+# Several hosts run in parallel, each logging to build/deploy/logs/<host>.log, and end with one
+# result line each. Exit status: 0 when every host succeeded.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
+
+UPLOAD=.cache/wakeword-deploy/release   # on the Pi, relative to the ssh user's home
+export WW_LOG_DIR=${WW_LOG_DIR:-$repo/build/deploy/logs}
+action=${1:-}
+shift || true
+
+usage() {
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+python() {
+  if [ -x "$repo/.venv/bin/python" ]; then "$repo/.venv/bin/python" "$@"; else python3 "$@"; fi
+}
+
+build_release() {
+  local keyword=${KEYWORD:-computer}
+  local model=${MODEL:-$repo/build/$keyword/model.onnx}
+  local args=(--model "$model" --keyword "$keyword" --out "$repo/build/release")
+  [ -n "${PI_CONFIG:-}" ] && args+=(--config "$PI_CONFIG")
+  RELEASE_DIR=$(cd "$repo" && python -m deploy.release "${args[@]}") || exit 1
+  RELEASE_ID=$(basename "$RELEASE_DIR")
+}
+
+preflight() {  # one ssh round trip: the checks that give a clear line instead of a later mess
+  ww_ssh "$1" "$WW_REMOTE_ROOT
+    if [ \"\$(id -u)\" != 0 ] && ! sudo -n true 2>/dev/null; then
+      echo \"RESULT FAILED: \$(id -un)@\$(hostname) needs passwordless sudo (or deploy as root@...)\"; exit 1; fi
+    [ -d /run/systemd/system ] || { echo 'RESULT FAILED: the host does not run systemd'; exit 1; }
+    if ! command -v rsync >/dev/null; then
+      echo 'installing rsync on the Pi'
+      ww_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null 2>&1 \
+        || { ww_root apt-get update -q >/dev/null && ww_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null; } \
+        || { echo 'RESULT FAILED: rsync is missing on the Pi and apt-get could not install it'; exit 1; }
+    fi
+    mkdir -p $UPLOAD"
+}
+
+deploy_one() {
+  local host=$1 rc=0
+  echo "$host: checking ssh, sudo, systemd"
+  preflight "$host" || { rc=$?; [ $rc = 255 ] && echo "RESULT FAILED: cannot ssh to $host"; return 1; }
+  echo "$host: uploading release $RELEASE_ID"
+  ww_rsync -rlp --checksum --delete "$RELEASE_DIR/" "$host:$UPLOAD/" \
+    || { echo "RESULT FAILED: rsync to $host failed"; return 1; }
+  ww_root "$host" "sh $UPLOAD/pi/install.sh" || rc=$?
+  return $rc
+}
+
+status_one() {
+  ww_ssh "$1" "SYSTEMD_COLORS=0 systemctl status wakeword --no-pager --lines=0 2>&1;
+    echo \"release: \$(basename \"\$(readlink /opt/wakeword/current 2>/dev/null || echo none)\")\"
+    systemctl -q is-active wakeword" && echo "RESULT active" && return 0
+  echo "RESULT FAILED: wakeword is not active"
+  return 1
+}
+
+logs_one() {
+  local follow=""
+  [ -n "${FOLLOW:-}" ] && follow=-f
+  # A system service's journal needs root (or the adm group, whose members sudo need not).
+  ww_ssh "$1" "if [ \"\$(id -u)\" != 0 ] && sudo -n true 2>/dev/null; then sudo=sudo; else sudo=; fi
+    \$sudo journalctl -u wakeword -n ${LOG_LINES:-100} --no-pager $follow -q"
+}
+
+undeploy_one() {
+  local host=$1 flag=""
+  [ -n "${PURGE:-}" ] && flag=--purge
+  # The undeploy script travels with every release; a host without one has nothing installed.
+  # It removes /opt/wakeword, its own directory: run a copy.
+  ww_ssh "$host" "$WW_REMOTE_ROOT
+    if [ ! -f /opt/wakeword/current/pi/undeploy.sh ]; then
+      echo 'RESULT not installed (no /opt/wakeword/current)'; exit 0; fi
+    copy=\$(mktemp) && cp /opt/wakeword/current/pi/undeploy.sh \$copy || exit 1
+    ww_root sh \$copy $flag; rc=\$?; rm -f \$copy; exit \$rc"
+}
+
+dry_run() {
+  echo "DRY_RUN: nothing is contacted or changed. Release $RELEASE_ID ($RELEASE_DIR)."
+  local host
+  for host in "$@"; do
+    echo "== $host"
+    echo "ssh $host: check passwordless sudo, systemd, rsync (install rsync if missing)"
+    echo "rsync $RELEASE_DIR/ -> $host:~/$UPLOAD/"
+    echo "ssh $host: sudo sh ~/$UPLOAD/pi/install.sh, which does:"
+    sh "$RELEASE_DIR/pi/install.sh" --plan | sed 's/^/  /'
+  done
+}
+
+case "$action" in
+  deploy|status|logs|undeploy) ww_hosts "$@" ;;
+  *) usage ;;
+esac
+case "$action" in
+  deploy)
+    build_release
+    if [ -n "${DRY_RUN:-}" ]; then dry_run "${WW_HOSTS[@]}"; exit 0; fi
+    ww_init
+    ww_each_host deploy_one "${WW_HOSTS[@]}" ;;
+  status|logs)
+    if [ "$action" = logs ] && [ -n "${FOLLOW:-}" ] && [ ${#WW_HOSTS[@]} -gt 1 ]; then
+      echo "FOLLOW=1 takes one host" >&2; exit 2
+    fi
+    ww_init
+    WW_SHOW_LOGS=1 ww_each_host "${action}_one" "${WW_HOSTS[@]}" ;;
+  undeploy)
+    if [ -n "${DRY_RUN:-}" ]; then
+      for h in "${WW_HOSTS[@]}"; do echo "ssh $h: sudo sh /opt/wakeword/current/pi/undeploy.sh ${PURGE:+--purge}"; done
+      exit 0
+    fi
+    ww_init
+    ww_each_host undeploy_one "${WW_HOSTS[@]}" ;;
+esac

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make e2e-pi`: deploy onto an emulated arm64 Pi (qemu) and check that the LED lights on the
+# keyword and the service survives kill -9. See deploy/testbed/e2e_pi.py for the steps.
+# Needs root, the test profile's Debian packages (make setup-test) and .venv (torch, for the
+# tiny test model). 12-25 minutes from a cold cache (the image build is most of it), 5-10 warm.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+for tool in qemu-system-aarch64 qemu-img qemu-aarch64-static mmdebstrap ssh rsync; do
+  command -v "$tool" >/dev/null || { echo "e2e-pi: $tool is missing; run make setup-test" >&2; exit 1; }
+done
+exec nice -n 5 "$repo/.venv/bin/python" -m deploy.testbed.e2e_pi "$@"

@@ -1,0 +1,268 @@
+"""`make e2e-pi`: deploy onto an emulated Pi and prove the LED lights on the keyword.
+
+Steps (each timed; the summary prints at the end):
+
+1. build or reuse the arm64 image (``pi-image.sh``) and train the tiny tone model;
+2. boot the VM (qemu-system-aarch64, cortex-a72; ssh on 127.0.0.1 only);
+3. ``make deploy HOST=pibox`` into it, exactly as a user would (SSH_CONFIG names the VM);
+4. a negative recording played into snd-aloop must leave the LED line off, a positive one must
+   switch it on -- read back from the kernel's GPIO state (debugfs) of the PL061 chip the daemon
+   drives through rpi-lgpio;
+5. ``kill -9`` of the daemon must be followed by a restart (Restart=on-failure), which still
+   lights the LED on the next positive;
+6. power off.
+
+The "keyword" is a 1 kHz tone burst (``tests/toymodels.py``): a real ONNX model with a known
+right answer that trains in seconds. Assertions are on LED transitions and journal lines,
+never on timing: inference under emulation is 90-400x slower than on the host.
+Environment: LED_PIN (BCM number on the PL061, 0-7 except 3; default 6), KEEP_VM=1 (leave
+the VM running at the end for a look: its ssh config is printed). Exit 0 PASS, 1 FAIL.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger("e2e-pi")
+
+PLAYBACK = "hw:Loopback,0,0"
+"""Where the test plays its recordings; the daemon captures the other end, hw:0,1."""
+
+# Logs every change of one PL061 line as "<uptime_s> hi|lo|-" ("-": not requested by anyone).
+LED_WATCH = r"""#!/bin/sh
+pin=$1 out=$2 last=x
+dbg=/sys/kernel/debug/gpio
+base=$(sed -n 's/^gpiochip[0-9]*: GPIOs \([0-9]*\)-.*pl061.*/\1/p' $dbg | head -n 1)
+while :; do
+  state=$(sed -n "s/^ *gpio-$((base + pin)) (.*) *\(in\|out\) *\(hi\|lo\).*/\2/p" $dbg)
+  [ -n "$state" ] || state=-
+  if [ "$state" != "$last" ]; then echo "$(cut -d' ' -f1 /proc/uptime) $state" >> "$out"; last=$state; fi
+  sleep 0.05
+done
+"""
+
+
+def pi_config(led_pin: int) -> str:
+    return f"""# wakeword on the emulated Pi (written by deploy/testbed/e2e_pi.py)
+model = "/opt/wakeword/current/model.onnx"
+[capture]
+# snd-aloop: whatever is played into hw:Loopback,0,0 comes out here
+device = "hw:0,1"
+channels = 1
+rate_hz = 16000
+[gpio]
+backend = "rpi"
+pin = {led_pin}
+active_high = true
+mode = "pulse"
+# long enough for a watcher polling debugfs under emulation to see it
+on_s = 3.0
+"""
+
+
+class Failed(Exception):
+    """The end-to-end check failed (one line: what was expected, what happened)."""
+
+
+@dataclass
+class Timer:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    def run(self, name: str, fn, *args, **kw):
+        log.info("== %s", name)
+        t0 = time.monotonic()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.steps.append((name, time.monotonic() - t0))
+            log.info("   %s: %.1f s", name, self.steps[-1][1])
+
+    def summary(self) -> str:
+        lines = [f"  {name:<44} {s:7.1f} s" for name, s in self.steps]
+        lines.append(f"  {'total':<44} {sum(s for _, s in self.steps):7.1f} s")
+        return "\n".join(lines)
+
+
+def make_recordings(work: Path) -> dict[str, Path]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from device.params import AudioParams
+    from device.wavio import write_wav
+    from toymodels import tone_clip
+
+    rate = AudioParams().sample_rate
+    out = {"negative": work / "negative.wav", "positive": work / "positive.wav"}
+    write_wav(out["negative"], tone_clip(8.0, [], seed=11), rate)
+    write_wav(out["positive"], tone_clip(8.0, [3.0], seed=12), rate)
+    return out
+
+
+def build_model(work: Path) -> Path:
+    import torch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from toymodels import build_tone_model
+
+    torch.set_num_threads(1)
+    return build_tone_model(work / "tone.onnx")
+
+
+class Scenario:
+    def __init__(self, vm, model: Path, recordings: dict[str, Path], work: Path, led_pin: int):
+        self.vm, self.ssh = vm, vm.ssh
+        self.model, self.recordings, self.work, self.led_pin = model, recordings, work, led_pin
+
+    def sh(self, command: str, check: bool = True, timeout_s: float = 600) -> str:
+        return self.ssh.run(command, check=check, timeout_s=timeout_s).stdout
+
+    def deploy(self) -> None:
+        config = self.work / "pi-config.toml"
+        config.write_text(pi_config(self.led_pin))
+        proc = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(REPO), "deploy", "HOST=pibox",
+             f"SSH_CONFIG={self.ssh.config}", f"MODEL={self.model}", f"PI_CONFIG={config}"],
+            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")))
+        print(proc.stdout, flush=True)
+        if proc.returncode != 0:
+            raise Failed(f"make deploy failed (exit {proc.returncode})")
+        if self.sh("systemctl is-active wakeword", check=False).strip() != "active":
+            raise Failed("make deploy succeeded but wakeword.service is not active")
+
+    def start_led_watch(self) -> None:
+        self.ssh.run("cat > /tmp/led-watch.sh", input_bytes=LED_WATCH.encode())
+        self.sh(f"sudo -n rm -f /run/led-watch.log; sudo -n nohup sh /tmp/led-watch.sh {self.led_pin} "
+                "/run/led-watch.log >/dev/null 2>&1 &")
+        if not self.wait(lambda: self.led_states(), 60):
+            raise Failed("the LED watcher did not start")
+        if self.led_states()[-1][1] != "lo":
+            raise Failed(f"GPIO {self.led_pin} should be an output driven low by the daemon, "
+                         f"debugfs says {self.led_states()}")
+
+    def led_states(self) -> list[tuple[float, str]]:
+        text = self.sh("cat /run/led-watch.log 2>/dev/null", check=False)
+        return [(float(t), s) for t, s in (line.split() for line in text.splitlines() if line.strip())]
+
+    def journal(self, since_s: float) -> str:
+        return self.sh(f"sudo -n journalctl -u wakeword -o cat --no-pager --since=@{since_s:.0f}")
+
+    def play(self, name: str) -> tuple[float, float]:
+        """Play a recording into the loopback; returns (uptime before, wall clock before)."""
+        self.ssh.run(f"cat > /tmp/{name}.wav", input_bytes=self.recordings[name].read_bytes())
+        t_up = float(self.sh("cut -d' ' -f1 /proc/uptime"))
+        t_wall = float(self.sh("date +%s"))
+        self.sh(f"aplay -q -D {PLAYBACK} /tmp/{name}.wav")
+        return t_up, t_wall
+
+    @staticmethod
+    def wait(predicate, timeout_s: float, interval_s: float = 1.0):
+        t0 = time.monotonic()
+        while True:
+            value = predicate()
+            if value or time.monotonic() - t0 > timeout_s:
+                return value
+            time.sleep(interval_s)
+
+    def negative_keeps_led_off(self) -> None:
+        t_up, t_wall = self.play("negative")
+        # Give the emulated daemon time to work through what it heard, then look.
+        time.sleep(10)
+        lit = [s for s in self.led_states() if s[0] >= t_up and s[1] == "hi"]
+        if lit:
+            raise Failed(f"the LED lit on the negative recording: {lit}")
+        if "detected" in self.journal(t_wall - 1):
+            raise Failed("the journal reports a detection on the negative recording")
+
+    def positive_lights_led(self) -> None:
+        t_up, t_wall = self.play("positive")
+        lit = self.wait(lambda: [s for s in self.led_states() if s[0] >= t_up and s[1] == "hi"], 120)
+        if not lit:
+            raise Failed(f"the LED did not light on the positive recording (debugfs: {self.led_states()[-5:]}; "
+                         f"journal: {self.journal(t_wall - 1)[-1500:]})")
+        if not self.wait(lambda: "detected 'tone'" in self.journal(t_wall - 1), 60):
+            raise Failed("the LED lit but the journal has no detection line")
+        off = self.wait(lambda: [s for s in self.led_states() if s[0] > lit[0][0] and s[1] == "lo"], 60)
+        if not off:
+            raise Failed("the LED did not go off again after the pulse")
+        log.info("   LED on %.1f s after playback started, off again %.1f s later",
+                 lit[0][0] - t_up, off[0][0] - lit[0][0])
+
+    def kill_is_restarted(self) -> None:
+        pid = self.sh("systemctl show -p MainPID --value wakeword").strip()
+        self.sh(f"sudo -n kill -9 {pid}")
+
+        def restarted():
+            props = self.sh("systemctl show -p MainPID -p NRestarts -p ActiveState -p StatusText wakeword")
+            d = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
+            return (d.get("ActiveState") == "active" and d.get("MainPID") not in ("0", pid)
+                    and d.get("NRestarts") == "1" and d.get("StatusText", "").startswith("listening"))
+
+        if not self.wait(restarted, 300, interval_s=2):
+            raise Failed(f"wakeword was not restarted after kill -9 of {pid}: "
+                         f"{self.sh('SYSTEMD_COLORS=0 systemctl status wakeword --no-pager', check=False)}")
+
+
+def run(work: Path, led_pin: int, keep_vm: bool) -> int:
+    from deploy.testbed.qemu import EmulatedPi, build_image
+
+    timer = Timer()
+    image = timer.run("image (cached after the first run)", build_image)
+    model = timer.run("tone model", build_model, work)
+    recordings = make_recordings(work)
+    vm = EmulatedPi(image, work / "vm")
+    ok = False
+    try:
+        timer.run("boot to ssh", vm.start)
+        s = Scenario(vm, model, recordings, work, led_pin)
+        timer.run("make deploy (fresh Pi: venv + pip install)", s.deploy)
+        timer.run("LED watcher", s.start_led_watch)
+        timer.run("negative recording -> LED stays off", s.negative_keeps_led_off)
+        timer.run("positive recording -> LED on", s.positive_lights_led)
+        timer.run("kill -9 -> restarted", s.kill_is_restarted)
+        timer.run("positive again after the restart", s.positive_lights_led)
+        ok = True
+    except Failed as exc:
+        log.error("FAIL: %s", exc)
+    except Exception as exc:  # the harness itself broke: say where, keep the console for a look
+        log.exception("FAIL (harness): %s", exc)
+    finally:
+        if not ok:
+            log.error("VM console (last lines):\n%s", vm.console_tail())
+        if keep_vm and vm.proc is not None:
+            log.info("VM left running: ssh -F %s pibox   (stop: kill %d)", vm.ssh.config, vm.proc.pid)
+        else:
+            timer.run("power off", vm.stop)
+    print(f"\ne2e-pi {'PASS' if ok else 'FAIL'}\n{timer.summary()}", flush=True)
+    return 0 if ok else 1
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if os.geteuid() != 0:
+        print("e2e-pi: needs root (image build, binfmt); run it as root", file=sys.stderr)
+        return 2
+    led_pin = int(os.environ.get("LED_PIN", "6"))
+    if not 0 <= led_pin <= 7 or led_pin == 3:
+        print("e2e-pi: LED_PIN must be a PL061 line 0-7 other than 3 (the power button)", file=sys.stderr)
+        return 2
+    keep = bool(os.environ.get("KEEP_VM"))
+    base = REPO / "build" / "e2e-pi"
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    status = run(work, led_pin, keep)
+    if status == 0 and not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"kept {work} (deploy logs, VM console, model, recordings)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Fixtures for the deploy tests: the real tone model and the nspawn test machine's root."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy_helpers import is_root, which_or_fail
+
+
+@pytest.fixture(scope="session")
+def tone_model(tmp_path_factory) -> Path:
+    """A real exported ONNX model that fires just after a 1 kHz tone burst (trained once, ~10 s)."""
+    import torch
+
+    from toymodels import build_tone_model
+
+    torch.set_num_threads(1)
+    return build_tone_model(tmp_path_factory.mktemp("model") / "tone.onnx")
+
+
+@pytest.fixture(scope="session")
+def nspawn_root() -> Path:
+    """The cached Debian root for systemd-nspawn (built on the first run, about a minute)."""
+    if not is_root():
+        pytest.skip("booting a systemd-nspawn container needs root")
+    which_or_fail("mmdebstrap", "systemd-nspawn", "ssh", "rsync")
+    from deploy.testbed.nspawn import build_root
+
+    return build_root()

@@ -1,0 +1,51 @@
+"""Helpers for the deploy tests (imported by name: tests/deploy is on sys.path under pytest)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+for p in (REPO, REPO / "tests"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+UNIT = REPO / "deploy" / "wakeword.service"
+
+
+def make(target: str, *assignments: str, timeout_s: float = 900,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``make -C REPO <target> VAR=value ...`` as a user types it; text output, never raises."""
+    full_env = dict(os.environ)
+    for k in ("MODEL", "PI_CONFIG", "SSH_CONFIG", "SSH_OPTS", "DRY_RUN", "HOST", "PURGE", "FOLLOW"):
+        full_env.pop(k, None)
+    full_env.update(env or {})
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), target, *assignments],
+                          capture_output=True, text=True, timeout=timeout_s, env=full_env)
+    proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    return proc
+
+
+def result_lines(output: str) -> dict[str, str]:
+    """The per-host summary lines ``<host>: <result>  [log: ...]`` -> {host: result}."""
+    out = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+): (.*?)  \[log: .*\]$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def which_or_fail(*tools: str) -> None:
+    """Tools this machine must have once `make setup-test` ran (their absence is a setup bug)."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise AssertionError(f"missing {', '.join(missing)}: run `make setup-test` "
+                             "(scripts/apt-extra.txt lists the Debian packages)")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

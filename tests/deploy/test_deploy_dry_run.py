@@ -1,0 +1,71 @@
+"""`make deploy DRY_RUN=1` names the steps without contacting anyone; bad HOST values are one
+clear line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy_helpers import make
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"model bytes")
+    return path
+
+
+def test_dry_run_names_every_step_for_every_host(model, tmp_path):
+    # An ssh config that does not exist: any ssh attempt would fail the run.
+    proc = make("deploy", "HOST=pi1 pi@pi2", "DRY_RUN=1", f"MODEL={model}",
+                f"SSH_CONFIG={tmp_path / 'no-such-ssh-config'}", env={"WW_LOG_DIR": str(tmp_path / "logs")})
+    assert proc.returncode == 0, proc.output
+    out = proc.stdout
+    assert "DRY_RUN: nothing is contacted or changed" in out
+    for host in ("pi1", "pi@pi2"):
+        assert f"== {host}" in out
+        assert f"rsync " in out and f"{host}:~/.cache/wakeword-deploy/release/" in out
+        assert f"ssh {host}: sudo sh ~/.cache/wakeword-deploy/release/pi/install.sh" in out
+    for step in ("verify the upload against MANIFEST.sha256", "apt-get install what is missing",
+                 "create the system user wakeword", "--system-site-packages", "pip install",
+                 "/opt/wakeword/releases/", "only if there is none", "/etc/systemd/system/wakeword.service",
+                 "unchanged", "systemctl enable + restart wakeword", "wait until active",
+                 "back at the previous release"):
+        assert step in out, step
+    assert not (tmp_path / "logs").exists()  # nothing ran per host
+
+
+def test_no_host_is_one_clear_line(model):
+    proc = make("deploy", f"MODEL={model}")
+    assert proc.returncode != 0
+    assert "no HOST given: make <target> HOST=pi" in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=sh", "a b$", "pi`id`", "pi/x"])
+def test_hosts_that_are_not_hosts_are_refused(model, host):
+    proc = make("deploy", f"HOST={host}", "DRY_RUN=1", f"MODEL={model}")
+    assert proc.returncode != 0
+    assert "bad HOST" in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["deploy", "status", "logs", "undeploy"])
+def test_host_never_reaches_a_shell(model, tmp_path, target):
+    # On a recipe line, HOST="pi;touch x" would run touch: HOST must travel in the environment.
+    marker = tmp_path / "ran"
+    proc = make(target, f"HOST=pi;touch {marker}", "DRY_RUN=1", f"MODEL={model}")
+    assert proc.returncode != 0 and "bad HOST" in proc.stderr
+    assert not marker.exists()
+
+
+def test_missing_model_says_how_to_make_one(tmp_path):
+    proc = make("deploy", "HOST=pi", "DRY_RUN=1", f"MODEL={tmp_path / 'none.onnx'}")
+    assert proc.returncode != 0
+    assert "make train export" in proc.stderr and "MODEL=" in proc.stderr
+
+
+def test_undeploy_dry_run(model):
+    proc = make("undeploy", "HOST=pi1 pi2", "DRY_RUN=1", "PURGE=1")
+    assert proc.returncode == 0, proc.output
+    assert "ssh pi1: sudo sh /opt/wakeword/current/pi/undeploy.sh --purge" in proc.stdout
+    assert "ssh pi2:" in proc.stdout
