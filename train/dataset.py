@@ -28,8 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from device.fsutil import atomic_write_text
 from device.params import AudioParams, ParamsError
 from train import config, negatives, realdata, sources, tts, voicesplit, workpool

@@ -1,23 +1,11 @@
 """Fixtures for the benchmark tests: the real tone model and tone test audio (built once)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from benchhelpers import tone_sets
 from device.params import AudioParams
-
-
-@pytest.fixture(scope="session")
-def tone_model(tmp_path_factory) -> Path:
-    """A real exported ONNX model that fires just after a 1 kHz tone burst (tests/toymodels.py)."""
-    import torch
-
-    from toymodels import build_tone_model
-
-    torch.set_num_threads(1)
-    return build_tone_model(tmp_path_factory.mktemp("model") / "tone.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,6 @@ from deploy_helpers import is_root, which_or_fail
 
 
 @pytest.fixture(scope="session")
-def tone_model(tmp_path_factory) -> Path:
-    """A real exported ONNX model that fires just after a 1 kHz tone burst (trained once, ~10 s)."""
-    import torch
-
-    from toymodels import build_tone_model
-
-    torch.set_num_threads(1)
-    return build_tone_model(tmp_path_factory.mktemp("model") / "tone.onnx")
-
-
-@pytest.fixture(scope="session")
 def nspawn_root() -> Path:
     """The cached Debian root for systemd-nspawn (built on the first run, about a minute)."""
     if not is_root():

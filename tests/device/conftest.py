@@ -10,17 +10,6 @@ from device.wavio import write_wav
 
 
 @pytest.fixture(scope="session")
-def tone_model(tmp_path_factory) -> Path:
-    """A real exported ONNX model that fires just after a 1 kHz tone burst (trained once, ~10 s)."""
-    import torch
-
-    from toymodels import build_tone_model
-
-    torch.set_num_threads(1)
-    return build_tone_model(tmp_path_factory.mktemp("model") / "tone.onnx")
-
-
-@pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> dict[str, Path]:
     """16 kHz mono WAVs, 6 s each: ``pos`` (tones at 1.5 and 4.0 s), ``neg`` (no tone)."""
     d = tmp_path_factory.mktemp("clips")

@@ -2,7 +2,6 @@
 learning, streaming equivalence, checkpoints, resume, interruption, refusal of a foreign config."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
