@@ -67,6 +67,35 @@ def colour(audio: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.
     return signal.sosfilt(sos, audio).astype(np.float32)
 
 
+def mic_eq(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, max_gain_db: float = 6.0,
+           max_bands: int = 3) -> np.ndarray:
+    """A random microphone/housing response: 1..``max_bands`` peaking filters (RBJ biquads) at
+    log-uniform 150 Hz..6 kHz, gains within +-``max_gain_db``, Q 0.7..3. Real laptop, USB and
+    MEMS microphones have resonances and dips like these that TTS audio never does."""
+    out = np.asarray(audio, np.float64)
+    for _ in range(int(rng.integers(1, max_bands + 1))):
+        f0 = float(np.exp(rng.uniform(np.log(150.0), np.log(min(6000.0, 0.45 * sample_rate)))))
+        gain_db, q = float(rng.uniform(-max_gain_db, max_gain_db)), float(rng.uniform(0.7, 3.0))
+        a_gain, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / sample_rate
+        alpha = np.sin(w0) / (2 * q)
+        b = [1 + alpha * a_gain, -2 * np.cos(w0), 1 - alpha * a_gain]
+        a = [1 + alpha / a_gain, -2 * np.cos(w0), 1 - alpha / a_gain]
+        out = signal.lfilter(np.array(b) / a[0], np.array(a) / a[0], out)
+    return out.astype(np.float32)
+
+
+def band_limit(audio: np.ndarray, sample_rate: int, rate_hz: int) -> np.ndarray:
+    """As if recorded at ``rate_hz`` and resampled (what an 8 kHz telephone or Bluetooth-headset
+    source sounds like): nothing above ``rate_hz / 2``. Same length as the input."""
+    if rate_hz >= sample_rate:
+        return audio
+    low = soxr.resample(audio, sample_rate, rate_hz, quality="HQ")
+    back = soxr.resample(low, rate_hz, sample_rate, quality="HQ")
+    out = np.zeros(len(audio), np.float32)
+    out[: min(len(back), len(audio))] = back[: len(audio)]
+    return out
+
+
 def scale_to_snr(speech_rms: float, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """Scale ``noise`` so that ``20 log10(speech_rms / rms(noise)) == snr_db``."""
     noise_rms = _rms(noise)

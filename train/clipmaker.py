@@ -131,7 +131,16 @@ def _mix(fg: np.ndarray, active: np.ndarray, src: SplitSources, rng: np.random.G
     coloured = rng.random() < cfg.eq_prob
     if coloured:
         mix = augment.colour(mix, params.sample_rate, rng)
+    # Microphone resonances and low source rates act on the whole clip (keyword, other speech
+    # and background alike), so they never tell the keyword apart.
+    mic_eq = rng.random() < cfg.mic_eq_prob
+    if mic_eq:
+        mix = augment.mic_eq(mix, params.sample_rate, rng, cfg.mic_eq_db)
+    band_hz = None
+    if cfg.band_limit_rates_hz and rng.random() < cfg.band_limit_prob:
+        band_hz = int(cfg.band_limit_rates_hz[int(rng.integers(len(cfg.band_limit_rates_hz)))])
+        mix = augment.band_limit(mix, params.sample_rate, band_hz)
     peak_dbfs = float(rng.uniform(cfg.peak_dbfs_min, cfg.peak_dbfs_max))
     mix = augment.to_peak_dbfs(mix, peak_dbfs)
     return mix, {"background": bg.name, "snr_db": round(snr_db, 2), "peak_dbfs": round(peak_dbfs, 2),
-                 "coloured": coloured}
+                 "coloured": coloured, "mic_eq": mic_eq, "band_limit_hz": band_hz}

@@ -19,7 +19,7 @@ class DataConfig:
     """Length of one training clip (s); rounded down to whole model output frames."""
     train_clips: int = 6000
     """Clips in the train split."""
-    val_clips: int = 400
+    val_clips: int = 1500
     """Clips in the val split (held-out voices)."""
     test_clips: int = 400
     """Clips in the test split (held-out voices, none shared with val)."""
@@ -47,6 +47,10 @@ class DataConfig:
     """Keyword utterances rendered for train; val and test get ``heldout_renders_fraction`` of it."""
     confusable_count: int = 60
     """How many confusable words/phrases to derive from the keyword."""
+    phrase_min_distance: float = 0.25
+    """Two-word confusables whose joint sounds are closer to the keyword than this (per-phoneme
+    distance, ``train.negatives``) are left out: TTS runs the words together, so "cam pewter"
+    *is* "computer", and such near-homophones cost most real keywords (docs/experiments.md)."""
     confusable_renders: int = 2400
     """Confusable utterances rendered for train (spread over the confusable texts)."""
     speech_renders: int = 700
@@ -106,6 +110,15 @@ class DataConfig:
     """Longest room reverberation time (s)."""
     eq_prob: float = 0.4
     """Probability of a random microphone colouring (band-limit and tilt)."""
+    mic_eq_prob: float = 0.5
+    """Probability of random microphone resonances and dips (``augment.mic_eq``) on a clip."""
+    mic_eq_db: float = 6.0
+    """Largest gain of each of those peaking filters, up or down (dB)."""
+    band_limit_prob: float = 0.15
+    """Probability that a clip sounds as if recorded at a lower rate (8 kHz phone/headset
+    sources: nothing above 4 kHz), drawn from ``band_limit_rates_hz``."""
+    band_limit_rates_hz: tuple[int, ...] = (8000, 11025)
+    """Source rates the band-limiting imitates."""
     gain_db: float = 8.0
     """Utterance loudness varies by up to +-this within a clip (dB)."""
     snr_min_db: float = 0.0
@@ -138,7 +151,7 @@ class DataConfig:
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
-                     "eq_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
+                     "eq_prob", "mic_eq_prob", "band_limit_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
                      "heldout_render_fraction", "recording_val_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
@@ -153,6 +166,8 @@ class DataConfig:
             problems.append("need 0 < speed_min <= speed_max")
         if not self.snr_min_db <= self.snr_max_db or not self.peak_dbfs_min <= self.peak_dbfs_max <= 0:
             problems.append("need snr_min_db <= snr_max_db and peak_dbfs_min <= peak_dbfs_max <= 0")
+        if self.phrase_min_distance < 0:
+            problems.append("phrase_min_distance must be >= 0")
         if not 0 < self.rt60_min_s <= self.rt60_max_s:
             problems.append("need 0 < rt60_min_s <= rt60_max_s")
         if problems:

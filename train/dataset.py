@@ -153,14 +153,19 @@ def _remove_stale_temps(root: Path) -> None:
 
 
 def _confusables(keyword: str, dcfg: DataConfig, sources_dir: Path) -> list[negatives.Confusable]:
-    """Derived once per keyword and count, then read from ``sources/confusables-<count>.json``."""
-    path = sources_dir / f"confusables-{dcfg.confusable_count}.json"
+    """Derived once per keyword, count and phrase floor, then read from
+    ``sources/confusables-<count>[-p<floor>].json``."""
+    floor = dcfg.phrase_min_distance
+    path = sources_dir / (f"confusables-{dcfg.confusable_count}" + (f"-p{floor:g}" if floor else "") + ".json")
     if path.exists():
         data = json.loads(path.read_text())
-        if data.get("keyword") == keyword and data.get("count") == dcfg.confusable_count:
+        if (data.get("keyword") == keyword and data.get("count") == dcfg.confusable_count
+                and data.get("phrase_min_distance", 0.0) == floor):
             return [negatives.Confusable(**c) for c in data["confusables"]]
-    found = negatives.confusables(keyword, dcfg.confusable_count) if dcfg.confusable_count else []
+    found = negatives.confusables(keyword, dcfg.confusable_count, phrase_min_distance=floor) \
+        if dcfg.confusable_count else []
     atomic_write_text(path, json.dumps({"keyword": keyword, "count": dcfg.confusable_count,
+                                        "phrase_min_distance": floor,
                                         "confusables": [c.__dict__ for c in found]}, indent=1) + "\n")
     return found
 

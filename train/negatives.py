@@ -9,7 +9,11 @@ piper's bundled phonemizer), then ranked by a phoneme edit distance in which sim
   itself or the keyword plus a suffix ("computers" would teach the model to wait);
 - *parts*: words close to a prefix or suffix of the keyword ("come", "pewter", "cute"), and
   for a multi-word keyword each of its words alone;
-- *phrases*: two words whose sounds together approximate the keyword ("come pewter");
+- *phrases*: two words whose sounds together approximate the keyword ("come pewter"), kept
+  only when their joint sounds are at least ``phrase_min_distance`` from the keyword: a TTS
+  voice runs the two words together, so "cam pewter" *is* "computer" when synthesised, and
+  training or calibrating on such near-homophones teaches the model to distrust the keyword
+  itself (docs/experiments.md, e01-e03);
 - *cuts*: the keyword's spelling cut at a vowel/consonant boundary ("compu", "puter").
 
 General speech comes from ``train/corpus/sentences.txt``; sentences containing the keyword
@@ -154,10 +158,13 @@ def spelling_cuts(text: str, n: int) -> list[str]:
     return sorted(cuts, key=lambda c: (-len(c), c))[:n]
 
 
-def confusables(keyword: str, count: int, words: tuple[str, ...] | None = None) -> list[Confusable]:
+def confusables(keyword: str, count: int, words: tuple[str, ...] | None = None,
+                phrase_min_distance: float = 0.0) -> list[Confusable]:
     """About ``count`` confusable texts for ``keyword``, most similar first within each kind.
 
     Shares: 40% sound-alikes, 30% parts, 20% phrases, 10% cuts (unused shares roll over).
+    ``phrase_min_distance``: phrases whose joint sounds are closer than this to the keyword
+    (per-phoneme distance, see :func:`phone_distance`) are left out.
     """
     text = keyword_text(keyword)
     try:
@@ -176,7 +183,7 @@ def confusables(keyword: str, count: int, words: tuple[str, ...] | None = None) 
     found: list[Confusable] = []
     found += _sound_alikes(kw, lexicon)
     found += _parts(kw, lexicon, text)
-    found += _phrases(kw, lexicon)
+    found += _phrases(kw, lexicon, phrase_min_distance)
     found += [Confusable(c, "cut", 0.0) for c in spelling_cuts(text, count)]
     return _pick(found, count, {"sound-alike": 0.4, "part": 0.3, "phrase": 0.2, "cut": 0.1})
 
@@ -216,18 +223,20 @@ def _parts(kw, lexicon, text) -> list[Confusable]:
     return sorted(out, key=lambda c: c.distance)
 
 
-def _phrases(kw, lexicon) -> list[Confusable]:
+def _phrases(kw, lexicon, min_distance: float = 0.0) -> list[Confusable]:
+    """Two-word phrases built from the best matches of a prefix and the rest of the keyword;
+    ``distance`` is that of the phrase's joint sounds to the keyword (what a listener hears)."""
     out = []
     for i in range(2, len(kw) - 1):
         left = _best_match(kw[:i], lexicon, 2)
         right = _best_match(kw[i:], lexicon, 2)
-        for dl, wl in left:
-            for dr, wr in right:
-                d = (dl * i + dr * (len(kw) - i)) / len(kw)
+        for _, wl in left:
+            for _, wr in right:
                 spoken = lexicon[wl] + lexicon[wr]
                 if spoken[:len(kw)] == kw:  # "hay robots" *is* "hey robot" (+ a suffix)
                     continue
-                if d <= 0.35:
+                d = phone_distance(spoken, kw) / max(len(spoken), len(kw))
+                if min_distance <= d <= 0.35:
                     out.append(Confusable(f"{wl} {wr}", "phrase", round(d, 3)))
     return sorted(out, key=lambda c: c.distance)
 

@@ -75,6 +75,36 @@ def test_colouring_band_limits():
     assert spec[freqs < 20].sum() < 0.01 * spec.sum() and spec[freqs > 7900].sum() < 0.01 * spec.sum()
 
 
+@pytest.mark.parametrize("rate_hz", [8000, 11025])
+def test_band_limit_removes_what_a_low_rate_source_cannot_carry(rate_hz):
+    white = backgrounds.coloured_noise(SR * 2, 0.0, np.random.default_rng(3))
+    out = augment.band_limit(white, SR, rate_hz)
+    assert out.shape == white.shape and out.dtype == np.float32
+    spec = np.abs(np.fft.rfft(out)) ** 2
+    freqs = np.fft.rfftfreq(len(out), 1 / SR)
+    assert spec[freqs > rate_hz / 2 + 200].sum() < 1e-3 * spec.sum()
+    # what the source could carry survives
+    below = (freqs > 300) & (freqs < rate_hz / 2 - 500)
+    ref = np.abs(np.fft.rfft(white)) ** 2
+    assert 0.9 < spec[below].sum() / ref[below].sum() < 1.1
+    assert augment.band_limit(white, SR, SR) is white
+
+
+def test_mic_eq_shapes_the_spectrum_within_its_gain_bound():
+    rng = np.random.default_rng(4)
+    white = backgrounds.coloured_noise(SR * 4, 0.0, rng)
+    out = augment.mic_eq(white, SR, rng, max_gain_db=6.0)
+    assert out.shape == white.shape and np.isfinite(out).all()
+    # per-band level changes: something moves, nothing beyond the bound of 3 stacked filters
+    edges = np.geomspace(150, 6000, 12)
+    freqs = np.fft.rfftfreq(len(out), 1 / SR)
+    a, b = np.abs(np.fft.rfft(white)) ** 2, np.abs(np.fft.rfft(out)) ** 2
+    change_db = [10 * np.log10(b[(freqs >= lo) & (freqs < hi)].sum() / a[(freqs >= lo) & (freqs < hi)].sum())
+                 for lo, hi in zip(edges[:-1], edges[1:])]
+    assert max(abs(c) for c in change_db) > 0.5
+    assert max(abs(c) for c in change_db) < 3 * 6.0 + 0.5
+
+
 @pytest.mark.parametrize("alpha, low_share", [(0.0, (0.05, 0.2)), (2.0, (0.8, 1.0))])
 def test_noise_colour(alpha, low_share):
     noise = backgrounds.coloured_noise(SR * 4, alpha, np.random.default_rng(2))

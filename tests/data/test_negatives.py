@@ -31,6 +31,18 @@ def test_confusables_are_derived_from_the_keyword_sounds():
     assert len(texts) == len(set(texts)) <= 12
 
 
+def test_phrase_floor_leaves_out_near_homophones():
+    """A TTS voice says "cam pewter" as "computer": such phrases are left out above the floor."""
+    words = WORDS + ("cam", "camp", "looter", "beauty")
+    every = [c for c in negatives.confusables("computer", 40, words=words) if c.kind == "phrase"]
+    kept = [c for c in negatives.confusables("computer", 40, words=words, phrase_min_distance=0.15)
+            if c.kind == "phrase"]
+    assert any(c.distance < 0.15 for c in every)
+    assert all(c.distance >= 0.15 for c in kept)
+    assert {c.text for c in kept} <= {c.text for c in every}
+    assert "cam pewter" in {c.text for c in every} - {c.text for c in kept}
+
+
 def test_multi_word_keyword_gives_its_words_alone_as_parts():
     found = negatives.confusables("hey_robot", 10, words=WORDS)
     texts = [c.text for c in found]
