@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from terminal import sigint_default
 
 from device.params import AudioParams
 from tests.data.conftest import tiny_config, toml_of
@@ -118,7 +119,7 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path)
     (tmp_path / "c.toml").write_text(toml_of("data", data))
     cmd = [sys.executable, "-m", "train.dataset", "--keyword", "computer", "--build", str(work),
            "--config", str(tmp_path / "c.toml")]
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, preexec_fn=sigint_default, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not list((work / "dataset" / "train").glob("*.meta.jsonl")):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from label_helpers import http, make_folder
+from terminal import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ def test_serves_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
     make_folder(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "train.label", str(tmp_path), "--port", "0"], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
     try:
         line = proc.stdout.readline()
         assert "5 audio files" in line and "http://127.0.0.1:" in line, line

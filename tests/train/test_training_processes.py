@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from train import checkpoint
+from terminal import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model.conv_channels=16", "model.gru_hidden=16", "model.conv_kernel=3", "train.batch_size=8",
@@ -29,7 +30,8 @@ def _env() -> dict:
 def _start(build: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tests.train.fakerun"] + _args(build, "train.max_steps=100000",
                                                                 "train.val_every_steps=100000")
-    return subprocess.Popen(cmd, cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
 
 
 def _wait_for(proc: subprocess.Popen, text: str, timeout_s: float = 120) -> list[str]:
