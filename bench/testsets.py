@@ -236,8 +236,16 @@ def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path)
     if files is None:
         log.info("no real recordings of %r (../shared/data absent or without the keyword)", keyword)
         return []
+    negative = files.negative
+    if bc.real_negative_exclude_speakers:
+        from train import realdata
+
+        left_out = {c.path for c in realdata.negative_clips() if c.speaker in bc.real_negative_exclude_speakers}
+        negative = [p for p in negative if p not in left_out]
+        log.info("real negatives: %d of %d files (speakers %s left out)", len(negative), len(files.negative),
+                 ", ".join(bc.real_negative_exclude_speakers))
     files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
-                      pick_evenly(files.negative, bc.real_negative_clips), files.noise)
+                      pick_evenly(negative, bc.real_negative_clips), files.noise)
     key = cache_key(kind="real", format=FORMAT, files=[file_fingerprint(files.keyword),
                     file_fingerprint(files.negative), file_fingerprint(files.noise)],
                     params=params, streams=streams_cfg)
