@@ -100,7 +100,9 @@ def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build:
     from train import config
     from train.streams import StreamConfig
 
-    plan = HeldoutPlan(xc.calibration_split, xc.speech_hours, xc.noise_hours, xc.calibration_seed)
+    kinds = ("confusable", "speech") if xc.calibration_confusables else ("speech",)
+    plan = HeldoutPlan(xc.calibration_split, xc.speech_hours, xc.noise_hours, xc.calibration_seed,
+                       negative_kinds=kinds)
     return heldout_source(keyword, build, params, plan, config.section(cfg, "streams", StreamConfig))
 
 
