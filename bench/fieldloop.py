@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--loop-build", type=Path, help="the retrained model's build folder (default <build>-loop)")
     ap.add_argument("--field-speakers", default=",".join(DEFAULT_FIELD),
                     help="speakers of ../shared/data whose non-keyword speech is the household (comma-separated)")
-    ap.add_argument("--review-threshold", type=float, default=0.5,
+    ap.add_argument("--review-threshold", type=float, default=0.1,
                     help="threshold the daemon collects at (the shipped one stays in the model)")
     ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml on every stage")
     ap.add_argument("--config", action="append", default=[], help="extra TOML layer for every stage (repeatable)")
