@@ -47,7 +47,7 @@ class BenchConfig:
     """Audio the daemon's CPU and memory are measured on, per inference step size (s)."""
     step_cost_steps: int = 200
     """Inference steps timed by ``export.bench.step_cost`` (per-step time)."""
-    peer_sensitivities: tuple = (0.5, 0.7, 0.85, 0.95, 0.99)
+    peer_sensitivities: tuple = (0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
     """Porcupine sensitivities swept for its DET curve (it has no score to threshold); each is a
     full pass over the test audio (about 13 CPU s per audio hour here)."""
     int8: bool = True

@@ -34,10 +34,26 @@ def _set(engine: dict, source: str, condition: str) -> dict | None:
     return next((s for s in engine.get("sets", []) if (s["source"], s["condition"]) == (source, condition)), None)
 
 
-def _miss(engine: dict, source: str, condition: str, target: float):
+def _point(engine: dict, source: str, condition: str, target: float) -> dict | None:
     s = _set(engine, source, condition) or {}
-    p = next((p for p in s.get("points", []) if p["target_fa_per_hour"] == target), None)
-    return None if p is None else p["miss_rate"]
+    return next((p for p in s.get("points", []) if p["target_fa_per_hour"] == target), None)
+
+
+def _reached(p: dict | None) -> bool:
+    """False when no swept setting met the target (a peer swept by sensitivity whose lowest one
+    still fires too often): its "miss rate" there is not a measurement."""
+    fa = None if p is None else p.get("fa_per_hour")
+    return p is not None and not (isinstance(fa, float) and math.isnan(fa) and p.get("sensitivity", 0) is None)
+
+
+def _miss(engine: dict, source: str, condition: str, target: float):
+    p = _point(engine, source, condition, target)
+    return p["miss_rate"] if _reached(p) else None
+
+
+def _miss_cell(engine: dict, source: str, condition: str, target: float) -> str:
+    p = _point(engine, source, condition, target)
+    return "not reached" if p is not None and not _reached(p) else _pct(_miss(engine, source, condition, target))
 
 
 def headline(result: dict) -> list[str]:
@@ -55,7 +71,7 @@ def headline(result: dict) -> list[str]:
             cost = (f"{_num(e.get('cpu_s_per_audio_hour'), '.1f')} | {_num(e.get('max_rss_mb'), '.0f')} MiB"
                     if k == 0 else " | ")
             lines.append(f"| {name if k == 0 else ''} | {source} | " +
-                         " | ".join(_pct(_miss(e, source, c, t)) for c, t in cols) + f" | {cost} |")
+                         " | ".join(_miss_cell(e, source, c, t) for c, t in cols) + f" | {cost} |")
         if e.get("kind") != "peer" or not ours:
             continue
         for k, source in enumerate(sources):
@@ -164,7 +180,8 @@ def negatives_note(result: dict) -> str:
             ", ".join(f"{c}: {h:.2f} h" for c, h in hours.items()) +
             ", synthetic and real voices together, plus the gaps between keywords); miss rates per voices. "
             "With `h` hours the smallest non-zero rate is `1/h` per hour, so a target below that means zero "
-            "false accepts in those hours.")
+            "false accepts in those hours. \"not reached\": even the lowest sensitivity swept for a peer fires "
+            "more often than the target (`[bench] peer_sensitivities`).")
 
 
 def to_markdown(result: dict, command: str, pictures: dict[str, bool]) -> str:

@@ -159,3 +159,16 @@ def test_confusables_stay_out_of_the_pool_and_are_counted_apart(scripted):
     assert side["confusables"] == [{"false_accepts": 12, "hours": pytest.approx(60 / 3600), "utterances": 20},
                                    {"false_accepts": 0, "hours": pytest.approx(60 / 3600), "utterances": 20}]
     assert [r["false_accepts"] for r in side["real negatives"]] == [1, 1]
+
+
+def test_a_peer_target_no_sensitivity_reached_is_not_reported_as_a_miss_rate():
+    from bench import report
+
+    peer = {"sets": [{"source": "real", "condition": "clean", "points": [
+        {"target_fa_per_hour": 0.5, "threshold": 0.5, "miss_rate": 0.2, "fa_per_hour": 0.3, "sensitivity": 0.5},
+        {"target_fa_per_hour": 0.1, "threshold": 1.0, "miss_rate": 1.0, "fa_per_hour": float("nan"),
+         "sensitivity": None}]}]}
+    assert report._miss_cell(peer, "real", "clean", 0.5) == "20.0 %"
+    assert report._miss_cell(peer, "real", "clean", 0.1) == "not reached"
+    assert report._miss(peer, "real", "clean", 0.1) is None  # so no ratio is drawn from it
+    assert report._miss_cell(peer, "real", "10 dB", 0.1) == "-"
