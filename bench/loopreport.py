@@ -2,27 +2,10 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+from bench.report import _miss, _pct
 from device.fsutil import atomic_write_text
-
-
-def _pct(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
-
-
-def _at(engine: dict, source: str, condition: str, target: float):
-    for s in engine["sets"]:
-        if s["source"] == source and s["condition"] == condition:
-            for p in s["points"]:
-                if abs(p["target_fa_per_hour"] - target) < 1e-9:
-                    return p["miss_rate"]
-    return None
-
-
-def _calibrated(engine: dict, slug: str) -> dict:
-    return engine["calibrated"].get(slug, {})
 
 
 def rows(results: dict[str, dict]) -> list[str]:
@@ -32,11 +15,11 @@ def rows(results: dict[str, dict]) -> list[str]:
         e = report["engines"]["ours"]
         cells = [name, f"{e['decision']['threshold']:.4f}"]
         for cond in ("clean", "10dB"):
-            pos, neg = _calibrated(e, f"real-{cond}-pos"), _calibrated(e, f"real-{cond}-neg")
+            pos, neg = (e["calibrated"].get(f"real-{cond}-{kind}", {}) for kind in ("pos", "neg"))
             cells.append(_pct(pos.get("miss_rate")))
             cells.append(f"{neg.get('false_accepts', '-')} in {neg.get('hours', 0):.2f} h")
         for cond in ("clean", "10 dB"):
-            cells.append(_pct(_at(e, "real", cond, 0.5)))
+            cells.append(_pct(_miss(e, "real", cond, 0.5)))
         out.append("| " + " | ".join(cells) + " |")
     return out
 
