@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from deploy.testbed.machine import Machine
 from deploy.testbed.ssh import SshTarget, free_port
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def host_pip_config(python: str = sys.executable) -> tuple[str, list[Path]]:
     return text, paths
 
 
-class Container:
+class Container(Machine):
     """One booted container; use as a context manager (stops it on exit).
 
     The cached root is never written: nspawn boots it with ``--volatile=overlay`` (a tmpfs
@@ -129,22 +130,6 @@ class Container:
                     log.warning("container still running %g s after %s", timeout_s, sig.name)
         self.proc = None
 
-    def __enter__(self) -> "Container":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def console_tail(self, n_bytes: int = 3000) -> str:
-        try:
-            return self.console_log.read_bytes()[-n_bytes:].decode(errors="replace")
-        except OSError:
-            return ""
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.5) -> bool:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from deploy.testbed.machine import Machine
 from deploy.testbed.ssh import SshTarget, free_port
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ def build_image() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-class EmulatedPi:
+class EmulatedPi(Machine):
     """One booted VM; use as a context manager (powers it off and deletes the overlay)."""
+
+    console_tail_bytes = 4000
 
     def __init__(self, image_dir: Path, workdir: Path, cpus: int = 2, memory_mb: int = 2048):
         self.image_dir = image_dir
@@ -80,19 +83,3 @@ class EmulatedPi:
         self.proc = None
         self.overlay.unlink(missing_ok=True)
 
-    def __enter__(self) -> "EmulatedPi":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def console_tail(self, n_bytes: int = 4000) -> str:
-        try:
-            return self.console_log.read_bytes()[-n_bytes:].decode(errors="replace")
-        except OSError:
-            return ""
