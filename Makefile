@@ -21,7 +21,7 @@ STAGE_OPTS = --keyword "$(KEYWORD)" --build "$(BUILD)" $(if $(QUICK),--quick) \
              $(foreach f,$(CONFIG),--config $(f)) $(foreach s,$(SET),--set $(s))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-test data train export test bench loop deploy status logs undeploy e2e-pi \
+.PHONY: help setup setup-test data train export test bench finetune loop deploy status logs undeploy e2e-pi \
         record label collect clean
 
 help:  ## show this help
@@ -53,6 +53,9 @@ test: setup-test  ## run the test suite (everything that can run without a Pi)
 
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md
 	$(PY) -m bench $(STAGE_OPTS) $(if $(PEERS),--peers)
+
+finetune: setup  ## fine-tune the model on recordings/<keyword> (takes, labelled detections) -> build/<keyword>-ft
+	$(PY) -m train.finetune $(STAGE_OPTS)
 
 loop: setup  ## one turn of the field loop on ../shared/data, measured -> build/<keyword>-loop/loop-report.md
 	$(PY) -m bench.fieldloop $(STAGE_OPTS)

@@ -10,7 +10,7 @@ def _floats(value) -> tuple[float, ...]:
 
 
 def _names(value) -> tuple[str, ...]:
-    # `--set bench.real_negative_exclude_speakers=a,b` gives one string; TOML gives a list
+    # `--set bench.real_exclude_speakers=a,b` gives one string; TOML gives a list
     items = value.split(",") if isinstance(value, str) else value
     return tuple(str(v).strip() for v in items if str(v).strip())
 
@@ -29,9 +29,9 @@ class BenchConfig:
     """Real keyword recordings used from ../shared/data (0 = all; fewer: evenly spaced picks)."""
     real_negative_clips: int = 0
     """Real negative recordings used from ../shared/data (0 = all)."""
-    real_negative_exclude_speakers: tuple = ()
-    """Speakers (``manifest.csv``) whose real negatives are left out: those a model was shown in
-    training, e.g. the field-loop demonstration's "household" (``bench/fieldloop.py``)."""
+    real_exclude_speakers: tuple = ()
+    """Speakers (``manifest.csv``) whose real recordings (keyword takes and other speech) are left
+    out: those a model was shown in training, e.g. the field loop's household (``bench/fieldloop.py``)."""
     fa_targets_per_hour: tuple = (0.5, 0.1)
     """False-accept rates at which miss rates are reported (per hour)."""
     tolerance_s: float = 1.0
@@ -56,7 +56,7 @@ class BenchConfig:
     def __post_init__(self) -> None:
         for name in ("fa_targets_per_hour", "latency_hops_s", "peer_sensitivities"):
             object.__setattr__(self, name, _floats(getattr(self, name)))
-        object.__setattr__(self, "real_negative_exclude_speakers", _names(self.real_negative_exclude_speakers))
+        object.__setattr__(self, "real_exclude_speakers", _names(self.real_exclude_speakers))
         if self.speech_hours < 0 or self.cost_audio_s <= 0 or self.tolerance_s < 0:
             raise ValueError("speech_hours and tolerance_s must be >= 0, cost_audio_s > 0")
         if not self.fa_targets_per_hour or any(t <= 0 for t in self.fa_targets_per_hour):

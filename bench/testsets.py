@@ -229,34 +229,45 @@ def pick_evenly(items: list, n: int) -> list:
 
 def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path) -> list[TestAudio]:
     """Real recordings of ``../shared/data`` (when present and it has the keyword), else []."""
-    from train.evalsets import RealFiles, locate_real, real_streams
-    from train.streams import cache_key, file_fingerprint
+    from train.evalsets import RealFiles, locate_real
 
     files = locate_real("auto", keyword)
     if files is None:
         log.info("no real recordings of %r (../shared/data absent or without the keyword)", keyword)
         return []
-    negative = files.negative
-    if bc.real_negative_exclude_speakers:
+    keyword_files, negative = files.keyword, files.negative
+    if bc.real_exclude_speakers:
         from train import realdata
 
-        left_out = {c.path for c in realdata.negative_clips() if c.speaker in bc.real_negative_exclude_speakers}
+        left_out = {c.path for c in realdata.manifest() if c.speaker in bc.real_exclude_speakers}
+        keyword_files = [p for p in keyword_files if p not in left_out]
         negative = [p for p in negative if p not in left_out]
-        log.info("real negatives: %d of %d files (speakers %s left out)", len(negative), len(files.negative),
-                 ", ".join(bc.real_negative_exclude_speakers))
-    files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
+        log.info("real recordings: %d of %d keyword takes, %d of %d negatives (speakers %s left out)",
+                 len(keyword_files), len(files.keyword), len(negative), len(files.negative),
+                 ", ".join(bc.real_exclude_speakers))
+    files = RealFiles(pick_evenly(keyword_files, bc.real_keyword_clips),
                       pick_evenly(negative, bc.real_negative_clips), files.noise)
-    key = cache_key(kind="real", format=FORMAT, files=[file_fingerprint(files.keyword),
+    return recorded_sets("real", files, params, streams_cfg, out_dir)
+
+
+def recorded_sets(source: str, files, params: AudioParams, streams_cfg, out_dir: Path) -> list[TestAudio]:
+    """Recordings (a :class:`train.evalsets.RealFiles`) as test audio labelled ``source``: the
+    keyword takes in positive streams, the other speech in negative streams, clean and over the
+    noise recordings at ``[streams] snr_db``."""
+    from train.evalsets import real_streams
+    from train.streams import cache_key, file_fingerprint
+
+    key = cache_key(kind=source, format=FORMAT, files=[file_fingerprint(files.keyword),
                     file_fingerprint(files.negative), file_fingerprint(files.noise)],
                     params=params, streams=streams_cfg)
     noisy = condition_name(streams_cfg.snr_db)
-    specs = {"real_clean/pos": SetSpec("real", "clean", True), "real_noisy/pos": SetSpec("real", noisy, True),
-             "real_clean/neg": SetSpec("real", "clean", False), "real_noisy/neg": SetSpec("real", noisy, False)}
+    specs = {"clean/pos": SetSpec(source, "clean", True), "noisy/pos": SetSpec(source, noisy, True),
+             "clean/neg": SetSpec(source, "clean", False), "noisy/neg": SetSpec(source, noisy, False)}
 
     def streams() -> StreamIter:
         built = real_streams(files, params, streams_cfg, cache_dir=None)
         for group, items in built.items():
-            cond = "real_clean" if group == "real_clean" else "real_noisy"
+            cond = "clean" if group == "real_clean" else "noisy"
             for s in items:
                 yield f"{cond}/{'pos' if s.positive else 'neg'}", s.audio, s.keyword_spans
 

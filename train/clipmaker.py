@@ -1,7 +1,8 @@
 """One labelled training clip: utterances augmented, placed, mixed over a background.
 
-:func:`make_clip` is deterministic for its ``rng`` and :class:`SplitSources`; the dataset
-builder gives clip ``i`` of a split the generator ``default_rng([seed, split, i])``, so a
+:func:`make_clip` is deterministic for its generators and :class:`SplitSources`; the dataset
+builder gives clip ``i`` of a split the generators ``default_rng([seed, split, i])`` (and
+``[seed, split, i, 1]`` for the picks of the user's own audio), so a
 clip's content does not depend on which worker made it or whether the build was resumed.
 """
 from __future__ import annotations
@@ -29,6 +30,23 @@ class SplitSources:
     speech: list[dict]
     background_files: list[tuple[str, float]] = field(default_factory=list)
     rirs: list[np.ndarray] = field(default_factory=list)
+    users_keywords: list[dict] = field(default_factory=list)
+    """The user's own keyword audio, drawn for ``cfg.recording_share`` of keyword picks
+    (kept out of ``keywords`` then)."""
+    users_confusables: list[dict] = field(default_factory=list)
+    """The user's own non-keyword audio, drawn for ``cfg.recording_share`` of confusable picks."""
+
+
+def _favour_users(users: list[dict], share: float, entry: dict | None,
+                  pick_rng: np.random.Generator) -> dict | None:
+    """``entry`` (drawn from the synthetic pool), or one of the user's own utterances for a
+    ``share`` of draws -- always when there was nothing to draw (``entry`` None). ``pick_rng`` is separate from the clip's generator, so
+    every clip that draws no user audio is the very clip a build without it would make."""
+    if not users:
+        return entry
+    if entry is None or pick_rng.random() < share:
+        return users[int(pick_rng.integers(len(users)))]
+    return entry
 
 
 @dataclass
@@ -67,26 +85,34 @@ def _augment(entry: dict, src: SplitSources, rng: np.random.Generator) -> tuple[
     return audio, dry, info
 
 
-def _pick_negatives(src: SplitSources, rng: np.random.Generator) -> list[dict]:
+def _pick_negatives(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.Generator) -> list[dict]:
     n = int(rng.integers(0, src.cfg.max_negatives_per_clip + 1))
     out = []
     for _ in range(n):
-        pool = src.confusables if (rng.random() < src.cfg.confusable_fraction or not src.speech) else src.speech
-        pool = pool or src.speech
-        if pool:
-            out.append(pool[int(rng.integers(len(pool)))])
+        confusable = rng.random() < src.cfg.confusable_fraction or not src.speech
+        pool = (src.confusables if confusable else src.speech) or src.speech
+        entry = pool[int(rng.integers(len(pool)))] if pool else None
+        if confusable:
+            entry = _favour_users(src.users_confusables, src.cfg.recording_share,
+                                  entry if src.confusables else None, pick_rng)
+        if entry is not None:
+            out.append(entry)
     return out
 
 
-def make_clip(src: SplitSources, rng: np.random.Generator) -> Clip:
-    """A clip of ``clip_s`` seconds with its per-feature-frame labels and metadata."""
+def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.Generator) -> Clip:
+    """A clip of ``clip_s`` seconds with its per-feature-frame labels and metadata. ``pick_rng``
+    draws which picks are the user's own audio (see :class:`SplitSources`)."""
     cfg, params = src.cfg, src.params
     n = synth.clip_samples_for(cfg.clip_s, params)
     window = params.label_window_frames * params.hop_samples
     n_kw = int(rng.integers(1, cfg.max_keywords_per_clip + 1)) \
-        if src.keywords and rng.random() < cfg.keyword_clip_fraction else 0
-    chosen = [("keyword", src.keywords[int(rng.integers(len(src.keywords)))]) for _ in range(n_kw)]
-    chosen += [(e["kind"], e) for e in _pick_negatives(src, rng)]
+        if (src.keywords or src.users_keywords) and rng.random() < cfg.keyword_clip_fraction else 0
+    chosen = []
+    for _ in range(n_kw):
+        entry = src.keywords[int(rng.integers(len(src.keywords)))] if src.keywords else None
+        chosen.append(("keyword", _favour_users(src.users_keywords, cfg.recording_share, entry, pick_rng)))
+    chosen += [(e["kind"], e) for e in _pick_negatives(src, rng, pick_rng)]
     parts = [(kind, *_augment(entry, src, rng)) for kind, entry in chosen]
     items = [synth.Item(len(wet), dry + window if kind == "keyword" else 0) for kind, wet, dry, _ in parts]
     placement = synth.place(n, items, rng)

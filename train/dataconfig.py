@@ -84,6 +84,17 @@ class DataConfig:
     """Folders of background audio; when empty, generated noise only."""
     recording_val_fraction: float = 0.1
     """Fraction of the user's recordings (by file) for val, and again for test."""
+    recording_context_s: float = 1.0
+    """Audio kept from before the word in the user's keyword recordings and confirmed detections
+    (s; as much as the file holds): the room the word was said in, as the Pi hears it before the
+    word. Trimmed to the word, a fine-tune learnt the user's voice only after synthetic
+    backgrounds and still missed the same person in their own room (docs/experiments.md)."""
+    recording_share: float = 0.2
+    """When a split has the user's own audio (``recordings/<keyword>/``, ``positive_dirs``,
+    ``negative_dirs``: their takes, confirmed detections, reviewed false accepts), this share of
+    its keyword draws comes from the user's keyword audio, and this share of its confusable draws
+    from the user's non-keyword audio. A few dozen takes among thousands of synthetic utterances
+    would otherwise almost never be drawn (0 = draw them like any other utterance)."""
 
     # -- ../shared/data (real recordings; off by default so real-voice figures stay honest)
     use_shared_negatives: bool = False
@@ -152,7 +163,7 @@ class DataConfig:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
                      "eq_prob", "mic_eq_prob", "band_limit_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
-                     "heldout_render_fraction", "recording_val_fraction"):
+                     "heldout_render_fraction", "recording_val_fraction", "recording_share"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
         from train.tts import ENGINES
@@ -166,6 +177,8 @@ class DataConfig:
             problems.append("need 0 < speed_min <= speed_max")
         if not self.snr_min_db <= self.snr_max_db or not self.peak_dbfs_min <= self.peak_dbfs_max <= 0:
             problems.append("need snr_min_db <= snr_max_db and peak_dbfs_min <= peak_dbfs_max <= 0")
+        if self.recording_context_s < 0:
+            problems.append("recording_context_s must be >= 0")
         if self.phrase_min_distance < 0:
             problems.append("phrase_min_distance must be >= 0")
         if not 0 < self.rt60_min_s <= self.rt60_max_s:

@@ -19,6 +19,7 @@ from train import augment, synth, workpool
 from train.clipmaker import SplitSources, make_clip
 from train.dataconfig import DataConfig
 from train.shards import is_complete, shard_paths, write_shard
+from train.sources import is_users
 from train.voicesplit import SPLITS
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ def clip_seconds(dcfg: DataConfig, params: AudioParams) -> float:
     return synth.clip_samples_for(dcfg.clip_s, params) / params.sample_rate
 
 
-def clip_rng(dcfg: DataConfig, split: str, i: int) -> np.random.Generator:
-    return np.random.default_rng([dcfg.seed, SPLITS.index(split), i])
+def clip_rngs(dcfg: DataConfig, split: str, i: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Clip ``i``'s generator, and the one that picks the user's own audio for it."""
+    return (np.random.default_rng([dcfg.seed, SPLITS.index(split), i]),
+            np.random.default_rng([dcfg.seed, SPLITS.index(split), i, 1]))
 
 
 def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams,
@@ -42,11 +45,15 @@ def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams
     out = {}
     for split in SPLITS:
         entries = [dict(e, path=str(root / "sources" / e["path"])) for e in index["entries"] if e["split"] == split]
+        favoured = [e for e in entries if dcfg.recording_share > 0 and is_users(e)]
+        pooled = [e for e in entries if e not in favoured]
         out[split] = SplitSources(split, params, dcfg,
-                                  keywords=[e for e in entries if e["kind"] == "keyword"],
-                                  confusables=[e for e in entries if e["kind"] == "confusable"],
-                                  speech=[e for e in entries if e["kind"] == "speech"],
-                                  background_files=bg_files.get(split, []), rirs=rooms[split])
+                                  keywords=[e for e in pooled if e["kind"] == "keyword"],
+                                  confusables=[e for e in pooled if e["kind"] == "confusable"],
+                                  speech=[e for e in pooled if e["kind"] == "speech"],
+                                  background_files=bg_files.get(split, []), rirs=rooms[split],
+                                  users_keywords=[e for e in favoured if e["kind"] == "keyword"],
+                                  users_confusables=[e for e in favoured if e["kind"] != "keyword"])
     return out
 
 
@@ -110,7 +117,7 @@ def _make_shard(task: tuple[str, str, int, int, int]) -> dict:
     split_dir, split, k, first, count = task
     src = _SOURCES[split]
     t0 = time.monotonic()
-    clips = [make_clip(src, clip_rng(src.cfg, split, first + j)) for j in range(count)]
+    clips = [make_clip(src, *clip_rngs(src.cfg, split, first + j)) for j in range(count)]
     feats = features([c.audio for c in clips], src.params)
     labels = np.stack([c.labels for c in clips])
     metas = [dict(c.meta, index=first + j) for j, c in enumerate(clips)]
@@ -177,7 +184,7 @@ def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources],
     picks = [("val", i) for i in range(min(n // 2, dcfg.val_clips))]
     picks += [("train", i) for i in range(min(n - len(picks), dcfg.train_clips))]
     for split, i in picks:
-        clip = make_clip(sources_by_split[split], clip_rng(dcfg, split, i))
+        clip = make_clip(sources_by_split[split], *clip_rngs(dcfg, split, i))
         feats = features([clip.audio], params)[0].astype(np.float32)
         name = f"{split}-{i:04d}"
         draw_clip(out / f"{name}.png", feats, clip.labels, clip.meta, params, title=f"{split} clip {i}")

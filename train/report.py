@@ -66,6 +66,8 @@ def write(path: Path, trainer, results: dict) -> None:
              f"{trainer.elapsed_s / 60:.1f} min of training (budget {tc.max_minutes:g} min), "
              f"throughput {trainer.clips_per_s:.1f} clips/s in training steps",
              f"- model: {json.dumps(trainer.model.cfg.to_dict())}, {n_params:,} parameters",
+             *([f"- fine-tuned from `{trainer.init_from['path']}` (step {trainer.init_from['step']} of its run)"]
+               if getattr(trainer, "init_from", None) else []),
              f"- data: {describe_data(trainer.data_summary)}",
              f"- best checkpoint (`best.pt`): step {best['step']}, {best['metric']} = {_fmt(best['value'])} "
              f"(selected on held-out synthetic voices only)",

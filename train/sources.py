@@ -71,6 +71,9 @@ class Job:
     span_s: tuple[float, float] | None = None
     """For recordings: the part of the file to keep (s)."""
     key: str = ""
+    context_s: float = 0.0
+    """For keyword recordings: audio kept from before the word (s), so the room it was said in
+    comes along; the keyword still ends where the utterance ends."""
 
     @property
     def relpath(self) -> str:
@@ -139,6 +142,15 @@ def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng) 
     return jobs
 
 
+USER_SPEAKER = "person:user"
+"""Speaker of every utterance imported from the user's own audio (recordings, folders)."""
+
+
+def is_users(entry: dict) -> bool:
+    """Whether an index entry is the user's own audio (what ``[data] recording_share`` favours)."""
+    return entry.get("engine") == "recording" and entry.get("speaker") == USER_SPEAKER
+
+
 @dataclass
 class RecordingPlan:
     jobs: list[Job] = field(default_factory=list)
@@ -169,16 +181,16 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
                 kind_here = kind
                 spans = _spans(label) if kind == "keyword" and label.get("kind", "keyword") == "keyword" else []
             for span in spans or [None]:
-                _add_import(plan, cfg, params, kind_here, origin, path, span, speaker="person:user")
+                _add_import(plan, cfg, params, kind_here, origin, path, span, speaker=USER_SPEAKER)
     for path in _audio_in(root / "field"):
         label = _label(path)
         if label.get("kind") == "true_accept":
             for span in _spans(label) or [None]:
                 _add_import(plan, cfg, params, "keyword", "recordings/field:true_accept", path, span,
-                            speaker="person:user")
+                            speaker=USER_SPEAKER)
         elif label.get("kind") == "false_accept":
             _add_import(plan, cfg, params, "confusable", "recordings/field:false_accept", path, None,
-                        speaker="person:user")
+                        speaker=USER_SPEAKER)
     for path in shared_negatives:
         _add_import(plan, cfg, params, "speech", "shared/negatives", Path(path), None,
                     speaker="shared", split="train")
@@ -225,6 +237,7 @@ def _spans(label: dict) -> list[tuple[float, float]]:
 
 
 def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, split=None) -> None:
+    context = cfg.recording_context_s if kind == "keyword" else 0.0
     try:
         stat = path.stat()
         length_s = duration_s(path)
@@ -234,9 +247,10 @@ def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, spli
         plan.unreadable.append(msg)
         return
     split = split or stable_split(str(path.resolve()), cfg.seed, cfg.recording_val_fraction)
-    key = _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate)
+    key = _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate,
+               *([context] if context else []))
     plan.jobs.append(Job(kind, split, f"recording:{origin}", speaker, "recording", path.stem,
-                         origin=str(path), span_s=span, key=key))
+                         origin=str(path), span_s=span, key=key, context_s=context))
     plan.origins[origin] = plan.origins.get(origin, 0) + 1
     if kind == "keyword" and span is None and length_s > 30:
         log.warning("%s is %.0f s long for a keyword take; only its loudest part is kept", path, length_s)
@@ -293,7 +307,8 @@ def _read_recording(job: Job, params: AudioParams) -> np.ndarray:
     if job.span_s is None:
         return read_audio(job.origin, params)
     start, end = job.span_s
-    return read_audio(job.origin, params, start_s=start, duration_s=end - start)
+    start_s = max(0.0, start - job.context_s)
+    return read_audio(job.origin, params, start_s=start_s, duration_s=end - start_s)
 
 
 def finish(audio: np.ndarray, job: Job, ctx: RenderContext) -> np.ndarray:
@@ -302,8 +317,8 @@ def finish(audio: np.ndarray, job: Job, ctx: RenderContext) -> np.ndarray:
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if not np.isfinite(peak) or peak < 1e-3:
         raise SourceError(f"{job.voice} {job.text!r}: silent output")
-    if job.span_s is None:  # labelled spans are already cut to the word
-        audio = trim(audio, TRIM_TOP_DB)
+    if job.span_s is None:  # labelled spans are already cut to the word (and its context)
+        audio = trim(audio, TRIM_TOP_DB, keep_before=round(job.context_s * ctx.params.sample_rate))
     seconds = len(audio) / ctx.params.sample_rate
     limit = ctx.max_speech_s if job.kind == "speech" else (
         ctx.max_keyword_s if job.engine == "recording" else min(MAX_WORD_S, ctx.max_keyword_s))
@@ -315,14 +330,15 @@ def finish(audio: np.ndarray, job: Job, ctx: RenderContext) -> np.ndarray:
     return audio * np.float32(0.89 / float(np.max(np.abs(audio))))
 
 
-def trim(audio: np.ndarray, top_db: float, frame: int = 128) -> np.ndarray:
-    """Cut leading and trailing frames whose RMS is more than ``top_db`` below the loudest frame."""
+def trim(audio: np.ndarray, top_db: float, frame: int = 128, keep_before: int = 0) -> np.ndarray:
+    """Cut leading and trailing frames whose RMS is more than ``top_db`` below the loudest frame,
+    keeping up to ``keep_before`` samples before the first loud one."""
     n = len(audio) // frame
     if n == 0:
         return audio
     rms_db = 10 * np.log10(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
-    return audio[loud[0] * frame: min(len(audio), (loud[-1] + 1) * frame)]
+    return audio[max(0, loud[0] * frame - keep_before): min(len(audio), (loud[-1] + 1) * frame)]
 
 
 def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:

@@ -55,6 +55,11 @@ log = logging.getLogger("train")
 class TrainConfig:
     seed: int = 1
     """Seeds model initialisation, batch order, SpecAugment and dropout."""
+    init_from: str = ""
+    """Fine-tune: start from this checkpoint's weights (e.g. ``build/computer/train/best.pt``,
+    same keyword, ``[model]`` and ``[audio]``) instead of random ones; the optimiser, schedule and
+    step count start afresh (configs/finetune.toml sets a short, gentle schedule). A run that
+    resumes from its own ``last.pt`` ignores it."""
     batch_size: int = 32
     """Clips per step (per replica when distributed)."""
     lr: float = 3e-3
@@ -196,6 +201,8 @@ class Trainer:
         self.history: dict[str, list] = {"train": [], "val": []}
         self.metrics: dict = {}
         self.best = {"metric": f"{tc.select_set}/miss@{tc.select_fa_per_hour:g}", "value": None, "step": None}
+        self.init_from: dict | None = None
+        """The checkpoint a fine-tune started from (``[train] init_from``), else None."""
 
     def start_clock(self) -> None:
         """Count training time from now on, on top of what earlier sessions spent."""
@@ -220,7 +227,8 @@ class Trainer:
                         "python": random.getstate()},
                 "metrics": self.metrics, "best": self.best, "data_summary": self.data_summary,
                 "history": self.history, "planned_steps": self.planned_steps,
-                "elapsed_s": self.elapsed_s, "train_s": self.train_s, "hard_negatives": self.hard.to_dict()}
+                "elapsed_s": self.elapsed_s, "train_s": self.train_s, "hard_negatives": self.hard.to_dict(),
+                "init_from": self.init_from}
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -231,6 +239,7 @@ class Trainer:
         self.train_s = float(state.get("train_s", 0.0))
         self.hard = HardSet.from_dict(state.get("hard_negatives") or HardSet.empty().to_dict())
         self.history, self.metrics, self.best = state["history"], state["metrics"], state["best"]
+        self.init_from = state.get("init_from")
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -329,7 +338,8 @@ def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: "StopFlag | None
 
     schedule = Schedule(len(clips), tc.batch_size, dist.world, tc.seed)
     trainer = Trainer(keyword, out_dir, cfg, params, mc, tc, device, dist, schedule, summary)
-    resume(trainer, out_dir / "last.pt", keyword, cfg)
+    if not resume(trainer, out_dir / "last.pt", keyword, cfg) and tc.init_from:
+        start_from(trainer, Path(tc.init_from))
     if dist.is_main:
         config.dump_json(cfg, out_dir / "config.json")
     sets: list[EvalSet] = []
@@ -403,6 +413,28 @@ def resume(trainer: Trainer, path: Path, keyword: str, cfg: dict) -> bool:
     trainer.restore(state)
     log.info("resuming from %s at step %d (%.1f min trained so far)", path, trainer.step, trainer.elapsed_s / 60)
     return True
+
+
+def start_from(trainer: Trainer, path: Path) -> None:
+    """Load the weights of ``path`` (``[train] init_from``) into a fresh run; refuse, in one
+    line, a checkpoint of another keyword, model or audio front end."""
+    state = checkpoint.load(path)
+    problems = []
+    if state.get("keyword") != trainer.keyword:
+        problems.append(f"keyword {state.get('keyword')!r}, not {trainer.keyword!r}")
+    if state.get("audio_params") != trainer.params.to_dict():
+        problems.append("other [audio] parameters")
+    if state.get("model_config") != trainer.model.cfg.to_dict():
+        problems.append("another [model] (" + ", ".join(
+            f"{k}: {v} -> {trainer.model.cfg.to_dict().get(k)}" for k, v in (state.get("model_config") or {}).items()
+            if trainer.model.cfg.to_dict().get(k) != v) + ")")
+    if problems:
+        raise checkpoint.CheckpointError(f"[train] init_from = {path}: it has {'; '.join(problems)}; "
+                                         "fine-tune with the configuration it was trained with")
+    trainer.model.load_state_dict(state["model"])
+    trainer.init_from = {"path": str(path), "step": int(state.get("step", 0)),
+                         "build_key": (state.get("data_summary") or {}).get("build_key")}
+    log.info("fine-tuning from %s (step %d of its run)", path, trainer.init_from["step"])
 
 
 class StopFlag:

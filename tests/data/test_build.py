@@ -77,7 +77,7 @@ def test_features_are_the_front_end_of_the_clip(tiny_build):
     srcs = datasynth.split_sources(index, build_dir, dcfg, params, bg)
     clips = open_split(build_dir / "dataset", "val")
     for i in (0, 3):
-        clip = clipmaker.make_clip(srcs["val"], datasynth.clip_rng(dcfg, "val", i))
+        clip = clipmaker.make_clip(srcs["val"], *datasynth.clip_rngs(dcfg, "val", i))
         assert json.loads(json.dumps(dict(clip.meta, index=i))) == clips.meta(i)
         np.testing.assert_allclose(features(clip.audio, params), clips.features(i), atol=0.02, rtol=0.01)
         assert np.max(np.abs(clip.audio)) < 1.0  # never clipped

@@ -208,3 +208,39 @@ def test_resume_refuses_a_rebuilt_dataset(tmp_path):
         checkpoint.check_resumable(state, "tone", {"train": {"seed": 1}}, tmp_path / "last.pt", {"build_key": "bbb"})
     with pytest.raises(checkpoint.CheckpointError, match="train.seed: 1 -> 2"):
         checkpoint.check_resumable(state, "tone", {"train": {"seed": 2}}, tmp_path / "last.pt", {"build_key": "aaa"})
+
+
+def test_fine_tune_starts_from_the_given_weights_and_refuses_another_model(tmp_path, capsys):
+    base = tmp_path / "base"
+    assert training.run("tone", base, _cfg("train.max_steps=8", "train.val_every_steps=8"), Dist()) == 0
+    init = base / "train" / "best.pt"
+    shipped = checkpoint.load(init)
+
+    # zero steps of fine-tuning would be the shipped weights; one step at a tiny rate stays next to them,
+    # while a fresh run of the same seed starts far away
+    ft_cfg = _cfg("train.max_steps=1", "train.val_every_steps=1", "train.lr=1e-7", "train.warmup_steps=0",
+                  f"train.init_from={init}")
+    assert training.run("tone", tmp_path / "ft", ft_cfg, Dist()) == 0
+    tuned = checkpoint.load(tmp_path / "ft" / "train" / "last.pt")
+    assert tuned["step"] == 1 and tuned["init_from"]["path"] == str(init) and tuned["init_from"]["step"] == 8
+    assert "fine-tuned from" in (tmp_path / "ft" / "train" / "report.md").read_text()
+    weights = [k for k, v in shipped["model"].items() if v.dtype.is_floating_point and "running" not in k]
+    for k in weights:
+        torch.testing.assert_close(tuned["model"][k], shipped["model"][k], atol=1e-4, rtol=0)
+    fresh_cfg = _cfg("train.max_steps=1", "train.val_every_steps=1", "train.lr=1e-7", "train.warmup_steps=0")
+    assert training.run("tone", tmp_path / "fresh", fresh_cfg, Dist()) == 0
+    fresh = checkpoint.load(tmp_path / "fresh" / "train" / "last.pt")
+    assert fresh["init_from"] is None
+    assert any(not torch.allclose(fresh["model"][k], shipped["model"][k], atol=1e-3) for k in weights)
+
+    # a checkpoint of another model size: one line, nothing written
+    args = ["--keyword", "tone", "--build", str(tmp_path / "other")] + [a for s in TINY for a in ("--set", s)]
+    capsys.readouterr()
+    code = training.main(args + ["--set", "model.gru_hidden=24", "--set", f"train.init_from={init}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "init_from" in err[0] and "gru_hidden: 16 -> 24" in err[0], err[0]
+    assert not (tmp_path / "other" / "train" / "last.pt").exists()
+    code = training.main(args + ["--set", f"train.init_from={tmp_path / 'missing.pt'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "missing.pt does not exist" in err[0], err
