@@ -340,7 +340,8 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
         scored = pipeline.score_model(name, model, tests, quiet, run_dir, decision)
         result["models"][name] = {"path": str(model), "threshold": decision.threshold, **{
             group: pipeline.accuracy_of(scored, items, decision, bc) for group, items in sets.items() if items}}
-    result["tests"] = {group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours} for t in items]
+    result["tests"] = {group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours, "clips": t.clips}
+                               for t in items]
                        for group, items in sets.items()}
     path.write_text(json.dumps(result, indent=1) + "\n")
     return result

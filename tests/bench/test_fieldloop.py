@@ -166,4 +166,4 @@ def test_loop_report_rows_put_the_three_models_side_by_side():
     assert rows[2].startswith("| after one loop (household audio) | 0.9700 | 20.0 % (4/20) | 0 in 0.25 h |")
     others = loopreport.others_rows(measured)
     assert others[1] == ("| control fine-tune (no household audio) | 75.0 % (15/20) | 85.0 % (17/20) | 2 in 0.2 h "
-                         "| 3 in 0.2 h | 75.0 % | 75.0 % | 75.0 % | 75.0 % |")
+                         "| 3 in 0.2 h | - / - | 75.0 % | 75.0 % | 75.0 % | 75.0 % |")
