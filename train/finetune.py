@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,10 @@ def borrow(base: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for part in SHARED_PARTS:
         if (base / part).exists() and not (out / part).exists():
-            subprocess.run(["cp", "-al", str(base / part), str(out / part)], check=True)
+            if subprocess.run(["cp", "-al", str(base / part), str(out / part)], capture_output=True).returncode:
+                shutil.rmtree(out / part, ignore_errors=True)  # another file system: copy instead
+                log.info("copying %s to %s (no hard links across file systems)", base / part, out / part)
+                shutil.copytree(base / part, out / part)
 
 
 def finetune(keyword: str, base: Path, out: Path, *, quick: bool = False, configs: list[str] | None = None,
