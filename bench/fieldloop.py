@@ -46,7 +46,6 @@ import numpy as np
 log = logging.getLogger("bench.fieldloop")
 
 DEFAULT_HOUSEHOLD = ("krisgesling", "george", "lucas", "theo")
-MODELS = ("before", "control", "after")
 REVIEW_TOLERANCE_S = 1.0
 """A saved detection up to this long after a take ends is that take's true accept (the
 benchmark's hit tolerance)."""
@@ -297,18 +296,16 @@ def finetune_both(args) -> dict[str, Path]:
 
 # -- stage 4: measure --------------------------------------------------------------------
 
-def measure_sets(args, hh: Household, params) -> dict[str, list]:
+def measure_sets(args, hh: Household, params, cfg: dict, bc) -> dict[str, list]:
     """``household`` (its later period), ``others`` (everyone else's real recordings and the
     held-out synthetic voices)."""
     from bench import testsets
-    from bench.config import BenchConfig
     from train import config, realdata
     from train.evalsets import RealFiles
     from train.streams import StreamConfig
 
-    cfg = _cfg(args)
     sc = config.section(cfg, "streams", StreamConfig)
-    bc = replace(config.section(cfg, "bench", BenchConfig), real_exclude_speakers=args.household)
+    bc = replace(bc, real_exclude_speakers=args.household)
     noise = sorted(c.path for c in realdata.noise_clips())
     out = args.loop_build / "streams"
     household = testsets.recorded_sets("household", RealFiles(hh.later_keyword, hh.later_other, noise),
@@ -328,15 +325,15 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
     path = args.loop_build / "measured.json"
     if path.exists():
         return json.loads(path.read_text())
-    bc = config.section(_cfg(args), "bench", BenchConfig)
-    meta = pipeline.load_meta(models["before"])
-    sets = measure_sets(args, hh, meta.params)
+    cfg = _cfg(args)
+    bc = config.section(cfg, "bench", BenchConfig)
+    sets = measure_sets(args, hh, pipeline.load_meta(models["before"]).params, cfg, bc)
+    tests = [t for group in sets.values() for t in group]
     run_dir = args.loop_build / "run"
     quiet = pipeline.write_daemon_configs(run_dir)["quiet"]
     result = {"models": {}}
     for name, model in models.items():
         decision = DetectConfig().resolve(pipeline.load_meta(model))
-        tests = [t for group in sets.values() for t in group]
         scored = pipeline.score_model(name, model, tests, quiet, run_dir, decision)
         result["models"][name] = {"path": str(model), "threshold": decision.threshold, **{
             group: pipeline.accuracy_of(scored, items, decision, bc) for group, items in sets.items() if items}}

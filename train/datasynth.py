@@ -45,8 +45,9 @@ def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams
     out = {}
     for split in SPLITS:
         entries = [dict(e, path=str(root / "sources" / e["path"])) for e in index["entries"] if e["split"] == split]
-        favoured = [e for e in entries if dcfg.recording_share > 0 and is_users(e)]
-        pooled = [e for e in entries if e not in favoured]
+        favoured, pooled = [], []
+        for e in entries:
+            (favoured if dcfg.recording_share > 0 and is_users(e) else pooled).append(e)
         out[split] = SplitSources(split, params, dcfg,
                                   keywords=[e for e in pooled if e["kind"] == "keyword"],
                                   confusables=[e for e in pooled if e["kind"] == "confusable"],

@@ -424,10 +424,10 @@ def start_from(trainer: Trainer, path: Path) -> None:
         problems.append(f"keyword {state.get('keyword')!r}, not {trainer.keyword!r}")
     if state.get("audio_params") != trainer.params.to_dict():
         problems.append("other [audio] parameters")
-    if state.get("model_config") != trainer.model.cfg.to_dict():
+    ours, theirs = trainer.model.cfg.to_dict(), state.get("model_config") or {}
+    if theirs != ours:
         problems.append("another [model] (" + ", ".join(
-            f"{k}: {v} -> {trainer.model.cfg.to_dict().get(k)}" for k, v in (state.get("model_config") or {}).items()
-            if trainer.model.cfg.to_dict().get(k) != v) + ")")
+            f"{k}: {v} -> {ours.get(k)}" for k, v in theirs.items() if ours.get(k) != v) + ")")
     if problems:
         raise checkpoint.CheckpointError(f"[train] init_from = {path}: it has {'; '.join(problems)}; "
                                          "fine-tune with the configuration it was trained with")
