@@ -143,7 +143,7 @@ def latency_lines(result: dict) -> list[str]:
 
 
 def cost_lines(result: dict) -> list[str]:
-    lines = ["| model | file | streaming step (0.5 s audio) wall / CPU | re-running a 10 s window | "
+    lines = ["| model | file | streaming step (0.48 s audio) wall / CPU | re-running a 10 s window | "
              "daemon CPU s / audio h | peak RSS |", "|---|---:|---:|---:|---:|---:|"]
     for label, s in result["cost"]["step"].items():
         c = result["cost"]["per_model"].get(label, {})

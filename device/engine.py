@@ -67,7 +67,7 @@ class Engine:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
-        # No busy-waiting worker threads: they burn CPU between the 0.5 s steps.
+        # No busy-waiting worker threads: they burn CPU between the 0.48 s steps.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])

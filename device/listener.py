@@ -95,7 +95,7 @@ class CaptureConfig:
     retry_max_s: float = 30.0
     """Longest wait between reopen attempts (s)."""
     infer_every_s: float = 0.0
-    """Audio per inference step (s); 0 = the model's own ``infer_every_s`` (0.5 s). Smaller
+    """Audio per inference step (s); 0 = the model's own ``infer_every_s`` (0.48 s). Smaller
     steps report a detection sooner for more CPU; must be a whole number of the model's
     output frames (checked when the model is loaded)."""
 

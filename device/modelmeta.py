@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 
 from device.params import AudioParams, ParamsError
 
-FORMAT_VERSION = 1
-"""Bumped whenever the graph contract or the metadata keys change incompatibly."""
-SUPPORTED_FORMATS = frozenset({1})
+FORMAT_VERSION = 2
+"""Bumped whenever the graph contract or the metadata keys change incompatibly.
+1: log-mel CRNN, 20 ms frames (no longer run); 2: pretrained speech front end + head, 80 ms
+frames, ``AudioParams.frontend`` names the front end."""
+SUPPORTED_FORMATS = frozenset({2})
 
 INPUT_AUDIO = "audio"
 OUTPUT_PROBS = "probs"
@@ -47,6 +49,7 @@ KEY_MODEL_VERSION = "wakeword.model_version" # free text, e.g. "computer-2026112
 KEY_TRAINING = "wakeword.training"           # JSON: voices, clip counts, seed, steps, config
 KEY_VERSIONS = "wakeword.versions"           # JSON: torch, onnx, opset, wakeword code version
 KEY_STREAM = "wakeword.stream"               # JSON: chunk rules and state shapes (informative)
+KEY_FRONTEND = "wakeword.frontend"           # JSON: the pretrained front end: name, sha256, origin, licence
 
 REQUIRED_KEYS = (KEY_FORMAT, KEY_KEYWORD, KEY_AUDIO_PARAMS, KEY_THRESHOLD)
 
@@ -66,6 +69,7 @@ class ModelMeta:
     training: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     stream: dict = field(default_factory=dict)
+    frontend: dict = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         """Metadata as ONNX ``metadata_props`` (string -> string)."""
@@ -79,6 +83,7 @@ class ModelMeta:
             KEY_TRAINING: json.dumps(self.training, sort_keys=True),
             KEY_VERSIONS: json.dumps(self.versions, sort_keys=True),
             KEY_STREAM: json.dumps(self.stream, sort_keys=True),
+            KEY_FRONTEND: json.dumps(self.frontend, sort_keys=True),
         }
 
     @classmethod
@@ -94,9 +99,11 @@ class ModelMeta:
         except ValueError:
             raise ModelMetaError(f"{source}: bad {KEY_FORMAT} value {props[KEY_FORMAT]!r}") from None
         if fmt not in SUPPORTED_FORMATS:
+            hint = ("a model of the first version (log-mel CRNN); train it again with `make train export`"
+                    if fmt < FORMAT_VERSION else "update the device code (`make deploy`)")
             raise ModelMetaError(
                 f"{source} has model format {fmt}, this wakeword supports "
-                f"{', '.join(map(str, sorted(SUPPORTED_FORMATS)))}; re-export the model or update the device code")
+                f"{', '.join(map(str, sorted(SUPPORTED_FORMATS)))}: {hint}")
         try:
             params = AudioParams.from_json(props[KEY_AUDIO_PARAMS])
         except (ParamsError, TypeError) as exc:
@@ -118,7 +125,7 @@ class ModelMeta:
         return cls(keyword=props[KEY_KEYWORD], params=params, threshold=threshold, format=fmt,
                    model_version=props.get(KEY_MODEL_VERSION, ""), calibration=_json(KEY_CALIBRATION),
                    training=_json(KEY_TRAINING), versions=_json(KEY_VERSIONS),
-                   stream=_json(KEY_STREAM))
+                   stream=_json(KEY_STREAM), frontend=_json(KEY_FRONTEND))
 
 
 def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: list[str],

@@ -32,20 +32,19 @@ class AudioParams:
     """Step between feature frames in milliseconds."""
     n_fft: int = 512
     """FFT size; the window is zero-padded up to it."""
-    n_mels: int = 40
-    """Number of mel bands per feature frame."""
-    fmin_hz: float = 60.0
-    """Lowest mel filter edge (Hz)."""
-    fmax_hz: float = 7600.0
-    """Highest mel filter edge (Hz); below Nyquist."""
-    log_floor: float = 1e-6
-    """Added to mel energies before the log, so silence is finite."""
-    output_stride: int = 2
-    """Feature frames per model output frame (the stride of the first convolution)."""
+    n_mels: int = 32
+    """Number of mel bands per log-mel frame (inside the front end)."""
+    output_stride: int = 8
+    """Log-mel frames per model output frame (the front end's stride over time: one 96-number
+    embedding, and one keyword probability, every 80 ms)."""
     label_window_ms: float = 400.0
     """Length of the run of positive labels that starts where a keyword ends (ms)."""
-    infer_every_s: float = 0.5
-    """How much audio the daemon feeds the model per inference step (s)."""
+    infer_every_s: float = 0.48
+    """How much audio the daemon feeds the model per inference step (s); a whole number of
+    output frames (0.48 s = 6 frames of 80 ms)."""
+    frontend: str = "speech_embedding@0140c2b1455c0167"
+    """Identity of the pretrained front end inside the model: name and sha256 prefix of its
+    weights file (``train.frontend``). A model trained on one front end cannot run on another."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -62,8 +61,6 @@ class AudioParams:
                 problems.append("window_ms must be at least hop_ms")
             if self.n_fft < self.window_samples:
                 problems.append(f"n_fft={self.n_fft} is shorter than the window ({self.window_samples} samples)")
-            if not 0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate / 2:
-                problems.append(f"need 0 <= fmin_hz < fmax_hz <= {self.sample_rate / 2}")
             if self.output_stride < 1:
                 problems.append("output_stride must be >= 1")
             chunk = self.infer_every_s * self.sample_rate
@@ -109,12 +106,12 @@ class AudioParams:
 
     @property
     def label_window_frames(self) -> int:
-        """Positive feature frames after each keyword end."""
-        return max(1, round(self.label_window_ms / self.hop_ms))
+        """Positive output frames after each keyword end."""
+        return max(1, round(self.label_window_ms / 1000 / self.output_hop_s))
 
     def frames_for(self, n_samples: int) -> int:
-        """Feature frames produced by ``n_samples`` of audio (whole hops only)."""
-        return n_samples // self.hop_samples
+        """Output frames (embeddings, probabilities) produced by ``n_samples`` of audio."""
+        return n_samples // self.output_hop_samples
 
     # -- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict:

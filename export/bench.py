@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device import modelmeta
-from export.scoring import OnnxStepper
+from device.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 
     The audio is seeded noise: every operator in the graph is dense, so cost does not depend
     on what the audio contains.
     """
-    stepper = OnnxStepper(model_path, threads=1)
+    stepper = Engine.load(model_path, threads=1)
     params = stepper.meta.params
     rng = np.random.default_rng(seed)
     chunks = (rng.standard_normal((steps + 1, params.chunk_samples)) * 0.05).astype(np.float32)
@@ -85,10 +84,12 @@ def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 
 
     window_samples = round(window_s * params.sample_rate) // params.output_hop_samples * params.output_hop_samples
     window = (rng.standard_normal(window_samples) * 0.05).astype(np.float32)
-    feeds = {i.name: np.zeros(i.shape, np.float32) for i in stepper.session.get_inputs()
-             if i.name != modelmeta.INPUT_AUDIO}
-    feeds[modelmeta.INPUT_AUDIO] = window[None]
     window_repeats = max(3, steps // 4)
-    window_wall, window_cpu = _timed(lambda: stepper.session.run([modelmeta.OUTPUT_PROBS], feeds), window_repeats)
+
+    def whole_window() -> None:
+        stepper.reset()
+        stepper.step(window)
+
+    window_wall, window_cpu = _timed(whole_window, window_repeats)
     return StepCost(Path(model_path).stat().st_size, params.infer_every_s, steps, stream_wall, stream_cpu,
                     window_samples / params.sample_rate, window_wall, window_cpu)

@@ -109,7 +109,7 @@ class Scored:
 
 
 def score(source: Source, steppers: dict, chunk_samples: int | None = None) -> dict[str, Scored]:
-    """Run every stream of ``source`` through each stepper (name -> OnnxStepper), chunk by chunk.
+    """Run every stream of ``source`` through each stepper (name -> device.engine.Engine), chunk by chunk.
 
     ``chunk_samples``: the size fed per step; default the models' own ``chunk_samples`` (the
     daemon's 0.5 s). Returns name -> :class:`Scored`.

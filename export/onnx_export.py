@@ -30,7 +30,7 @@ OPSET = 17
 def export_graph(det: StreamingDetector) -> onnx.ModelProto:
     """Trace the step function with batch 1 and a dynamic chunk length (no metadata yet)."""
     det = det.eval()
-    audio = torch.zeros(1, det.frontend.params.chunk_samples)
+    audio = torch.zeros(1, det.params.chunk_samples)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # The GRU batch-size warning does not apply: batch is 1 and h0 is a graph input.

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from export.scoring import OnnxStepper, stream_probs, torch_probs
+from device.engine import Engine
+from export.scoring import stream_probs, torch_probs
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def chunkings(chunk_samples: int, output_hop_samples: int, seed: int = 0) -> dic
 def check_parity(det, model_path: str | os.PathLike, signals: list[np.ndarray],
                  tolerance: float = 1e-4) -> ParityResult:
     """Compare ``det`` (torch) with the file at ``model_path`` on ``signals``; raises ParityError."""
-    stepper = OnnxStepper(model_path)
+    stepper = Engine.load(model_path)
     params = stepper.meta.params
     plans = chunkings(params.chunk_samples, params.output_hop_samples)
     worst = {name: 0.0 for name in plans}

@@ -1,6 +1,6 @@
 """``make export``, top to bottom: checkpoint -> ONNX graph -> parity -> calibration -> model.onnx.
 
-1. read ``<build>/train/best.pt`` and rebuild the streaming detector (front end + CRNN);
+1. read ``<build>/train/best.pt`` and rebuild the streaming detector (front end + head);
 2. trace it once to an ONNX graph and write a *candidate* file (placeholder threshold);
 3. prove parity on real speech: onnxruntime in several chunkings vs PyTorch in one pass;
 4. optionally quantize the candidate to int8, and time a streaming step of each candidate;
@@ -33,7 +33,7 @@ from export.calib_streams import CalibrationDataError, Source, folder_source, sc
 from export.calibrate import Calibration, calibrate
 from export.config import ExportConfig
 from export.parity import ParityResult, check_operators, check_parity
-from export.scoring import OnnxStepper
+from device.engine import Engine
 from export.source import Checkpoint, build_detector, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
     The int8 figures include ``"proto"``, the int8 graph with its own calibrated metadata,
     for :func:`_keep_or_drop_int8`.
     """
-    steppers = {name: OnnxStepper(path, threads=xc.score_threads) for name, path in files.items()}
+    steppers = {name: Engine.load(path, threads=xc.score_threads) for name, path in files.items()}
     t0 = time.monotonic()
     scored = score(source, steppers)
     log.info("scored calibration streams in %.1f s", time.monotonic() - t0)
@@ -174,6 +174,8 @@ def _keep_or_drop_int8(int8: dict, build: Path) -> None:
 
 
 def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibration: dict) -> modelmeta.ModelMeta:
+    from train.frontend import describe
+
     params = ckpt.params
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     states = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
@@ -187,7 +189,7 @@ def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibratio
         keyword=ckpt.keyword, params=params, threshold=float(np.clip(threshold, 1e-6, 1 - 1e-6)),
         model_version=f"{ckpt.keyword}-{stamp}-{onnx_export.graph_digest(proto)}",
         calibration=calibration, training=training,
-        versions={**onnx_export.tool_versions(), **_code_version()}, stream=stream)
+        versions={**onnx_export.tool_versions(), **_code_version()}, stream=stream, frontend=describe())
 
 
 def dataset_summary(manifest_path: Path) -> dict:

@@ -1,12 +1,13 @@
 """Optional int8 variant of an exported model (onnxruntime dynamic quantization).
 
-Only the network's weight layers are quantized. The front end (the DFT convolution and the
-mel projection, recognisable by their ``frontend.*`` initializers) stays float32: log-mel
-features span many decades of energy, and 8-bit audio or power would erase quiet speech.
-onnxruntime's dynamic quantizer handles Conv and MatMul but not GRU, so in our CRNN only
-the convolution and the output layer become int8; whether that pays off is measured (see
-:mod:`export.bench`), and the pipeline keeps the variant only when its miss rate at the
-calibrated false-accept target stays within a stated bound of the float32 model's.
+Only weight layers after the log-mel are quantized. The log-mel itself (the DFT convolution
+and the mel projection, recognisable by their ``frontend.dft`` / ``frontend.mel``
+initializers) stays float32: its input spans many decades of energy, and 8-bit audio or
+power would erase quiet speech. onnxruntime's dynamic quantizer handles Conv and MatMul but
+not GRU, so the front end's convolutions and the head's output layer become int8; whether
+that pays off is measured (see :mod:`export.bench`), and the pipeline keeps the variant only
+when its miss rate at the calibrated false-accept target stays within a stated bound of the
+float32 model's and it is cheaper.
 """
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from device.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
 
-FRONTEND_PREFIX = "frontend."
+FLOAT_PREFIXES = ("frontend.dft", "frontend.mel")
 
 
 def frontend_nodes(proto: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that read front-end constants (kept in float32)."""
-    consts = {i.name for i in proto.graph.initializer if i.name.startswith(FRONTEND_PREFIX)}
+    """Names of the nodes that read the log-mel's constants (kept in float32)."""
+    consts = {i.name for i in proto.graph.initializer if i.name.startswith(FLOAT_PREFIXES)}
     return [n.name for n in proto.graph.node if consts.intersection(n.input)]
 
 

@@ -1,6 +1,6 @@
 """Reading the training checkpoint export starts from, with one clear line for every way it can be wrong.
 
-The checkpoint format is the one in docs/TEAM.md ("Checkpoints"): a dict with ``format`` 1,
+The checkpoint format is the one in docs/TEAM.md ("Checkpoints"): a dict with ``format`` 2,
 ``keyword``, ``audio_params``, ``model_config``, ``model`` (state dict) and summaries.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from device.params import AudioParams, ParamsError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMATS = frozenset({1})
+CHECKPOINT_FORMATS = frozenset({2})
 REQUIRED_KEYS = ("format", "keyword", "audio_params", "model_config", "model")
 
 
@@ -83,10 +83,15 @@ def _validate(raw, path: Path, keyword: str | None) -> Checkpoint:
 def build_detector(ckpt: Checkpoint):
     """The :class:`~export.streaming.StreamingDetector` (eval mode) the checkpoint describes."""
     from export.streaming import StreamingDetector
-    from train.model import CRNN, ModelConfig
+    from train.frontend import FrontendError, check_params
+    from train.model import Head, ModelConfig
 
     try:
-        model = CRNN(ModelConfig(**ckpt.model_config))
+        check_params(ckpt.params)
+    except FrontendError as exc:
+        raise CheckpointError(f"{ckpt.path}: {exc}") from None
+    try:
+        model = Head(ModelConfig(**ckpt.model_config))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt.path}: bad model config: {_first_line(exc)}") from None
     try:
@@ -96,7 +101,7 @@ def build_detector(ckpt: Checkpoint):
                               f"({_first_line(exc, skip_header=True)})") from None
     try:
         return StreamingDetector(model, ckpt.params).eval()
-    except ValueError as exc:
+    except (ValueError, FrontendError) as exc:
         raise CheckpointError(f"{ckpt.path}: {_first_line(exc)}") from None
 
 

@@ -1,7 +1,7 @@
 """Tiny real models for tests: trained in seconds, exported to real ONNX, run by onnxruntime.
 
 The *tone model* detects a 1 kHz tone burst in noise. It is not a wake word, but it
-exercises the whole chain (front end, CRNN, streaming export, metadata, device path)
+exercises the whole chain (front end, head, streaming export, metadata, device path)
 with a detector whose right answer is known, so device and deploy tests can assert
 "positive -> detection, negative -> none" without a long training run.
 """
@@ -30,32 +30,33 @@ def tone_clip(seconds: float, tone_at_s: list[float], sample_rate: int = 16000,
 
 
 def build_tone_model(path: str | Path, seed: int = 0, steps: int = 120) -> Path:
-    """Train a tiny CRNN to fire after a tone burst and export it to ``path``."""
+    """Train a tiny head to fire after a tone burst and export it (with the real front end) to ``path``."""
     from device.modelmeta import ModelMeta
     from export.onnx_export import write_model
     from export.streaming import StreamingDetector
+    from train.frontend import describe
 
-    model, params, n_clips = train_tone_crnn(seed, steps)
+    model, params, n_clips = train_tone_head(seed, steps)
     meta = ModelMeta(keyword="tone", params=params, threshold=0.5, model_version="tone-test",
-                     training={"kind": "test tone model", "clips": n_clips, "seed": seed})
+                     training={"kind": "test tone model", "clips": n_clips, "seed": seed}, frontend=describe())
     return write_model(StreamingDetector(model, params), meta, path)
 
 
-def train_tone_crnn(seed: int = 0, steps: int = 120):
-    """The tone model's CRNN, trained (eval mode) -> ``(model, AudioParams, clips used)``."""
+def train_tone_head(seed: int = 0, steps: int = 120):
+    """The tone model's head, trained (eval mode) on the real front end's embeddings
+    -> ``(model, AudioParams, clips used)``."""
     import torch
 
     from device.params import AudioParams
-    from train.frontend import LogMel
-    from train.model import CRNN, ModelConfig
+    from train import frontend
+    from train.model import Head, ModelConfig
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     params = AudioParams()
-    frontend = LogMel(params)
     clip_s, n_clips = 3.0, 48
     clips, labels = [], []
-    n_out = int(clip_s * params.sample_rate) // params.output_hop_samples
+    n_out = params.frames_for(int(clip_s * params.sample_rate))
     for k in range(n_clips):
         y = np.zeros(n_out, np.float32)
         starts = []
@@ -63,14 +64,12 @@ def train_tone_crnn(seed: int = 0, steps: int = 120):
             start = float(rng.uniform(0.1, clip_s - TONE_S - 0.5))
             starts.append(start)
             end_frame = int((start + TONE_S) * params.sample_rate) // params.output_hop_samples
-            y[end_frame:end_frame + params.label_window_frames // params.output_stride] = 1.0
+            y[end_frame:end_frame + params.label_window_frames] = 1.0
         clips.append(tone_clip(clip_s, starts, seed=seed * 1000 + k))
         labels.append(y)
-    with torch.no_grad():
-        feats = frontend(torch.from_numpy(np.stack(clips)))
+    feats = torch.from_numpy(frontend.embed(clips, frontend.shared(params)))
     target = torch.from_numpy(np.stack(labels))
-    model = CRNN(ModelConfig(n_mels=params.n_mels, conv_channels=16, conv_kernel=3,
-                             stride=params.output_stride, gru_hidden=16, dropout=0.0))
+    model = Head(ModelConfig(hidden=16, layers=1, dropout=0.0))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(4.0))
     model.train()
@@ -85,10 +84,10 @@ def train_tone_crnn(seed: int = 0, steps: int = 120):
 # -- checkpoints and deliberately bad model files (export and device tests) -------------------
 
 def write_tone_checkpoint(path: str | Path, seed: int = 0, steps: int = 120, keyword: str = "tone") -> Path:
-    """A training checkpoint (docs/TEAM.md format) holding the trained tone CRNN."""
+    """A training checkpoint (docs/TEAM.md format) holding the trained tone head."""
     from train import checkpoint
 
-    model, params, n_clips = train_tone_crnn(seed, steps)
+    model, params, n_clips = train_tone_head(seed, steps)
     return checkpoint.save(path, {
         "keyword": keyword, "audio_params": params.to_dict(), "model_config": model.cfg.to_dict(),
         "config": {"model": model.cfg.to_dict(), "train": {"seed": seed}}, "model": model.state_dict(),
@@ -161,8 +160,7 @@ def wrong_sample_rate_model(src: str | Path, dst: str | Path, sample_rate: int =
 
     props = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
     params = json.loads(props[modelmeta.KEY_AUDIO_PARAMS])
-    params["sample_rate"] = sample_rate
-    params["fmax_hz"] = min(params["fmax_hz"], sample_rate / 2)  # valid on its own: only the graph disagrees
+    params["sample_rate"] = sample_rate  # valid on its own: only the graph disagrees
     return model_with_props(src, dst, {modelmeta.KEY_AUDIO_PARAMS: AudioParams(**params).to_json()})
 
 

@@ -1,4 +1,4 @@
-"""Training batches: which clips each step sees, and the SpecAugment masks laid over them.
+"""Training batches: which clips each step sees, and the masks and noise laid over their embeddings.
 
 Both are pure functions of ``(seed, step, rank)``, with no state carried from one step to the
 next. So a run resumed at step ``s`` sees exactly the batches an uninterrupted run saw from
@@ -49,51 +49,41 @@ class Schedule:
         return step // self.steps_per_epoch
 
 
-def pool_labels(labels: np.ndarray, stride: int) -> np.ndarray:
-    """Per-feature-frame labels ``[..., frames]`` -> per-output-frame ``[..., frames // stride]``:
-    max over each group of ``stride`` frames (an output frame is positive when any of its
-    feature frames is); a trailing partial group is dropped."""
-    labels = np.asarray(labels)
-    n = labels.shape[-1] // stride
-    return labels[..., :n * stride].reshape(*labels.shape[:-1], n, stride).max(axis=-1)
-
-
-def collate(feats: list[np.ndarray], labels: list[np.ndarray], stride: int
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Clips of possibly different lengths -> ``(feats [B, T, F], labels [B, T // stride],
-    mask [B, T // stride])``, zero-padded at the end; ``T`` a multiple of ``stride``.
-
-    Labels are pooled from feature frames to output frames by max (an output frame is
-    positive when any of its ``stride`` feature frames is).
-    """
+def collate(feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clips of possibly different lengths -> ``(feats [B, T, F], labels [B, T], mask [B, T])``,
+    zero-padded at the end. Features and labels are both per output frame (80 ms)."""
     longest = max(len(f) for f in feats)
-    longest += (-longest) % stride
-    n_out = longest // stride
     x = np.zeros((len(feats), longest, feats[0].shape[1]), np.float32)
-    y = np.zeros((len(feats), n_out), np.float32)
-    m = np.zeros((len(feats), n_out), np.float32)
+    y = np.zeros((len(feats), longest), np.float32)
+    m = np.zeros((len(feats), longest), np.float32)
     for i, (f, lab) in enumerate(zip(feats, labels)):
         x[i, :len(f)] = f
-        frames = min(len(f), len(lab)) // stride
-        y[i, :frames] = pool_labels(np.asarray(lab[:frames * stride]), stride)
+        frames = min(len(f), len(lab))
+        y[i, :frames] = lab[:frames]
         m[i, :frames] = 1.0
     return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
 
 
 @dataclass(frozen=True)
-class SpecAugment:
-    time_masks: int = 2
+class FeatureAugment:
+    """SpecAugment-style masks over the stored embeddings, plus Gaussian noise (the audio itself
+    was augmented when the clips were mixed; this only varies what each stored clip teaches)."""
+    time_masks: int = 0
     """Time masks per clip."""
-    time_mask_frames: int = 10
-    """Widest time mask (feature frames); each width is drawn from 0..this."""
-    freq_masks: int = 2
-    """Frequency masks per clip."""
-    freq_mask_bins: int = 6
-    """Widest frequency mask (mel bins)."""
+    time_mask_frames: int = 2
+    """Widest time mask (80 ms frames); each width is drawn from 0..this."""
+    freq_masks: int = 0
+    """Masks over embedding dimensions per clip."""
+    freq_mask_bins: int = 8
+    """Widest such mask (dimensions)."""
+    noise: float = 0.0
+    """Gaussian noise added to every number, as a fraction of the batch's standard deviation."""
 
     def __call__(self, feats: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """``feats [B, T, F]`` -> a copy with masked stretches set to each clip's mean log-mel
-        (a neutral value for the input normalisation that follows)."""
+        """``feats [B, T, F]`` -> a copy with masked stretches set to each clip's mean
+        (a neutral value for the normalisation that follows) and noise added."""
+        if self.noise > 0:
+            feats = feats + torch.randn(feats.shape, generator=gen) * (self.noise * feats.std())
         if not (self.time_masks and self.time_mask_frames) and not (self.freq_masks and self.freq_mask_bins):
             return feats
         b, t, f = feats.shape

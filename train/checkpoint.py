@@ -2,7 +2,7 @@
 
 Layout (the contract with export, see docs/TEAM.md)::
 
-    {"format": 1, "keyword", "audio_params": AudioParams.to_dict(), "model_config": ModelConfig.to_dict(),
+    {"format": 2, "keyword", "audio_params": AudioParams.to_dict(), "model_config": ModelConfig.to_dict(),
      "config": <resolved config, all sections>, "model": state_dict, "optimizer", "scheduler",
      "step", "epoch", "rng": {...}, "metrics": {...}, "best": {"metric", "value", "step"},
      "data_summary": {...}}
@@ -25,7 +25,8 @@ from device.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+"""2: the head over the pretrained front end (1 was the log-mel CRNN, no longer read)."""
 
 RUNTIME_KEYS = {
     "train": {"max_minutes", "threads", "device", "progress", "plots", "plot_examples", "real_data",

@@ -54,7 +54,7 @@ class Clip:
     audio: np.ndarray
     """float32 ``[clip_samples]``, peak below 0 dBFS."""
     labels: np.ndarray
-    """uint8 ``[frames]`` per feature frame."""
+    """uint8 ``[frames]`` per output frame (80 ms)."""
     meta: dict
 
 
@@ -101,11 +101,11 @@ def _pick_negatives(src: SplitSources, rng: np.random.Generator, pick_rng: np.ra
 
 
 def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.Generator) -> Clip:
-    """A clip of ``clip_s`` seconds with its per-feature-frame labels and metadata. ``pick_rng``
+    """A clip of ``clip_s`` seconds with its per-output-frame labels and metadata. ``pick_rng``
     draws which picks are the user's own audio (see :class:`SplitSources`)."""
     cfg, params = src.cfg, src.params
     n = synth.clip_samples_for(cfg.clip_s, params)
-    window = params.label_window_frames * params.hop_samples
+    window = params.label_window_frames * params.output_hop_samples
     n_kw = int(rng.integers(1, cfg.max_keywords_per_clip + 1)) \
         if (src.keywords or src.users_keywords) and rng.random() < cfg.keyword_clip_fraction else 0
     chosen = []

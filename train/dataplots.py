@@ -11,8 +11,8 @@ from device.params import AudioParams
 
 def draw_clip(path: str | Path, features: np.ndarray, labels: np.ndarray, meta: dict,
               params: AudioParams, title: str = "") -> None:
-    """PNG of ``features`` ``[frames, n_mels]`` (drawn transposed: time runs left to right)
-    over ``labels`` ``[frames]``, with each placed utterance marked."""
+    """PNG of the log-mel ``features`` ``[frames, n_mels]`` (10 ms frames, drawn transposed: time
+    runs left to right) over ``labels`` ``[output frames]`` (80 ms), with each placed utterance marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +33,7 @@ def draw_clip(path: str | Path, features: np.ndarray, labels: np.ndarray, meta: 
     for neg in meta.get("negatives", []):
         ax_spec.text(neg["start_s"], 2, neg["text"][:24], color="cyan", fontsize=7)
     ax_spec.set_title(f"{title}  background {meta.get('background')}  SNR {meta.get('snr_db')} dB", fontsize=9)
-    t = (np.arange(len(labels)) + 1) * frame_s  # frame t ends at (t + 1) hops
+    t = (np.arange(len(labels)) + 1) * params.output_hop_s  # output frame t ends at (t + 1) hops
     ax_lab.fill_between(t, labels, step="pre", color="tab:green")
     ax_lab.set_ylim(-0.1, 1.1)
     ax_lab.set_yticks([0, 1])

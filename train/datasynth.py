@@ -1,9 +1,10 @@
-"""The mixing half of the dataset stage: clips -> features -> shards, examples and report.
+"""The mixing half of the dataset stage: clips -> embeddings -> shards, examples and report.
 
 Shard ``k`` of a split holds clips ``k * shard_clips ...``; clip ``i`` is made with
 ``default_rng([seed, split_index, i])`` (see ``train.clipmaker``), so a resumed build makes
-exactly what an uninterrupted one would have. Features come from ``train.frontend.LogMel``,
-the module that is also inside the exported graph.
+exactly what an uninterrupted one would have. Augmentation acts on the audio; the stored
+features are the embeddings of the pretrained front end (``train.frontend.SpeechEmbedding``),
+the very module that is inside the exported graph, so training and the Pi hear alike.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from train.voicesplit import SPLITS
 
 log = logging.getLogger(__name__)
 
-FEATURE_BATCH = 16
-"""Clips per LogMel call (bounds the STFT's memory: ~2 MB per clip-second)."""
+FEATURE_BATCH = 8
+"""Clips per front end call (measured fastest on one core; bounds the activations' memory)."""
 
 
 def clip_seconds(dcfg: DataConfig, params: AudioParams) -> float:
@@ -89,7 +90,6 @@ def _simulate(task) -> tuple[str, dict[int, np.ndarray]]:
 
 # -- workers ----------------------------------------------------------------------------
 _SOURCES: dict[str, SplitSources] = {}
-_LOGMEL = None
 
 
 def _init(sources_by_split: dict[str, SplitSources]) -> None:
@@ -98,20 +98,13 @@ def _init(sources_by_split: dict[str, SplitSources]) -> None:
 
 
 def features(clips: list[np.ndarray], params: AudioParams) -> np.ndarray:
-    """float32 clips (equal length) -> float16 log-mel ``[n, frames, n_mels]`` (batched LogMel)."""
-    global _LOGMEL
+    """float32 clips (equal length) -> float16 embeddings ``[n, frames, 96]``."""
     import torch
 
-    from train.frontend import LogMel
+    from train import frontend
 
-    if _LOGMEL is None or _LOGMEL.params != params:
-        _LOGMEL = LogMel(params)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(clips), FEATURE_BATCH):
-            batch = torch.from_numpy(np.stack(clips[i:i + FEATURE_BATCH]).astype(np.float32))
-            out.append(_LOGMEL(batch).numpy().astype(np.float16))
-    return np.concatenate(out)
+    torch.set_num_threads(1)  # one worker per core already
+    return frontend.embed(clips, frontend.shared(params), FEATURE_BATCH).astype(np.float16)
 
 
 def _make_shard(task: tuple[str, str, int, int, int]) -> dict:
@@ -155,7 +148,7 @@ def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dc
 def _split_stats(split_dir: Path, counts: list[int]) -> dict:
     stats = {"clips": sum(counts), "shard_counts": counts, "keyword_clips": 0, "keywords": 0,
              "negatives": 0, "skipped_placements": 0, "positive_frames": 0, "frames": None,
-             "n_mels": None, "voices": set()}
+             "embed_dim": None, "voices": set()}
     for k in range(len(counts)):
         feat_path, label_path, meta_path = shard_paths(split_dir, k)
         for line in meta_path.read_text().splitlines():
@@ -168,7 +161,7 @@ def _split_stats(split_dir: Path, counts: list[int]) -> dict:
         labels = np.load(label_path, mmap_mode="r")
         stats["positive_frames"] += int(labels.sum())
         stats["frames"] = int(labels.shape[1])
-        stats["n_mels"] = int(np.load(feat_path, mmap_mode="r").shape[2])
+        stats["embed_dim"] = int(np.load(feat_path, mmap_mode="r").shape[2])
     stats["keyword_voices_used"] = len(stats.pop("voices"))
     return stats
 
@@ -179,6 +172,7 @@ def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources],
     """Re-make the first clips of val and train (deterministic) and draw them with their labels."""
     from train.audio_io import write_wav
     from train.dataplots import draw_clip
+    from train.frontend import log_mel
 
     out = dataset_dir / "examples"
     n = dcfg.example_pngs
@@ -186,9 +180,9 @@ def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources],
     picks += [("train", i) for i in range(min(n - len(picks), dcfg.train_clips))]
     for split, i in picks:
         clip = make_clip(sources_by_split[split], *clip_rngs(dcfg, split, i))
-        feats = features([clip.audio], params)[0].astype(np.float32)
         name = f"{split}-{i:04d}"
-        draw_clip(out / f"{name}.png", feats, clip.labels, clip.meta, params, title=f"{split} clip {i}")
+        draw_clip(out / f"{name}.png", log_mel(clip.audio, params), clip.labels, clip.meta, params,
+                  title=f"{split} clip {i}")
         write_wav(out / f"{name}.wav", clip.audio, params.sample_rate)
 
 

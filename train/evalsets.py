@@ -3,7 +3,7 @@
 - ``synthetic``: the dataset's ``val`` split -- clips voiced by TTS voices that training never
   heard, with their keyword spans from the manifest. This set picks the best checkpoint.
 - ``real_clean`` / ``real_<snr>db``: when the real recordings of ``../shared/data`` are there,
-  its "computer" takes laid out in positive streams (:func:`train.streams.positive_streams`)
+  its takes of the keyword laid out in positive streams (:func:`train.streams.positive_streams`)
   and its non-keyword speech in negative streams, once clean and once over its recorded noise
   at ``StreamConfig.snr_db``. Reported at every validation, never used to select (users will
   not have them), so we see how far training on synthetic voices reaches real ones.
@@ -60,8 +60,10 @@ def real_streams(files: RealFiles, params: AudioParams, cfg: StreamConfig,
     """``{"real_clean": [...], "real_<snr>db": [...]}``: positive then negative streams of each."""
     from train.audio_io import read_audio
 
+    known = realdata.keyword_spans()
     key = cache_key(files=[file_fingerprint(files.keyword), file_fingerprint(files.negative),
-                           file_fingerprint(files.noise)], params=params, cfg=cfg)
+                           file_fingerprint(files.noise)], params=params, cfg=cfg,
+                    spans=sorted((str(p), known[p]) for p in files.keyword if p in known))
     noisy = f"real_{cfg.snr_db:g}db"
     loaded: dict = {}
 
@@ -72,7 +74,8 @@ def real_streams(files: RealFiles, params: AudioParams, cfg: StreamConfig,
             pos = []
             for p in files.keyword:
                 audio = read_audio(p, params)
-                pos.append(Clip(audio, speech_span_s(audio, params), p.name))
+                # a keyword at the end of a sentence: the manifest's span, not the whole speech
+                pos.append(Clip(audio, known.get(p) or speech_span_s(audio, params), p.name))
             neg = [Clip(read_audio(p, params), None, p.name) for p in files.negative]
             loaded.update(pos=pos, neg=neg, noise=[read_audio(p, params) for p in files.noise])
         return loaded
@@ -95,5 +98,5 @@ def build(val_clips, params: AudioParams, cfg: StreamConfig, real_data: str,
     files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""))
     if files is not None:
         for name, streams in real_streams(files, params, cfg, cache_dir).items():
-            sets.append(from_streams(streams, params, name))
+            sets.append(from_streams(streams, params, name, cache_dir))
     return sets

@@ -18,7 +18,7 @@ import torch
 
 from device.params import AudioParams
 from train import checkpoint, config, evalsets
-from train.model import CRNN, ModelConfig
+from train.model import Head, ModelConfig
 from train.report import metrics_table
 from train.streams import StreamConfig
 from train.validate import validate
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.dataset import open_split
 
         params = AudioParams.from_dict(state["audio_params"])
-        model = CRNN(ModelConfig(**state["model_config"]))
+        model = Head(ModelConfig(**state["model_config"]))
         model.load_state_dict(state["model"])
         sets = evalsets.build(open_split(build / "dataset", args.split), params,
                               config.section(cfg, "streams", StreamConfig),

@@ -4,7 +4,7 @@
   rate, and the miss rate at 0.5 false accepts/h of every evaluation set over steps;
 - ``det.png``: the DET curve of every set at the latest validation: miss rate against false
   accepts per hour (log scale), with the 0.1/h and 0.5/h operating points marked;
-- ``examples.png``: a few streams as the model hears them -- log-mel spectrogram on top,
+- ``examples.png``: a few streams as the model hears them -- the front end's embeddings on top,
   keyword windows and the predicted probability underneath, with the threshold that gives
   0.5 false accepts/h.
 
@@ -136,13 +136,13 @@ def example_streams(path: Path, results: dict, sets: list, params: AudioParams, 
         r = results[s.name]
         st = r.streams[i]
         a, b = _window(st, s.spans[i], params)
-        f0, f1 = int(a * 1000 / params.hop_ms), int(b * 1000 / params.hop_ms)
+        f0, f1 = int(a / params.output_hop_s), int(b / params.output_hop_s)
         ax_spec, ax_p = axes[2 * k], axes[2 * k + 1]
         ax_spec.imshow(s.feats[i][f0:f1].T, origin="lower", aspect="auto", cmap="magma",
-                       extent=(a, b, 0, params.n_mels))
+                       extent=(a, b, 0, s.feats[i].shape[1]))
         kind = "keyword" if s.spans[i] else "negative"
-        ax_spec.set_title(f"{s.name} stream {i} ({kind})", fontsize=9)
-        ax_spec.set_ylabel("mel bin")
+        ax_spec.set_title(f"{s.name} stream {i} ({kind}): the front end's embeddings", fontsize=9)
+        ax_spec.set_ylabel("embedding")
         t = (np.arange(len(st.probs)) + 1) * st.frame_s
         sel = (t >= a) & (t <= b)
         for start_s, end_s in s.spans[i]:
@@ -150,7 +150,7 @@ def example_streams(path: Path, results: dict, sets: list, params: AudioParams, 
             ax_p.axvspan(end_s, end_s + params.label_window_ms / 1000, color="C2", alpha=0.55, lw=0)
         if s.labels is not None:
             lab = s.labels[i][f0:f1]
-            ax_p.plot(a + (np.arange(len(lab)) + 1) * params.hop_ms / 1000, lab, color="C2", lw=1, label="label")
+            ax_p.plot(a + (np.arange(len(lab)) + 1) * params.output_hop_s, lab, color="C2", lw=1, label="label")
         ax_p.plot(t[sel], st.probs[sel], color="C0", lw=1.2, label="prediction")
         thr = r.curve.at_fa(0.5)[0]
         ax_p.axhline(thr, color="C3", ls="--", lw=0.8, label=f"threshold @0.5 FA/h ({thr:.2f})")

@@ -31,6 +31,8 @@ class RealClip:
     source: str
     license: str
     speaker: str
+    kw_span_s: tuple[float, float] | None = None
+    """Where the keyword is spoken in the file (s), when the manifest says (a sentence ending in it)."""
 
 
 def locate() -> Path | None:
@@ -51,8 +53,21 @@ def manifest(root: Path | None = None) -> list[RealClip]:
             path = root / row["path"]
             if path.is_file():
                 out.append(RealClip(path, row.get("label", ""), row.get("source", ""),
-                                    row.get("license", ""), row.get("speaker", "")))
+                                    row.get("license", ""), row.get("speaker", ""), _span(row)))
     return out
+
+
+def _span(row: dict) -> tuple[float, float] | None:
+    try:
+        start, end = float(row.get("kw_start_s") or ""), float(row.get("kw_end_s") or "")
+    except ValueError:
+        return None
+    return (start, end) if 0 <= start < end else None
+
+
+def keyword_spans(root: Path | None = None) -> dict[Path, tuple[float, float]]:
+    """Path -> the keyword's span (s) for every file whose manifest row gives one."""
+    return {c.path: c.kw_span_s for c in manifest(root) if c.kw_span_s is not None}
 
 
 def keyword_clips(keyword: str, root: Path | None = None) -> list[RealClip]:

@@ -5,9 +5,10 @@ each utterance draws its start uniformly from the positions that still fit in th
 intervals left by the ones placed before it, or is skipped (and counted) when none fits. So
 it always terminates, after one pass over the utterances.
 
-Labels follow the feature front end's framing (``train.frontend``): feature frame ``t`` ends
-at sample ``(t + 1) * hop_samples``. A keyword whose last sample is ``end - 1`` is complete in
-frame ``t0 = ceil(end / hop) - 1``; frames ``t0 .. t0 + label_window_frames - 1`` are 1.
+Labels follow the model's output framing (``train.frontend``): output frame ``t`` ends at
+sample ``(t + 1) * output_hop_samples`` (80 ms frames). A keyword whose last sample is
+``end - 1`` is complete in frame ``t0 = ceil(end / output_hop) - 1``; frames
+``t0 .. t0 + label_window_frames - 1`` are 1.
 """
 from __future__ import annotations
 
@@ -85,8 +86,8 @@ def _occupy(free: list[tuple[int, int]], start: int, end: int) -> list[tuple[int
 
 
 def label_start_frame(end_sample: int, params: AudioParams) -> int:
-    """The first feature frame that has heard a keyword ending (exclusive) at ``end_sample``."""
-    hop = params.hop_samples
+    """The first output frame that has heard a keyword ending (exclusive) at ``end_sample``."""
+    hop = params.output_hop_samples
     return max(0, -(-end_sample // hop) - 1)
 
 
@@ -104,8 +105,7 @@ def keyword_labels(end_samples: Sequence[int], n_frames: int, params: AudioParam
 
 
 def clip_samples_for(clip_s: float, params: AudioParams) -> int:
-    """Samples in a clip of ``clip_s`` seconds, rounded down to whole model output frames,
-    so feature frames pool evenly into output frames."""
+    """Samples in a clip of ``clip_s`` seconds, rounded down to whole model output frames."""
     step = params.output_hop_samples
     n = int(round(clip_s * params.sample_rate)) // step * step
     if n <= 0:

@@ -1,4 +1,4 @@
-"""``make train``: train the streaming CRNN on the synthesised clips; never lose progress.
+"""``make train``: train the wake-word head on the synthesised clips' embeddings; never lose progress.
 
     python -m train.train --keyword computer --build build/computer [--quick] [--config F]... [--set k=v]...
     torchrun --standalone --nproc-per-node=N -m train.train ...      (make train NPROC=N)
@@ -40,11 +40,11 @@ import torch
 
 from device.params import AudioParams
 from train import checkpoint, config
-from train.batches import Schedule, SpecAugment, collate, step_seed
+from train.batches import FeatureAugment, Schedule, collate, step_seed
 from train.distributed import Dist
 from train.loss import frame_loss
 from train.mining import HardSet, mine, pool_for
-from train.model import CRNN, ModelConfig
+from train.model import Head, ModelConfig
 from train.streams import StreamConfig
 from train.validate import EvalSet, SetResult, validate
 
@@ -54,7 +54,7 @@ log = logging.getLogger("train")
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 1
-    """Seeds model initialisation, batch order, SpecAugment and dropout."""
+    """Seeds model initialisation, batch order, feature masks/noise and dropout."""
     init_from: str = ""
     """Fine-tune: start from this checkpoint's weights (e.g. ``build/computer/train/best.pt``,
     same keyword, ``[model]`` and ``[audio]``) instead of random ones; the optimiser, schedule and
@@ -82,14 +82,16 @@ class TrainConfig:
     """Loss weight of positive frames relative to negative ones."""
     focal_gamma: float = 0.0
     """Focal-loss exponent (0 = plain weighted BCE)."""
-    time_masks: int = 2
-    """SpecAugment: time masks per clip."""
-    time_mask_frames: int = 10
-    """SpecAugment: widest time mask (feature frames)."""
-    freq_masks: int = 2
-    """SpecAugment: frequency masks per clip."""
-    freq_mask_bins: int = 6
-    """SpecAugment: widest frequency mask (mel bins)."""
+    time_masks: int = 0
+    """Embedding masks: time masks per clip (train.batches.FeatureAugment)."""
+    time_mask_frames: int = 2
+    """Embedding masks: widest time mask (80 ms frames)."""
+    freq_masks: int = 0
+    """Embedding masks: masks over embedding dimensions per clip."""
+    freq_mask_bins: int = 8
+    """Embedding masks: widest mask over dimensions."""
+    feature_noise: float = 0.0
+    """Gaussian noise on the embeddings (fraction of their standard deviation)."""
     mining_fraction: float = 0.0
     """Share of each batch drawn from mined hard negatives (0 = no mining; see train.mining)."""
     mining_pool: int = 800
@@ -127,8 +129,9 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
-    def spec_augment(self) -> SpecAugment:
-        return SpecAugment(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins)
+    def feature_augment(self) -> FeatureAugment:
+        return FeatureAugment(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins,
+                              self.feature_noise)
 
 
 class Interrupted(Exception):
@@ -148,14 +151,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def model_config(cfg: dict, params: AudioParams) -> ModelConfig:
-    """``[model]`` with ``n_mels`` and ``stride`` taken from the audio parameters."""
+    """``[model]`` with ``embed_dim`` taken from the front end."""
+    from train.frontend import EMBED_DIM, FrontendError, check_params
+
+    try:
+        check_params(params)
+    except FrontendError as exc:
+        raise config.ConfigError(str(exc)) from None
     mc = config.section(cfg, "model", ModelConfig)
-    if "n_mels" in cfg.get("model", {}) and mc.n_mels != params.n_mels:
-        raise config.ConfigError(f"[model] n_mels={mc.n_mels} differs from [audio] n_mels={params.n_mels}")
-    if "stride" in cfg.get("model", {}) and mc.stride != params.output_stride:
-        raise config.ConfigError(f"[model] stride={mc.stride} differs from [audio] output_stride="
-                                 f"{params.output_stride}")
-    return replace(mc, n_mels=params.n_mels, stride=params.output_stride)
+    if "embed_dim" in cfg.get("model", {}) and mc.embed_dim != EMBED_DIM:
+        raise config.ConfigError(f"[model] embed_dim={mc.embed_dim} differs from the front end's {EMBED_DIM}")
+    return replace(mc, embed_dim=EMBED_DIM)
 
 
 def pick_device(tc: TrainConfig, dist: Dist) -> torch.device:
@@ -187,7 +193,7 @@ class Trainer:
         self.tc, self.device, self.dist, self.data_summary = tc, device, dist, data_summary
         self.schedule = schedule
         torch.manual_seed(tc.seed)
-        self.model = CRNN(mc).to(device)
+        self.model = Head(mc).to(device)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.planned_steps = tc.max_steps  # replanned at every validation when there is a time budget
@@ -257,7 +263,7 @@ class Trainer:
         return self.schedule.epoch(self.step)
 
     # -- one step ------------------------------------------------------------------
-    def train_step(self, clips, augment: SpecAugment) -> float:
+    def train_step(self, clips, augment: FeatureAugment) -> float:
         """One optimiser step on this replica's share of the step's batch -> its loss."""
         torch.manual_seed(step_seed(self.tc.seed, self.step, self.dist.rank))  # dropout, masks
         gen = torch.Generator().manual_seed(step_seed(self.tc.seed + 1, self.step, self.dist.rank))
@@ -266,8 +272,7 @@ class Trainer:
         if n_hard:
             idx[-n_hard:] = self.hard.draw(n_hard, np.random.default_rng(step_seed(self.tc.seed + 2, self.step,
                                                                                    self.dist.rank)))
-        x, y, m = collate([clips.features(int(i)) for i in idx], [clips.labels(int(i)) for i in idx],
-                          self.model.cfg.stride)
+        x, y, m = collate([clips.features(int(i)) for i in idx], [clips.labels(int(i)) for i in idx])
         x = augment(x, gen)
         x, y, m = x.to(self.device), y.to(self.device), m.to(self.device)
         self.ddp.train()
@@ -466,7 +471,7 @@ def loop(trainer: Trainer, clips, sets: list[EvalSet], stop: StopFlag) -> str:
     """Train until planned, out of time, or interrupted -> "done" | "budget" | "interrupted"."""
     tc, dist = trainer.tc, trainer.dist
     trainer.start_clock()
-    augment = tc.spec_augment()
+    augment = tc.feature_augment()
     bar = progress_bar(trainer)
     step_time, steps_timed = 0.0, 0
     ema = None

@@ -1,6 +1,6 @@
 """Detection-level validation: score whole streams with the model, count what the Pi would do.
 
-An :class:`EvalSet` is a named list of feature sequences with the keyword spans in each
+An :class:`EvalSet` is a named list of embedding sequences with the keyword spans in each
 (positive streams) or none (negative streams). :func:`score` runs the model over them (in
 eval mode, whole streams from zero state, which equals streaming chunk by chunk); the
 detections come from the device's own decision rule via :func:`train.metrics.det_curve`.
@@ -18,10 +18,8 @@ from torch.nn import functional as F
 
 from device.decision import DecisionConfig
 from device.params import AudioParams
-from train.batches import pool_labels
-from train.frontend import LogMel
 from train.metrics import DetCurve, ScoredStream, det_curve, evaluate
-from train.model import CRNN
+from train.model import Head
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +31,11 @@ REPORT_FA_PER_HOUR = (0.5, 0.1, 1.0, 5.0)
 class EvalSet:
     name: str
     feats: list[np.ndarray]
-    """float32 ``[frames, n_mels]`` per stream."""
+    """float32 ``[frames, 96]`` embeddings per stream (80 ms frames)."""
     spans: list[list[tuple[float, float]]]
     """Keyword ``(start_s, end_s)`` per stream (empty list: a negative stream)."""
     labels: list[np.ndarray] | None = None
-    """Optional per-feature-frame labels float32 ``[frames]`` (for the frame loss)."""
+    """Optional per-frame labels float32 ``[frames]`` (for the frame loss)."""
     examples: list[int] = field(default_factory=list)
     """Stream indices worth plotting (a few positives and negatives)."""
 
@@ -46,7 +44,7 @@ class EvalSet:
         return sum(len(s) for s in self.spans)
 
     def hours(self, params: AudioParams) -> float:
-        return sum(len(f) for f in self.feats) * params.hop_ms / 1000 / 3600
+        return sum(len(f) for f in self.feats) * params.output_hop_s / 3600
 
 
 def from_clipset(clips, name: str, max_clips: int | None = None) -> EvalSet:
@@ -60,16 +58,42 @@ def from_clipset(clips, name: str, max_clips: int | None = None) -> EvalSet:
     return EvalSet(name, feats, spans, labels, _pick_examples(spans))
 
 
-def from_streams(streams, params: AudioParams, name: str) -> EvalSet:
-    """Audio streams (:class:`train.streams.Stream`) -> features, computed by the shared front end."""
-    frontend = LogMel(params)
-    feats = []
-    with torch.no_grad():
-        for s in streams:
-            n = len(s.audio) - len(s.audio) % params.hop_samples
-            feats.append(frontend(torch.from_numpy(np.ascontiguousarray(s.audio[:n]))[None])[0].numpy())
+def from_streams(streams, params: AudioParams, name: str, cache_dir=None) -> EvalSet:
+    """Audio streams (:class:`train.streams.Stream`) -> embeddings, computed by the shared front end.
+
+    With ``cache_dir`` the embeddings are stored as ``<name>-emb-<key>.npz``, keyed by the
+    audio itself and the audio parameters (which name the front end), and read back next time.
+    """
+    feats = _embeddings(streams, params, name, cache_dir)
     spans = [list(s.keyword_spans) for s in streams]
     return EvalSet(name, feats, spans, None, _pick_examples(spans))
+
+
+def _embeddings(streams, params: AudioParams, name: str, cache_dir) -> list[np.ndarray]:
+    import hashlib
+    from pathlib import Path
+
+    from device.fsutil import atomic_path
+    from train.frontend import features
+
+    path = None
+    if cache_dir is not None:
+        h = hashlib.sha256(params.to_json().encode())
+        for s in streams:
+            h.update(np.ascontiguousarray(s.audio, np.float32).tobytes())
+        path = Path(cache_dir) / f"{name}-emb-{h.hexdigest()[:16]}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as data:
+                    return [data[f"s{i}"].astype(np.float32) for i in range(len(streams))]
+            except (OSError, ValueError, KeyError):
+                log.warning("unreadable embedding cache %s: computing again", path)
+    # stored as float16 like the dataset's, so a cached run sees exactly what a fresh one did
+    half = [features(s.audio, params).astype(np.float16) for s in streams]
+    if path is not None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{f"s{i}": x for i, x in enumerate(half)})
+    return [x.astype(np.float32) for x in half]
 
 
 def _pick_examples(spans: list[list], per_kind: int = 2) -> list[int]:
@@ -79,16 +103,15 @@ def _pick_examples(spans: list[list], per_kind: int = 2) -> list[int]:
 
 
 @torch.no_grad()
-def predict(model: CRNN, feats: list[np.ndarray], device: torch.device,
+def predict(model: Head, feats: list[np.ndarray], device: torch.device,
             batch_frames: int = 200_000) -> list[np.ndarray]:
-    """Logits float32 ``[frames // stride]`` per sequence; batched by similar length.
+    """Logits float32 ``[frames]`` per sequence; batched by similar length.
 
     Padding goes at the end and the model is causal, so padded frames never change the
     outputs that are kept.
     """
     was_training = model.training
     model.eval()
-    stride = model.cfg.stride
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
     out: list[np.ndarray | None] = [None] * len(feats)
     start = 0
@@ -99,13 +122,12 @@ def predict(model: CRNN, feats: list[np.ndarray], device: torch.device,
             end += 1
         idx = order[start:end]
         longest = max(len(feats[i]) for i in idx)
-        longest += (-longest) % stride
         batch = np.zeros((len(idx), longest, feats[idx[0]].shape[1]), np.float32)
         for row, i in enumerate(idx):
             batch[row, :len(feats[i])] = feats[i]
         logits = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
         for row, i in enumerate(idx):
-            out[i] = logits[row, :len(feats[i]) // stride]
+            out[i] = logits[row, :len(feats[i])]
         start = end
     model.train(was_training)
     return out  # type: ignore[return-value]
@@ -140,7 +162,7 @@ class SetResult:
         return out
 
 
-def evaluate_set(model: CRNN, evalset: EvalSet, params: AudioParams, device: torch.device,
+def evaluate_set(model: Head, evalset: EvalSet, params: AudioParams, device: torch.device,
                  smoothing_frames: int = 1, refractory_s: float = 2.0, tolerance_s: float = 1.0) -> SetResult:
     logits = predict(model, evalset.feats, device)
     frame_s = params.output_hop_s
@@ -150,7 +172,7 @@ def evaluate_set(model: CRNN, evalset: EvalSet, params: AudioParams, device: tor
     if evalset.labels is not None:
         total = count = 0.0
         for lg, lab in zip(logits, evalset.labels):
-            y = pool_labels(lab, model.cfg.stride)[: len(lg)]
+            y = np.asarray(lab, np.float32)[: len(lg)]
             total += float(F.binary_cross_entropy_with_logits(torch.from_numpy(lg[: len(y)]),
                                                                torch.from_numpy(y), reduction="sum"))
             count += len(y)
@@ -160,7 +182,7 @@ def evaluate_set(model: CRNN, evalset: EvalSet, params: AudioParams, device: tor
     return SetResult(evalset.name, curve, evalset.hours(params), evalset.keywords, loss, streams)
 
 
-def validate(model: CRNN, sets: list[EvalSet], params: AudioParams, device: torch.device,
+def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torch.device,
              reference: str | None = None, reference_fa_per_hour: float = 0.5,
              smoothing_frames: int = 1, refractory_s: float = 2.0, tolerance_s: float = 1.0
              ) -> dict[str, SetResult]:

@@ -35,14 +35,15 @@ def test_parse_lines_rejects_garbage(line):
 def test_frame_scores_are_the_models_own_probabilities(tone_model, tone_tests, tmp_path):
     """The daemon's printed frame scores equal the model run chunk by chunk (export.scoring),
     whatever the step size; the step lines are their maxima; steps follow --infer-every-s."""
-    from export.scoring import OnnxStepper, stream_probs
+    from device.engine import Engine
+    from export.scoring import stream_probs
     from train.audio_io import read_audio
 
     wav = next(t for t in tone_tests if t.spec.positive and t.spec.condition == "clean")
-    stepper = OnnxStepper(tone_model)
+    stepper = Engine.load(tone_model)
     params = stepper.meta.params
     want = stream_probs(stepper, read_audio(wav.wav, params), params.chunk_samples)
-    for hop in (None, 0.1):
+    for hop in (None, 0.08):
         out, usage = daemon.run(daemon.listen_argv(tone_model, wav.wav, frame_scores=True, scores=True,
                                                    infer_every_s=hop), tmp_path / "err.log")
         n = min(len(want), len(out.probs))

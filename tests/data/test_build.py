@@ -50,22 +50,23 @@ def test_splits_read_back_with_labels_where_the_keywords_end(tiny_build):
         assert len(clips) == n and clips.keyword == "computer" and clips.params == params
         for i in range(n):
             feats, labels, meta = clips.features(i), clips.labels(i), clips.meta(i)
-            assert feats.dtype == np.float32 and feats.shape == (300, params.n_mels)
-            assert labels.dtype == np.float32 and labels.shape == (300,)
+            assert feats.dtype == np.float32 and feats.shape == (37, 96)  # 3 s = 37 frames of 80 ms
+            assert labels.dtype == np.float32 and labels.shape == (37,)
             ends = [k["end_sample"] for k in meta["keywords"]]
-            assert np.array_equal(labels, synth.keyword_labels(ends, 300, params).astype(np.float32))
+            assert np.array_equal(labels, synth.keyword_labels(ends, 37, params).astype(np.float32))
             assert bool(labels.any()) == bool(meta["keywords"])
             spans = sorted((u["start_sample"], u["end_sample"]) for u in meta["keywords"] + meta["negatives"])
             assert all(a1 <= b0 for (_, a1), (b0, _) in zip(spans, spans[1:]))
-            assert all(k["end_s"] * params.sample_rate <= 3.0 * params.sample_rate - params.label_window_frames
-                       * params.hop_samples + 1 for k in meta["keywords"])
+            assert all(k["end_s"] * params.sample_rate <= 37 * params.output_hop_samples
+                       - params.label_window_frames * params.output_hop_samples + 1 for k in meta["keywords"])
     train = open_split(build_dir / "dataset", "train")
     assert sum(bool(train.meta(i)["keywords"]) for i in range(12)) >= 3  # keyword clips do exist
     assert train.summary()["distinct_voices"]["train"] > 0
 
 
 def test_features_are_the_front_end_of_the_clip(tiny_build):
-    """A stored clip equals LogMel of the same clip made again: deterministic per (seed, split, i)."""
+    """A stored clip equals the front end's embeddings of the same clip made again: deterministic
+    per (seed, split, i)."""
     build_dir, cfg, _ = tiny_build
     from train import config
     from train.dataconfig import DataConfig
@@ -134,7 +135,7 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path)
     assert 0 < len(done) < 20 and not (work / "dataset" / "manifest.json").exists()
     for meta in done:  # every shard that claims completion is whole and readable
         feats = np.load(str(meta).replace(".meta.jsonl", ".features.npy"))
-        assert feats.shape == (2, 300, 40) and len(meta.read_text().splitlines()) == 2
+        assert feats.shape == (2, 37, 96) and len(meta.read_text().splitlines()) == 2
 
     resumed = build("computer", work, tiny_config(data))
     assert resumed["splits"]["train"]["clips"] == 40

@@ -57,10 +57,10 @@ def test_labels_are_the_window_after_each_keyword_end(ends, extra):
     labels = synth.keyword_labels(ends, n_frames, PARAMS)
     assert labels.dtype == np.uint8 and labels.shape == (n_frames,)
     expected = np.zeros(n_frames, dtype=bool)
-    hop, window = PARAMS.hop_samples, PARAMS.label_window_frames
+    hop, window = PARAMS.output_hop_samples, PARAMS.label_window_frames
     for end in ends:
         for t in range(n_frames):
-            # frame t covers samples up to (t + 1) * hop: positive from the first frame that has heard
+            # output frame t covers samples up to (t + 1) * hop: positive from the first frame that has heard
             # the keyword's last sample (end - 1), for label_window_frames frames
             first = (end - 1) // hop
             if first <= t < first + window:
@@ -69,14 +69,14 @@ def test_labels_are_the_window_after_each_keyword_end(ends, extra):
 
 
 def test_labels_for_a_known_case():
-    # keyword ends at 1.0 s exactly = sample 16000 = the end of frame 99: frames 99..138 are positive
-    labels = synth.keyword_labels([16000], 300, PARAMS)
-    assert labels[98] == 0 and labels[99] == 1 and labels[99 + PARAMS.label_window_frames - 1] == 1
-    assert labels[99 + PARAMS.label_window_frames] == 0
-    assert labels.sum() == PARAMS.label_window_frames == 40
+    # keyword ends at 1.6 s exactly = sample 25600 = the end of 80 ms frame 19: frames 19..23 are positive
+    labels = synth.keyword_labels([25600], 100, PARAMS)
+    assert labels[18] == 0 and labels[19] == 1 and labels[19 + PARAMS.label_window_frames - 1] == 1
+    assert labels[19 + PARAMS.label_window_frames] == 0
+    assert labels.sum() == PARAMS.label_window_frames == 5
 
 
 def test_clip_samples_are_whole_output_frames():
     n = synth.clip_samples_for(10.0, PARAMS)
-    assert n == 160000 and n % PARAMS.output_hop_samples == 0
+    assert n == 160000 and n % PARAMS.output_hop_samples == 0  # 125 frames of 80 ms
     assert synth.clip_samples_for(1.0101, PARAMS) % PARAMS.output_hop_samples == 0

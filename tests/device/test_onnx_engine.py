@@ -41,7 +41,7 @@ def test_tone_model_fires_after_the_tone_and_not_before(engine):
 
 
 def test_probabilities_do_not_depend_on_chunking(engine):
-    audio = tone_clip(3.0, [1.0], seed=8)
+    audio = tone_clip(3.2, [1.0], seed=8)  # 40 output frames
     hop = PARAMS.output_hop_samples
     whole = run_chunks(engine, audio, [len(audio)])
     for sizes in ([hop], [PARAMS.chunk_samples], [3 * hop, 17 * hop, hop, 40 * hop]):
@@ -72,13 +72,14 @@ def bad_models(tone_model: Path, d: Path) -> dict[str, tuple[Path, str]]:
         "missing": (d / "nope.onnx", "does not exist"),
         "truncated": (corrupt_model_copy(tone_model, d / "truncated.onnx", 0.3), "not a readable ONNX model"),
         "garbage": (d / "garbage.onnx", "not a readable ONNX model"),
-        "format": (other_format_model(tone_model, d / "format2.onnx", 2), "model format 2"),
+        "format": (other_format_model(tone_model, d / "format3.onnx", 3), "model format 3"),
+        "old_format": (other_format_model(tone_model, d / "format1.onnx", 1), "model format 1"),
         "no_meta": (d / "plain.onnx", "not a wakeword model"),
         "rate": (wrong_sample_rate_model(tone_model, d / "rate8k.onnx", 8000), "the metadata does not"),
-        # same audio context, so only the probe step can tell: 25 frames per step, not 50
-        "stride": (model_with_props(tone_model, d / "stride1.onnx", {
-            modelmeta.KEY_AUDIO_PARAMS: dataclasses.replace(PARAMS, output_stride=1).to_json()}),
-            "graph gives 25 output frames for 8000 samples, its metadata promises 50"),
+        # same audio context, so only the probe step can tell: 6 frames per step, not 12
+        "stride": (model_with_props(tone_model, d / "stride4.onnx", {
+            modelmeta.KEY_AUDIO_PARAMS: dataclasses.replace(PARAMS, output_stride=4).to_json()}),
+            "graph gives 6 output frames for 7680 samples, its metadata promises 12"),
     }
 
 

@@ -13,7 +13,8 @@ import torch
 from device.decision import DecisionConfig, detect
 from device.params import AudioParams
 from export.__main__ import main
-from export.scoring import OnnxStepper, stream_probs
+from device.engine import Engine
+from export.scoring import stream_probs
 from tests.export.test_metadata import load_like_the_device
 from tests.toymodels import tone_clip, write_tone_checkpoint, write_tone_streams
 
@@ -76,7 +77,7 @@ def test_export_writes_a_calibrated_model_and_its_report(exported):
 
 def test_exported_threshold_detects_the_tone_and_ignores_other_sounds(exported, params):
     build, _ = exported
-    stepper = OnnxStepper(build / "model.onnx")
+    stepper = Engine.load(build / "model.onnx")
     rule = DecisionConfig(stepper.meta.threshold)
     hit = stream_probs(stepper, tone_clip(6.0, [2.0], seed=77), params.chunk_samples)
     assert len(detect(hit, params.output_hop_s, rule)) == 1
@@ -113,10 +114,13 @@ def _checkpoint_variant(src: Path, dst: Path, **changes) -> None:
 @pytest.mark.parametrize("changes, message", [
     ({"keyword": "computer"}, "trained for keyword 'computer', not 'tone'"),
     ({"format": 7}, "checkpoint format 7"),
-    ({"model_config": {"n_mels": 40, "conv_channels": 32, "conv_kernel": 3, "stride": 2, "gru_hidden": 16,
-                       "dropout": 0.0}}, "weights do not fit its model config"),
+    ({"model_config": {"embed_dim": 96, "hidden": 32, "layers": 2, "dropout": 0.0}},
+     "weights do not fit its model config"),
+    ({"model_config": {"n_mels": 40, "conv_channels": 32}}, "bad model config"),
     ({"audio_params": {"sample_rate": 16000, "bogus": 1}}, "bad audio parameters"),
-    ({"audio_params": {**AudioParams().to_dict(), "output_stride": 1}}, "does not match the audio parameters"),
+    ({"audio_params": {**AudioParams().to_dict(), "output_stride": 4}}, "fixed audio numbers"),
+    ({"audio_params": {**AudioParams().to_dict(), "frontend": "speech_embedding@ffff"}},
+     "trained on front end 'speech_embedding@ffff'"),
     ({"model": None}, "model is a NoneType, not a dict"),
 ])
 def test_incompatible_checkpoint_is_one_line_and_keeps_the_old_model(tmp_path, tone_checkpoint, capsys,

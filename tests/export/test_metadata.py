@@ -75,9 +75,12 @@ def test_impossible_sample_rate_is_refused(tiny_model, tmp_path):
 
 
 def test_other_format_version_is_refused(tiny_model, tmp_path):
-    bad = other_format_model(tiny_model, tmp_path / "model.onnx", fmt=2)
-    with pytest.raises(ModelMetaError, match="model format 2"):
+    bad = other_format_model(tiny_model, tmp_path / "model.onnx", fmt=3)
+    with pytest.raises(ModelMetaError, match="model format 3"):
         load_like_the_device(bad)
+    old = other_format_model(tiny_model, tmp_path / "old.onnx", fmt=1)
+    with pytest.raises(ModelMetaError, match="model format 1.*first version.*make train export"):
+        load_like_the_device(old)
 
 
 def test_a_broken_model_never_replaces_a_good_one(tiny_model, tmp_path, params):
@@ -86,7 +89,7 @@ def test_a_broken_model_never_replaces_a_good_one(tiny_model, tmp_path, params):
     before = target.read_bytes()
     proto = onnx.load(str(tiny_model))
     # Metadata that disagrees with the graph: the write must fail its smoke run and keep the old file.
-    wrong = with_meta(proto, ModelMeta("tiny", AudioParams(sample_rate=8000, fmax_hz=4000.0), 0.5))
+    wrong = with_meta(proto, ModelMeta("tiny", AudioParams(sample_rate=8000), 0.5))
     with pytest.raises(ModelMetaError):
         write_proto(wrong, target)
     assert target.read_bytes() == before

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from export.onnx_export import op_types
 from export.parity import ParityError, check_operators, check_parity
-from export.scoring import OnnxStepper, stream_probs, torch_probs
+from device.engine import Engine
+from export.scoring import stream_probs, torch_probs
 
 TOL = 1e-4
 
@@ -27,7 +28,7 @@ def test_onnx_matches_torch_on_speech_in_every_chunking(tiny_det, tiny_model, sp
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=st.lists(st.integers(1, 60), min_size=1, max_size=12))
 def test_any_chunking_gives_the_same_probabilities(tiny_model, speech, params, frames):
-    stepper = OnnxStepper(tiny_model)
+    stepper = Engine.load(tiny_model)
     sizes = [f * params.output_hop_samples for f in frames]
     whole = stream_probs(stepper, speech, 0)
     chunked = stream_probs(stepper, speech, sizes)
@@ -56,12 +57,12 @@ def test_parity_check_catches_a_model_that_differs(tiny_det, tiny_model, speech,
 
 def test_state_is_carried_not_recomputed(tiny_model, speech, params):
     """Resetting the state between chunks changes the result: the state really carries context."""
-    stepper = OnnxStepper(tiny_model)
+    stepper = Engine.load(tiny_model)
     carried = stream_probs(stepper, speech, params.chunk_samples)
-    reset = []
-    for start in range(0, len(carried) * params.output_hop_samples, params.chunk_samples):
+    reset, usable = [], len(carried) * params.output_hop_samples
+    for start in range(0, usable, params.chunk_samples):
         stepper.reset()
-        reset.append(stepper.step(speech[start:start + params.chunk_samples]))
+        reset.append(stepper.step(speech[start:min(start + params.chunk_samples, usable)]))
     assert np.max(np.abs(np.concatenate(reset) - carried)) > 1e-3
 
 

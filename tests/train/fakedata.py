@@ -26,7 +26,7 @@ class ToneClips:
             kws = []
             for s in starts:
                 end_s = s + TONE_S
-                first = int(np.ceil(end_s * params.sample_rate / params.hop_samples)) - 1
+                first = int(np.ceil(end_s * params.sample_rate / params.output_hop_samples)) - 1
                 labels[first:first + params.label_window_frames] = 1.0
                 kws.append({"start_s": s, "end_s": end_s, "voice": "tone", "source": "test"})
             self._feats.append(feats)

@@ -14,7 +14,7 @@ from train import checkpoint
 from terminal import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["model.conv_channels=16", "model.gru_hidden=16", "model.conv_kernel=3", "train.batch_size=8",
+TINY = ["model.hidden=16", "model.layers=1", "train.batch_size=8",
         "train.real_data=off", "train.max_minutes=0", "train.warmup_steps=4", "train.lr=0.01",
         "train.progress=false", "train.threads=1", "train.plots=false"]
 
@@ -91,7 +91,7 @@ def test_two_process_gloo_run_trains_and_replicas_agree(tmp_path):
 
 
 def _fresh_model(state: dict) -> dict:
-    from train.model import CRNN, ModelConfig
+    from train.model import Head, ModelConfig
 
     torch.manual_seed(state["config"]["train"]["seed"])
-    return CRNN(ModelConfig(**state["model_config"])).state_dict()
+    return Head(ModelConfig(**state["model_config"])).state_dict()
