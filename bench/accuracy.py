@@ -32,7 +32,7 @@ def sweep_thresholds(n: int) -> np.ndarray:
 
 
 def scored(test: TestAudio, probs: np.ndarray, frame_s: float) -> ScoredStream:
-    return ScoredStream(np.asarray(probs, np.float64), frame_s, list(test.spans), test.wav.name)
+    return ScoredStream(np.asarray(probs, np.float64), frame_s, list(test.spans), test.wav.name, list(test.ignore))
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def detections_curve(runs: dict[float, dict[str, list[float]]], tests: list[Test
         hits = kws = fas = 0
         neg_s = 0.0
         for t in pos + neg:
-            h, f, n = match(runs[s][t.wav.name], list(t.spans), t.duration_s, tolerance_s)
+            h, f, n = match(runs[s][t.wav.name], list(t.spans), t.duration_s, tolerance_s, list(t.ignore))
             hits, kws, fas, neg_s = hits + h, kws + len(t.spans), fas + f, neg_s + n
         miss.append(1 - hits / kws if kws else float("nan"))
         fa.append(fas / (neg_s / 3600) if neg_s else float("nan"))

@@ -103,7 +103,7 @@ def split_household(keyword: str, speakers: tuple[str, ...]) -> Household:
     from train import realdata
 
     takes = sorted(c.path for c in realdata.keyword_clips(keyword) if c.speaker in speakers)
-    other = sorted(c.path for c in realdata.negative_clips() if c.speaker in speakers)
+    other = sorted(c.path for c in realdata.negative_clips(keyword=keyword) if c.speaker in speakers)
     if not takes and not other:
         raise SystemExit(f"fieldloop: ../shared/data has no recordings by {', '.join(speakers)}; see --household")
     return Household(recorded=[p for p in takes if _share(p) < 0.25],

@@ -58,10 +58,21 @@ def load_meta(path: Path):
         raise BenchError(str(exc)) from None
 
 
+def trained_speakers(build: Path) -> list[str]:
+    """../shared/data speakers the build's dataset trained on (never in a real-voice figure)."""
+    import json
+
+    try:
+        manifest = json.loads((Path(build) / "dataset" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return list(((manifest.get("sources") or {}).get("shared_data") or {}).get("trained_speakers") or [])
+
+
 def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig) -> list[TestAudio]:
     out_dir = Path(build) / "bench" / "streams"
     tests = (testsets.synthetic_sets(keyword, build, params, streams_cfg, bc, out_dir)
-             + testsets.real_sets(keyword, params, streams_cfg, bc, out_dir))
+             + testsets.real_sets(keyword, params, streams_cfg, bc, out_dir, trained_speakers(build)))
     if not any(t.spec.positive for t in tests) or not any(not t.spec.positive for t in tests):
         raise BenchError(f"no test audio for {keyword!r}: run `make data` (held-out voices) or provide "
                          "../shared/data with recordings of the keyword")

@@ -37,7 +37,8 @@ from device.params import AudioParams
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+"""2: sidecars hold ``ignore`` (each keyword take set apart)."""
 """Bumped when the layout of the test audio changes (old caches are then rebuilt)."""
 
 HARD_NEGATIVES = "confusables"
@@ -72,6 +73,8 @@ class TestAudio:
     """Streams joined into the WAV."""
     clips: int = 0
     """Source utterances in the WAV, where known (the confusables'), else 0."""
+    ignore: tuple[tuple[float, float], ...] = ()
+    """Stretches set apart (``train.streams.Stream.ignore_spans``): each keyword take's extent."""
 
     @property
     def hours(self) -> float:
@@ -83,8 +86,8 @@ def condition_name(snr_db: float | None) -> str:
 
 
 StreamIter = Iterable[tuple]
-"""``(group, float32 audio, keyword spans[, source clips in it])`` per stream; the group names a
-:class:`SetSpec`."""
+"""``(group, float32 audio, keyword spans[, source clips in it[, spans set apart]])`` per stream;
+the group names a :class:`SetSpec`."""
 
 
 def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Callable[[], StreamIter],
@@ -109,7 +112,7 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
         for group, spec in specs.items():
             tmp = stack.enter_context(atomic_path(out_dir / f"{spec.slug}-{key}.wav"))
             files[group] = stack.enter_context(sf.SoundFile(str(tmp), "w", sample_rate, 1, "PCM_16", format="WAV"))
-            written[group] = {"samples": 0, "spans": [], "streams": 0, "clips": 0}
+            written[group] = {"samples": 0, "spans": [], "streams": 0, "clips": 0, "ignore": []}
         for item in streams():
             group, audio, spans = item[:3]
             if group not in files:
@@ -119,6 +122,7 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
             offset_s = w["samples"] / sample_rate
             files[group].write(np.clip(np.asarray(audio, np.float32), -1.0, 1.0))
             w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in spans]
+            w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in (item[4] if len(item) > 4 else ())]
             w["samples"] += len(audio)
             w["streams"] += 1
         for f in files.values():
@@ -130,7 +134,8 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
             (out_dir / f"{spec.slug}-{key}.wav").unlink(missing_ok=True)
             continue
         meta = {"format": FORMAT, "spec": asdict(spec), "wav": f"{spec.slug}-{key}.wav", "spans": w["spans"],
-                "duration_s": w["samples"] / sample_rate, "streams": w["streams"], "clips": w["clips"]}
+                "duration_s": w["samples"] / sample_rate, "streams": w["streams"], "clips": w["clips"],
+                "ignore": w["ignore"]}
         atomic_write_text(sidecars[group], json.dumps(meta) + "\n")
         sets.append(_load(sidecars[group]))
     atomic_write_text(done, json.dumps({"sets": [str(sidecars[g]) for g, s in specs.items()
@@ -147,7 +152,8 @@ def _load(sidecar: str | Path) -> TestAudio:
     if not wav.is_file():
         raise ValueError(f"{wav} is missing")
     return TestAudio(SetSpec(**meta["spec"]), wav, tuple(tuple(s) for s in meta["spans"]),
-                     float(meta["duration_s"]), int(meta["streams"]), int(meta.get("clips", 0)))
+                     float(meta["duration_s"]), int(meta["streams"]), int(meta.get("clips", 0)),
+                     tuple(tuple(s) for s in meta.get("ignore", [])))
 
 
 # -- the two sources ----------------------------------------------------------------------
@@ -175,7 +181,7 @@ def synthetic_sets(keyword: str, build: Path, params: AudioParams, streams_cfg, 
 
         def streams() -> StreamIter:
             for s in source():
-                yield s.group, s.audio, s.keyword_spans
+                yield s.group, s.audio, s.keyword_spans, 0, s.ignore_spans
             yield from _confusable_streams(build, params, streams_cfg, plan)
 
         return materialize(out_dir, key, specs, streams, params.sample_rate)
@@ -227,26 +233,23 @@ def pick_evenly(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
-def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path) -> list[TestAudio]:
-    """Real recordings of ``../shared/data`` (when present and it has the keyword), else []."""
+def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
+              trained_speakers: list[str] = ()) -> list[TestAudio]:
+    """Real recordings of ``../shared/data`` (when present and it has the keyword), else [].
+    Speakers the model trained on (``trained_speakers``: the dataset's ``[data]
+    use_shared_negatives`` speakers; ``[bench] real_exclude_speakers``) are left out."""
     from train.evalsets import RealFiles, locate_real
 
-    files = locate_real("auto", keyword)
+    left_out = sorted(set(bc.real_exclude_speakers) | set(trained_speakers))
+    files = locate_real("auto", keyword, left_out)
     if files is None:
         log.info("no real recordings of %r (../shared/data absent or without the keyword)", keyword)
         return []
-    keyword_files, negative = files.keyword, files.negative
-    if bc.real_exclude_speakers:
-        from train import realdata
-
-        left_out = {c.path for c in realdata.manifest() if c.speaker in bc.real_exclude_speakers}
-        keyword_files = [p for p in keyword_files if p not in left_out]
-        negative = [p for p in negative if p not in left_out]
-        log.info("real recordings: %d of %d keyword takes, %d of %d negatives (speakers %s left out)",
-                 len(keyword_files), len(files.keyword), len(negative), len(files.negative),
-                 ", ".join(bc.real_exclude_speakers))
-    files = RealFiles(pick_evenly(keyword_files, bc.real_keyword_clips),
-                      pick_evenly(negative, bc.real_negative_clips), files.noise)
+    if left_out:
+        log.info("real recordings: %d keyword takes, %d negatives (%d speakers who trained or were asked "
+                 "out left out)", len(files.keyword), len(files.negative), len(left_out))
+    files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
+                      pick_evenly(files.negative, bc.real_negative_clips), files.noise)
     return recorded_sets("real", files, params, streams_cfg, out_dir)
 
 
@@ -269,7 +272,7 @@ def recorded_sets(source: str, files, params: AudioParams, streams_cfg, out_dir:
         for group, items in built.items():
             cond = "clean" if group == "real_clean" else "noisy"
             for s in items:
-                yield f"{cond}/{'pos' if s.positive else 'neg'}", s.audio, s.keyword_spans
+                yield f"{cond}/{'pos' if s.positive else 'neg'}", s.audio, s.keyword_spans, 0, s.ignore_spans
 
     return materialize(out_dir, key, specs, streams, params.sample_rate)
 

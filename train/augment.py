@@ -96,6 +96,28 @@ def band_limit(audio: np.ndarray, sample_rate: int, rate_hz: int) -> np.ndarray:
     return out
 
 
+def telephone(audio: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A telephone line: the 300-3400 Hz voice band, 8 kHz sampling and 8-bit mu-law (G.711)
+    companding at a random line level, back at ``sample_rate``. Same length as the input.
+    Landline and many mobile calls sound like this; so do intercoms and cheap USB headsets."""
+    if sample_rate <= 8000:
+        return audio
+    sos = signal.butter(4, [float(rng.uniform(200, 400)), float(rng.uniform(3200, 3500))], btype="bandpass",
+                        fs=sample_rate, output="sos")
+    narrow = signal.sosfilt(sos, np.asarray(audio, np.float64))
+    low = soxr.resample(narrow.astype(np.float32), sample_rate, 8000, quality="HQ")
+    peak = float(np.max(np.abs(low))) or 1.0
+    level = 10 ** (float(rng.uniform(-20.0, -3.0)) / 20) / peak  # where the line's peak sits
+    x = np.clip(low * level, -1.0, 1.0)
+    mu = 255.0
+    code = np.round(np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) * 127) / 127  # 8 bits
+    decoded = np.sign(code) * np.expm1(np.abs(code) * np.log1p(mu)) / mu / level
+    back = soxr.resample(decoded.astype(np.float32), 8000, sample_rate, quality="HQ")
+    out = np.zeros(len(audio), np.float32)
+    out[: min(len(back), len(audio))] = back[: len(audio)]
+    return out
+
+
 def scale_to_snr(speech_rms: float, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """Scale ``noise`` so that ``20 log10(speech_rms / rms(noise)) == snr_db``."""
     noise_rms = _rms(noise)

@@ -166,7 +166,11 @@ def _mix(fg: np.ndarray, active: np.ndarray, src: SplitSources, rng: np.random.G
     if cfg.band_limit_rates_hz and rng.random() < cfg.band_limit_prob:
         band_hz = int(cfg.band_limit_rates_hz[int(rng.integers(len(cfg.band_limit_rates_hz)))])
         mix = augment.band_limit(mix, params.sample_rate, band_hz)
+    phone = band_hz is None and cfg.telephone_prob > 0 and rng.random() < cfg.telephone_prob
+    if phone:
+        mix = augment.telephone(mix, params.sample_rate, rng)
     peak_dbfs = float(rng.uniform(cfg.peak_dbfs_min, cfg.peak_dbfs_max))
     mix = augment.to_peak_dbfs(mix, peak_dbfs)
     return mix, {"background": bg.name, "snr_db": round(snr_db, 2), "peak_dbfs": round(peak_dbfs, 2),
-                 "coloured": coloured, "mic_eq": mic_eq, "band_limit_hz": band_hz}
+                 "coloured": coloured, "mic_eq": mic_eq, "band_limit_hz": band_hz,
+                 **({"telephone": True} if phone else {})}

@@ -98,7 +98,12 @@ class DataConfig:
 
     # -- ../shared/data (real recordings; off by default so real-voice figures stay honest)
     use_shared_negatives: bool = False
-    """Train also on ../shared/data real negative speech. Recorded in the manifest."""
+    """Train also on ../shared/data real negative speech (``shared_negatives_share`` of its
+    speakers). Recorded in the manifest; every real-voice figure then leaves those speakers out."""
+    shared_negatives_share: float = 0.5
+    """With ``use_shared_negatives``: the share of ../shared/data's speakers (by a hash of the
+    speaker) whose negative speech trains. The others -- and every take of the keyword by a
+    speaker who trains -- are the held-out real audio that validation and the benchmark use."""
     use_shared_noise: bool = False
     """Use ../shared/data noise recordings as backgrounds. Recorded in the manifest."""
 
@@ -130,6 +135,9 @@ class DataConfig:
     sources: nothing above 4 kHz), drawn from ``band_limit_rates_hz``."""
     band_limit_rates_hz: tuple[int, ...] = (8000, 11025)
     """Source rates the band-limiting imitates."""
+    telephone_prob: float = 0.0
+    """Probability that a clip (not band-limited already) goes through a telephone line
+    (``augment.telephone``: 300-3400 Hz, 8 kHz, 8-bit mu-law)."""
     gain_db: float = 8.0
     """Utterance loudness varies by up to +-this within a clip (dB)."""
     snr_min_db: float = 0.0
@@ -162,8 +170,8 @@ class DataConfig:
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
-                     "eq_prob", "mic_eq_prob", "band_limit_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
-                     "heldout_render_fraction", "recording_val_fraction", "recording_share"):
+                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
+                     "heldout_render_fraction", "recording_val_fraction", "recording_share", "shared_negatives_share"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
         from train.tts import ENGINES

@@ -40,7 +40,8 @@ from train.voicesplit import SPLITS
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+"""2: features are the pretrained front end's embeddings and labels are per 80 ms output frame."""
 KEEP_STASHED = 2
 """Datasets of other configurations kept aside (``dataset-<build key>``) for switching back."""
 __all__ = ["open_split", "ClipSet", "source_utterances", "build", "DatasetError", "MANIFEST_NAME"]
@@ -103,7 +104,10 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
              "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
              "speech": negatives.corpus_sentences(keyword)}
     shared = realdata.locate()
-    shared_neg = [c.path for c in realdata.negative_clips(shared)] if dcfg.use_shared_negatives and shared else []
+    shared_neg, shared_speakers = [], []
+    if dcfg.use_shared_negatives and shared:
+        clips, shared_speakers = realdata.training_negatives(dcfg.shared_negatives_share, shared)
+        shared_neg = [c.path for c in clips]
     recordings = sources.plan_recordings(dcfg, keyword, params, shared_neg)
     jobs = sources.plan_tts(dcfg, params, found.voices, speaker_split, texts) + recordings.jobs
     clip_s = datasynth.clip_seconds(dcfg, params)
@@ -129,7 +133,8 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
     split_sources = datasynth.split_sources(index, root, dcfg, params, bg_files, workers)
     synth_stats = datasynth.make_shards(dataset_dir, split_sources, dcfg, workers)
     manifest = _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, synth_stats,
-                         recordings, bg_files, bg_unreadable, shared, key, time.monotonic() - t_start)
+                         recordings, bg_files, bg_unreadable, shared, key, time.monotonic() - t_start,
+                         shared_speakers)
     datasynth.write_examples(dataset_dir, split_sources, dcfg, params)
     atomic_write_text(dataset_dir / "report.md", datasynth.report(manifest))
     config.dump_json(cfg, dataset_dir / "config.json")
@@ -270,7 +275,7 @@ def _switch_dataset_dir(root: Path, key: str) -> bool:
 
 
 def _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, synth_stats,
-              recordings, bg_files, bg_unreadable, shared, key, total_s) -> dict:
+              recordings, bg_files, bg_unreadable, shared, key, total_s, shared_speakers=()) -> dict:
     entries = index["entries"]
     voices = {s: sorted({e["voice"] for e in entries if e["split"] == s}) for s in SPLITS}
     speakers = {s: sorted({e["speaker"] for e in entries if e["split"] == s}) for s in SPLITS}
@@ -296,7 +301,8 @@ def _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, 
             "unreadable": recordings.unreadable + bg_unreadable,
             "backgrounds": {s: [Path(p).name for p, _ in f] for s, f in bg_files.items()},
             "shared_data": {"present": shared is not None, "use_shared_negatives": dcfg.use_shared_negatives,
-                            "use_shared_noise": dcfg.use_shared_noise},
+                            "use_shared_noise": dcfg.use_shared_noise,
+                            "trained_speakers": list(shared_speakers)},
         },
         "throughput": {
             "render_s": round(render_s, 1), "rendered": rendered,

@@ -34,10 +34,11 @@ class RealFiles:
     noise: list[Path]
 
 
-def locate_real(real_data: str, keyword: str) -> RealFiles | None:
+def locate_real(real_data: str, keyword: str, exclude_speakers=()) -> RealFiles | None:
     """``real_data``: "auto" (``../shared/data`` via :mod:`train.realdata`, if present), "off", or
     a folder laid out like it (with its ``manifest.csv``). None when there is nothing for this
-    keyword."""
+    keyword. ``exclude_speakers``: speakers whose audio trained the model (``[data]
+    use_shared_negatives``): their takes and negatives are left out of every figure."""
     if real_data == "off":
         return None
     root = realdata.locate() if real_data == "auto" else Path(real_data)
@@ -46,8 +47,9 @@ def locate_real(real_data: str, keyword: str) -> RealFiles | None:
     if not (root / realdata.MANIFEST).is_file():
         log.warning("%s has no %s; reporting synthetic voices only", root, realdata.MANIFEST)
         return None
-    files = RealFiles(sorted(c.path for c in realdata.keyword_clips(keyword, root)),
-                      sorted(c.path for c in realdata.negative_clips(root)),
+    held_out = set(exclude_speakers)
+    files = RealFiles(sorted(c.path for c in realdata.keyword_clips(keyword, root) if c.speaker not in held_out),
+                      sorted(c.path for c in realdata.negative_clips(root, keyword) if c.speaker not in held_out),
                       sorted(c.path for c in realdata.noise_clips(root)))
     if not files.keyword or not files.negative or not files.noise:
         log.info("no real recordings of %r (with negatives and noise) under %s", keyword, root)
@@ -91,11 +93,17 @@ def real_streams(files: RealFiles, params: AudioParams, cfg: StreamConfig,
             noisy: cached(cache_dir, noisy, key, build(noisy, cfg.snr_db))}
 
 
+def trained_speakers(clips) -> list[str]:
+    """The ../shared/data speakers a dataset trained on (its manifest's ``shared_data``)."""
+    summary = clips.summary() if callable(getattr(clips, "summary", None)) else {}
+    return list((summary.get("shared_data") or {}).get("trained_speakers") or [])
+
+
 def build(val_clips, params: AudioParams, cfg: StreamConfig, real_data: str,
           cache_dir: Path | None, keyword: str | None = None) -> list[EvalSet]:
     """Every evaluation set, the selecting one (``synthetic``) first."""
     sets = [from_clipset(val_clips, "synthetic")]
-    files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""))
+    files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""), trained_speakers(val_clips))
     if files is not None:
         for name, streams in real_streams(files, params, cfg, cache_dir).items():
             sets.append(from_streams(streams, params, name, cache_dir))

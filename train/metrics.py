@@ -7,7 +7,10 @@ calibration and the benchmark count exactly what the Pi would do.
 
 Matching: a keyword spoken over ``[start_s, end_s]`` is *hit* when some detection falls in
 ``[start_s, end_s + tolerance_s]``; every other detection is a false accept. False accepts
-per hour divide by the stream time outside those keyword windows.
+per hour divide by the stream time outside those keyword windows. A stream may also set
+stretches apart (``ignore_spans``, e.g. sound-alikes of the keyword inside validation clips,
+counted separately as the benchmark does): detections there are neither hits nor false
+accepts, and their time is not negative time.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ class ScoredStream:
     keyword_spans: list[tuple[float, float]] = field(default_factory=list)
     """``(start_s, end_s)`` of each spoken keyword in the stream; empty for negative streams."""
     name: str = ""
+    ignore_spans: list[tuple[float, float]] = field(default_factory=list)
+    """``(start_s, end_s)`` stretches set apart: neither hits nor false accepts nor negative time."""
 
     @property
     def duration_s(self) -> float:
@@ -50,7 +55,7 @@ class Outcome:
 
 
 def match(detection_times_s: list[float], spans: list[tuple[float, float]], duration_s: float,
-          tolerance_s: float) -> tuple[int, int, float]:
+          tolerance_s: float, ignore: list[tuple[float, float]] = ()) -> tuple[int, int, float]:
     """-> (hits, false accepts, negative seconds) for one stream."""
     hit = [False] * len(spans)
     false_accepts = 0
@@ -59,8 +64,8 @@ def match(detection_times_s: list[float], spans: list[tuple[float, float]], dura
         for k, (start, end) in enumerate(spans):
             if start <= t <= end + tolerance_s:
                 hit[k] = matched = True
-        false_accepts += not matched
-    covered = _union_length([(s, e + tolerance_s) for s, e in spans], duration_s)
+        false_accepts += not matched and not any(a <= t <= b for a, b in ignore)
+    covered = _union_length([(s, e + tolerance_s) for s, e in spans] + list(ignore), duration_s)
     return sum(hit), false_accepts, max(duration_s - covered, 0.0)
 
 
@@ -84,7 +89,7 @@ def evaluate(streams: list[ScoredStream], cfg: DecisionConfig, tolerance_s: floa
     neg_s = 0.0
     for st in streams:
         times = [d.time_s for d in detect(st.probs, st.frame_s, cfg)]
-        h, fa, n = match(times, st.keyword_spans, st.duration_s, tolerance_s)
+        h, fa, n = match(times, st.keyword_spans, st.duration_s, tolerance_s, st.ignore_spans)
         keywords += len(st.keyword_spans)
         hits, fas, neg_s = hits + h, fas + fa, neg_s + n
     return Outcome(keywords, hits, fas, neg_s / 3600.0)

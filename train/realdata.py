@@ -78,9 +78,51 @@ def keyword_clips(keyword: str, root: Path | None = None) -> list[RealClip]:
             if c.label == "positive" and c.path.relative_to(base).parts[0].lower() == prefix]
 
 
-def negative_clips(root: Path | None = None) -> list[RealClip]:
-    """Real non-keyword speech (includes the 8 kHz spoken-digit set)."""
-    return [c for c in manifest(root) if c.label == "negative_speech"]
+def negative_clips(root: Path | None = None, keyword: str | None = None) -> list[RealClip]:
+    """Real non-keyword speech (includes the 8 kHz spoken-digit set). With ``keyword``, the
+    files known to say that word anyway are left out (:data:`MENTIONS_FILE`): a detection
+    there is right, and counting it as a false accept would punish a model for hearing well."""
+    clips = [c for c in manifest(root) if c.label == "negative_speech"]
+    if keyword:
+        said = mentions(keyword)
+        clips = [c for c in clips if _relative(c.path, root) not in said]
+    return clips
+
+
+MENTIONS_FILE = Path(__file__).resolve().parent / "corpus" / "shared-data-mentions.csv"
+"""Files of ``../shared/data`` labelled ``negative_speech`` that say one of its keywords all
+the same (the WUW Corpus II sentences talk about computers): ``path,keyword,evidence``."""
+
+
+def mentions(keyword: str) -> set[str]:
+    """Manifest-relative paths of negative files that say ``keyword``."""
+    want = keyword.lower().replace(" ", "_")
+    with open(MENTIONS_FILE, newline="") as f:
+        return {row["path"] for row in csv.DictReader(line for line in f if not line.startswith("#"))
+                if row["keyword"].lower() == want}
+
+
+def speaker_trains(speaker: str, share: float) -> bool:
+    """Whether ``speaker``'s negatives train under ``[data] shared_negatives_share = share``: a
+    stable hash of the name, so the same speakers train (and are held out) in every run."""
+    import hashlib
+
+    h = int.from_bytes(hashlib.sha256(f"shared-speaker:{speaker}".encode()).digest()[:8], "big")
+    return h / 2 ** 64 < share
+
+
+def training_negatives(share: float, root: Path | None = None) -> tuple[list[RealClip], list[str]]:
+    """The negative clips of the speakers that train at ``share``, and those speakers (sorted)."""
+    clips = [c for c in negative_clips(root) if speaker_trains(c.speaker, share)]
+    return clips, sorted({c.speaker for c in clips})
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    base = root or locate()
+    try:
+        return path.relative_to(base).as_posix() if base else path.as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def noise_clips(root: Path | None = None) -> list[RealClip]:

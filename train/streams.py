@@ -16,8 +16,7 @@ Everything is a pure function of (clips, noise, params, config, seed): the same 
 the same streams, bit for bit. :func:`cached` stores a built set under a hash of its inputs,
 so a second build (the next training run, export, the benchmark) just loads it.
 
-:class:`Stream` has the same fields as ``export.calib_streams.CalibStream`` (``audio``,
-``keyword_spans``, ``group``, ``name``), so either side can consume the other's streams.
+:class:`Stream` is also what export's calibration sources yield (``export.calib_streams``).
 """
 from __future__ import annotations
 
@@ -36,8 +35,9 @@ from device.speech import find_speech
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
-"""Bumped when the way streams are built changes, so stale caches are not reused."""
+CACHE_VERSION = 2
+"""Bumped when the way streams are built changes, so stale caches are not reused.
+2: positive streams set each keyword take apart (``Stream.ignore_spans``)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,11 @@ class Stream:
     group: str = ""
     """Which evaluation set it belongs to, e.g. ``"real_clean"``."""
     name: str = ""
+    ignore_spans: list[tuple[float, float]] = field(default_factory=list)
+    """Stretches where a detection is neither a hit nor a false accept: the whole of each keyword
+    take in a positive stream. A real take says more than its keyword (a sentence that ends in
+    it, a false start) and its span is marked by hand, so a detection elsewhere in the take is
+    no evidence either way; false accepts are counted on negative speech and background."""
 
     @property
     def positive(self) -> bool:
@@ -125,7 +130,7 @@ def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConf
     sr = params.sample_rate
     streams = []
     for first in range(0, len(clips), cfg.keywords_per_stream):
-        pieces, spans, powers = [], [], []
+        pieces, spans, powers, takes = [], [], [], []
         offset = 0
         for clip in clips[first:first + cfg.keywords_per_stream]:
             if clip.span_s is None:
@@ -134,11 +139,12 @@ def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConf
             tail = _silence(cfg.tail_s, sr)
             start = offset + len(lead)
             spans.append((start / sr + clip.span_s[0], start / sr + clip.span_s[1]))
+            takes.append((start / sr, (start + len(clip.audio)) / sr))
             pieces += [lead, clip.audio.astype(np.float32), tail]
             powers.append((start, start + len(clip.audio), speech_power(clip.audio, clip.span_s, sr)))
             offset += len(lead) + len(clip.audio) + len(tail)
         audio = _add_noise(np.concatenate(pieces), powers, noise, snr_db, rng, sr)
-        streams.append(Stream(audio, spans, group, f"{group}/pos{first // cfg.keywords_per_stream:03d}"))
+        streams.append(Stream(audio, spans, group, f"{group}/pos{first // cfg.keywords_per_stream:03d}", takes))
     return streams
 
 
@@ -265,12 +271,14 @@ def save_streams(path: str | Path, streams: list[Stream]) -> None:
     lengths = np.array([len(s.audio) for s in streams], np.int64)
     n_spans = np.array([len(s.keyword_spans) for s in streams], np.int64)
     spans = np.array([sp for s in streams for sp in s.keyword_spans], np.float64).reshape(-1, 2)
+    n_ignore = np.array([len(s.ignore_spans) for s in streams], np.int64)
+    ignore = np.array([sp for s in streams for sp in s.ignore_spans], np.float64).reshape(-1, 2)
     audio = np.concatenate([s.audio for s in streams]) if streams else np.zeros(0, np.float32)
     # 16-bit PCM, as a WAV would hold it: half the disk of float32, quantisation noise at -96 dBFS.
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, pcm=pcm, lengths=lengths, n_spans=n_spans, spans=spans,
+            np.savez(f, pcm=pcm, lengths=lengths, n_spans=n_spans, spans=spans, n_ignore=n_ignore, ignore=ignore,
                      groups=np.array([s.group for s in streams]), names=np.array([s.name for s in streams]))
 
 
@@ -279,10 +287,11 @@ def load_streams(path: str | Path) -> list[Stream]:
     with np.load(path) as z:
         audio = z["pcm"].astype(np.float32) / 32767
         lengths, n_spans, spans = z["lengths"], z["n_spans"], z["spans"]
+        n_ignore, ignore = z["n_ignore"], z["ignore"]
         groups, names = z["groups"].tolist(), z["names"].tolist()
-    streams, a, k = [], 0, 0
-    for length, n, group, name in zip(lengths, n_spans, groups, names):
+    streams, a, k, j = [], 0, 0, 0
+    for length, n, m, group, name in zip(lengths, n_spans, n_ignore, groups, names):
         streams.append(Stream(audio[a:a + length], [tuple(map(float, sp)) for sp in spans[k:k + n]],
-                              str(group), str(name)))
-        a, k = a + int(length), k + int(n)
+                              str(group), str(name), [tuple(map(float, sp)) for sp in ignore[j:j + m]]))
+        a, k, j = a + int(length), k + int(n), j + int(m)
     return streams

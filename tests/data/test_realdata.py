@@ -37,3 +37,24 @@ def test_absent_shared_data_is_none_and_empty(tmp_path, monkeypatch):
     monkeypatch.setenv(realdata.ENV_VAR, str(tmp_path / "nowhere"))
     assert realdata.locate() is None
     assert realdata.keyword_clips("computer") == [] and realdata.noise_clips() == []
+
+
+def test_keyword_spans_and_negatives_that_say_the_keyword(tmp_path, monkeypatch):
+    _fake_shared(tmp_path)
+    for rel in ("operator/w/5.flac", "negatives/w/7.flac"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(tmp_path / rel), np.zeros(1600, np.float32), 16000, format="FLAC")
+    lines = (tmp_path / "manifest.csv").read_text().splitlines()
+    (tmp_path / "manifest.csv").write_text("\n".join(
+        [lines[0] + ",kw_start_s,kw_end_s"] + [ln + ",," for ln in lines[1:]]
+        + ["operator/w/5.flac,positive,w,CC,s2,6.5,7.1", "negatives/w/7.flac,negative_speech,w,CC,s2,,"]) + "\n")
+    mentions = tmp_path / "mentions.csv"
+    mentions.write_text("# comment\npath,keyword,evidence\nnegatives/w/7.flac,computer,asr: my computer\n")
+    monkeypatch.setenv(realdata.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(realdata, "MENTIONS_FILE", mentions)
+    root = realdata.locate()
+    assert realdata.keyword_spans() == {root / "operator/w/5.flac": (6.5, 7.1)}
+    everything = {c.path.name for c in realdata.negative_clips()}
+    assert everything == {"0_x_0.wav", "7.flac"}
+    assert {c.path.name for c in realdata.negative_clips(keyword="computer")} == {"0_x_0.wav"}
+    assert {c.path.name for c in realdata.negative_clips(keyword="operator")} == everything

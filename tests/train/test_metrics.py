@@ -36,6 +36,16 @@ def test_match_counts_one_hit_per_keyword_and_merges_overlapping_windows():
     assert neg_s == pytest.approx(10.0 - (1.7 - 0.5))
 
 
+def test_set_apart_stretches_are_neither_false_accepts_nor_negative_time():
+    # a detection on a sound-alike (ignored 4.0-5.5 s) and one on ordinary audio (8.0 s)
+    hits, fas, neg_s = match([4.5, 8.0], [], 10.0, tolerance_s=1.0, ignore=[(4.0, 5.5)])
+    assert (hits, fas) == (0, 1) and neg_s == pytest.approx(8.5)
+    st = stream(10.0, [(4.2, 0.9), (8.0, 0.9)])
+    st.ignore_spans = [(4.0, 5.5)]
+    out = evaluate([st], DecisionConfig(0.5))
+    assert out.false_accepts == 1 and out.negative_hours == pytest.approx(8.5 / 3600)
+
+
 def test_sweep_is_monotone_above_the_degenerate_region_and_the_operating_point_meets_the_target():
     rng = np.random.default_rng(0)
     pos = stream(400.0, [(4.0 * k + 1.5, rng.uniform(0.3, 1.0)) for k in range(100)],

@@ -41,6 +41,8 @@ def test_positive_streams_place_each_clip_at_its_span():
             clip = clips[k]
             offset = round((start_s - clip.span_s[0]) * SR)
             np.testing.assert_array_equal(s.audio[offset:offset + len(clip.audio)], clip.audio)
+            # the whole take is set apart (a real take says more than its keyword)
+            assert s.ignore_spans[k % 3] == pytest.approx((offset / SR, (offset + len(clip.audio)) / SR))
             assert start_s - previous_end >= cfg.lead_in_min_s  # clip start after its lead-in
             previous_end = end_s
             k += 1
@@ -105,4 +107,5 @@ def test_cache_builds_once_and_loads_the_same_streams(tmp_path):
     for a, b in zip(first, second):
         np.testing.assert_allclose(a.audio, b.audio, atol=1 / 32767)  # stored as 16-bit PCM
         assert a.keyword_spans == b.keyword_spans and a.group == b.group and a.name == b.name
+        assert a.ignore_spans == b.ignore_spans and len(a.ignore_spans) == len(a.keyword_spans)
     assert cache_key(cfg=StreamConfig(keywords_per_stream=3), params=P, names=["c0"]) != key
