@@ -45,6 +45,10 @@ class DataConfig:
     """Share of renders per engine, in the order of ``engines`` (renormalised over those present)."""
     keyword_renders: int = 3000
     """Keyword utterances rendered for train; val and test get ``heldout_renders_fraction`` of it."""
+    keyword_context_fraction: float = 0.0
+    """Share of keyword renders spoken after a short phrase (``train/corpus/carriers.txt``:
+    "hey ...", "I need the ..."), so the word is also heard straight after other speech; the
+    utterance still ends with the keyword, where its label is."""
     confusable_count: int = 60
     """How many confusable words/phrases to derive from the keyword."""
     phrase_min_distance: float = 0.25
@@ -57,16 +61,18 @@ class DataConfig:
     """General-speech sentences rendered for train, from train/corpus/sentences.txt."""
     heldout_renders_fraction: float = 0.15
     """val and test each render this fraction of the train counts (at least a few)."""
-    piper_speech_weight: float = 0.3
-    """Multiplier on piper's share for sentence renders (piper is ~10x slower than the rest)."""
+    neural_speech_weight: float = 0.3
+    """Multiplier on the neural engines' share (piper, Kokoro) for sentence renders: they take
+    ~10x the CPU of the others per second of speech."""
 
     # -- voice split ------------------------------------------------------------------
     val_speakers: tuple[str, ...] = ("person:rms",)
     """Speakers held out for val (see ``train.tts.Voice.speaker``)."""
     test_speakers: tuple[str, ...] = ("person:ked", "person:awb")
     """Speakers held out for test."""
-    espeak_heldout_fraction: float = 0.12
-    """Fraction of espeak variants held out for val, and again for test (disjoint)."""
+    variant_heldout_fraction: float = 0.12
+    """Fraction of each engine's synthetic speakers (espeak variants, Kokoro style mixes) held
+    out for val, and again for test (disjoint)."""
     split_by_render_speakers: tuple[str, ...] = ("person:joe",)
     """Speakers with too few voices to hold out (piper's only voice): their *renders* are split
     (disjoint synthesis settings), so val/test hear the same person as train. Reported."""
@@ -80,6 +86,15 @@ class DataConfig:
     """Extra folders of keyword recordings (WAV/FLAC, any rate and channels)."""
     negative_dirs: tuple[str, ...] = ()
     """Extra folders of non-keyword speech or sounds."""
+    speech_dirs: tuple[str, ...] = ()
+    """Folders of real audio that never says the keyword -- speech, podcasts, radio, TV, music --
+    of any length (long files are cut into pieces, see ``speech_piece_*``), used as general
+    negative speech beside the rendered sentences. Files split by hash: most train, some are
+    held out for validation and calibration (``recording_val_fraction``)."""
+    speech_piece_min_s: float = 1.5
+    """Shortest piece a long ``speech_dirs`` file is cut into (s)."""
+    speech_piece_max_s: float = 6.0
+    """Longest piece (s); shorter files are used whole."""
     background_dirs: tuple[str, ...] = ()
     """Folders of background audio; when empty, generated noise only."""
     recording_val_fraction: float = 0.1
@@ -170,8 +185,8 @@ class DataConfig:
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
-                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction", "heldout_renders_fraction", "espeak_heldout_fraction",
-                     "heldout_render_fraction", "recording_val_fraction", "recording_share", "shared_negatives_share"):
+                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction", "heldout_renders_fraction", "variant_heldout_fraction",
+                     "heldout_render_fraction", "recording_val_fraction", "recording_share", "shared_negatives_share", "keyword_context_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
         from train.tts import ENGINES
@@ -185,6 +200,8 @@ class DataConfig:
             problems.append("need 0 < speed_min <= speed_max")
         if not self.snr_min_db <= self.snr_max_db or not self.peak_dbfs_min <= self.peak_dbfs_max <= 0:
             problems.append("need snr_min_db <= snr_max_db and peak_dbfs_min <= peak_dbfs_max <= 0")
+        if not 0 < self.speech_piece_min_s <= self.speech_piece_max_s:
+            problems.append("need 0 < speech_piece_min_s <= speech_piece_max_s")
         if self.recording_context_s < 0:
             problems.append("recording_context_s must be >= 0")
         if self.phrase_min_distance < 0:

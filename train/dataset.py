@@ -100,7 +100,7 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
 
     found = tts.discover(dcfg.engines)
     speaker_split = voicesplit.assign(found.voices, dcfg)
-    texts = {"keyword": [negatives.keyword_text(keyword)],
+    texts = {"keyword": [negatives.keyword_text(keyword)], "carrier": negatives.carrier_phrases(),
              "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
              "speech": negatives.corpus_sentences(keyword)}
     shared = realdata.locate()

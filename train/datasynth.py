@@ -202,6 +202,7 @@ def report(manifest: dict) -> str:
         lines.append(f"| {s} | {c['keyword']} | {c['confusable']} | {c['speech']} | "
                      f"{src['distinct_voices'][s]} | {len(src['speakers'][s])} |")
     lines += ["", "- Engines: " + ", ".join(f"{k} ({v})" for k, v in src["engines"].items()) + "."]
+    lines += [f"- Licence of the {k} voices: {_licence(k)}." for k in src["engines"]]
     if src["missing_engines"]:
         lines.append("- Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in src["missing_engines"].items()) + ".")
     lines += [f"- Held out for val: {', '.join(src['heldout_speakers']['val']) or 'none'}.",
@@ -219,6 +220,15 @@ def report(manifest: dict) -> str:
               f"on {thr['workers']} workers.", f"- Whole stage: {thr['total_s']} s.", "",
               "## Examples", "", "Spectrograms with labels underneath: `examples/*.png` (and the clips as WAV)."]
     return "\n".join(lines) + "\n"
+
+
+def _licence(engine: str) -> str:
+    from train import tts
+
+    try:
+        return tts.engine_module(engine).LICENSE
+    except (ValueError, AttributeError):
+        return "unknown"
 
 
 def _render_line(thr: dict, planned: int) -> str:

@@ -289,10 +289,10 @@ class SpeechEmbedding(nn.Module):
         """``audio [B, n]`` + last ``window - hop`` samples -> (log-mel ``[B, n / hop, 32]``, new context)."""
         x = torch.cat([context, audio], dim=1)
         spec = F.conv1d(x.unsqueeze(1), self.dft, stride=self.hop)  # [B, 2 * 257, T]
-        bins = spec.shape[1] // 2
+        bins = self.mel.shape[0]
         mag = torch.sqrt(spec[:, :bins] ** 2 + spec[:, bins:] ** 2)
         mel = torch.matmul(mag.transpose(1, 2), self.mel)  # [B, T, 32]: a transpose, not a reshape
-        return torch.log(mel + LOG_OFFSET), x[:, x.shape[1] - self.context:]
+        return torch.log(mel + LOG_OFFSET), x[:, -self.context:]
 
     def _run(self, audio: torch.Tensor, caches: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The computation on raw (not silence-relative) caches -> (embeddings, new raw caches)."""
@@ -304,12 +304,10 @@ class SpeechEmbedding(nn.Module):
             w, b = getattr(self, f"w{i}"), getattr(self, f"b{i}")
             if k_time > 1:
                 x = torch.cat([caches[k], x], dim=2)
-                new.append(x[:, :, x.shape[2] - (k_time - 1):])
+                new.append(x[:, :, 1 - k_time:])  # a constant slice: one graph node, no shape arithmetic
                 k += 1
-            pad_mel = w.shape[3] // 2
-            if pad_mel:
-                x = F.pad(x, (pad_mel, pad_mel))
-            x = F.conv2d(x, w, b)
+            # time unpadded (the cache is the context), the mel axis padded to keep its size
+            x = F.conv2d(x, w, b, padding=(0, w.shape[3] // 2))
             if last:
                 break
             if first:

@@ -54,6 +54,15 @@ def contains_keyword(text: str, keyword: str) -> bool:
     return any(words[i:i + len(kw)] == kw for i in range(len(words) - len(kw) + 1))
 
 
+CARRIERS_FILE = CORPUS_DIR / "carriers.txt"
+
+
+def carrier_phrases() -> list[str]:
+    """Short phrases spoken right before the keyword (``[data] keyword_context_fraction``)."""
+    lines = [ln.strip() for ln in CARRIERS_FILE.read_text().splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
 def corpus_sentences(keyword: str) -> list[str]:
     """The repo's general-speech sentences, without those that contain the keyword."""
     lines = [ln.strip() for ln in SENTENCES_FILE.read_text().splitlines()]

@@ -46,6 +46,8 @@ MIN_UTTERANCE_S = 0.12
 MAX_WORD_S = 4.0
 """Longest plausible keyword/confusable render (s); longer means the engine misbehaved."""
 KEYWORD_ENDINGS = ("", ".", "!", "?", ",")
+NEURAL_ENGINES = ("piper", "kokoro")
+"""Engines whose renders cost ~10x the others' (``[data] neural_speech_weight``)."""
 
 
 class SourceError(ValueError):
@@ -99,7 +101,9 @@ def split_count(cfg: DataConfig, split: str, train_count: int) -> int:
 
 def plan_tts(cfg: DataConfig, params: AudioParams, voices: list[tts.Voice],
              speaker_split: dict[str, str], texts: dict[str, list[str]]) -> list[Job]:
-    """Render jobs for every split and kind. ``texts[kind]`` lists the texts to speak."""
+    """Render jobs for every split and kind. ``texts[kind]`` lists the texts to speak;
+    ``texts["carrier"]`` the phrases a share of keyword renders start with
+    (``[data] keyword_context_fraction``)."""
     jobs = []
     for s_i, split in enumerate(SPLITS):
         for k_i, kind in enumerate(KINDS):
@@ -109,11 +113,11 @@ def plan_tts(cfg: DataConfig, params: AudioParams, voices: list[tts.Voice],
                 continue
             rng = np.random.default_rng([cfg.seed, 11, s_i, k_i])
             jobs += _plan_split(cfg, params, voices, speaker_split, split, kind, texts[kind],
-                                split_count(cfg, split, train_n), rng)
+                                split_count(cfg, split, train_n), rng, texts.get("carrier", []))
     return jobs
 
 
-def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng) -> list[Job]:
+def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng, carriers=()) -> list[Job]:
     by_engine: dict[str, list[tts.Voice]] = {}
     for v in voices:
         if speaker_split.get(v.speaker) in (split, BY_RENDER):
@@ -122,7 +126,7 @@ def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng) 
     if not engines:
         return []
     weights = np.array([cfg.engine_weights[cfg.engines.index(e)] *
-                        (cfg.piper_speech_weight if kind == "speech" and e == "piper" else 1.0)
+                        (cfg.neural_speech_weight if kind == "speech" and e in NEURAL_ENGINES else 1.0)
                         for e in engines], dtype=np.float64)
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(engines), 1 / len(engines))
     # Cycle through each engine's voices in a shuffled order, so every voice gets used.
@@ -137,6 +141,9 @@ def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng) 
         text = order[i % len(order)]
         if kind == "keyword":
             text += KEYWORD_ENDINGS[int(rng.integers(len(KEYWORD_ENDINGS)))]
+            # (drawn only when enabled, so plans without carriers stay as they were)
+            if carriers and cfg.keyword_context_fraction > 0 and rng.random() < cfg.keyword_context_fraction:
+                text = f"{carriers[int(rng.integers(len(carriers)))]} {text}"
         settings = tts.engine_module(engine).random_settings(voice, rng)
         jobs.append(_make(kind, split, voice, text, settings, params.sample_rate))
     return jobs
@@ -191,10 +198,33 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
         elif label.get("kind") == "false_accept":
             _add_import(plan, cfg, params, "confusable", "recordings/field:false_accept", path, None,
                         speaker=USER_SPEAKER)
+    for d in cfg.speech_dirs:
+        for path in _required_audio(d):
+            _add_pieces(plan, cfg, params, f"speech-folder:{d}", path, speaker=f"folder:{d}")
     for path in shared_negatives:
-        _add_import(plan, cfg, params, "speech", "shared/negatives", Path(path), None,
-                    speaker="shared", split="train")
+        _add_pieces(plan, cfg, params, "shared/negatives", Path(path), speaker="shared", split="train")
     return plan
+
+
+def _add_pieces(plan, cfg, params, origin: str, path: Path, speaker: str, split: str | None = None) -> None:
+    """General negative audio of any length (a podcast, an hour of TV, one sentence), imported
+    as utterance-sized pieces of ``speech_piece_min_s``..``speech_piece_max_s`` (cut points drawn
+    from a hash of the file, so the same file always gives the same pieces)."""
+    length_s = _length_or_skip(plan, path)
+    if length_s is None:
+        return
+    if length_s <= cfg.speech_piece_max_s:
+        _add_import(plan, cfg, params, "speech", origin, path, None, speaker=speaker, split=split)
+        return
+    seed = int(_key(str(path.resolve()), "pieces"), 16) % 2 ** 63
+    rng = np.random.default_rng(seed)
+    start = 0.0
+    while length_s - start >= cfg.speech_piece_min_s:
+        piece = float(rng.uniform(cfg.speech_piece_min_s, cfg.speech_piece_max_s))
+        end = min(length_s, start + piece)
+        _add_import(plan, cfg, params, "speech", origin, path, (round(start, 3), round(end, 3)),
+                    speaker=speaker, split=split)
+        start = end
 
 
 def _audio_in(folder: Path) -> list[Path]:
@@ -236,16 +266,23 @@ def _spans(label: dict) -> list[tuple[float, float]]:
     return spans
 
 
-def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, split=None) -> None:
-    context = cfg.recording_context_s if kind == "keyword" else 0.0
+def _length_or_skip(plan: RecordingPlan, path: Path) -> float | None:
+    """The file's duration (s); None, with the reason logged and counted, when it cannot be read."""
     try:
-        stat = path.stat()
-        length_s = duration_s(path)
+        return duration_s(path)
     except (OSError, AudioReadError) as exc:
         msg = str(exc) if isinstance(exc, AudioReadError) else f"cannot read audio file {path}: {exc}"
         log.warning("skipping %s", msg)
         plan.unreadable.append(msg)
+        return None
+
+
+def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, split=None) -> None:
+    context = cfg.recording_context_s if kind == "keyword" else 0.0
+    length_s = _length_or_skip(plan, path)
+    if length_s is None:
         return
+    stat = path.stat()
     split = split or stable_split(str(path.resolve()), cfg.seed, cfg.recording_val_fraction)
     key = _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate,
                *([context] if context else []))

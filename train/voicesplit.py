@@ -5,8 +5,9 @@ instead of generalisation. Splitting is by *speaker* (``train.tts.Voice.speaker`
 voice name: festival's ``kal_diphone`` and flite's ``kal`` are one person.
 
 - speakers named in ``val_speakers`` / ``test_speakers`` go there;
-- espeak variants (speakers ``espeak+<variant>``) are shuffled with the seed and a fraction
-  each is held out for val and for test;
+- the many synthetic speakers of one engine (espeak's variants ``espeak+<variant>``, Kokoro's
+  style mixes ``kokoro+<name>``) are shuffled with the seed, per engine, and a fraction of each
+  is held out for val and for test;
 - speakers in ``split_by_render_speakers`` (piper's single voice) appear in every split with
   separate renders: marked ``BY_RENDER`` and reported as such;
 - everyone else is train.
@@ -23,20 +24,23 @@ from train.tts import Voice
 
 SPLITS = ("train", "val", "test")
 BY_RENDER = "by-render"
+VARIANT_FAMILIES = {"espeak+": 7, "kokoro+": 8}
+"""Speaker prefixes of engines with many synthetic speakers -> the salt of their shuffle."""
 
 
 def assign(voices: Iterable[Voice], cfg: DataConfig) -> dict[str, str]:
     """speaker -> ``train`` | ``val`` | ``test`` | ``BY_RENDER``."""
     speakers = sorted({v.speaker for v in voices})
     out: dict[str, str] = {}
-    espeak = [s for s in speakers if s.startswith("espeak+")]
-    rng = np.random.default_rng([cfg.seed, 7])
-    shuffled = [espeak[i] for i in rng.permutation(len(espeak))]
-    k = max(1, round(cfg.espeak_heldout_fraction * len(espeak))) if len(espeak) >= 3 else 0
-    for s in shuffled[:k]:
-        out[s] = "val"
-    for s in shuffled[k:2 * k]:
-        out[s] = "test"
+    for family, salt in VARIANT_FAMILIES.items():
+        members = [s for s in speakers if s.startswith(family)]
+        rng = np.random.default_rng([cfg.seed, salt])
+        shuffled = [members[i] for i in rng.permutation(len(members))]
+        k = max(1, round(cfg.variant_heldout_fraction * len(members))) if len(members) >= 3 else 0
+        for s in shuffled[:k]:
+            out[s] = "val"
+        for s in shuffled[k:2 * k]:
+            out[s] = "test"
     for s in speakers:
         if s in cfg.split_by_render_speakers:
             out[s] = BY_RENDER

@@ -95,3 +95,33 @@ def test_seeded_piper_batches_are_reproducible():
     first, second = tts.synthesize(reqs, seed=7), tts.synthesize(reqs, seed=7)
     for a, b in zip(first, second):
         assert not isinstance(a, str) and np.array_equal(a.audio, b.audio)
+
+
+def test_many_voiced_engines_hold_out_speakers_of_each_family():
+    from train.dataconfig import DataConfig
+    from train.voicesplit import assign
+
+    voices = ([tts.Voice("espeak", f"en+v{i}", f"espeak+v{i}") for i in range(30)]
+              + [tts.Voice("kokoro", f"mix{i:02d}", f"kokoro+mix{i:02d}") for i in range(40)]
+              + [tts.Voice("flite", "rms", "person:rms")])
+    split = assign(voices, DataConfig())
+    for family, n in (("espeak+", 30), ("kokoro+", 40)):
+        held = [s for s, where in split.items() if s.startswith(family) and where != "train"]
+        want = round(0.12 * n)
+        assert sorted(where for s, where in split.items() if s in held) == ["test"] * want + ["val"] * want
+    assert split["person:rms"] == "val"
+    assert assign(voices, DataConfig()) == split  # the same for a seed
+
+
+def test_kokoro_mixes_are_fixed_and_distinct():
+    from train.tts import kokoro
+
+    if kokoro.probe() is not None:
+        pytest.skip("Kokoro not installed")
+    styles = kokoro._styles()
+    assert len(styles) == len(kokoro.BASE_STYLES) + kokoro.MIXES
+    first = {k: v.copy() for k, v in styles.items()}
+    kokoro._styles.cache_clear()
+    assert all(np.array_equal(first[k], v) for k, v in kokoro._styles().items())
+    mixes = [styles[f"mix{k:02d}"] for k in range(kokoro.MIXES)]
+    assert min(np.abs(a - b).mean() for i, a in enumerate(mixes) for b in mixes[i + 1:]) > 1e-3

@@ -1,9 +1,10 @@
-"""Offline text-to-speech voices: espeak-ng, flite, festival and piper behind one interface.
+"""Offline text-to-speech voices: espeak-ng, flite, festival, piper and Kokoro behind one interface.
 
-Each engine module (``espeak``, ``flite``, ``festival``, ``piper``) provides::
+Each engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``kokoro``) provides::
 
     probe() -> str | None          # None when usable, else why not (one line)
     backend() -> str               # what runs it, e.g. "libespeak-ng 1.52 from the espeakng-loader wheel"
+    LICENSE: str                   # the voices' licence, for the dataset report
     voices() -> list[Voice]        # every voice it offers here
     random_settings(voice, rng) -> dict[str, float]   # rate/pitch/scale variation for one render
     synthesize(requests, seed=None) -> list[Rendered | str]   # per request: audio, or an error line
@@ -26,7 +27,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("espeak", "flite", "festival", "piper")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from train.tts import Rendered, Request, Voice
 log = logging.getLogger(__name__)
 
 ENGINE = "espeak"
+LICENSE = "espeak-ng and its voices: GPL-3.0-or-later (the rendered audio is not covered by it)"
+"""What may be done with the voices (the dataset report lists it); all allow commercial use."""
 LANGUAGE_PREFIX = "en"
 SKIP_LANGUAGES = {"en-shaw"}  # Shavian script, not the Latin alphabet our texts use
 DEFAULT_VARIANT = ""          # the accent's own voice, without a variant file

