@@ -4,8 +4,8 @@ From a keyword to ``build/<keyword>/dataset/`` (the contract training codes agai
 
     manifest.json     sources, voices per split, seeds, counts (incl. skipped/unreadable),
                       resolved config, AudioParams, throughput; written last
-    train/ val/ test/ shards (train.shards): features float16 [n, frames, n_mels],
-                      labels uint8 [n, frames] per FEATURE frame, meta JSONL per clip
+    train/ val/ test/ shards (train.shards): the front end's embeddings float16 [n, frames, 96],
+                      labels uint8 [n, frames] per 80 ms output frame, meta JSONL per clip
     report.md         counts, voices, throughput;  examples/*.png|wav  a few clips drawn
 
 and ``build/<keyword>/sources/`` (train.sources): the rendered utterances with their index.

@@ -2,8 +2,8 @@
 
 A split directory holds, per shard ``k``::
 
-    shard-<k>.features.npy   float16 [n, frames, n_mels]  log-mel (train.frontend.LogMel)
-    shard-<k>.labels.npy     uint8   [n, frames]          1 = keyword just ended (per feature frame)
+    shard-<k>.features.npy   float16 [n, frames, 96]      embeddings (train.frontend.SpeechEmbedding), 80 ms frames
+    shard-<k>.labels.npy     uint8   [n, frames]          1 = keyword just ended (per output frame)
     shard-<k>.meta.jsonl     one JSON object per clip
 
 Each file is written atomically and the metadata last, so a shard with a ``.meta.jsonl`` is
@@ -34,7 +34,7 @@ def is_complete(split_dir: str | Path, k: int) -> bool:
 
 def write_shard(split_dir: str | Path, k: int, features: np.ndarray, labels: np.ndarray,
                 metas: list[dict]) -> None:
-    """Write one shard (features float16 ``[n, frames, n_mels]``, labels uint8 ``[n, frames]``)."""
+    """Write one shard (features float16 ``[n, frames, 96]``, labels uint8 ``[n, frames]``)."""
     if not (len(features) == len(labels) == len(metas)) or features.shape[1] != labels.shape[1]:
         raise ValueError(f"shard {k}: features {features.shape}, labels {labels.shape}, {len(metas)} metas")
     feat_path, label_path, meta_path = shard_paths(split_dir, k)
@@ -47,8 +47,8 @@ def write_shard(split_dir: str | Path, k: int, features: np.ndarray, labels: np.
 class ClipSet:
     """A dataset split: ``len``, and per clip its features, labels and metadata.
 
-    ``features(i)`` float32 ``[frames, n_mels]``; ``labels(i)`` float32 ``[frames]`` (0/1 per
-    feature frame); ``meta(i)`` dict with ``keywords`` (``start_s``, ``end_s``, ``voice``,
+    ``features(i)`` float32 ``[frames, 96]``; ``labels(i)`` float32 ``[frames]`` (0/1 per
+    80 ms output frame); ``meta(i)`` dict with ``keywords`` (``start_s``, ``end_s``, ``voice``,
     ``source``...), ``negatives``, ``background``, ``snr_db``...
     """
 
@@ -94,7 +94,7 @@ class ClipSet:
         return self._metas[k][j]
 
     def shard_arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Memory-mapped ``(features float16 [n, frames, n_mels], labels uint8 [n, frames])`` of shard k,
+        """Memory-mapped ``(features float16 [n, frames, 96], labels uint8 [n, frames])`` of shard k,
         for readers that want whole shards at once."""
         return self._array(self._features, k, 0), self._array(self._labels, k, 1)
 
