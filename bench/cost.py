@@ -2,8 +2,9 @@
 
 - Daemon: CPU seconds per hour of audio and peak RSS of ``wakeword listen --input`` on one
   onnxruntime thread (the default config), without any printing, at each inference step size.
-  The fixed start-up cost (imports, model load) is measured with a run of one step and
-  subtracted, so the figure is the steady-state cost a Pi pays per hour.
+  The figure is the daemon's own CPU count from its first step to its last (start-up, imports
+  and model loading are outside it), the steady-state cost a Pi pays per hour; nothing is
+  subtracted, so scheduling noise cannot drive it to zero.
 - Model: file size; per-step time from :func:`export.bench.step_cost` (streaming vs re-running
   a 10 s window).
 - Training and data: read from what those stages recorded (``train/last.pt`` and the dataset
@@ -19,20 +20,36 @@ from bench import daemon
 log = logging.getLogger(__name__)
 
 
+# The daemon's count (time.process_time, the kernel's per-process CPU clock) is printed to 0.1 ms;
+# below this much CPU in a whole run the figure is reported as not resolved rather than as a number.
+MIN_RESOLVED_CPU_S = 0.005
+
+
 def daemon_cpu(model: Path, wav: Path, wav_s: float, hop_s: float, audio_s: float, config: Path,
                run_dir: Path) -> dict:
-    """CPU s per audio hour (start-up subtracted) and peak RSS of the daemon at step ``hop_s``."""
+    """CPU s per audio hour and peak RSS of the daemon at step ``hop_s``.
+
+    The steady-state CPU is the daemon's own count from its first step to its last (logged by
+    ``listen`` at exit), so start-up is not in it and nothing is subtracted: a busy machine
+    cannot turn the figure into zero. Too little audio to resolve it gives None and a note."""
     audio_s = min(audio_s, wav_s)
     tag = f"{model.stem}-hop{hop_s:g}"
-    _, startup = daemon.run(daemon.listen_argv(model, wav, config, detections=False, infer_every_s=hop_s,
-                                               max_audio_s=hop_s), run_dir / f"cost-{tag}-startup.log")
+    log_path = run_dir / f"cost-{tag}.log"
     _, full = daemon.run(daemon.listen_argv(model, wav, config, detections=False, infer_every_s=hop_s,
-                                            max_audio_s=audio_s), run_dir / f"cost-{tag}.log")
-    steady_s = max(full.cpu_s - startup.cpu_s, 0.0)
-    return {"hop_s": hop_s, "audio_s": audio_s, "cpu_s": full.cpu_s, "startup_cpu_s": startup.cpu_s,
-            "cpu_s_per_audio_hour": steady_s / (audio_s - hop_s) * 3600 if audio_s > hop_s else float("nan"),
-            "max_rss_mb": full.max_rss_mb, "wall_s": full.wall_s,
-            "realtime_factor": audio_s / full.wall_s if full.wall_s > 0 else float("nan")}
+                                            max_audio_s=audio_s), log_path)
+    steady_s = daemon.run_cpu_s(log_path)
+    if steady_s is None:
+        raise daemon.DaemonError(f"the daemon did not log its CPU time at exit (see {log_path})")
+    entry = {"hop_s": hop_s, "audio_s": audio_s, "cpu_s": full.cpu_s, "run_cpu_s": steady_s,
+             "startup_cpu_s": max(full.cpu_s - steady_s, 0.0),
+             "cpu_s_per_audio_hour": steady_s / audio_s * 3600,
+             "max_rss_mb": full.max_rss_mb, "wall_s": full.wall_s,
+             "realtime_factor": audio_s / full.wall_s if full.wall_s > 0 else float("nan")}
+    if steady_s < MIN_RESOLVED_CPU_S:
+        entry["cpu_s_per_audio_hour"] = None
+        entry["note"] = (f"{steady_s:.4f} CPU s over {audio_s:g} s of audio is below what the method resolves "
+                         f"({MIN_RESOLVED_CPU_S} s): use more audio ([bench] cost_audio_s)")
+    return entry
 
 
 def step_costs(models: dict[str, Path], steps: int) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -145,6 +146,19 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         return self.peak_kb / 1024
+
+
+RUN_CPU = re.compile(r"stopped.*: .*, ([0-9.]+) CPU s$")
+
+
+def run_cpu_s(stderr_path: Path) -> float | None:
+    """The daemon's own CPU seconds from its first step to its last (the ``stopped: ...`` line
+    ``listen`` logs at exit: start-up, imports and model loading are not in it), else None."""
+    for line in reversed(Path(stderr_path).read_text(errors="replace").splitlines()):
+        m = RUN_CPU.search(line.strip())
+        if m:
+            return float(m.group(1))
+    return None
 
 
 def reap(proc: subprocess.Popen) -> tuple[float, int]:

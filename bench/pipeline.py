@@ -82,14 +82,16 @@ def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig) 
 
 
 def write_daemon_configs(run_dir: Path) -> dict[str, Path]:
-    """A quiet config for the scoring runs and one with a fake GPIO that logs its edges."""
+    """A quiet config for the scoring runs, one for the cost runs (info: the daemon logs its own CPU
+    count at exit) and one with a fake GPIO that logs its edges."""
     from device.fsutil import atomic_write_text
 
-    quiet, led = run_dir / "daemon.toml", run_dir / "daemon-led.toml"
+    quiet, cost_cfg, led = run_dir / "daemon.toml", run_dir / "daemon-cost.toml", run_dir / "daemon-led.toml"
     atomic_write_text(quiet, 'log_level = "warning"\n\n[gpio]\nbackend = "fake"\n')
+    atomic_write_text(cost_cfg, 'log_level = "info"\n\n[gpio]\nbackend = "fake"\n')
     atomic_write_text(led, f'log_level = "info"\n\n[gpio]\nbackend = "fake"\nmode = "pulse"\non_s = 0.3\n'
                            f'fake_edge_log = "{run_dir / "led-edges.log"}"\n')
-    return {"quiet": quiet, "led": led}
+    return {"quiet": quiet, "cost": cost_cfg, "led": led}
 
 
 def score_model(label: str, model: Path, tests: list[TestAudio], config: Path, run_dir: Path,
@@ -243,7 +245,7 @@ def run(keyword: str, build: Path, cfg: dict, bc: BenchConfig, *, peers: bool = 
     result["led"] = [r for r in (led_run(models[first], tests, params, configs, run_dir, bc, None),
                                  led_run(models[first], tests, params, configs, run_dir, bc, min(bc.latency_hops_s)))
                      if r is not None]
-    result["cost"] = cost_runs(models, tests, params, configs["quiet"], run_dir, bc)
+    result["cost"] = cost_runs(models, tests, params, configs["cost"], run_dir, bc)
     for label, c in result["cost"]["per_model"].items():
         result["engines"][label]["cpu_s_per_audio_hour"] = c["cpu_s_per_audio_hour"]
         result["engines"][label]["max_rss_mb"] = c["max_rss_mb"]

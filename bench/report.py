@@ -211,7 +211,8 @@ def to_markdown(result: dict, command: str, pictures: dict[str, bool]) -> str:
     lines += ["", "## How this was made", "", f"`{command}` ({result['seconds'] / 60:.1f} min). Daemon command per WAV: "
               "`wakeword listen --model M --input X.wav --config bench/run/daemon.toml --json --scores "
               "--frame-scores`; latency runs add `--infer-every-s S`; the LED run `--realtime` with the fake "
-              "GPIO backend's edge log; cost runs print nothing and use `--max-audio-s`.", "",
+              "GPIO backend's edge log; cost runs use `daemon-cost.toml` and `--max-audio-s`, and take the "
+              "daemon's own CPU count from its first step to its last (its exit log line).", "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted((result.get("versions") or {}).items())), ""]
     for name, e in result["engines"].items():
         if e.get("packages"):

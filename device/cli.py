@@ -223,7 +223,7 @@ def listen(args) -> int:
         notifier.close()
     s = listener.stats
     why = f" on signal {stop.signal}" if stop.signal else ""
-    log.info("stopped%s: %.1f s of audio, %d detection(s), %d step(s), %.1f s dropped, %.2f CPU s",
+    log.info("stopped%s: %.1f s of audio, %d detection(s), %d step(s), %.1f s dropped, %.4f CPU s",
              why, s.audio_s, s.detections, s.steps, listener.dropped_s, time.process_time() - cpu0)
     return EXIT_OK
 

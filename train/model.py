@@ -26,7 +26,7 @@ class ModelConfig:
     """Hidden units per GRU layer."""
     layers: int = 2
     """Stacked GRU layers."""
-    dropout: float = 0.1
+    dropout: float = 0.3
     """Drop probability on the normalised input and after the GRUs (training only)."""
 
     def __post_init__(self) -> None:

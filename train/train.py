@@ -82,15 +82,15 @@ class TrainConfig:
     """Loss weight of positive frames relative to negative ones."""
     focal_gamma: float = 0.0
     """Focal-loss exponent (0 = plain weighted BCE)."""
-    time_masks: int = 0
+    time_masks: int = 1
     """Embedding masks: time masks per clip (train.batches.FeatureAugment)."""
     time_mask_frames: int = 2
     """Embedding masks: widest time mask (80 ms frames)."""
-    freq_masks: int = 0
+    freq_masks: int = 2
     """Embedding masks: masks over embedding dimensions per clip."""
     freq_mask_bins: int = 8
     """Embedding masks: widest mask over dimensions."""
-    feature_noise: float = 0.0
+    feature_noise: float = 0.1
     """Gaussian noise on the embeddings (fraction of their standard deviation)."""
     mining_fraction: float = 0.0
     """Share of each batch drawn from mined hard negatives (0 = no mining; see train.mining)."""

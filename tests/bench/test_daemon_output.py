@@ -69,3 +69,14 @@ def test_step_that_is_not_whole_frames_is_one_line_exit_2(tone_model, tone_tests
 def test_failing_daemon_is_a_bench_error(tone_tests, tmp_path):
     with pytest.raises(daemon.DaemonError, match="exited with 3"):
         daemon.run(daemon.listen_argv(tmp_path / "missing.onnx", tone_tests[0].wav), tmp_path / "err.log")
+
+
+def test_run_cpu_is_read_from_the_daemons_exit_line(tmp_path):
+    from bench.daemon import run_cpu_s
+
+    log = tmp_path / "d.log"
+    log.write_text("model m.onnx: keyword 'tone'\n"
+                   "stopped on signal 15: 12.0 s of audio, 0 detection(s), 25 step(s), 0.0 s dropped, 0.0123 CPU s\n")
+    assert run_cpu_s(log) == pytest.approx(0.0123)
+    log.write_text("listening ...\nTraceback (most recent call last):\n")
+    assert run_cpu_s(log) is None
