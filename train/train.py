@@ -72,8 +72,9 @@ class TrainConfig:
     """AdamW decoupled weight decay."""
     grad_clip: float = 5.0
     """Largest gradient norm (0 = no clipping)."""
-    max_steps: int = 40000
-    """Most optimiser steps; the budget below usually stops the run first."""
+    max_steps: int = 4000
+    """Most optimiser steps (the learning-rate schedule ends there); ~20 epochs of the default
+    6000 clips. Longer runs fit the TTS voices better and real voices worse (docs/experiments.md)."""
     max_minutes: float = 36.0
     """Time budget for training steps and validations (minutes; sessions before an interruption
     count; one-off setup such as building the evaluation streams does not), 0 = none. The
