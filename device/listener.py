@@ -296,6 +296,10 @@ class Listener:
         for b in blocks:
             self._feed_block(b)
         self._step_whole_hops()
+        if blocks:
+            # The device delivered what was just processed: on a slow machine working off a backlog
+            # can take longer than no_audio_s, and that is not a silent device.
+            self._last_audio = time.monotonic()
         self.outputs.poll()
 
     def finish(self) -> None:

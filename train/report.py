@@ -70,7 +70,8 @@ def write(path: Path, trainer, results: dict) -> None:
                if getattr(trainer, "init_from", None) else []),
              f"- data: {describe_data(trainer.data_summary)}",
              f"- best checkpoint (`best.pt`): step {best['step']}, {best['metric']} = {_fmt(best['value'])} "
-             f"(selected on held-out synthetic voices only)",
+             + ("(the latest validation: `[train] select = \"last\"`)" if trainer.tc.select == "last"
+                else "(selected on held-out synthetic voices only)"),
              "", "## Best checkpoint", ""]
     lines += metrics_table(best_row(trainer.history, best["step"]))
     lines += ["", f"## Latest validation (step {trainer.step})", ""]

@@ -182,6 +182,21 @@ def test_silence_from_an_open_device_counts_as_lost(engine):
     assert made[0].closed
 
 
+def test_working_off_a_backlog_longer_than_no_audio_s_is_not_a_lost_device(engine, monkeypatch):
+    """A slow machine (an emulated Pi, a busy Pi) takes longer than no_audio_s to process what
+    arrived; the device delivered all of it, so it must not be closed and reopened."""
+    src = ScriptedSource(0)
+    lst, _ = make_listener(engine, [lambda s: src], no_audio_s=0.3, stale_after_s=10.0)
+    assert lst.connect()
+    real_step = engine.step
+    monkeypatch.setattr(engine, "step", lambda audio: (time.sleep(0.5), real_step(audio))[1])
+    src.say(quiet(2.0, seed=1))  # one step over the backlog that takes longer than no_audio_s
+    lst.poll()
+    lst._check_alive()
+    lst.outputs.close()
+    assert lst.source is src and not src.closed and lst.stats.resets == 0
+
+
 def write_clip(path, audio, rate=RATE):
     write_wav(path, audio, rate)
     return str(path)

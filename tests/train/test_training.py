@@ -244,3 +244,16 @@ def test_fine_tune_starts_from_the_given_weights_and_refuses_another_model(tmp_p
     code = training.main(args + ["--set", f"train.init_from={tmp_path / 'missing.pt'}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.pt does not exist" in err[0], err
+
+
+def test_select_last_keeps_the_latest_validation_as_best(tmp_path):
+    cfg = _cfg("train.max_steps=12", "train.val_every_steps=6", 'train.select="last"')
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    best = checkpoint.load(tmp_path / "train" / "best.pt")
+    last = checkpoint.load(tmp_path / "train" / "last.pt")
+    assert best["step"] == last["step"] == 12 and best["best"]["step"] == 12
+    for name, tensor in last["model"].items():
+        assert torch.equal(tensor, best["model"][name]), name
+    assert '[train] select = "last"' in (tmp_path / "train" / "report.md").read_text()
+    with pytest.raises(ValueError, match="select must be"):
+        training.TrainConfig(select="best")
