@@ -167,10 +167,19 @@ class Scenario:
     def play(self, name: str) -> tuple[float, float]:
         """Play a recording into the loopback; returns (uptime before, wall clock before)."""
         self.ssh.run(f"cat > /tmp/{name}.wav", input_bytes=self.recordings[name].read_bytes())
-        t_up = float(self.sh("cut -d' ' -f1 /proc/uptime"))
-        t_wall = float(self.sh("date +%s"))
-        self.sh(f"aplay -q -D {PLAYBACK} /tmp/{name}.wav")
-        return t_up, t_wall
+        for attempt in range(3):
+            t_up = float(self.sh("cut -d' ' -f1 /proc/uptime"))
+            t_wall = float(self.sh("date +%s"))
+            # snd-aloop answers a write with EIO when the capture side is reopened under it
+            # (seen once under emulation): the daemon may reopen a device, so play again.
+            played = self.ssh.run(f"aplay -q -D {PLAYBACK} /tmp/{name}.wav", check=False, timeout_s=600)
+            if played.returncode == 0:
+                return t_up, t_wall
+            log.warning("   aplay failed (%s); daemon journal: %s", played.stderr.strip(),
+                        self.journal(t_wall - 1)[-600:].replace("\n", " | "))
+            time.sleep(2)
+        raise Failed(f"could not play {name}.wav into the loopback 3 times: {played.stderr.strip()}; "
+                     f"journal: {self.journal(t_wall - 60)[-1500:]}")
 
     @staticmethod
     def wait(predicate, timeout_s: float, interval_s: float = 1.0):
