@@ -15,11 +15,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file should get normal permissions
-    try:
+    try:  # from here on, whatever happens (a SIGTERM turned into SystemExit too) removes the temp file
+        os.close(fd)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file should get normal permissions
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
