@@ -60,13 +60,13 @@ def load_meta(path: Path):
 
 def trained_speakers(build: Path) -> list[str]:
     """../shared/data speakers the build's dataset trained on (never in a real-voice figure)."""
-    import json
+    from train import evalsets
+    from train.dataset import DatasetError, open_split
 
     try:
-        manifest = json.loads((Path(build) / "dataset" / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return evalsets.trained_speakers(open_split(Path(build) / "dataset", "val"))
+    except (DatasetError, OSError, ValueError, KeyError):
         return []
-    return list(((manifest.get("sources") or {}).get("shared_data") or {}).get("trained_speakers") or [])
 
 
 def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig) -> list[TestAudio]:

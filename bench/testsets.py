@@ -38,8 +38,8 @@ from device.params import AudioParams
 log = logging.getLogger(__name__)
 
 FORMAT = 2
-"""2: sidecars hold ``ignore`` (each keyword take set apart)."""
-"""Bumped when the layout of the test audio changes (old caches are then rebuilt)."""
+"""Bumped when the layout of the test audio changes (old caches are then rebuilt).
+2: sidecars hold ``ignore`` (each keyword take set apart)."""
 
 HARD_NEGATIVES = "confusables"
 """Source label of the near-homophone set (not pooled with ordinary negative speech)."""

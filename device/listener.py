@@ -286,19 +286,18 @@ class Listener:
     def poll(self) -> None:
         """Take what arrived and process it (one inference tick)."""
         blocks = self.queue.take(None if self.live else self._step_frames())
-        if blocks:
-            self._last_audio = time.monotonic()
-            if not self._ready:
-                self._ready = True
-                self.notifier.ready()
+        arrived = bool(blocks)
+        if arrived and not self._ready:
+            self._ready = True
+            self.notifier.ready()
         if self.live:
             blocks = self._drop_stale(blocks)
         for b in blocks:
             self._feed_block(b)
         self._step_whole_hops()
-        if blocks:
-            # The device delivered what was just processed: on a slow machine working off a backlog
-            # can take longer than no_audio_s, and that is not a silent device.
+        if arrived:
+            # Stamped after the work, not before: on a slow machine working off a backlog can take
+            # longer than no_audio_s, and a device that delivered all of it is not silent.
             self._last_audio = time.monotonic()
         self.outputs.poll()
 

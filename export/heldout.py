@@ -110,8 +110,7 @@ def _positives(kw_audio, noise, params, cfg) -> Iterator[Stream]:
 
     clips = [Clip(a, speech_span_s(a, params), f"kw{i}") for i, a in enumerate(kw_audio)]
     for group, snr in (("clean", None), (f"noisy {cfg.snr_db:g} dB", cfg.snr_db)):
-        for s in positive_streams(clips, params, cfg, noise if snr is not None else (), snr, cfg.seed, group):
-            yield Stream(s.audio, list(s.keyword_spans), group, s.name, list(s.ignore_spans))
+        yield from positive_streams(clips, params, cfg, noise if snr is not None else (), snr, cfg.seed, group)
 
 
 def _noise_only(noise, params: AudioParams, plan: HeldoutPlan, cfg) -> Iterator[Stream]:
