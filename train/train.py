@@ -105,7 +105,7 @@ class TrainConfig:
     """Which validation ``best.pt`` (what export and fine-tuning read) keeps: "last" (the end of the
     learning-rate schedule) or "metric" (the lowest miss rate at ``select_fa_per_hour`` on
     ``select_set``). Choosing on held-out synthetic voices picked a checkpoint that missed more
-    real voices in 2 of 6 runs, by 13-20 points (docs/experiments.md): "last" is the default."""
+    real voices in 2 of 6 runs, by 13-21 points (docs/experiments.md): "last" is the default."""
     select_fa_per_hour: float = 0.5
     """With select = "metric": best.pt minimises the miss rate at this many false accepts per hour ..."""
     select_set: str = "synthetic"
