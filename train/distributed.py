@@ -8,6 +8,7 @@ process every method is a cheap no-op.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,5 +90,10 @@ class Dist:
             td.barrier()
 
     def close(self) -> None:
+        """Leave the process group. The DDP model sits in a reference cycle, so it (and the
+        gloo threads its reducer keeps) would otherwise die during interpreter shutdown, where
+        gloo aborts the process ("terminate called without an active exception") after a
+        finished run: collect it first, while everything it needs is still alive."""
         if self.active and td.is_initialized():
+            gc.collect()
             td.destroy_process_group()
