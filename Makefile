@@ -61,11 +61,12 @@ loop: setup  ## one turn of the field loop on ../shared/data, measured -> build/
 	$(PY) -m bench.fieldloop $(STAGE_OPTS)
 
 # deploy/deploy.sh reads these from the environment (see its header); HOST=, MODEL=, PI_CONFIG=,
-# SSH_CONFIG=, SSH_OPTS=, PURGE=1, LOG_LINES=, FOLLOW=1 given on the command line reach it as well.
+# SSH_CONFIG=, SSH_OPTS=, PURGE=1, LOG_LINES=, FOLLOW=1, SERVICE=listen|wyoming|both given on the
+# command line reach it as well.
 # (HOST goes through the environment, not the recipe line, where a shell would run "pi;reboot".)
 DEPLOY_ENV = KEYWORD="$(KEYWORD)" MODEL="$(or $(MODEL),$(BUILD)/model.onnx)" DRY_RUN="$(DRY_RUN)"
 
-deploy:  ## install the model and daemon on HOST="pi1 pi2" and start wakeword.service
+deploy:  ## install the model and daemon on HOST="pi1 pi2" and start wakeword.service (SERVICE=wyoming|both: Home Assistant)
 	@$(DEPLOY_ENV) deploy/deploy.sh deploy
 
 status:  ## systemctl status wakeword on HOST

@@ -58,21 +58,21 @@ def load_meta(path: Path):
         raise BenchError(str(exc)) from None
 
 
-def trained_speakers(build: Path) -> list[str]:
-    """../shared/data speakers the build's dataset trained on (never in a real-voice figure)."""
+def heard_speakers(build: Path, meta) -> list[str]:
+    """../shared/data speakers the model has heard -- those its dataset trained on and those its
+    threshold was calibrated on -- which never count in a real-voice figure."""
     from train import evalsets
-    from train.dataset import DatasetError, open_split
 
-    try:
-        return evalsets.trained_speakers(open_split(Path(build) / "dataset", "val"))
-    except (DatasetError, OSError, ValueError, KeyError):
-        return []
+    calibrated = (meta.calibration.get("real_negatives") or {}).get("shared_speakers") or []
+    return sorted(set(evalsets.build_trained_speakers(build)) | set(calibrated))
 
 
-def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig) -> list[TestAudio]:
+def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig,
+               left_out: list[str] = ()) -> list[TestAudio]:
+    """The synthetic and real test sets; the ``left_out`` speakers (:func:`heard_speakers`) are not in them."""
     out_dir = Path(build) / "bench" / "streams"
     tests = (testsets.synthetic_sets(keyword, build, params, streams_cfg, bc, out_dir)
-             + testsets.real_sets(keyword, params, streams_cfg, bc, out_dir, trained_speakers(build)))
+             + testsets.real_sets(keyword, params, streams_cfg, bc, out_dir, left_out))
     if not any(t.spec.positive for t in tests) or not any(not t.spec.positive for t in tests):
         raise BenchError(f"no test audio for {keyword!r}: run `make data` (held-out voices) or provide "
                          "../shared/data with recordings of the keyword")
@@ -222,7 +222,8 @@ def run(keyword: str, build: Path, cfg: dict, bc: BenchConfig, *, peers: bool = 
     if meta.keyword != keyword:
         raise BenchError(f"{next(iter(models.values()))} detects {meta.keyword!r}, not {keyword!r}")
     streams_cfg = train_config.section(cfg, "streams", StreamConfig)
-    tests = tests if tests is not None else test_audio(keyword, build, params, streams_cfg, bc)
+    tests = tests if tests is not None else test_audio(keyword, build, params, streams_cfg, bc,
+                                                       heard_speakers(build, meta))
     configs = write_daemon_configs(run_dir)
 
     result: dict = {"keyword": keyword, "model": {"path": str(models[next(iter(models))]),

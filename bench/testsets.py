@@ -234,20 +234,21 @@ def pick_evenly(items: list, n: int) -> list:
 
 
 def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
-              trained_speakers: list[str] = ()) -> list[TestAudio]:
+              heard_speakers: list[str] = ()) -> list[TestAudio]:
     """Real recordings of ``../shared/data`` (when present and it has the keyword), else [].
-    Speakers the model trained on (``trained_speakers``: the dataset's ``[data]
-    use_shared_negatives`` speakers; ``[bench] real_exclude_speakers``) are left out."""
+    Speakers the model has heard (``heard_speakers``: those the dataset trained on, ``[data]
+    use_shared_negatives``, and those export calibrated on, ``[export] shared_calibration_share``)
+    and ``[bench] real_exclude_speakers`` are left out."""
     from train.evalsets import RealFiles, locate_real
 
-    left_out = sorted(set(bc.real_exclude_speakers) | set(trained_speakers))
+    left_out = sorted(set(bc.real_exclude_speakers) | set(heard_speakers))
     files = locate_real("auto", keyword, left_out)
     if files is None:
         log.info("no real recordings of %r (../shared/data absent or without the keyword)", keyword)
         return []
     if left_out:
-        log.info("real recordings: %d keyword takes, %d negatives (%d speakers who trained or were asked "
-                 "out left out)", len(files.keyword), len(files.negative), len(left_out))
+        log.info("real recordings: %d keyword takes, %d negatives (%d speakers the model heard or "
+                 "[bench] real_exclude_speakers names left out)", len(files.keyword), len(files.negative), len(left_out))
     files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
                       pick_evenly(files.negative, bc.real_negative_clips), files.noise)
     return recorded_sets("real", files, params, streams_cfg, out_dir)

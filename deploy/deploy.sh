@@ -11,6 +11,8 @@
 #
 # Environment (the Makefile passes these through):
 #   MODEL=build/<keyword>/model.onnx  the model to ship      KEYWORD=computer  (recorded in RELEASE)
+#   SERVICE=listen|wyoming|both  which units run: the daemon on the microphone (listen, the default),
+#                    the Wyoming service for Home Assistant, or both
 #   PI_CONFIG=file   config.toml to install where the Pi has none (default: the commented example)
 #   DRY_RUN=1        print the steps, contact nobody           SSH_CONFIG=file, SSH_OPTS="..."  (lib.sh)
 # Several hosts run in parallel, each logging to build/deploy/logs/<host>.log, and end with one
@@ -65,14 +67,17 @@ deploy_one() {
   echo "$host: uploading release $RELEASE_ID"
   ww_rsync -rlp --checksum --delete "$RELEASE_DIR/" "$host:$UPLOAD/" \
     || { echo "RESULT FAILED: rsync to $host failed"; return 1; }
-  ww_root "$host" "sh $UPLOAD/pi/install.sh" || rc=$?
+  ww_root "$host" "sh $UPLOAD/pi/install.sh --service $SERVICE" || rc=$?
   return $rc
 }
 
-status_one() {
-  ww_ssh "$1" "SYSTEMD_COLORS=0 systemctl status wakeword --no-pager --lines=0 2>&1;
+status_one() {  # the enabled units (wakeword, wakeword-wyoming), or wakeword when neither is
+  ww_ssh "$1" "units=''
+    for u in wakeword wakeword-wyoming; do systemctl -q is-enabled \$u 2>/dev/null && units=\"\$units \$u\"; done
+    [ -n \"\$units\" ] || units=wakeword
+    SYSTEMD_COLORS=0 systemctl status \$units --no-pager --lines=0 2>&1;
     echo \"release: \$(basename \"\$(readlink /opt/wakeword/current 2>/dev/null || echo none)\")\"
-    systemctl -q is-active wakeword" && echo "RESULT active" && return 0
+    for u in \$units; do systemctl -q is-active \$u || exit 1; done" && echo "RESULT active" && return 0
   echo "RESULT FAILED: wakeword is not active"
   return 1
 }
@@ -82,7 +87,7 @@ logs_one() {
   [ -n "${FOLLOW:-}" ] && follow=-f
   # A system service's journal needs root (or the adm group, whose members sudo need not).
   ww_ssh "$1" "if [ \"\$(id -u)\" != 0 ] && sudo -n true 2>/dev/null; then sudo=sudo; else sudo=; fi
-    \$sudo journalctl -u wakeword -n ${LOG_LINES:-100} --no-pager $follow -q"
+    \$sudo journalctl -u wakeword -u wakeword-wyoming -n ${LOG_LINES:-100} --no-pager $follow -q"
 }
 
 undeploy_one() {
@@ -105,13 +110,18 @@ dry_run() {
     echo "ssh $host: check passwordless sudo, systemd, rsync (install rsync if missing)"
     echo "rsync $RELEASE_DIR/ -> $host:~/$UPLOAD/"
     echo "ssh $host: sudo sh ~/$UPLOAD/pi/install.sh, which does:"
-    sh "$RELEASE_DIR/pi/install.sh" --plan | sed 's/^/  /'
+    sh "$RELEASE_DIR/pi/install.sh" --service "$SERVICE" --plan | sed 's/^/  /'
   done
 }
 
 case "$action" in
   deploy|status|logs|undeploy) ww_hosts "$@" ;;
   *) usage ;;
+esac
+SERVICE=${SERVICE:-listen}
+case "$SERVICE" in  # checked here: it becomes a word of the command run on the Pi
+  listen|wyoming|both) ;;
+  *) echo "SERVICE must be listen, wyoming or both (got '$SERVICE')" >&2; exit 2 ;;
 esac
 case "$action" in
   deploy)

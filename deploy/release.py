@@ -11,7 +11,8 @@ virtual environment)::
       model.onnx         the exported model
       config.toml        installed as /etc/wakeword/config.toml only where none exists
       requirements.txt   the `device` extra of pyproject.toml minus what Debian provides
-      wakeword.service   the systemd unit
+      wakeword.service   the systemd unit of the daemon (LED, hook)
+      wakeword-wyoming.service  the Wyoming service for Home Assistant
       pi/                the scripts run on the Pi (install.sh, undeploy.sh)
 
 The id is derived from the content, so building the same inputs again gives the same id and
@@ -53,6 +54,10 @@ release=$(dirname "$(dirname "$(readlink -f "$0")")")
 export PYTHONPATH="$release/lib${PYTHONPATH:+:$PYTHONPATH}"
 exec "$release/venv/bin/python" -c 'import sys; from device.cli import main; sys.exit(main())' "$@"
 """
+
+
+UNITS = ("wakeword.service", "wakeword-wyoming.service")
+"""The systemd units a release carries (install.sh enables the ones ``SERVICE`` names)."""
 
 
 class ReleaseError(Exception):
@@ -113,7 +118,8 @@ def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], de
     shutil.copyfile(model, tmp / "model.onnx")
     (tmp / "config.toml").write_text(config_text)
     (tmp / "requirements.txt").write_text("".join(r + "\n" for r in requirements))
-    shutil.copyfile(DEPLOY / "wakeword.service", tmp / "wakeword.service")
+    for unit in UNITS:
+        shutil.copyfile(DEPLOY / unit, tmp / unit)
     (tmp / "pi").mkdir()
     for script in ("install.sh", "undeploy.sh"):
         shutil.copyfile(DEPLOY / "pi" / script, tmp / "pi" / script)

@@ -6,6 +6,8 @@
 - ``wakeword devices``: the capture devices, their channel counts and rates.
 - ``wakeword doctor``: checks what the daemon needs on this machine (:mod:`device.doctor`).
 - ``wakeword record ...``: handed to :func:`device.record.main` (the recording tool).
+- ``wakeword wyoming``: the models as a Wyoming wake-word service for Home Assistant
+  (:mod:`device.wyoming_server`).
 
 Exit status: 0 done (end of file, or SIGTERM/SIGINT); 1 a runtime failure (unreadable
 input file, GPIO unavailable); 2 a bad command line or config; 3 a model the daemon cannot
@@ -64,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--model", help="model.onnx (overrides the config's model)")
     dr.add_argument("--device", help="input device name (overrides the config)")
 
+    wy = sub.add_parser("wyoming", help="serve the model(s) to Home Assistant over the Wyoming protocol")
+    wy.add_argument("--model", action="append", default=[], metavar="FILE.onnx",
+                    help="a keyword model; repeat for several (default: the config's model and [wyoming] models)")
+    wy.add_argument("--config", help="TOML config file (model, [wyoming] uri and models, log level)")
+    wy.add_argument("--uri", help="where to listen: tcp://HOST:PORT or unix:///PATH "
+                                  "(default: the config's [wyoming] uri, tcp://0.0.0.0:10400)")
+    wy.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
     sub.add_parser("record", help="record your own keyword takes (see `wakeword record --help`)", add_help=False)
     return p
 
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             from device import doctor
 
             return doctor.main(args)
+        if args.command == "wyoming":
+            return wyoming(args)
     except _Fatal as exc:
         print(f"wakeword: error: {exc}", file=sys.stderr)
         return exc.status
@@ -225,6 +237,43 @@ def listen(args) -> int:
     why = f" on signal {stop.signal}" if stop.signal else ""
     log.info("stopped%s: %.1f s of audio, %d detection(s), %d step(s), %.1f s dropped, %.4f CPU s",
              why, s.audio_s, s.detections, s.steps, listener.dropped_s, time.process_time() - cpu0)
+    return EXIT_OK
+
+
+# -- wyoming ---------------------------------------------------------------------------
+def wyoming(args) -> int:
+    import asyncio
+
+    from device import config
+    from device.engine import EngineError
+    from device.sdnotify import Notifier, setup_logging
+
+    try:
+        cfg = config.override(config.load(args.config), None, log_level=args.log_level)
+        cfg = config.override(cfg, "wyoming", uri=args.uri)
+    except config.ConfigError as exc:
+        raise _Fatal(str(exc), EXIT_USAGE) from None
+    models = args.model or ([cfg.model] if cfg.model else []) + list(cfg.wyoming.models)
+    if not models:
+        raise _Fatal("no model: pass --model FILE.onnx (repeat for several) or set model = \"...\" in the config",
+                     EXIT_USAGE)
+    setup_logging(getattr(logging, cfg.log_level.upper()))
+    from device.wyoming_server import load_service, serve
+
+    try:
+        service = load_service(models)
+    except EngineError as exc:
+        raise _Fatal(str(exc), EXIT_MODEL) from None
+    except ValueError as exc:
+        raise _Fatal(str(exc), EXIT_USAGE) from None
+    notifier = Notifier()
+    try:
+        asyncio.run(serve(cfg.wyoming.uri, service, notifier))
+    except OSError as exc:  # the port is taken, the socket path unwritable
+        raise _Fatal(f"cannot listen on {cfg.wyoming.uri}: {exc.strerror or exc}", EXIT_FAIL) from None
+    finally:
+        notifier.stopping()
+        notifier.close()
     return EXIT_OK
 
 

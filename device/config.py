@@ -70,6 +70,26 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
+class WyomingConfig:
+    uri: str = "tcp://0.0.0.0:10400"
+    """Where ``wakeword wyoming`` listens (``--uri`` overrides): ``tcp://HOST:PORT`` or ``unix:///PATH``."""
+    models: tuple[str, ...] = ()
+    """Extra keyword models served beside ``model`` (paths of ``model.onnx`` files)."""
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlparse
+
+        try:
+            uri = urlparse(self.uri)
+            port = uri.port if uri.scheme == "tcp" else None
+        except ValueError:
+            raise ValueError(f"uri {self.uri!r} is not tcp://HOST:PORT or unix:///PATH") from None
+        if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and (not uri.hostname or port is None)) \
+                or (uri.scheme == "unix" and not uri.path):
+            raise ValueError(f"uri {self.uri!r} is not tcp://HOST:PORT or unix:///PATH")
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     model: str = ""
     """Path of the model file (``--model`` overrides), e.g. ``/opt/wakeword/current/model.onnx``."""
@@ -83,6 +103,7 @@ class DaemonConfig:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     hook: HookConfig = field(default_factory=HookConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
+    wyoming: WyomingConfig = field(default_factory=WyomingConfig)
 
     def __post_init__(self) -> None:
         if self.threads < 1:

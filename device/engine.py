@@ -120,6 +120,16 @@ class Engine:
         if not np.all(np.isfinite(probs)):
             raise EngineError(f"model {self.path}: the probe step gives non-finite probabilities")
 
+    def fork(self) -> "Engine":
+        """Another engine on the same loaded model (one onnxruntime session, thread-safe to run)
+        with its own state: one per audio stream, e.g. per Wyoming client."""
+        twin = object.__new__(Engine)
+        twin._session, twin.meta, twin.path = self._session, self.meta, self.path
+        twin._state_inputs, twin._state_outputs = self._state_inputs, self._state_outputs
+        twin._output_names = self._output_names
+        twin.reset()
+        return twin
+
     def reset(self) -> None:
         """Back to the all-zeros state (the start of a stream)."""
         self._state = {n: np.zeros(s, np.float32) for n, s in self._state_inputs.items()}

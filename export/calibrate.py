@@ -60,6 +60,9 @@ class OperatingPoint:
     miss_rate_by_group: dict
     """Positive group name -> miss rate."""
     target_met: bool
+    fa_per_hour_by_group: dict = field(default_factory=dict)
+    """Negative group name -> false accepts per hour at ``threshold`` (every group, also those
+    the threshold was not chosen on: how a threshold set on real audio does on synthetic, and back)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,15 @@ class Calibration:
     low_confidence: bool
     curve: dict = field(repr=False)
     """``{"thresholds", "fa_per_hour", "miss_rate"}`` lists over the grid (for DET plots)."""
+    basis: tuple = ()
+    """The negative groups the thresholds were chosen on (all of them when empty)."""
+    real_negatives: dict = field(default_factory=dict)
+    """Where the real negative audio came from (``export.heldout.RealNegatives.describe``), if any."""
+
+    @property
+    def basis_hours(self) -> float:
+        groups = self.basis or tuple(self.negative_hours_by_group)
+        return sum(self.negative_hours_by_group.get(g, 0.0) for g in groups)
 
     @property
     def threshold(self) -> float:
@@ -94,10 +106,15 @@ class Calibration:
             "decision": {"smoothing_frames": self.config.smoothing_frames,
                          "refractory_s": self.config.refractory_s},
             "tolerance_s": self.config.tolerance_s,
+            "fa_per_hour_by_group": {key(p.target_fa_per_hour): {g: round(v, 4) for g, v in
+                                                                   p.fa_per_hour_by_group.items()}
+                                     for p in self.points},
+            "basis": list(self.basis or self.negative_hours_by_group), "basis_hours": round(self.basis_hours, 4),
             "negative_hours": round(self.negative_hours, 4),
             "negative_hours_by_group": {k: round(v, 4) for k, v in self.negative_hours_by_group.items()},
             "keywords": self.keywords, "keywords_by_group": self.keywords_by_group,
             "low_confidence": self.low_confidence,
+            **({"real_negatives": self.real_negatives} if self.real_negatives else {}),
         }
 
     def to_dict(self) -> dict:
@@ -149,32 +166,38 @@ def _miss_rates(positives: dict[str, list[ScoredStream]], cfg: CalibrationConfig
 
 
 def calibrate(negatives: dict[str, list[ScoredStream]], positives: dict[str, list[ScoredStream]],
-              cfg: CalibrationConfig = CalibrationConfig()) -> Calibration:
+              cfg: CalibrationConfig = CalibrationConfig(), basis: tuple = ()) -> Calibration:
     """Choose a threshold per target FA/h on ``negatives`` and measure misses on ``positives``.
 
     Both map a group name (e.g. ``"speech"``, ``"noise"``; ``"clean"``, ``"noisy 10 dB"``) to
-    scored streams. Negative streams must not contain the keyword.
+    scored streams. Negative streams must not contain the keyword. ``basis``: the negative
+    groups the thresholds are chosen on (default: all); false accepts per hour are still
+    measured on every group.
     """
-    negs = [s for group in negatives.values() for s in group]
+    unknown = sorted(set(basis) - set(negatives))
+    if unknown:
+        raise ValueError(f"calibration basis names groups without streams: {', '.join(unknown)}")
+    negs = [s for group in (basis or negatives) for s in negatives[group]]
     if not negs:
         raise ValueError("calibration needs negative streams")
     hours_by_group = {g: sum(s.duration_s for s in ss) / 3600 for g, ss in negatives.items()}
-    hours = sum(hours_by_group.values())
+    hours = sum(hours_by_group[g] for g in (basis or negatives))
     points = []
     for target in (cfg.target_fa_per_hour, *cfg.extra_targets_fa_per_hour):
         thr, met = lowest_threshold(negs, cfg, target)
         fa_h, fas = fa_per_hour(negs, cfg, thr)
         miss, miss_by_group = _miss_rates(positives, cfg, thr)
-        points.append(OperatingPoint(target, thr, fa_h, fas, miss, miss_by_group, met))
-        log.info("target %g FA/h: threshold %.4f, %d false accepts in %.2f h, miss rate %.3f",
-                 target, thr, fas, hours, miss)
+        by_group = {g: fa_per_hour(ss, cfg, thr)[0] for g, ss in negatives.items() if ss}
+        points.append(OperatingPoint(target, thr, fa_h, fas, miss, miss_by_group, met, by_group))
+        log.info("target %g FA/h: threshold %.4f, %d false accepts in %.2f h%s, miss rate %.3f", target, thr,
+                 fas, hours, f" of {' + '.join(basis)}" if basis else "", miss)
     low = hours < cfg.min_negative_hours
     if low:
-        log.warning("only %.2f h of negative audio (want >= %g h): thresholds are low-confidence",
+        log.warning("only %.2f h of negative audio to calibrate on (want >= %g h): thresholds are low-confidence",
                     hours, cfg.min_negative_hours)
     keywords_by_group = {g: sum(len(s.keyword_spans) for s in ss) for g, ss in positives.items()}
-    return Calibration(cfg, points, hours, hours_by_group, sum(keywords_by_group.values()),
-                       keywords_by_group, low, _curve(negs, positives, cfg))
+    return Calibration(cfg, points, sum(hours_by_group.values()), hours_by_group, sum(keywords_by_group.values()),
+                       keywords_by_group, low, _curve(negs, positives, cfg), tuple(basis))
 
 
 def _curve(negatives: list[ScoredStream], positives: dict[str, list[ScoredStream]],

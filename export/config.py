@@ -34,6 +34,20 @@ class ExportConfig:
     Off by default: they are far denser in those streams than in anyone's day, so they alone
     would set the threshold (and miss most real keywords); ``make bench`` reports them apart,
     as a hard-negative set, and counts false accepts per hour on ordinary speech as here."""
+    real_negative_dirs: tuple = ()
+    """Folders of real audio that never says the keyword and never trained the model (speech,
+    podcasts, TV, music, the household's own sound). With the held-out files of ``[data]
+    speech_dirs`` (the ``calibration_split`` ones) they are the *real* calibration negatives,
+    each file once clean and once over generated noise at ``[streams] snr_db``."""
+    shared_calibration_share: float = 0.0
+    """Development machines: also calibrate on this share of ``../shared/data``'s speakers (their
+    non-keyword speech; the top of :func:`train.realdata.speaker_position`, never a speaker who
+    trained). The model records them and ``make bench`` leaves them out of its real-voice figures."""
+    real_min_hours: float = 1.0
+    """With at least this much real negative audio, the stored thresholds are chosen on it alone
+    (synthetic voices are far from the rooms a Pi hears: a threshold that meets the target on
+    held-out synthetic speech can miss it several times over on real speech, either way); with
+    less, on the held-out synthetic streams. The report says which hours the threshold stands on."""
     calibration_seed: int = 4242
     """Seed of the calibration audio (texts, voices, noise)."""
     parity_tolerance: float = 1e-4
@@ -56,6 +70,13 @@ class ExportConfig:
     """onnxruntime threads for scoring the calibration streams (the machine is shared)."""
 
     def __post_init__(self) -> None:
+        dirs = self.real_negative_dirs
+        dirs = dirs.split(",") if isinstance(dirs, str) else dirs  # `--set export.real_negative_dirs=a,b`
+        object.__setattr__(self, "real_negative_dirs", tuple(str(d).strip() for d in dirs if str(d).strip()))
+        if not 0 <= self.shared_calibration_share <= 1:
+            raise ValueError("shared_calibration_share must be in [0, 1]")
+        if not 0 <= self.real_min_hours < float("inf"):
+            raise ValueError("real_min_hours must be a finite number >= 0")
         extra = self.extra_targets_fa_per_hour
         extra = (extra,) if isinstance(extra, (int, float)) else extra  # `--set export.extra...=0.2`
         object.__setattr__(self, "extra_targets_fa_per_hour", tuple(float(t) for t in extra))

@@ -11,7 +11,11 @@ What is in them (all deterministic for a seed):
   never containing the keyword), joined by :func:`train.streams.negative_streams`; batches
   alternate between clean (group ``speech``) and over noise (``speech + noise``);
 - *negative noise*: ``noise_hours`` of generated backgrounds alone (coloured noise, mains hum,
-  babble of held-out voices; group ``noise``).
+  babble of held-out voices; group ``noise``);
+- *real negatives*, when there are any (:class:`RealNegatives`: folders of real audio that never
+  trained, ``../shared/data`` speakers set aside for calibration): each file once clean (group
+  ``real speech``) and once over the generated noise (``real speech + noise``). Long files are
+  cut into pieces of at most ``negative_stream_s`` and joined like the rendered speech.
 
 The noise is generated (:mod:`train.backgrounds`), never read from ``../shared/data``, which is
 the benchmark's real-voice test set. Audio is produced batch by batch so hours of it never sit
@@ -51,6 +55,26 @@ class HeldoutPlan:
     negative_kinds: tuple[str, ...] = ("confusable", "speech")
     """Kinds of the split's own non-keyword utterances put in the negative streams (the benchmark
     keeps the near-homophone ``confusable`` ones apart, as their own hard-negative set)."""
+    real: "RealNegatives | None" = None
+    """Real negative audio to calibrate on as well (groups ``real speech``, ``real speech + noise``)."""
+
+
+REAL_GROUPS = ("real speech", "real speech + noise")
+"""Calibration groups of real negative audio (see :attr:`HeldoutPlan.real`)."""
+
+
+@dataclass(frozen=True)
+class RealNegatives:
+    """Real audio without the keyword, never trained on: what a threshold is best calibrated on."""
+
+    files: tuple[Path, ...]
+    folders: tuple[str, ...] = ()
+    """Where the files come from (the report names them)."""
+    shared_speakers: tuple[str, ...] = ()
+    """``../shared/data`` speakers among them (``make bench`` leaves them out of its figures)."""
+
+    def describe(self) -> dict:
+        return {"files": len(self.files), "folders": list(self.folders), "shared_speakers": list(self.shared_speakers)}
 
 
 def heldout_source(keyword: str, build: Path, params: AudioParams, plan: HeldoutPlan, streams_cfg) -> Source:
@@ -86,8 +110,39 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
             yield from _negatives(batch, noise if noisy else (), params, streams_cfg,
                                   streams_cfg.snr_db if noisy else None, plan.seed + 10 + k,
                                   "speech + noise" if noisy else "speech", k)
+        if plan.real is not None:
+            for k, batch in enumerate(_real_batches(plan.real.files, params, streams_cfg)):
+                for group, snr in zip(REAL_GROUPS, (None, streams_cfg.snr_db)):
+                    yield from _negatives(batch, noise if snr is not None else (), params, streams_cfg, snr,
+                                          plan.seed + 5000 + k, group, k)
 
     return streams
+
+
+def _real_batches(files, params: AudioParams, cfg, batch_s: float = 600.0) -> Iterator[list[np.ndarray]]:
+    """The files' audio in batches of about ``batch_s``, long files cut into pieces of at most
+    ``negative_stream_s``. An unreadable file is skipped with a warning (and counted)."""
+    from train.audio_io import AudioReadError, read_audio
+
+    piece = max(1, round(cfg.negative_stream_s * params.sample_rate))
+    batch, held, skipped = [], 0, 0
+    for path in files:
+        try:
+            audio = read_audio(path, params)
+        except AudioReadError as exc:
+            log.warning("real calibration audio: skipping %s", exc)
+            skipped += 1
+            continue
+        for start in range(0, len(audio), piece):
+            batch.append(audio[start:start + piece])
+            held += len(batch[-1])
+        if held >= batch_s * params.sample_rate:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+    if skipped:
+        log.warning("real calibration audio: %d of %d files unreadable and left out", skipped, len(files))
 
 
 def noise_recordings(params: AudioParams, utterances: list[np.ndarray], seed: int) -> list[np.ndarray]:

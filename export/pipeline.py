@@ -68,7 +68,9 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     proto = onnx_export.export_graph(det)
     ops = onnx_export.op_types(proto)
     check_operators(ops)
-    source = source or calibration_source(xc, cfg, ckpt.params, keyword, build)
+    real = None
+    if source is None:
+        source, real = calibration_source(xc, cfg, ckpt.params, keyword, build)
     files = {"fp32": out_dir / "candidate.onnx", "int8": out_dir / "candidate.int8.onnx"}
     onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {})), files["fp32"])
     try:
@@ -79,7 +81,7 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
             del files["int8"]
         # Same graphs as the final files (only metadata differs), so these are the files' costs.
         cost = {name: step_cost(path, xc.bench_steps, xc.bench_window_s).to_dict() for name, path in files.items()}
-        meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build)
+        meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build, real)
     finally:
         for path in (out_dir / "candidate.onnx", out_dir / "candidate.int8.onnx"):
             path.unlink(missing_ok=True)
@@ -92,18 +94,54 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     return ExportResult(build / MODEL_FILE, meta, ops, parity, cal, cost, int8, time.monotonic() - t0)
 
 
-def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build: Path) -> Source:
-    """The configured folder, else streams voiced by the dataset's held-out speakers."""
+def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build: Path):
+    """-> (source, real negatives or None): the configured folder, else streams voiced by the
+    dataset's held-out speakers, with the real negative audio that never trained (if any)."""
     if xc.calibration_dir:
-        return folder_source(xc.calibration_dir, params)
+        return folder_source(xc.calibration_dir, params), None
     from export.heldout import HeldoutPlan, heldout_source
     from train import config
     from train.streams import StreamConfig
 
+    real = real_negatives(xc, cfg, keyword, build)
     kinds = ("confusable", "speech") if xc.calibration_confusables else ("speech",)
     plan = HeldoutPlan(xc.calibration_split, xc.speech_hours, xc.noise_hours, xc.calibration_seed,
-                       negative_kinds=kinds)
-    return heldout_source(keyword, build, params, plan, config.section(cfg, "streams", StreamConfig))
+                       negative_kinds=kinds, real=real)
+    return heldout_source(keyword, build, params, plan, config.section(cfg, "streams", StreamConfig)), real
+
+
+def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
+    """The real negative audio to calibrate on (:class:`export.heldout.RealNegatives`), or None:
+    every file of ``[export] real_negative_dirs``, the held-out (``calibration_split``) files of
+    ``[data] speech_dirs``, and ``shared_calibration_share`` of ``../shared/data``'s speakers
+    (never one who trained: the dataset manifest names them)."""
+    from export.heldout import RealNegatives
+    from train import config, evalsets, realdata
+    from train.audio_io import list_audio_files
+    from train.dataconfig import DataConfig
+    from train.voicesplit import stable_split
+
+    files: list[Path] = []
+    for folder in xc.real_negative_dirs:
+        found = list_audio_files(folder) if Path(folder).is_dir() else []
+        if not found:
+            raise CalibrationDataError(f"[export] real_negative_dirs: {folder} holds no WAV or FLAC files")
+        files += found
+    dc = config.section(cfg, "data", DataConfig)
+    for folder in dc.speech_dirs:
+        files += [p for p in list_audio_files(folder)
+                  if stable_split(str(p.resolve()), dc.seed, dc.recording_val_fraction) == xc.calibration_split]
+    shared: list[str] = []
+    if xc.shared_calibration_share > 0:
+        clips, shared = realdata.calibration_negatives(xc.shared_calibration_share, keyword,
+                                                       evalsets.build_trained_speakers(build))
+        files += [c.path for c in clips]
+    if not files:
+        return None
+    folders = tuple(xc.real_negative_dirs) + tuple(f"{d} (held-out files)" for d in dc.speech_dirs)
+    log.info("real calibration negatives: %d files%s", len(files),
+             f" ({len(shared)} ../shared/data speakers)" if shared else "")
+    return RealNegatives(tuple(files), folders + (("../shared/data",) if shared else ()), tuple(shared))
 
 
 def parity_signals(source: Source, xc: ExportConfig, sample_rate: int) -> list[np.ndarray]:
@@ -123,7 +161,7 @@ def _quantize(src: Path, dst: Path) -> list[str]:
 
 
 def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source,
-                         xc: ExportConfig, build: Path) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
+                         xc: ExportConfig, build: Path, real=None) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
     """Score and calibrate every candidate, write model.onnx -> (meta, fp32 calibration, int8 figures).
 
     The int8 figures include ``"proto"``, the int8 graph with its own calibrated metadata,
@@ -133,7 +171,10 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
     t0 = time.monotonic()
     scored = score(source, steppers)
     log.info("scored calibration streams in %.1f s", time.monotonic() - t0)
-    cal = {name: calibrate(s.negatives, s.positives, xc.calibration()) for name, s in scored.items()}
+    basis = calibration_basis(scored["fp32"].negatives, xc)
+    cal = {name: dataclasses.replace(calibrate(s.negatives, s.positives, xc.calibration(), basis),
+                                     real_negatives=real.describe() if real else {})
+           for name, s in scored.items()}
     meta = _meta(ckpt, proto, cal["fp32"].threshold, cal["fp32"].to_meta())
     model_path = onnx_export.write_proto(onnx_export.with_meta(proto, meta), build / MODEL_FILE)
     log.info("wrote %s (threshold %.4f for %g FA/h)", model_path, meta.threshold, xc.target_fa_per_hour)
@@ -153,6 +194,21 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
         "bound": xc.int8_max_miss_increase, "max_abs_prob_diff_vs_fp32": max(diffs, default=0.0),
         "calibration": cal["int8"].to_meta(),
         "proto": onnx_export.with_meta(onnx.load(str(files["int8"])), int8_meta)}
+
+
+def calibration_basis(negatives: dict, xc: ExportConfig) -> tuple:
+    """The real negative groups when they hold at least ``real_min_hours``, else () (all groups)."""
+    from export.heldout import REAL_GROUPS
+
+    real = tuple(g for g in REAL_GROUPS if negatives.get(g))
+    hours = sum(s.duration_s for g in real for s in negatives[g]) / 3600
+    if real and hours >= xc.real_min_hours:
+        log.info("calibrating on %.2f h of real negative audio (%s)", hours, " + ".join(real))
+        return real
+    if real:
+        log.warning("only %.2f h of real negative audio (want >= %g h, [export] real_min_hours): "
+                    "calibrating on the held-out synthetic streams", hours, xc.real_min_hours)
+    return ()
 
 
 def _int8_cost_verdict(cost: dict, xc: ExportConfig) -> dict:

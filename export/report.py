@@ -52,22 +52,39 @@ def to_markdown(d: dict, plotted: bool) -> str:
               + ", ".join(f"{g} {n}" for g, n in cal["keywords_by_group"].items()) + "). "
               f"Decision rule: smoothing {cal['decision']['smoothing_frames']} frame(s), refractory "
               f"{cal['decision']['refractory_s']:g} s; hit tolerance {cal['tolerance_s']:g} s.", ""]
+    basis, basis_h = cal.get("basis") or list(cal["negative_hours_by_group"]), cal.get("basis_hours", cal["negative_hours"])
+    lines += [f"The thresholds stand on **{basis_h:.2f} h** of negative audio: {', '.join(basis)}"
+              + (f" (real audio that never trained: {_real_words(cal['real_negatives'])})" if cal.get("real_negatives")
+                 and set(basis) <= {"real speech", "real speech + noise"} else "") + ".", ""]
     if cal["low_confidence"]:
         lines += [f"**Low confidence:** fewer negative hours than the configured minimum; with "
-                  f"{cal['negative_hours']:.2f} h one false accept is {1 / max(cal['negative_hours'], 1e-9):.2f}/h.", ""]
+                  f"{basis_h:.2f} h one false accept is {1 / max(basis_h, 1e-9):.2f}/h.", ""]
     groups = sorted({g for p in cal["points"] for g in p["miss_rate_by_group"]})
+    neg_groups = list(cal["negative_hours_by_group"])
     lines += ["| target FA/h | threshold | measured FA/h | false accepts | miss rate | "
-              + " | ".join(f"miss {g}" for g in groups) + " | met |",
-              "|---:|---:|---:|---:|---:|" + "---:|" * len(groups) + ":-:|"]
+              + " | ".join(f"miss {g}" for g in groups) + " | "
+              + " | ".join(f"FA/h {g}" for g in neg_groups) + " | met |",
+              "|---:|---:|---:|---:|---:|" + "---:|" * (len(groups) + len(neg_groups)) + ":-:|"]
     for p in cal["points"]:
+        by_group = p.get("fa_per_hour_by_group") or {}
         lines.append(f"| {p['target_fa_per_hour']:g} | {p['threshold']:.4f} | {p['fa_per_hour']:.3f} | "
                      f"{p['false_accepts']} | {_pct(p['miss_rate'])} | "
-                     + " | ".join(_pct(p["miss_rate_by_group"].get(g, float("nan"))) for g in groups)
+                     + " | ".join(_pct(p["miss_rate_by_group"].get(g, float("nan"))) for g in groups) + " | "
+                     + " | ".join(f"{by_group[g]:.2f}" if g in by_group else "n/a" for g in neg_groups)
                      + f" | {'yes' if p['target_met'] else '**no**'} |")
     lines += [""] + (["![DET curve](det.png)", ""] if plotted else [])
     lines += _parity_lines(par, m)
     lines += _cost_lines(d["cost"], d["int8"])
     return "\n".join(lines) + "\n"
+
+
+def _real_words(real: dict) -> str:
+    parts = [f"{real.get('files', 0)} files"]
+    if real.get("folders"):
+        parts.append("from " + ", ".join(f"`{f}`" for f in real["folders"]))
+    if real.get("shared_speakers"):
+        parts.append(f"{len(real['shared_speakers'])} ../shared/data speakers (left out of `make bench`)")
+    return "; ".join(parts)
 
 
 def _training_lines(t: dict) -> list[str]:

@@ -99,11 +99,23 @@ def trained_speakers(clips) -> list[str]:
     return list((summary.get("shared_data") or {}).get("trained_speakers") or [])
 
 
+def build_trained_speakers(build: Path) -> list[str]:
+    """The ../shared/data speakers ``<build>/dataset`` trained on ([] without a readable dataset)."""
+    from train.dataset import DatasetError, open_split
+
+    try:
+        return trained_speakers(open_split(Path(build) / "dataset", "val"))
+    except (DatasetError, OSError, ValueError, KeyError):
+        return []
+
+
 def build(val_clips, params: AudioParams, cfg: StreamConfig, real_data: str,
-          cache_dir: Path | None, keyword: str | None = None) -> list[EvalSet]:
-    """Every evaluation set, the selecting one (``synthetic``) first."""
+          cache_dir: Path | None, keyword: str | None = None, also_exclude=()) -> list[EvalSet]:
+    """Every evaluation set, the selecting one (``synthetic``) first. ``also_exclude``: more
+    ../shared/data speakers to leave out (besides those the dataset trained on)."""
     sets = [from_clipset(val_clips, "synthetic")]
-    files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""), trained_speakers(val_clips))
+    files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""),
+                        [*trained_speakers(val_clips), *also_exclude])
     if files is not None:
         for name, streams in real_streams(files, params, cfg, cache_dir).items():
             sets.append(from_streams(streams, params, name, cache_dir))

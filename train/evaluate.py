@@ -1,11 +1,16 @@
 """Score a checkpoint on the evaluation sets training validates on, and print the table.
 
     python -m train.evaluate --keyword computer --build build/computer [--checkpoint PATH] [--split val]
-                             [--config F]... [--set k=v]...
+                             [--real-calibration-share S] [--config F]... [--set k=v]...
 
 The same sets and figures as a validation during training (``train/evalsets.py``,
 ``train/validate.py``): the dataset's ``val`` (or ``test``) split and, when ``../shared/data``
 is present, the real recordings clean and at ``[streams] snr_db``.
+
+``--real-calibration-share S`` measures what export's ``[export] shared_calibration_share = S``
+buys: those ../shared/data speakers' non-keyword speech (clean and at ``snr_db``) becomes a
+``real_calibration`` set, left out of the real sets, and every real set is also shown at the
+threshold that gives 0.5 false accepts/h on it -- beside the threshold the synthetic voices give.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from train import checkpoint, config, evalsets
 from train.model import Head, ModelConfig
 from train.report import metrics_table
 from train.streams import StreamConfig
-from train.validate import validate
+from train.validate import transfer, validate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build", required=True)
     p.add_argument("--checkpoint", help="default: <build>/train/best.pt")
     p.add_argument("--split", default="val", choices=("val", "test"))
+    p.add_argument("--real-calibration-share", type=float, default=0.0, metavar="S")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--config", action="append", default=[])
     p.add_argument("--set", action="append", default=[], dest="overrides")
@@ -44,18 +50,53 @@ def main(argv: list[str] | None = None) -> int:
         params = AudioParams.from_dict(state["audio_params"])
         model = Head(ModelConfig(**state["model_config"]))
         model.load_state_dict(state["model"])
-        sets = evalsets.build(open_split(build / "dataset", args.split), params,
-                              config.section(cfg, "streams", StreamConfig),
-                              cfg.get("train", {}).get("real_data", "auto"), build / "streams", args.keyword)
+        if not 0 <= args.real_calibration_share <= 1:
+            raise ValueError("--real-calibration-share must be in [0, 1]")
+        streams_cfg = config.section(cfg, "streams", StreamConfig)
+        real_data = cfg.get("train", {}).get("real_data", "auto")
+        val = open_split(build / "dataset", args.split)
+        calibration = _real_calibration(args, val, params, streams_cfg, real_data, build)
+        sets = evalsets.build(val, params, streams_cfg, real_data, build / "streams", args.keyword,
+                              also_exclude=calibration[1] if calibration else ())
     except (config.ConfigError, checkpoint.CheckpointError, ValueError, OSError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     sets[0].name = "synthetic" if args.split == "val" else "synthetic_test"
+    if calibration:
+        sets.append(calibration[0])
     results = validate(model, sets, params, torch.device("cpu"), reference=sets[0].name)
     print(f"checkpoint step {state['step']}:")
     print("\n".join(metrics_table({name: r.summary() for name, r in results.items()})))
+    if calibration:
+        print(f"\nat the threshold for 0.5 FA/h on {calibration[0].name} ({len(calibration[1])} speakers, "
+              f"{calibration[0].hours(params):.2f} h) vs on {sets[0].name}:")
+        on_real = transfer(results, calibration[0].name, 0.5)
+        for name, figures in on_real.items():
+            if name.startswith("real"):
+                syn = results[name].transfer
+                print(f"  {name:12s} real-calibrated thr {figures['threshold']:.4f}: miss {figures['miss']:.3f} "
+                      f"FA/h {figures['fa_per_hour']:.2f} | synthetic-calibrated thr {syn['threshold']:.4f}: "
+                      f"miss {syn['miss']:.3f} FA/h {syn['fa_per_hour']:.2f}")
     return 0
+
+
+def _real_calibration(args, val, params, streams_cfg, real_data: str, build: Path):
+    """(negatives-only EvalSet of the calibration speakers, those speakers), or None."""
+    from train import realdata
+    from train.validate import from_streams
+
+    if args.real_calibration_share <= 0 or real_data == "off":
+        return None
+    root = realdata.locate() if real_data == "auto" else Path(real_data)
+    clips, speakers = realdata.calibration_negatives(args.real_calibration_share, args.keyword,
+                                                     evalsets.trained_speakers(val), root)
+    if not clips:
+        raise ValueError("no ../shared/data negatives to calibrate on")
+    files = evalsets.RealFiles([], sorted(c.path for c in clips), sorted(c.path for c in realdata.noise_clips(root)))
+    streams = [s for group in evalsets.real_streams(files, params, streams_cfg, build / "streams").values()
+               for s in group]
+    return from_streams(streams, params, "real_calibration", build / "streams"), speakers
 
 
 if __name__ == "__main__":

@@ -102,18 +102,38 @@ def mentions(keyword: str) -> set[str]:
                 if row["keyword"].lower() == want}
 
 
-def speaker_trains(speaker: str, share: float) -> bool:
-    """Whether ``speaker``'s negatives train under ``[data] shared_negatives_share = share``: a
-    stable hash of the name, so the same speakers train (and are held out) in every run."""
+def speaker_position(speaker: str) -> float:
+    """A stable place for ``speaker`` in [0, 1) (a hash of the name): training takes the
+    speakers below ``[data] shared_negatives_share``, export's real-negative calibration those
+    at or above ``1 - [export] shared_calibration_share``, so the two never meet when the shares
+    add up to at most 1; the rest are the held-out speakers every real-voice figure stands on."""
     import hashlib
 
     h = int.from_bytes(hashlib.sha256(f"shared-speaker:{speaker}".encode()).digest()[:8], "big")
-    return h / 2 ** 64 < share
+    return h / 2 ** 64
+
+
+def speaker_trains(speaker: str, share: float) -> bool:
+    """Whether ``speaker``'s negatives train under ``[data] shared_negatives_share = share``."""
+    return speaker_position(speaker) < share
 
 
 def training_negatives(share: float, root: Path | None = None) -> tuple[list[RealClip], list[str]]:
     """The negative clips of the speakers that train at ``share``, and those speakers (sorted)."""
     clips = [c for c in negative_clips(root) if speaker_trains(c.speaker, share)]
+    return clips, sorted({c.speaker for c in clips})
+
+
+def calibration_negatives(share: float, keyword: str, exclude_speakers=(),
+                          root: Path | None = None) -> tuple[list[RealClip], list[str]]:
+    """The negative clips (never saying ``keyword``) of the speakers export calibrates on at
+    ``[export] shared_calibration_share = share`` -- the top ``share`` of :func:`speaker_position`,
+    minus ``exclude_speakers`` (those who trained) -- and those speakers (sorted)."""
+    if share <= 0:
+        return [], []
+    left_out = set(exclude_speakers)
+    clips = [c for c in negative_clips(root, keyword)
+             if speaker_position(c.speaker) >= 1.0 - share and c.speaker not in left_out]
     return clips, sorted({c.speaker for c in clips})
 
 

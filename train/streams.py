@@ -263,7 +263,9 @@ def cached(cache_dir: str | Path | None, name: str, key: str,
             log.warning("ignoring unreadable stream cache %s (%s); rebuilding", path, exc)
     streams = build()
     save_streams(path, streams)
-    return streams
+    # What every later run loads (16-bit audio), so this run's figures and the embedding cache
+    # keyed by the audio are the same as theirs (the float32 original used to key its own copy).
+    return load_streams(path)
 
 
 def save_streams(path: str | Path, streams: list[Stream]) -> None:

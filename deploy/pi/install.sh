@@ -2,8 +2,12 @@
 # Install the release this script belongs to, on the Pi, as root. `make deploy` uploads the
 # release and runs this; it is safe to run again by hand.
 #
-#   sudo sh <release>/pi/install.sh           install (or find nothing to do), start, report
+#   sudo sh <release>/pi/install.sh [--service listen|wyoming|both]   install (or find nothing to do), start, report
 #   sh <release>/pi/install.sh --plan         print the steps without doing anything (DRY_RUN=1)
+#
+# --service: which units run -- listen (default): wakeword.service, the daemon on the microphone;
+# wyoming: wakeword-wyoming.service, the Wyoming service for Home Assistant (the microphone is left
+# to wyoming-satellite); both. Both unit files are always installed; the others are disabled.
 #
 # Steps: verify the upload; install missing Debian packages; create the service user and the
 # gpio group; make (or reuse) the venv; copy the release to /opt/wakeword/releases/<id>; install
@@ -16,10 +20,11 @@
 set -eu
 
 ROOT=/opt/wakeword
-UNIT=/etc/systemd/system/wakeword.service
+UNIT_DIR=/etc/systemd/system
+UNITS="wakeword.service wakeword-wyoming.service"
 CONF_DIR=/etc/wakeword
 CONF=$CONF_DIR/config.toml
-SERVICE=wakeword
+SERVICES=wakeword
 SERVICE_USER=wakeword
 STATE_DIR=/var/lib/wakeword
 GPIO_RULE=/etc/udev/rules.d/60-wakeword-gpio.rules
@@ -77,10 +82,10 @@ install.sh on the Pi, as root (release $id):
      pip install $(tr '\n' ' ' < "$src/requirements.txt")
   5. copy the release to $ROOT/releases/$id; link /usr/local/bin/wakeword
   6. install $CONF from the release only if there is none (an edited config is never overwritten)
-  7. install $UNIT (daemon-reload if it changed)
-  8. if nothing changed and $SERVICE is active: stop here ("unchanged")
-  9. point $ROOT/current at releases/$id, systemctl enable + restart $SERVICE,
-     wait until active (Type=notify: READY once audio flows) and still active ${SETTLE_S}s later
+  7. install $UNIT_DIR/wakeword.service and $UNIT_DIR/wakeword-wyoming.service (daemon-reload if changed)
+  8. if nothing changed and $SERVICES is active: stop here ("unchanged")
+  9. point $ROOT/current at releases/$id, systemctl enable + restart $SERVICES (disable the other
+     unit), wait until active (Type=notify: READY once audio flows) and still active ${SETTLE_S}s later
  10. if it did not come up: point $ROOT/current back at the previous release, restart it, exit 3
  11. keep the newest $KEEP_RELEASES releases, remove unused venvs; print systemctl status
 EOF
@@ -193,13 +198,32 @@ ensure_config() {
   fi
 }
 
-install_unit() {  # install_unit RELEASE_DIR: make the installed unit that release's unit
-  if ! cmp -s "$1/wakeword.service" "$UNIT"; then
-    install -m 0644 "$1/wakeword.service" "$UNIT"
-    systemctl daemon-reload
-    return 0
-  fi
-  return 1
+install_unit() {  # install_unit RELEASE_DIR: make the installed units that release's units
+  changed=no
+  for u in $UNITS; do
+    [ -f "$1/$u" ] || continue  # an older release without the Wyoming unit
+    if ! cmp -s "$1/$u" "$UNIT_DIR/$u"; then
+      install -m 0644 "$1/$u" "$UNIT_DIR/$u"
+      changed=yes
+    fi
+  done
+  [ "$changed" = yes ] || return 1
+  systemctl daemon-reload
+}
+
+others() {  # the units this deploy does not run
+  for u in wakeword wakeword-wyoming; do
+    case " $SERVICES " in *" $u "*) ;; *) echo "$u" ;; esac
+  done
+}
+
+all_active() {
+  for u in $SERVICES; do
+    systemctl -q is-active "$u" && systemctl -q is-enabled "$u" || return 1
+  done
+  for u in $(others); do
+    if systemctl -q is-enabled "$u" 2>/dev/null; then return 1; fi
+  done
 }
 
 switch_to() {  # switch_to RELEASE_ID: atomically repoint current
@@ -209,21 +233,27 @@ switch_to() {  # switch_to RELEASE_ID: atomically repoint current
 
 current_id() { basename "$(readlink "$ROOT/current" 2>/dev/null || echo none)"; }
 
-came_up() {  # restart and check the service stays active; prints why not
+came_up() {  # restart and check the services stay active; prints why not
   start_ts=$(date +%s)
-  if ! systemctl restart "$SERVICE"; then
-    say "$SERVICE did not start:"
-    journalctl -u "$SERVICE" --since "@$start_ts" --no-pager -n 25 -o cat 2>/dev/null | sed 's/^/    /'
-    return 1
-  fi
-  restarts=$(systemctl show -p NRestarts --value "$SERVICE")
+  for u in $SERVICES; do
+    if ! systemctl restart "$u"; then
+      say "$u did not start:"
+      journalctl -u "$u" --since "@$start_ts" --no-pager -n 25 -o cat 2>/dev/null | sed 's/^/    /'
+      return 1
+    fi
+  done
+  restarts=""
+  for u in $SERVICES; do restarts="$restarts $(systemctl show -p NRestarts --value "$u")"; done
   sleep "$SETTLE_S"
-  if [ "$(systemctl is-active "$SERVICE")" != active ] \
-      || [ "$(systemctl show -p NRestarts --value "$SERVICE")" != "$restarts" ]; then
-    say "$SERVICE came up but did not stay up:"
-    journalctl -u "$SERVICE" --since "@$start_ts" --no-pager -n 25 -o cat 2>/dev/null | sed 's/^/    /'
-    return 1
-  fi
+  now=""
+  for u in $SERVICES; do now="$now $(systemctl show -p NRestarts --value "$u")"; done
+  for u in $SERVICES; do
+    if [ "$(systemctl is-active "$u")" != active ] || [ "$now" != "$restarts" ]; then
+      say "$u came up but did not stay up:"
+      journalctl -u "$u" --since "@$start_ts" --no-pager -n 25 -o cat 2>/dev/null | sed 's/^/    /'
+      return 1
+    fi
+  done
 }
 
 prune() {
@@ -246,7 +276,8 @@ prune() {
 
 show_status() {
   echo
-  SYSTEMD_COLORS=0 systemctl status "$SERVICE" --no-pager --lines=5 2>&1 || true
+  # shellcheck disable=SC2086  # unit names
+  SYSTEMD_COLORS=0 systemctl status $SERVICES --no-pager --lines=5 2>&1 || true
   echo
 }
 
@@ -262,11 +293,10 @@ main() {
   ensure_venv
   ensure_release
   ensure_config
-  install_unit "$ROOT/releases/$id" && change "installed $UNIT"
+  install_unit "$ROOT/releases/$id" && change "installed the units in $UNIT_DIR"
   before=$(current_id)
-  if [ "$before" = "$id" ] && [ -z "$changes" ] && systemctl -q is-active "$SERVICE" \
-      && systemctl -q is-enabled "$SERVICE"; then
-    say "nothing changed: release $id is current and $SERVICE is active"
+  if [ "$before" = "$id" ] && [ -z "$changes" ] && all_active; then
+    say "nothing changed: release $id is current and $SERVICES active"
     show_status
     result "unchanged $id"
     exit 0
@@ -275,8 +305,14 @@ main() {
     ln -sfn "releases/$before" "$ROOT/.previous.tmp" && mv -T "$ROOT/.previous.tmp" "$ROOT/previous"
   fi
   switch_to "$id"
-  systemctl enable -q "$SERVICE"
-  say "starting $SERVICE (release $id) and waiting until it is active"
+  for u in $(others); do
+    if systemctl -q is-enabled "$u" 2>/dev/null || systemctl -q is-active "$u"; then
+      systemctl disable -q --now "$u" && say "  stopped and disabled $u (not asked for: --service)"
+    fi
+  done
+  # shellcheck disable=SC2086  # unit names
+  systemctl enable -q $SERVICES
+  say "starting $SERVICES (release $id) and waiting until active"
   if came_up; then
     prune
     show_status
@@ -303,8 +339,22 @@ main() {
   exit 1
 }
 
-case "${1:-}" in
-  --plan) plan ;;
-  "") main ;;
-  *) echo "usage: $0 [--plan]" >&2; exit 2 ;;
-esac
+usage() { echo "usage: $0 [--service listen|wyoming|both] [--plan]" >&2; exit 2; }
+action=main
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --plan) action=plan ;;
+    --service)
+      [ $# -ge 2 ] || usage
+      case "$2" in
+        listen) SERVICES=wakeword ;;
+        wyoming) SERVICES=wakeword-wyoming ;;
+        both) SERVICES="wakeword wakeword-wyoming" ;;
+        *) usage ;;
+      esac
+      shift ;;
+    *) usage ;;
+  esac
+  shift
+done
+$action

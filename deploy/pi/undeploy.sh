@@ -1,7 +1,7 @@
 #!/bin/sh
 # Remove wakeword from the Pi, as root (`make undeploy HOST=pi` runs it with sudo).
 #
-#   sudo sh undeploy.sh            stop and disable the service, remove the unit, /opt/wakeword
+#   sudo sh undeploy.sh            stop and disable the services, remove the units, /opt/wakeword
 #                                  and /usr/local/bin/wakeword; KEEP /etc/wakeword (your config),
 #                                  /var/lib/wakeword (saved detections) and the wakeword user
 #   sudo sh undeploy.sh --purge    also remove those three (and the udev rule deploy added)
@@ -10,7 +10,6 @@
 # Last line: "RESULT undeployed ..." or "RESULT FAILED: ...".
 set -eu
 ROOT=/opt/wakeword
-UNIT=/etc/systemd/system/wakeword.service
 purge=no
 case "${1:-}" in
   --purge) purge=yes ;;
@@ -19,13 +18,15 @@ case "${1:-}" in
 esac
 [ "$(id -u)" = 0 ] || { echo "undeploy.sh must run as root" >&2; exit 2; }
 
-if [ -e "$UNIT" ]; then
-  systemctl disable --now -q wakeword.service 2>/dev/null || systemctl stop wakeword.service || true
-  rm -f "$UNIT"
-  systemctl daemon-reload
-  systemctl reset-failed wakeword.service 2>/dev/null || true
-  echo "  stopped and removed wakeword.service"
-fi
+for unit in wakeword.service wakeword-wyoming.service; do
+  if [ -e "/etc/systemd/system/$unit" ]; then
+    systemctl disable --now -q "$unit" 2>/dev/null || systemctl stop "$unit" || true
+    rm -f "/etc/systemd/system/$unit"
+    systemctl daemon-reload
+    systemctl reset-failed "$unit" 2>/dev/null || true
+    echo "  stopped and removed $unit"
+  fi
+done
 if [ "$(readlink /usr/local/bin/wakeword 2>/dev/null || true)" = "$ROOT/current/bin/wakeword" ]; then
   rm -f /usr/local/bin/wakeword
 fi

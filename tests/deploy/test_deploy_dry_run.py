@@ -69,3 +69,18 @@ def test_undeploy_dry_run(model):
     assert proc.returncode == 0, proc.output
     assert "ssh pi1: sudo sh /opt/wakeword/current/pi/undeploy.sh --purge" in proc.stdout
     assert "ssh pi2:" in proc.stdout
+
+
+def test_service_chooses_the_units_and_anything_else_is_refused(model, tmp_path):
+    run = lambda *extra: make("deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", *extra,
+                              env={"WW_LOG_DIR": str(tmp_path / "logs")})
+    proc = run("SERVICE=wyoming")
+    assert proc.returncode == 0, proc.output
+    assert "systemctl enable + restart wakeword-wyoming" in proc.stdout
+    proc = run("SERVICE=both")
+    assert proc.returncode == 0 and "restart wakeword wakeword-wyoming" in proc.stdout, proc.output
+    marker = tmp_path / "ran"
+    for bad in ("wyoming;touch " + str(marker), "all", "--plan"):
+        proc = run(f"SERVICE={bad}")
+        assert proc.returncode == 2 and "SERVICE must be listen, wyoming or both" in proc.stderr, proc.output
+    assert not marker.exists()

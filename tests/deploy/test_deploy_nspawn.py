@@ -50,8 +50,11 @@ class Machine:
         self.container = container
         self.ssh = container.ssh
         self.model = tone_model
+        from deploy.testbed.ssh import free_port
+
         self.config = workdir / "pi-config.toml"
-        self.config.write_text(PI_CONFIG)
+        self.wyoming_port = free_port()  # the container shares this machine's network
+        self.config.write_text(PI_CONFIG + f'[wyoming]\nuri = "tcp://127.0.0.1:{self.wyoming_port}"\n')
         self.logs = workdir / "logs"
 
     def make(self, target: str, *assignments: str, host: str | None = None):
@@ -120,7 +123,7 @@ def test_deploy_brings_the_service_up(first_deploy, running):
     assert m.sh(f"ps -o user= -p {pid}").strip() == "wakeword"
     gids = set(m.root(f"grep ^Groups: /proc/{pid}/status").split()[1:])
     assert {m.sh("getent group audio").split(":")[2], m.sh("getent group gpio").split(":")[2]} <= gids
-    assert m.root("cat /etc/wakeword/config.toml") == PI_CONFIG
+    assert m.root("cat /etc/wakeword/config.toml") == m.config.read_text()
     assert m.root("cat /run/wakeword/led.log").split()[1:3] == ["17", "0"]  # the fake LED, off
     assert m.sh("readlink /usr/local/bin/wakeword").strip() == "/opt/wakeword/current/bin/wakeword"
 
@@ -156,7 +159,7 @@ def test_an_edited_config_is_never_overwritten(running):
     assert proc.returncode == 0, proc.output
     assert "kept /etc/wakeword/config.toml" in proc.stdout
     assert m.root("tail -n 1 /etc/wakeword/config.toml").strip() == "# my own edit"
-    assert m.root("cat /etc/wakeword/config.toml.new") == PI_CONFIG
+    assert m.root("cat /etc/wakeword/config.toml.new") == m.config.read_text()
     assert m.prop("InvocationID") == invocation  # not restarted for it
 
 
@@ -199,6 +202,51 @@ def test_status_logs_and_a_fleet_with_an_unreachable_host(running):
     lines = result_lines(proc.stdout)
     assert lines["pibox"] == f"unchanged {m.current()}"
     assert lines["nohost"].startswith("FAILED: cannot ssh to nohost")
+
+
+def test_wyoming_service_answers_home_assistant_and_listen_comes_back(machine, first_deploy):
+    """`make deploy SERVICE=wyoming`: wakeword-wyoming runs (wakeword is disabled, the microphone is
+    the satellite's), and the `wyoming` library's client gets the model and a detection over TCP."""
+    import asyncio
+
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncClient
+    from wyoming.info import Describe, Info
+
+    m = machine
+    proc = m.make("deploy", "SERVICE=wyoming")
+    try:
+        assert proc.returncode == 0, proc.output
+        assert "stopped and disabled wakeword" in proc.stdout or not m.active()
+        assert m.sh("systemctl is-active wakeword-wyoming", check=False).strip() == "active"
+        assert m.sh("systemctl is-enabled wakeword", check=False).strip() != "enabled"
+        status = m.sh("SYSTEMD_COLORS=0 systemctl status wakeword-wyoming --no-pager")
+        assert f"serving tone on tcp://127.0.0.1:{m.wyoming_port}" in status
+
+        async def talk():
+            client = AsyncClient.from_uri(f"tcp://127.0.0.1:{m.wyoming_port}")
+            await client.connect()
+            await client.write_event(Describe().event())
+            info = Info.from_event(await asyncio.wait_for(client.read_event(), timeout=60))
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            pcm = (tone_clip(4.0, [1.0], seed=9) * 32767).astype("<i2")
+            for start in range(0, len(pcm), 1600):
+                await client.write_event(AudioChunk(rate=16000, width=2, channels=1,
+                                                    audio=pcm[start:start + 1600].tobytes()).event())
+            await client.write_event(AudioStop().event())
+            answer = await asyncio.wait_for(client.read_event(), timeout=60)
+            await client.disconnect()
+            return info, answer
+
+        info, answer = asyncio.run(talk())
+        assert [w.name for w in info.wake[0].models] == ["tone"]
+        assert answer.type == "detection" and answer.data["name"] == "tone"
+        assert m.make("status").returncode == 0
+    finally:
+        back = m.make("deploy")  # SERVICE=listen: the daemon again, the Wyoming unit disabled
+    assert back.returncode == 0, back.output
+    assert "stopped and disabled wakeword-wyoming" in back.stdout
+    m.root("systemctl stop wakeword", check=False)
 
 
 def test_undeploy_keeps_config_and_detections(machine):

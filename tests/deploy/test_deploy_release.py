@@ -33,6 +33,7 @@ def test_release_has_the_right_files(model, tmp_path):
     assert rel.parent == tmp_path / "out"
     assert (rel / "model.onnx").read_bytes() == model.read_bytes()
     assert (rel / "wakeword.service").read_text() == UNIT.read_text()
+    assert (rel / "wakeword-wyoming.service").read_text() == (UNIT.parent / "wakeword-wyoming.service").read_text()
     for script in ("bin/wakeword", "pi/install.sh", "pi/undeploy.sh"):
         assert (rel / script).stat().st_mode & 0o111, script
     shipped = {p.relative_to(rel / "lib/device").as_posix() for p in (rel / "lib/device").rglob("*.py")}
@@ -43,7 +44,7 @@ def test_release_has_the_right_files(model, tmp_path):
     config = tomllib.loads((rel / "config.toml").read_text())
     assert config["model"] == "/opt/wakeword/current/model.onnx"
     reqs = (rel / "requirements.txt").read_text().lower()
-    assert "onnxruntime" in reqs and "numpy" in reqs
+    assert "onnxruntime" in reqs and "numpy" in reqs and "wyoming" in reqs
     assert "pyaudio" not in reqs  # Debian's python3-pyaudio: no compiler needed on the Pi
     assert "torch" not in reqs
 

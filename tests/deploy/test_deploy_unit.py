@@ -14,10 +14,13 @@ from deploy_helpers import UNIT, which_or_fail
 EXEC = "/opt/wakeword/current/bin/wakeword"
 
 
-def unit_settings() -> dict[str, list[str]]:
+WYOMING_UNIT = UNIT.parent / "wakeword-wyoming.service"
+
+
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     """Key -> values (a key may repeat) of the [Service]/[Unit]/[Install] lines."""
     out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith(("#", ";", "[")):
             key, _, value = line.partition("=")
@@ -33,6 +36,7 @@ def stage(tmp_path) -> Path:
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(UNIT, root / "etc/systemd/system/wakeword.service")
+    shutil.copy(WYOMING_UNIT, root / "etc/systemd/system/wakeword-wyoming.service")
     exe = root / EXEC.lstrip("/")
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
@@ -40,13 +44,14 @@ def stage(tmp_path) -> Path:
     return root
 
 
-def verify(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "wakeword.service"],
+def verify(root: Path, unit: str = "wakeword.service") -> subprocess.CompletedProcess:
+    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", unit],
                           capture_output=True, text=True)
 
 
-def test_systemd_accepts_the_unit(stage):
-    proc = verify(stage)
+@pytest.mark.parametrize("unit", ["wakeword.service", "wakeword-wyoming.service"])
+def test_systemd_accepts_the_unit(stage, unit):
+    proc = verify(stage, unit)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -83,3 +88,16 @@ def test_hardening_score_stays_low(tmp_path):
     # 1.7 when written (0 = locked down, 10 = none); what is left is network access (the hook
     # may need it), device access (/dev/snd, /dev/gpiochip*) and /proc for ALSA.
     assert float(m.group(1)) <= 2.0, proc.stdout
+
+
+def test_the_wyoming_unit_serves_without_devices(tmp_path):
+    s = unit_settings(WYOMING_UNIT)
+    assert s["Type"] == ["notify"] and float(s["WatchdogSec"][0]) > 0 and s["Restart"] == ["on-failure"]
+    assert s["ExecStart"] == [f"{EXEC} wyoming --config /etc/wakeword/config.toml"]
+    assert s["User"] == ["wakeword"] and "SupplementaryGroups" not in s and s["PrivateDevices"] == ["yes"]
+    which_or_fail("systemd-analyze")
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(WYOMING_UNIT)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    m = re.search(r"Overall exposure level for wakeword-wyoming\.service: ([0-9.]+)", proc.stdout)
+    assert m, proc.stdout[-2000:] + proc.stderr
+    assert float(m.group(1)) <= 2.0, proc.stdout  # a network service by design; nothing else

@@ -88,3 +88,22 @@ def test_smoothing_changes_the_threshold():
     smooth, _ = lowest_threshold(negs["speech"], CalibrationConfig(smoothing_frames=4), 0.5)
     assert 0.9 < plain <= 0.905
     assert smooth < 0.25
+
+
+def test_basis_chooses_the_threshold_and_every_group_is_still_measured():
+    # Synthetic speech fires at 0.9, real speech at 0.6: calibrated on the real groups alone,
+    # the threshold sits above 0.6 and lets the synthetic bump through -- and says so.
+    negs = {"speech": negatives_with_peaks([0.9])["speech"],
+            "real speech": negatives_with_peaks([0.6])["speech"]}
+    pos = {"clean": [stream(30, [(10, 0.8)], spans=[(9.5, 10.0)])]}
+    cfg = CalibrationConfig(target_fa_per_hour=0.4, extra_targets_fa_per_hour=(), min_negative_hours=0.5)
+    everything, real = calibrate(negs, pos, cfg), calibrate(negs, pos, cfg, basis=("real speech",))
+    assert everything.threshold > 0.9 and everything.points[0].miss_rate == 1.0
+    assert 0.6 < real.threshold <= 0.605 and real.points[0].miss_rate == 0.0
+    assert real.points[0].fa_per_hour_by_group == pytest.approx({"speech": 1.0, "real speech": 0.0})
+    assert real.basis_hours == pytest.approx(1.0) and real.negative_hours == pytest.approx(2.0)
+    meta = real.to_meta()
+    assert meta["basis"] == ["real speech"] and meta["basis_hours"] == pytest.approx(1.0)
+    assert everything.to_meta()["basis"] == ["speech", "real speech"]
+    with pytest.raises(ValueError, match="without streams"):
+        calibrate(negs, pos, cfg, basis=("real speech + noise",))

@@ -76,3 +76,30 @@ def test_heldout_streams_are_deterministic(sources_build, params):
 def test_missing_sources_is_one_clear_error(tmp_path, params):
     with pytest.raises(CalibrationDataError, match="run `make data`"):
         heldout_source("computer", tmp_path, params, PLAN, CFG)
+
+
+def test_real_negatives_come_out_clean_and_over_noise(sources_build, params, tmp_path):
+    """Real negative files (one long, one short, one corrupt) -> both real groups, no spans,
+    the long file cut to the stream length, the corrupt one skipped."""
+    from dataclasses import replace
+
+    from export.heldout import REAL_GROUPS, RealNegatives
+    from train.audio_io import write_wav
+
+    rng = np.random.default_rng(3)
+    write_wav(tmp_path / "long.wav", (0.1 * rng.standard_normal(params.sample_rate * 70)).astype(np.float32),
+              params.sample_rate)
+    write_wav(tmp_path / "short.wav", (0.1 * rng.standard_normal(params.sample_rate * 2)).astype(np.float32),
+              params.sample_rate)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    real = RealNegatives(tuple(sorted(tmp_path.glob("*.wav"))), (str(tmp_path),))
+    plan = replace(PLAN, speech_hours=0.0, noise_hours=0.0, real=real)
+    streams = [s for s in heldout_source("computer", sources_build, params, plan, CFG)() if s.group in REAL_GROUPS]
+    for group in REAL_GROUPS:
+        mine = [s for s in streams if s.group == group]
+        total_s = sum(len(s.audio) for s in mine) / params.sample_rate
+        assert 72.0 <= total_s <= 72.0 + 4 * CFG.gap_max_s and not any(s.keyword_spans for s in mine)
+        assert all(len(s.audio) <= (CFG.negative_stream_s + 10) * params.sample_rate for s in mine)
+    clean = [s for s in streams if s.group == REAL_GROUPS[0]]
+    noisy = [s for s in streams if s.group == REAL_GROUPS[1]]
+    assert not np.array_equal(clean[0].audio, noisy[0].audio)  # the noise is really there
