@@ -1,7 +1,7 @@
 """Score a checkpoint on the evaluation sets training validates on, and print the table.
 
     python -m train.evaluate --keyword computer --build build/computer [--checkpoint PATH] [--split val]
-                             [--real-calibration-share S] [--config F]... [--set k=v]...
+                             [--real-calibration-share S] [--threshold T] [--config F]... [--set k=v]...
 
 The same sets and figures as a validation during training (``train/evalsets.py``,
 ``train/validate.py``): the dataset's ``val`` (or ``test``) split and, when ``../shared/data``
@@ -11,6 +11,8 @@ is present, the real recordings clean and at ``[streams] snr_db``.
 buys: those ../shared/data speakers' non-keyword speech (clean and at ``snr_db``) becomes a
 ``real_calibration`` set, left out of the real sets, and every real set is also shown at the
 threshold that gives 0.5 false accepts/h on it -- beside the threshold the synthetic voices give.
+``--threshold T`` also shows every set at a threshold of your own (e.g. the one ``make export``
+stored in ``model.onnx``: its report names it).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", help="default: <build>/train/best.pt")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--real-calibration-share", type=float, default=0.0, metavar="S")
+    p.add_argument("--threshold", type=float, metavar="T", help="also show every set at this threshold")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--config", action="append", default=[])
     p.add_argument("--set", action="append", default=[], dest="overrides")
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         params = AudioParams.from_dict(state["audio_params"])
         model = Head(ModelConfig(**state["model_config"]))
         model.load_state_dict(state["model"])
+        if args.threshold is not None and not 0 < args.threshold < 1:
+            raise ValueError("--threshold must be in (0, 1)")
         if not 0 <= args.real_calibration_share <= 1:
             raise ValueError("--real-calibration-share must be in [0, 1]")
         streams_cfg = config.section(cfg, "streams", StreamConfig)
@@ -78,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:12s} real-calibrated thr {figures['threshold']:.4f}: miss {figures['miss']:.3f} "
                       f"FA/h {figures['fa_per_hour']:.2f} | synthetic-calibrated thr {syn['threshold']:.4f}: "
                       f"miss {syn['miss']:.3f} FA/h {syn['fa_per_hour']:.2f}")
+    if args.threshold is not None:
+        from device.decision import DecisionConfig
+        from train.metrics import evaluate
+
+        print(f"\nat threshold {args.threshold:.4f}:")
+        for name, r in results.items():
+            o = evaluate(r.streams, DecisionConfig(args.threshold))
+            print(f"  {name:16s} miss {o.miss_rate:.3f} FA/h {o.fa_per_hour:.2f} "
+                  f"({o.false_accepts} in {o.negative_hours:.2f} h)")
     return 0
 
 
