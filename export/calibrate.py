@@ -81,6 +81,9 @@ class Calibration:
     """The negative groups the thresholds were chosen on (all of them when empty)."""
     real_negatives: dict = field(default_factory=dict)
     """Where the real negative audio came from (``export.heldout.RealNegatives.describe``), if any."""
+    other_bases: dict = field(default_factory=dict)
+    """For the report: the default target's threshold had it been chosen on other groups,
+    e.g. ``{"synthetic": {"basis": [...], "threshold": t, "miss_rate": m}}``."""
 
     @property
     def basis_hours(self) -> float:
@@ -118,7 +121,8 @@ class Calibration:
         }
 
     def to_dict(self) -> dict:
-        return {**self.to_meta(), "points": [asdict(p) for p in self.points], "curve": self.curve}
+        return {**self.to_meta(), "points": [asdict(p) for p in self.points], "curve": self.curve,
+                "other_bases": self.other_bases}
 
 
 def _rule(cfg: CalibrationConfig, threshold: float) -> DecisionConfig:

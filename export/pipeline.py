@@ -175,6 +175,14 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
     cal = {name: dataclasses.replace(calibrate(s.negatives, s.positives, xc.calibration(), basis),
                                      real_negatives=real.describe() if real else {})
            for name, s in scored.items()}
+    if basis:  # what the held-out synthetic streams alone would have chosen (the report compares)
+        s = scored["fp32"]
+        synthetic = tuple(g for g in s.negatives if g not in basis)
+        alt = calibrate(s.negatives, s.positives, dataclasses.replace(xc.calibration(), extra_targets_fa_per_hour=()),
+                        synthetic).points[0]
+        cal["fp32"] = dataclasses.replace(cal["fp32"], other_bases={"synthetic": {
+            "basis": list(synthetic), "threshold": alt.threshold, "miss_rate": alt.miss_rate,
+            "fa_per_hour_by_group": alt.fa_per_hour_by_group}})
     meta = _meta(ckpt, proto, cal["fp32"].threshold, cal["fp32"].to_meta())
     model_path = onnx_export.write_proto(onnx_export.with_meta(proto, meta), build / MODEL_FILE)
     log.info("wrote %s (threshold %.4f for %g FA/h)", model_path, meta.threshold, xc.target_fa_per_hour)

@@ -56,6 +56,10 @@ def to_markdown(d: dict, plotted: bool) -> str:
     lines += [f"The thresholds stand on **{basis_h:.2f} h** of negative audio: {', '.join(basis)}"
               + (f" (real audio that never trained: {_real_words(cal['real_negatives'])})" if cal.get("real_negatives")
                  and set(basis) <= {"real speech", "real speech + noise"} else "") + ".", ""]
+    for name, alt in (d["calibration"].get("other_bases") or {}).items():
+        by_group = ", ".join(f"{g} {v:.2f}" for g, v in alt["fa_per_hour_by_group"].items())
+        lines += [f"Chosen on the {name} streams alone ({', '.join(alt['basis'])}), the {cal['target_fa_per_hour']:g} FA/h "
+                  f"threshold would be {alt['threshold']:.4f} (miss rate {_pct(alt['miss_rate'])}; FA/h there: {by_group}).", ""]
     if cal["low_confidence"]:
         lines += [f"**Low confidence:** fewer negative hours than the configured minimum; with "
                   f"{basis_h:.2f} h one false accept is {1 / max(basis_h, 1e-9):.2f}/h.", ""]

@@ -103,3 +103,48 @@ def test_real_negatives_come_out_clean_and_over_noise(sources_build, params, tmp
     clean = [s for s in streams if s.group == REAL_GROUPS[0]]
     noisy = [s for s in streams if s.group == REAL_GROUPS[1]]
     assert not np.array_equal(clean[0].audio, noisy[0].audio)  # the noise is really there
+
+
+def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, tmp_path):
+    """The whole export with a folder of real negative audio: the stored threshold is chosen on
+    the real groups, the synthetic choice is reported beside it, and the model records it."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from export.config import ExportConfig
+    from export.pipeline import run
+    from export.report import write_report
+    from tests.export.test_metadata import load_like_the_device
+    from tests.toymodels import write_tone_checkpoint
+    from train.audio_io import write_wav
+
+    build = tmp_path / "build" / "computer"
+    shutil.copytree(sources_build / "sources", build / "sources")
+    write_tone_checkpoint(build / "train" / "best.pt", keyword="computer")
+    real = tmp_path / "living-room"
+    real.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write_wav(real / f"{i}.wav", (0.05 * rng.standard_normal(params.sample_rate * 40)).astype(np.float32),
+                  params.sample_rate)
+    xc = ExportConfig(real_negative_dirs=(str(real),), real_min_hours=0.01, speech_hours=0.01, noise_hours=0.02,
+                      int8=False, bench_steps=3, parity_streams=1, parity_max_s=2.0)
+    cfg = {"streams": {"keywords_per_stream": 2, "negative_stream_s": 30.0}}
+    result = run("computer", build, cfg, xc)
+    meta = load_like_the_device(build / "model.onnx")
+    assert meta.calibration["basis"] == ["real speech", "real speech + noise"]
+    assert meta.calibration["basis_hours"] == pytest.approx(2 * 120 / 3600, rel=0.05)
+    assert meta.calibration["real_negatives"] == {"files": 3, "folders": [str(real)], "shared_speakers": []}
+    assert meta.threshold == result.calibration.threshold
+    report = write_report(result, build / "export", "make export")
+    text = report.read_text()
+    assert "stand on **0.07 h** of negative audio: real speech, real speech + noise" in text
+    assert "Chosen on the synthetic streams alone" in text
+    data = json.loads((build / "export" / "report.json").read_text())
+    synthetic = [g for g in meta.calibration["negative_hours_by_group"] if not g.startswith("real")]
+    assert "noise" in synthetic and data["calibration"]["other_bases"]["synthetic"]["basis"] == synthetic
+    # Without enough real hours every group chooses (as before there was real audio).
+    run("computer", build, cfg, replace(xc, real_min_hours=5.0))
+    assert load_like_the_device(build / "model.onnx").calibration["basis"] == synthetic + [
+        "real speech", "real speech + noise"]
