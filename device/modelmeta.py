@@ -19,6 +19,10 @@ Metadata (ONNX ``metadata_props``, all values strings): see the ``KEY_*`` consta
 ``{"target_fa_per_hour": 0.5, "thresholds": {"0.5": t, "0.1": t}, "miss_rate": {"0.5": m, ...},
 "decision": {"smoothing_frames": 1, "refractory_s": 2.0}, "negative_hours": h}``: the device
 should apply ``decision`` with the threshold, since the threshold was calibrated under it.
+Since December 2026 also ``basis`` (the negative groups the thresholds were chosen on: the real
+ones when there was enough real audio), ``basis_hours``, ``fa_per_hour_by_group`` and, with real
+audio, ``real_negatives`` (files, folders, ``../shared/data`` speakers); readers ignore what they
+do not know.
 ``wakeword.stream`` repeats the chunk rules derived from the audio parameters (for people and
 tools reading the file); :func:`check_graph` checks a graph's inputs against the metadata.
 """
