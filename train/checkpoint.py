@@ -10,6 +10,11 @@ Layout (the contract with export, see docs/TEAM.md)::
 plus training bookkeeping of our own (``history`` for the plots, ``planned_steps``,
 ``elapsed_s``). Files are written atomically (temp file + fsync + rename), so a crash or
 Ctrl-C leaves the previous checkpoint or the new one, never half of one.
+
+Reading is safe and checked: every member's CRC-32 in the zip container is verified first
+(``torch.load`` does not, and a damaged ``last.pt`` used to train on garbage), and the file
+is unpickled with ``weights_only=True`` -- tensors and plain values, plus numpy arrays (the
+RNG state) -- so a checkpoint cannot run code. Non-finite weights are refused too.
 """
 from __future__ import annotations
 
@@ -51,23 +56,50 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def _safe_numpy() -> list:
+    """The numpy globals an RNG state needs (an array of its dtype), for ``weights_only`` loading."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint; raises :class:`CheckpointError` for a missing, corrupt or foreign file."""
+    """Read a checkpoint; raises :class:`CheckpointError` for a missing, damaged, unsafe or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; train first with `make train`")
+    fresh = "delete it to start fresh (or keep training from best.pt: copy it over last.pt)"
     try:
-        # Our checkpoints hold only tensors and plain Python/numpy values; weights_only=False
-        # because the RNG states include numpy arrays. Only load files you trust.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); "
-                              "delete it to start fresh") from None
+                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}") from None
+    if bad is not None:
+        raise CheckpointError(f"{path} is damaged (checksum mismatch in {bad.rsplit('/', 1)[-1]}); {fresh}")
+    try:
+        with torch.serialization.safe_globals(_safe_numpy()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} holds more than weights and plain values (refused: loading it could run "
+                              f"code; {str(exc).splitlines()[0][:120]}); {fresh}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} has checkpoint format {found!r}, this code reads {FORMAT}; "
                               "delete it to start fresh")
+    model = state.get("model")
+    if isinstance(model, dict):
+        broken = [k for k, v in model.items() if torch.is_tensor(v) and v.is_floating_point()
+                  and not bool(torch.isfinite(v).all())]
+        if broken:
+            raise CheckpointError(f"{path} holds non-finite weights ({', '.join(broken[:3])}); {fresh}")
     return state
 
 

@@ -287,8 +287,12 @@ class Trainer:
         loss = frame_loss(self.ddp(x), y, m, self.tc.pos_weight, self.tc.focal_gamma)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.tc.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        # The gradients are averaged across replicas by now, so every replica sees the same norm
+        # and stops together: a non-finite step is never taken (nothing non-finite is saved).
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip or float("inf"))
+        if not bool(torch.isfinite(norm)):
+            raise NonFiniteLoss(f"training diverged at step {self.step + 1}: the loss or its gradients are "
+                                f"not finite (loss {float(loss.detach()):g})")
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -323,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except (config.ConfigError, checkpoint.CheckpointError, DataError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as exc:
+        print(f"train: {exc}; {Path(args.build) / 'train' / 'last.pt'} keeps the last good step (if any) -- "
+              "check the data and lower [train] lr, or resume to retry", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # before the loop (nothing to save yet), or a second Ctrl-C inside it
         print(f"train: stopped; {Path(args.build) / 'train' / 'last.pt'} holds the last saved step "
               "(if any) -- run `make train` again to resume", file=sys.stderr)
@@ -333,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
 
 class DataError(RuntimeError):
     """The dataset is missing or does not fit this configuration; one plain line."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """A step whose loss or gradients are NaN/inf: training stops, the last good checkpoint stays."""
 
 
 def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: "StopFlag | None" = None) -> int:

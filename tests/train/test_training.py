@@ -164,6 +164,64 @@ def test_corrupt_checkpoint_is_one_clear_line(tmp_path):
     assert "\n" not in str(err.value) and "delete it" in str(err.value)
 
 
+def test_damaged_unsafe_or_non_finite_checkpoints_are_refused(tmp_path):
+    cfg = _cfg("train.max_steps=4", "train.val_every_steps=4")
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    good = tmp_path / "train" / "last.pt"
+    checkpoint.load(good)  # loads weights-only, RNG state and all
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 1024] = np.random.default_rng(0).bytes(1024)  # what a bad disk sector does
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match="damaged"):
+        checkpoint.load(damaged)
+
+    marker = tmp_path / "ran"
+    state = checkpoint.load(good)
+    state["metrics"] = Payload(str(marker))  # a pickle that would run `touch` when loaded
+    torch.save(state, tmp_path / "evil.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="could run code"):
+        checkpoint.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+    state = checkpoint.load(good)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="non-finite weights"):
+        checkpoint.load(tmp_path / "nan.pt")
+
+
+class Payload:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.path}",)
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    build = tmp_path / "b"
+    args = ["--keyword", "tone", "--build", str(build)] + [a for s in TINY for a in ("--set", s)]
+    step, loss = training.Trainer.train_step, training.frame_loss
+    diverged = []
+
+    def train_step(self, clips, augment):  # from step 5 on, the loss is NaN (as with a bad clip)
+        diverged[:] = [self.step >= 4]
+        return step(self, clips, augment)
+
+    monkeypatch.setattr(training.Trainer, "train_step", train_step)
+    monkeypatch.setattr(training, "frame_loss", lambda *a: loss(*a) * (float("nan") if diverged[0] else 1.0))
+    code = training.main(args + ["--set", "train.max_steps=8", "--set", "train.val_every_steps=4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err and "training diverged at step 5" in err[-1] and "last good step" in err[-1], err
+    kept = checkpoint.load(build / "train" / "last.pt")  # finite (load checks), from the step-4 validation
+    assert kept["step"] == 4
+
+
 def test_schedule_covers_each_epoch_once_and_splits_replicas():
     sched = Schedule(n_clips=40, batch_size=4, world=2, seed=5)
     assert sched.steps_per_epoch == 5
