@@ -16,9 +16,12 @@ HOST ?=
 DRY_RUN ?=
 PY := .venv/bin/python
 BUILD := build/$(KEYWORD)
-# Options every pipeline stage understands: keyword, config layers, overrides, quick mode.
-STAGE_OPTS = --keyword "$(KEYWORD)" --build "$(BUILD)" $(if $(QUICK),--quick) \
-             $(foreach f,$(CONFIG),--config $(f)) $(foreach s,$(SET),--set $(s))
+MODEL ?= $(BUILD)/model.onnx
+# User values travel to the recipes through the environment, never pasted into a shell line
+# (a KEYWORD, MODEL or SET with quotes or `;` in it stays one argument): scripts/stage.sh builds
+# the options every pipeline stage understands (keyword, build, config layers, overrides, quick).
+export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL PEERS KIND TAKES DEVICE
+STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-test data train export test bench finetune loop deploy status logs undeploy e2e-pi \
@@ -36,60 +39,55 @@ setup-test:
 	@scripts/setup.sh test
 
 data: setup  ## synthesise the labelled training clips -> build/<keyword>/dataset
-	$(PY) -m train.dataset $(STAGE_OPTS)
+	@NPROC=1 $(STAGE) train.dataset
 
 train: data  ## train the model -> build/<keyword>/train (resumes if interrupted)
-ifeq ($(NPROC),1)
-	$(PY) -m train.train $(STAGE_OPTS)
-else
-	.venv/bin/torchrun --standalone --nproc-per-node=$(NPROC) -m train.train $(STAGE_OPTS)
-endif
+	@$(STAGE) train.train
 
 export: setup  ## export the best checkpoint -> build/<keyword>/model.onnx (+ report)
-	$(PY) -m export $(STAGE_OPTS)
+	@NPROC=1 $(STAGE) export
 
 test: setup-test  ## run the test suite (everything that can run without a Pi)
 	$(PY) -m pytest -q tests
 
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md
-	$(PY) -m bench $(STAGE_OPTS) $(if $(PEERS),--peers)
+	@NPROC=1 $(STAGE) bench $${PEERS:+--peers}
 
 finetune: setup  ## fine-tune the model on recordings/<keyword> (takes, labelled detections) -> build/<keyword>-ft
-	$(PY) -m train.finetune $(STAGE_OPTS)
+	@NPROC=1 $(STAGE) train.finetune
 
 loop: setup  ## one turn of the field loop on ../shared/data, measured -> build/<keyword>-loop/loop-report.md
-	$(PY) -m bench.fieldloop $(STAGE_OPTS)
+	@NPROC=1 $(STAGE) bench.fieldloop
 
 # deploy/deploy.sh reads these from the environment (see its header); HOST=, MODEL=, PI_CONFIG=,
 # SSH_CONFIG=, SSH_OPTS=, PURGE=1, LOG_LINES=, FOLLOW=1, SERVICE=listen|wyoming|both given on the
 # command line reach it as well.
-# (HOST goes through the environment, not the recipe line, where a shell would run "pi;reboot".)
-DEPLOY_ENV = KEYWORD="$(KEYWORD)" MODEL="$(or $(MODEL),$(BUILD)/model.onnx)" DRY_RUN="$(DRY_RUN)"
+# (Everything goes through the environment, not the recipe line, where a shell would run "pi;reboot".)
 
 deploy:  ## install the model and daemon on HOST="pi1 pi2" and start wakeword.service (SERVICE=wyoming|both: Home Assistant)
-	@$(DEPLOY_ENV) deploy/deploy.sh deploy
+	@deploy/deploy.sh deploy
 
 status:  ## systemctl status wakeword on HOST
-	@$(DEPLOY_ENV) deploy/deploy.sh status
+	@deploy/deploy.sh status
 
 logs:  ## recent journal of wakeword on HOST
-	@$(DEPLOY_ENV) deploy/deploy.sh logs
+	@deploy/deploy.sh logs
 
 undeploy:  ## stop, disable and remove wakeword from HOST
-	@$(DEPLOY_ENV) deploy/deploy.sh undeploy
+	@deploy/deploy.sh undeploy
 
 e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh
 
 record: setup  ## record your own takes of the keyword (KIND=negative for other phrases; TAKES=N, DEVICE=name)
-	$(PY) -m device.cli record --keyword "$(KEYWORD)" --out "recordings/$(KEYWORD)" \
-	  $(if $(KIND),--kind $(KIND)) $(if $(TAKES),--takes $(TAKES)) $(if $(DEVICE),--device "$(DEVICE)")
+	$(PY) -m device.cli record --keyword "$$KEYWORD" --out "recordings/$$KEYWORD" \
+	  $${KIND:+--kind "$$KIND"} $${TAKES:+--takes "$$TAKES"} $${DEVICE:+--device "$$DEVICE"}
 
 label: setup  ## review and label recordings and saved detections in a local web page
-	$(PY) -m train.label "recordings/$(KEYWORD)"
+	$(PY) -m train.label "recordings/$$KEYWORD"
 
 collect:  ## fetch saved detections from HOST for review
-	@$(DEPLOY_ENV) deploy/collect.sh
+	@deploy/collect.sh
 
 clean:  ## remove build/ (keeps .venv and recordings)
 	rm -rf build

@@ -83,11 +83,14 @@ status_one() {  # the enabled units (wakeword, wakeword-wyoming), or wakeword wh
 }
 
 logs_one() {
-  local follow=""
+  local follow="" lines=${LOG_LINES:-100}
+  case "$lines" in  # it becomes a word of the remote command line
+    ''|*[!0-9]*) echo "RESULT FAILED: LOG_LINES must be a whole number (got '$lines')"; return 2 ;;
+  esac
   [ -n "${FOLLOW:-}" ] && follow=-f
   # A system service's journal needs root (or the adm group, whose members sudo need not).
   ww_ssh "$1" "if [ \"\$(id -u)\" != 0 ] && sudo -n true 2>/dev/null; then sudo=sudo; else sudo=; fi
-    \$sudo journalctl -u wakeword -u wakeword-wyoming -n ${LOG_LINES:-100} --no-pager $follow -q"
+    \$sudo journalctl -u wakeword -u wakeword-wyoming -n $lines --no-pager $follow -q"
 }
 
 undeploy_one() {

@@ -84,3 +84,30 @@ def test_service_chooses_the_units_and_anything_else_is_refused(model, tmp_path)
         proc = run(f"SERVICE={bad}")
         assert proc.returncode == 2 and "SERVICE must be listen, wyoming or both" in proc.stderr, proc.output
     assert not marker.exists()
+
+
+def test_make_variables_are_arguments_never_shell(tmp_path):
+    """Quotes, `;` and `$(...)` in KEYWORD / SET / CONFIG / MODEL reach the programs as text."""
+    import json
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    marker = tmp_path / "ran"
+    evil = f'x"; touch {marker}; echo "'
+    env = {**os.environ, "KEYWORD": evil, "SET": f"train.lr=1 a;touch {marker} $(touch {marker})",
+           "CONFIG": "c.toml;touch`id`", "QUICK": "1", "NPROC": "1"}
+    env.pop("BUILD", None)
+    out = subprocess.run(["scripts/stage.sh", "tests.argv_echo", "--extra"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [
+        "--keyword", evil, "--build", f"build/{evil}", "--quick", "--config", "c.toml;touch`id`",
+        "--set", "train.lr=1", "--set", f"a;touch", "--set", str(marker), "--set", "$(touch",
+        "--set", f"{marker})", "--extra"]
+    bad = subprocess.run(["scripts/stage.sh", "tests.argv_echo"], cwd=repo, env={**env, "NPROC": "2;id"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "NPROC must be a whole number" in bad.stderr
+    proc = make("deploy", "HOST=pi", "DRY_RUN=1", f"MODEL={evil}", f"KEYWORD={evil}")
+    assert proc.returncode != 0 and f"model {evil} not found" in proc.stderr, proc.output
+    assert not marker.exists()
