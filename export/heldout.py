@@ -14,7 +14,8 @@ What is in them (all deterministic for a seed):
   babble of held-out voices; group ``noise``);
 - *real negatives*, when there are any (:class:`RealNegatives`: folders of real audio that never
   trained, ``../shared/data`` speakers set aside for calibration): each file once clean (group
-  ``real speech``) and once over the generated noise (``real speech + noise``). Long files are
+  ``real speech``) and once over real background recordings when there are some (else generated
+  noise whose babble is made of the real audio itself; group ``real speech + noise``). Long files are
   cut into pieces of at most ``negative_stream_s`` and joined like the rendered speech.
 
 The noise is generated (:mod:`train.backgrounds`), never read from ``../shared/data``, which is
@@ -72,9 +73,13 @@ class RealNegatives:
     """Where the files come from (the report names them)."""
     shared_speakers: tuple[str, ...] = ()
     """``../shared/data`` speakers among them (``make bench`` leaves them out of its figures)."""
+    noise_files: tuple[Path, ...] = ()
+    """Real background recordings for the noisy copy (``[data] background_dirs``; on development
+    machines ``../shared/data``'s noise); without them, generated noise and babble of the real audio."""
 
     def describe(self) -> dict:
-        return {"files": len(self.files), "folders": list(self.folders), "shared_speakers": list(self.shared_speakers)}
+        return {"files": len(self.files), "folders": list(self.folders), "shared_speakers": list(self.shared_speakers),
+                "noise_files": len(self.noise_files)}
 
 
 def heldout_source(keyword: str, build: Path, params: AudioParams, plan: HeldoutPlan, streams_cfg) -> Source:
@@ -111,12 +116,31 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
                                   streams_cfg.snr_db if noisy else None, plan.seed + 10 + k,
                                   "speech + noise" if noisy else "speech", k)
         if plan.real is not None:
+            real_noise = _real_noise(plan.real.noise_files, params)
             for k, batch in enumerate(_real_batches(plan.real.files, params, streams_cfg)):
+                if not real_noise:  # no recordings: generated noise with babble of the real voices
+                    real_noise = noise_recordings(params, batch, plan.seed + 5000)
                 for group, snr in zip(REAL_GROUPS, (None, streams_cfg.snr_db)):
-                    yield from _negatives(batch, noise if snr is not None else (), params, streams_cfg, snr,
+                    yield from _negatives(batch, real_noise if snr is not None else (), params, streams_cfg, snr,
                                           plan.seed + 5000 + k, group, k)
 
     return streams
+
+
+def _real_noise(files, params: AudioParams) -> list[np.ndarray]:
+    """The readable, non-silent background recordings among ``files`` (unreadable ones skipped)."""
+    from train.audio_io import AudioReadError, read_audio
+
+    out = []
+    for path in files:
+        try:
+            audio = read_audio(path, params)
+        except AudioReadError as exc:
+            log.warning("real calibration noise: skipping %s", exc)
+            continue
+        if np.any(audio):
+            out.append(audio)
+    return out
 
 
 def _real_batches(files, params: AudioParams, cfg, batch_s: float = 600.0) -> Iterator[list[np.ndarray]]:

@@ -114,12 +114,14 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
     """The real negative audio to calibrate on (:class:`export.heldout.RealNegatives`), or None:
     every file of ``[export] real_negative_dirs``, the held-out (``calibration_split``) files of
     ``[data] speech_dirs``, and ``shared_calibration_share`` of ``../shared/data``'s speakers
-    (never one who trained: the dataset manifest names them)."""
+    (never one who trained: the dataset manifest names them). Their noisy copy is mixed over the
+    real backgrounds of ``[data] background_dirs`` (and ../shared/data's noise with the shared
+    speakers): generated noise let real rooms' false accepts through (docs/experiments.md)."""
     from export.heldout import RealNegatives
     from train import config, evalsets, realdata
     from train.audio_io import list_audio_files
     from train.dataconfig import DataConfig
-    from train.voicesplit import stable_split
+    from train.sources import recording_split
 
     files: list[Path] = []
     for folder in xc.real_negative_dirs:
@@ -129,8 +131,7 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
         files += found
     dc = config.section(cfg, "data", DataConfig)
     for folder in dc.speech_dirs:
-        files += [p for p in list_audio_files(folder)
-                  if stable_split(str(p.resolve()), dc.seed, dc.recording_val_fraction) == xc.calibration_split]
+        files += [p for p in list_audio_files(folder) if recording_split(p, dc) == xc.calibration_split]
     shared: list[str] = []
     if xc.shared_calibration_share > 0:
         clips, shared = realdata.calibration_negatives(xc.shared_calibration_share, keyword,
@@ -138,10 +139,13 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
         files += [c.path for c in clips]
     if not files:
         return None
+    noise = [p for d in dc.background_dirs for p in list_audio_files(d)]
+    if shared:  # this machine's stand-in for a user's room: the recorded noise of ../shared/data
+        noise += [c.path for c in realdata.noise_clips()]
     folders = tuple(xc.real_negative_dirs) + tuple(f"{d} (held-out files)" for d in dc.speech_dirs)
     log.info("real calibration negatives: %d files%s", len(files),
              f" ({len(shared)} ../shared/data speakers)" if shared else "")
-    return RealNegatives(tuple(files), folders + (("../shared/data",) if shared else ()), tuple(shared))
+    return RealNegatives(tuple(files), folders + (("../shared/data",) if shared else ()), tuple(shared), tuple(noise))
 
 
 def parity_signals(source: Source, xc: ExportConfig, sample_rate: int) -> list[np.ndarray]:

@@ -277,13 +277,19 @@ def _length_or_skip(plan: RecordingPlan, path: Path) -> float | None:
         return None
 
 
+def recording_split(path: Path, cfg) -> str:
+    """The split a user's audio file belongs to (by a hash of its path): every piece of it in one
+    split, so its ``val`` files never trained (export calibrates on them; see ``export.pipeline``)."""
+    return stable_split(str(Path(path).resolve()), cfg.seed, cfg.recording_val_fraction)
+
+
 def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, split=None) -> None:
     context = cfg.recording_context_s if kind == "keyword" else 0.0
     length_s = _length_or_skip(plan, path)
     if length_s is None:
         return
     stat = path.stat()
-    split = split or stable_split(str(path.resolve()), cfg.seed, cfg.recording_val_fraction)
+    split = split or recording_split(path, cfg)
     key = _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate,
                *([context] if context else []))
     plan.jobs.append(Job(kind, split, f"recording:{origin}", speaker, "recording", path.stem,

@@ -135,7 +135,8 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
     meta = load_like_the_device(build / "model.onnx")
     assert meta.calibration["basis"] == ["real speech", "real speech + noise"]
     assert meta.calibration["basis_hours"] == pytest.approx(2 * 120 / 3600, rel=0.05)
-    assert meta.calibration["real_negatives"] == {"files": 3, "folders": [str(real)], "shared_speakers": []}
+    assert meta.calibration["real_negatives"] == {"files": 3, "folders": [str(real)], "shared_speakers": [],
+                                                  "noise_files": 0}
     assert meta.threshold == result.calibration.threshold
     report = write_report(result, build / "export", "make export")
     text = report.read_text()

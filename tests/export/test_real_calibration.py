@@ -27,7 +27,8 @@ def _wavs(folder, n: int, seconds: float = 0.2) -> list:
 def test_held_out_speech_dir_files_and_every_real_negative_dir_file(tmp_path):
     speech = _wavs(tmp_path / "podcasts", 60)
     mine = _wavs(tmp_path / "kitchen", 3)
-    cfg = {"data": {"speech_dirs": [str(tmp_path / "podcasts")]}}
+    room = _wavs(tmp_path / "room-noise", 2)
+    cfg = {"data": {"speech_dirs": [str(tmp_path / "podcasts")], "background_dirs": [str(tmp_path / "room-noise")]}}
     real = real_negatives(ExportConfig(real_negative_dirs=(str(tmp_path / "kitchen"),)), cfg, "computer",
                           tmp_path / "build")
     dc = DataConfig(speech_dirs=(str(tmp_path / "podcasts"),))
@@ -36,7 +37,7 @@ def test_held_out_speech_dir_files_and_every_real_negative_dir_file(tmp_path):
     assert held_out and trained  # 60 files split both ways
     assert set(real.files) == set(mine) | set(held_out) and not set(real.files) & set(trained)
     assert real.folders[0] == str(tmp_path / "kitchen") and "held-out" in real.folders[1]
-    assert real.describe()["files"] == len(mine) + len(held_out)
+    assert real.describe()["files"] == len(mine) + len(held_out) and list(real.noise_files) == room
 
 
 def test_no_real_audio_is_none_and_an_empty_folder_is_one_clear_error(tmp_path):
@@ -65,6 +66,7 @@ def test_shared_calibration_speakers_never_trained_and_bench_leaves_them_out(tmp
 
     real = real_negatives(ExportConfig(shared_calibration_share=0.5), {}, "computer", tmp_path / "build")
     assert set(real.shared_speakers) == {f"s{i}" for i in range(40) if realdata.speaker_position(f"s{i}") >= 0.5}
+    assert [p.name for p in real.noise_files] == ["000.wav"]  # the shared noise, for the noisy copy
 
     class Meta:
         calibration = {"real_negatives": real.describe()}
