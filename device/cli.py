@@ -32,8 +32,19 @@ class _Fatal(Exception):
         self.status = status
 
 
+def package_version() -> str:
+    """The installed package's version, else the release's (a Pi runs the code from lib/, not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wakeword")
+    except PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wakeword", description="Custom wake word detector for the Raspberry Pi.")
+    p.add_argument("--version", action="version", version=f"wakeword {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ls = sub.add_parser("listen", help="listen for the keyword (the daemon)")

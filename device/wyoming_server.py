@@ -36,6 +36,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.wake import Detect, Detection, NotDetected
 
 from device.api import Detector
+from device.cli import package_version
 
 log = logging.getLogger("wakeword.wyoming")
 
@@ -65,18 +66,9 @@ class Service:
                             version=d.engine.meta.model_version, languages=["en"], phrase=d.keyword)
                   for name, d in self.detectors.items()]
         program = WakeProgram(name="wakeword", attribution=ATTRIBUTION, installed=True,
-                              description="custom wake words trained from synthetic voices", version=_version(),
+                              description="custom wake words trained from synthetic voices", version=package_version(),
                               models=models)
         return Info(wake=[program])
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("wakeword")
-    except PackageNotFoundError:
-        return "0"
 
 
 async def read_event(reader: asyncio.StreamReader) -> Event | None:

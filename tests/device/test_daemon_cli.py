@@ -127,3 +127,11 @@ def test_a_wav_can_stand_in_for_the_microphone_at_real_time(tone_model, tmp_path
     assert time.monotonic() - t0 >= 2.5  # paced, not as fast as possible
     dets = json_lines(r.stdout)
     assert len(dets) == 1 and 0.9 <= dets[0]["time_s"] <= 1.3
+
+
+def test_version_is_one_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "device.cli", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("wakeword ") and len(out.stdout.splitlines()) == 1
