@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -106,8 +107,8 @@ class DaemonConfig:
     wyoming: WyomingConfig = field(default_factory=WyomingConfig)
 
     def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not 1 <= self.threads <= 64:
+            raise ValueError(f"threads must be 1..64, got {self.threads}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
 
@@ -141,6 +142,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -185,7 +188,9 @@ def load(path: str | Path | None) -> DaemonConfig:
     if path is None:
         return DaemonConfig()
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
@@ -202,6 +207,9 @@ def override(cfg: DaemonConfig, section: str | None, source: str = "command line
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
         return cfg
+    bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ConfigError(f"{source}: {bad[0]} must be a finite number, got {values[bad[0]]!r}")
     try:
         if section is None:
             return dataclasses.replace(cfg, **values)

@@ -33,8 +33,8 @@ class DecisionConfig:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.smoothing_frames < 1:
             raise ValueError(f"smoothing_frames must be >= 1, got {self.smoothing_frames}")
-        if self.refractory_s < 0:
-            raise ValueError(f"refractory_s must be >= 0, got {self.refractory_s}")
+        if not 0 <= self.refractory_s < float("inf"):  # also refuses nan, which would never fire
+            raise ValueError(f"refractory_s must be a finite number >= 0, got {self.refractory_s}")
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,9 @@ class CaptureConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.retry_max_s < self.retry_min_s:
             raise ValueError("retry_max_s must be >= retry_min_s")
+        if self.infer_every_s >= self.stale_after_s:
+            raise ValueError(f"infer_every_s ({self.infer_every_s:g} s) must be shorter than stale_after_s "
+                             f"({self.stale_after_s:g} s): every step's audio would be dropped as stale")
 
 
 @dataclass

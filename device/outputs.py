@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -121,49 +122,85 @@ class Indicator:
         self.pin.close()
 
 
+HOOK_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+"""systemd's hand-over to the service itself: a hook must not be able to report READY or feed the watchdog."""
+HOOK_STDERR_KEEP = 2000
+"""Bytes of a hook's stderr kept for the journal; the rest is read and discarded (never unbounded)."""
+
+
+class _Hook:
+    """One running hook: its process (a session and process-group leader) and a bounded stderr."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.started, self.stderr = proc, time.monotonic(), bytearray()
+        self._reader = threading.Thread(target=self._drain, name="hook-stderr", daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        try:
+            for chunk in iter(lambda: self.proc.stderr.read(4096), b""):
+                room = HOOK_STDERR_KEEP - len(self.stderr)
+                if room > 0:
+                    self.stderr += chunk[:room]
+        except (OSError, ValueError):
+            pass
+
+    def kill(self) -> None:
+        """The hook and everything it started (its process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.proc.kill()
+        self.proc.wait()
+
+    def first_line(self) -> str:
+        self._reader.join(timeout=1.0)
+        text = bytes(self.stderr).decode("utf-8", "replace").strip()
+        return text.splitlines()[0][:200] if text else ""
+
+
 class HookRunner:
     def __init__(self, cfg: HookConfig):
         self.argv = shlex.split(cfg.command)
         self.timeout_s = cfg.timeout_s
-        self._running: list[tuple[subprocess.Popen, float]] = []
+        self._running: list[_Hook] = []
 
     def run(self, det: Detection, keyword: str) -> None:
         if not self.argv:
             return
         self.poll()
-        env = dict(os.environ, WAKEWORD_KEYWORD=keyword, WAKEWORD_SCORE=f"{det.score:.4f}",
-                   WAKEWORD_TIME_S=f"{det.time_s:.3f}")
+        env = {k: v for k, v in os.environ.items() if k not in HOOK_ENV_DROP}
+        env.update(WAKEWORD_KEYWORD=keyword, WAKEWORD_SCORE=f"{det.score:.4f}", WAKEWORD_TIME_S=f"{det.time_s:.3f}")
         try:
-            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             log.warning("hook %s could not start: %s", self.argv[0], exc.strerror or exc)
             return
-        self._running.append((proc, time.monotonic()))
+        self._running.append(_Hook(proc))
 
     def poll(self) -> None:
-        """Reap finished hooks (logging failures) and kill overdue ones."""
+        """Reap finished hooks (logging failures) and kill overdue ones, with what they started."""
         still = []
-        for proc, started in self._running:
-            rc = proc.poll()
-            if rc is None and time.monotonic() - started > self.timeout_s:
-                proc.kill()
-                rc = proc.wait()
-                log.warning("hook %s killed after %.0f s", self.argv[0], self.timeout_s)
+        for hook in self._running:
+            rc = hook.proc.poll()
+            if rc is None and time.monotonic() - hook.started > self.timeout_s:
+                hook.kill()
+                log.warning("hook %s killed after %.0f s (with its child processes)", self.argv[0], self.timeout_s)
             elif rc is None:
-                still.append((proc, started))
+                still.append(hook)
             elif rc != 0:
-                log.warning("hook %s exited with status %d", self.argv[0], rc)
+                said = hook.first_line()
+                log.warning("hook %s exited with status %d%s", self.argv[0], rc, f": {said}" if said else "")
         self._running = still
 
     def close(self, wait_s: float = 2.0) -> None:
         deadline = time.monotonic() + wait_s
-        for proc, _ in self._running:
+        for hook in self._running:
             try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
+                hook.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                hook.kill()
         self._running = []
 
 

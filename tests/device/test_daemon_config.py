@@ -61,7 +61,13 @@ max_mb = 50
     ("[gpio]\nmode = 'blink'\n", "mode must be one of pulse, toggle, pattern"),
     ("[gpio]\nactive_high = 'yes'\n", "active_high must be true or false"),
     ("[save]\nmax_mb = -1\n", "max_mb must be positive"),
-    ("threads = 0\n", "threads must be >= 1"),
+    ("threads = 0\n", "threads must be 1..64"),
+    ("threads = 200\n", "threads must be 1..64"),
+    ("[capture]\nqueue_s = nan\n", "[capture] queue_s must be a finite number"),
+    ("[capture]\ninfer_every_s = inf\n", "[capture] infer_every_s must be a finite number"),
+    ("[gpio]\non_s = inf\n", "[gpio] on_s must be a finite number"),
+    ("[detect]\nrefractory_s = nan\n", "[detect] refractory_s must be a finite number"),
+    ("[capture]\ninfer_every_s = 2.4\nstale_after_s = 2.0\n", "must be shorter than stale_after_s"),
     ("capture = 3\n", "capture must be a [capture] section"),
     ("[capture\n", "is not valid TOML"),
 ])
@@ -84,6 +90,22 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, clips):
     assert r.returncode == 2 and "no model" in r.stderr
     r = run_wakeword(["listen", "--model", "x.onnx", "--threshold", "2", "--input", str(clips["pos"])])
     assert r.returncode == 2 and "threshold must be in (0, 1)" in r.stderr
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[hook]\ncommand = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8"):
+        config.load(path)
+
+
+def test_non_finite_overrides_and_model_decisions_are_refused():
+    from device.decision import DecisionConfig
+
+    with pytest.raises(ConfigError, match="finite"):
+        config.override(DaemonConfig(), "capture", infer_every_s=float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        DecisionConfig(0.5, 1, float("nan"))  # a model whose calibration says refractory nan
 
 
 def test_override_keeps_validation():

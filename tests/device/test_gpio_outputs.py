@@ -120,6 +120,53 @@ def test_a_failing_or_missing_hook_is_logged_not_fatal(caplog, tmp_path):
     assert "could not start" in caplog.text and "killed after" in caplog.text
 
 
+def test_hooks_cannot_reach_systemd_flood_the_journal_or_leave_children(caplog, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    seen, pidfile = tmp_path / "env.txt", tmp_path / "child.pid"
+    script = tmp_path / "hook.py"
+    script.write_text(
+        "import os, subprocess, sys, time\n"
+        f"open({str(seen)!r}, 'w').write(repr([k for k in os.environ if 'NOTIFY' in k or 'WATCHDOG' in k]))\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "sys.stderr.write('boom: ' + 'x' * 20_000_000)\n"  # 20 MB of stderr
+        "sys.stderr.flush()\n"
+        "time.sleep(60)\n")
+    hook = HookRunner(HookConfig(command=f"{sys.executable} {script}", timeout_s=1.0))
+    with caplog.at_level("WARNING"):
+        hook.run(Detection(1.0, 0.9), "tone")
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.5)
+        hook.poll()
+    assert "killed after" in caplog.text and seen.read_text() == "[]"
+    assert len(hook._running) == 0
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while True:  # the grandchild went with the hook's process group
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the hook's child outlived it"
+        time.sleep(0.05)
+
+
+def test_a_failing_hook_says_why_in_one_line(caplog, tmp_path):
+    hook = HookRunner(HookConfig(command=f"{sys.executable} -c \"import sys; sys.exit('no such lamp: kitchen')\""))
+    with caplog.at_level("WARNING"):
+        hook.run(Detection(1.0, 0.9), "tone")
+        hook._running[0].proc.wait(timeout=30)
+        hook.poll()
+    assert "exited with status 1: no such lamp: kitchen" in caplog.text
+
+
 def test_rpi_backend_drives_the_rpi_gpio_api(monkeypatch, tmp_path):
     """Against a stand-in ``RPi.GPIO`` module (no GPIO hardware here): BCM numbering, the pin set
     up as an output already off, levels for active-low, released on close; lgpio's notify files
