@@ -120,9 +120,17 @@ class ClipSaver:
         self._enforce_cap()
 
     def _enforce_cap(self) -> None:
-        files = [p for p in self.dir.iterdir()
-                 if p.suffix in (".wav", ".json") and not p.name.startswith(".") and p.is_file()]
-        total = sum(p.stat().st_size for p in files)
+        # Another process (`make collect`, a reviewer) may delete files while this runs: a file that
+        # is gone counts as 0 bytes, never as an error in the detection path.
+        sizes = {}
+        for p in self.dir.iterdir():
+            if p.suffix in (".wav", ".json") and not p.name.startswith("."):
+                try:
+                    sizes[p] = p.stat().st_size if p.is_file() else None
+                except OSError:
+                    continue
+        files = [p for p, size in sizes.items() if size is not None]
+        total = sum(sizes[p] for p in files)
         cap = self.cfg.max_mb * 1e6
         if total <= cap:
             return
@@ -133,6 +141,6 @@ class ClipSaver:
             if total <= cap:
                 break
             for p in by_stem[stem]:
-                total -= p.stat().st_size
+                total -= sizes[p]
                 p.unlink(missing_ok=True)
             log.info("disk cap %.0f MB: deleted saved detection %s", self.cfg.max_mb, stem)

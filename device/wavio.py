@@ -6,6 +6,7 @@ atomic (:mod:`device.fsutil`), so a saved detection is either complete or absent
 """
 from __future__ import annotations
 
+import logging
 import os
 import wave
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Iterator
 import numpy as np
 
 from device.fsutil import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 class WavError(ValueError):
@@ -47,7 +50,10 @@ def _open(path: str | os.PathLike) -> wave.Wave_read:
 
 def wav_info(path: str | os.PathLike) -> WavInfo:
     with _open(path) as w:
-        return WavInfo(w.getnchannels(), w.getframerate(), w.getnframes(), w.getsampwidth())
+        info = WavInfo(w.getnchannels(), w.getframerate(), w.getnframes(), w.getsampwidth())
+    if not 1000 <= info.rate_hz <= 384000 or info.channels < 1:
+        raise WavError(f"{path}: header says {info.rate_hz} Hz and {info.channels} channel(s): not a usable WAV")
+    return info
 
 
 def _to_int16(raw: bytes, width: int) -> bytes:
@@ -76,6 +82,12 @@ def iter_int16_blocks(path: str | os.PathLike, block_frames: int) -> Iterator[tu
                 raise WavError(f"{path}: truncated or corrupt WAV data ({exc})") from None
             if not raw:
                 return
+            frame = width * w.getnchannels()
+            if len(raw) % frame:  # the data ends mid-frame: keep the whole frames, say so once
+                log.warning("%s: data ends mid-frame (%d stray bytes ignored)", path, len(raw) % frame)
+                raw = raw[: len(raw) - len(raw) % frame]
+                if not raw:
+                    return
             data = _to_int16(raw, width)
             yield len(data) // (2 * w.getnchannels()), data
 

@@ -67,3 +67,54 @@ def test_disk_cap_deletes_the_oldest_clips(tmp_path):
     assert saver.saved == 6 and len(left) == 3
     assert left == sorted(stems)[-3:]  # the newest survive
     assert sorted(p.stem for p in tmp_path.glob("*.json")) == left  # pairs go together
+
+
+def test_a_file_deleted_by_someone_else_during_the_cap_is_no_error(tmp_path, monkeypatch):
+    """`make collect` or a reviewer may delete a clip between the listing and the stat."""
+    from pathlib import Path
+
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0, max_mb=0.01),
+                      RATE, "k")
+    (tmp_path / "00000000T000000Z_k.wav").write_bytes(b"\0" * 20000)
+    real_stat = Path.stat
+
+    def vanishing(self, *a, **kw):
+        if self.name.startswith("00000000T"):
+            self.unlink(missing_ok=True)
+            raise FileNotFoundError(self)
+        return real_stat(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "stat", vanishing)
+    feed(saver, 0.0, 3.0)
+    saver.detected(Detection(3.0, 0.9))
+    feed(saver, 3.0, 1.0)
+    assert saver.saved == 1
+
+
+def test_wavs_that_end_mid_frame_or_claim_rate_0(tmp_path):
+    import struct
+    import wave
+
+    import pytest
+
+    from device.wavio import WavError, iter_int16_blocks, wav_info
+
+    path = tmp_path / "odd.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.zeros(2 * 1000, "<i2").tobytes())
+    with open(path, "ab") as f:  # three stray bytes after the last whole frame
+        f.write(b"\x01\x02\x03")
+    data = path.read_bytes()
+    size = len(data) - 44
+    path.write_bytes(data[:40] + struct.pack("<I", size) + data[44:])  # the data chunk claims them
+    blocks = list(iter_int16_blocks(path, 256))
+    assert sum(n for n, _ in blocks) == 1000 and all(len(b) == 4 * n for n, b in blocks)
+    zero = tmp_path / "zero.wav"
+    raw = bytearray(path.read_bytes())
+    raw[24:28] = struct.pack("<I", 0)  # sample rate 0
+    zero.write_bytes(bytes(raw))
+    with pytest.raises(WavError, match="0 Hz"):
+        wav_info(zero)
