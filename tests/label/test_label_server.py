@@ -94,7 +94,7 @@ def test_rendering_gives_the_audio_as_the_model_hears_it(folder):
 
 
 @pytest.mark.parametrize("path", ["../../etc/passwd", "computer/positive/computer-20261124T100000-01.json",
-                                  "nothing.wav", "%2Fetc%2Fpasswd"])
+                                  "nothing.wav", "%2Fetc%2Fpasswd", "take%00.wav"])
 def test_only_listed_audio_is_served(folder, path):
     url, _, _ = folder
     status, _, _ = http("GET", f"{url}/api/audio.wav?path={path}")
@@ -108,6 +108,34 @@ def test_foreign_host_and_form_posts_are_refused(folder):
     status, _, _ = http("PUT", f"{url}/api/label?path={rel(files, root, 'take')}", b"kind=keyword",
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 415 and not label_of(files["take"]).exists()
+
+
+def test_a_negative_or_bogus_content_length_is_refused_without_reading(folder):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url, files, root = folder
+    host = urlsplit(url)
+    for length in ("-1", "lots"):
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        conn.putrequest("PUT", f"/api/label?path={rel(files, root, 'take')}")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()  # and no body: a server reading "to the end" would hang here
+        answer = conn.getresponse()
+        assert answer.status == 400, length
+        conn.close()
+    assert not label_of(files["take"]).exists()
+
+
+def test_a_label_file_that_is_a_symlink_is_never_read(folder, tmp_path):
+    url, files, root = folder
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"kind": "keyword", "keyword_spans": [[0.1, 0.2]], "secret": "outside"}')
+    label_of(files["take"]).symlink_to(secret)
+    status, body, _ = http("GET", f"{url}/api/item?path={rel(files, root, 'take')}")
+    assert status == 200 and b"outside" not in body and b"symbolic link" in body
+    assert not list(label_of(files["take"]).parent.glob("*.bad*"))  # nothing copied in
 
 
 def test_the_page_and_its_assets_are_served(folder):

@@ -118,6 +118,8 @@ class Catalog:
 
     def resolve(self, rel: str) -> Path:
         """The file for an item id; only listed audio files, never anything else on disk."""
+        if "\0" in rel:  # the OS would refuse it with a ValueError
+            raise KeyError(rel)
         path = (self.root / rel).resolve()
         if path.parent != self.root and self.root not in path.parents:
             raise KeyError(rel)

@@ -114,6 +114,10 @@ def normalise_spans(raw: object, duration_s: float | None) -> tuple[tuple[float,
 def read_label(audio: Path, duration_s: float | None) -> LabelState:
     """The label of ``audio``; a bad label file is kept as a ``.bad`` copy and reported."""
     path = label_path(audio)
+    if path.is_symlink():  # could point anywhere on disk: never read (nor copy) what it names
+        problem = f"{path.name} is a symbolic link; ignored (a label file must be a plain file beside its audio)"
+        log.warning("%s", problem)
+        return LabelState(Label(), problem=problem)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

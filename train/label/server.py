@@ -171,7 +171,12 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.NOT_FOUND, f"no route {route}")
         if self.headers.get_content_type() != "application/json":
             raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "labels are sent as application/json")
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must be a whole number") from None
+        if length < 0:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must not be negative")
         if length > MAX_BODY_BYTES:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "label too large")
         try:
