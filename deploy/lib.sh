@@ -42,7 +42,11 @@ ww_cleanup() {
 }
 
 ww_hosts() {
-  if [ $# -gt 0 ]; then WW_HOSTS=("$@"); else read -r -a WW_HOSTS <<< "${HOST:-}"; fi
+  if [ $# -gt 0 ]; then WW_HOSTS=("$@")
+  else
+    # every word of every line (read -a alone keeps only the first line: HOST=$'pi1\npi2' lost pi2)
+    read -r -d '' -a WW_HOSTS <<< "${HOST:-}" || true
+  fi
   ww_check_hosts "${WW_HOSTS[@]}"
 }
 

@@ -149,6 +149,17 @@ def _source_factory(args, cfg):
     from device.wavio import WavError
 
     if args.input:
+        import os
+        import stat
+
+        try:
+            mode = os.stat(args.input).st_mode
+        except OSError:
+            mode = None  # WavSource says what is wrong, in one line
+        if mode is not None and not stat.S_ISREG(mode):
+            # a FIFO would block the open (and SIGTERM with it) until a writer comes
+            raise _Fatal(f"{args.input}: not a regular file (--input takes a WAV file; for live audio use "
+                         "--device, or [capture] device = \"file:...\")", EXIT_FAIL)
         try:
             WavSource(args.input)  # a bad file is one line now, not a retry loop later
         except WavError as exc:

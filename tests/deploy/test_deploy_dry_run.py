@@ -111,3 +111,9 @@ def test_make_variables_are_arguments_never_shell(tmp_path):
     proc = make("deploy", "HOST=pi", "DRY_RUN=1", f"MODEL={evil}", f"KEYWORD={evil}")
     assert proc.returncode != 0 and f"model {evil} not found" in proc.stderr, proc.output
     assert not marker.exists()
+
+
+def test_hosts_on_several_lines_are_all_deployed(model, tmp_path):
+    proc = make("deploy", "HOST=pi1\npi2", "DRY_RUN=1", f"MODEL={model}", env={"WW_LOG_DIR": str(tmp_path / "logs")})
+    assert proc.returncode == 0, proc.output
+    assert "== pi1" in proc.stdout and "== pi2" in proc.stdout
