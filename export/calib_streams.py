@@ -70,16 +70,19 @@ def folder_source(root: str | os.PathLike, params: AudioParams) -> Source:
 
 
 def _spans(wav: Path) -> list[tuple[float, float]]:
+    """Keyword spans from the sidecar, read by the one label parser (train/label/labels.py)."""
+    from train.label.labels import KEYWORD_KINDS, parse
+
     # docs/TEAM.md writes "<audio>.label.json": accept it with or without the ".wav".
-    candidates = [wav.with_suffix(".label.json"), wav.with_name(wav.name + ".label.json")]
+    candidates = [wav.with_name(wav.name + ".label.json"), wav.with_suffix(".label.json")]
     sidecar = next((c for c in candidates if c.is_file()), None)
     if sidecar is None:
         return []
     try:
-        label = json.loads(sidecar.read_text())
-        return [(float(a), float(b)) for a, b in label.get("keyword_spans", [])]
-    except (ValueError, TypeError, AttributeError) as exc:
+        label = parse(json.loads(sidecar.read_text()), None)
+    except (ValueError, UnicodeDecodeError) as exc:  # bad JSON or a label the format refuses
         raise CalibrationDataError(f"{sidecar}: not a valid label file ({exc})") from None
+    return [tuple(span) for span in label.keyword_spans] if label.kind in KEYWORD_KINDS else []
 
 
 @dataclass

@@ -76,8 +76,6 @@ class DataConfig:
     split_by_render_speakers: tuple[str, ...] = ("person:joe",)
     """Speakers with too few voices to hold out (piper's only voice): their *renders* are split
     (disjoint synthesis settings), so val/test hear the same person as train. Reported."""
-    heldout_render_fraction: float = 0.15
-    """For those speakers: fraction of renders for val, and again for test."""
 
     # -- the user's own audio ---------------------------------------------------------
     recordings_dir: str = "recordings"
@@ -186,7 +184,7 @@ class DataConfig:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
                      "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction", "heldout_renders_fraction", "variant_heldout_fraction",
-                     "heldout_render_fraction", "recording_val_fraction", "recording_share", "shared_negatives_share", "keyword_context_fraction"):
+                     "recording_val_fraction", "recording_share", "shared_negatives_share", "keyword_context_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
         from train.tts import ENGINES
