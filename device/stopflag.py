@@ -39,14 +39,27 @@ class StopFlag:
                 os.read(self._r, 4096)
         return self._set
 
-    def install(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        """Make ``signals`` request a stop (call from the main thread)."""
+    def install(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+                second_sigint_raises: bool = False) -> dict:
+        """Make ``signals`` request a stop (call from the main thread) -> the handlers they had.
+        ``second_sigint_raises``: a second Ctrl-C raises KeyboardInterrupt (training: "stop now")."""
         def handler(signum, frame):
+            if second_sigint_raises and self._set and signum == signal.SIGINT:
+                raise KeyboardInterrupt
             self.signal = signum
             self.set()
 
-        for s in signals:
-            signal.signal(s, handler)
+        return {s: signal.signal(s, handler) for s in signals}
+
+    @contextlib.contextmanager
+    def installed(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT), second_sigint_raises: bool = False):
+        """:meth:`install` for the duration of a ``with`` block; the old handlers come back after it."""
+        old = self.install(signals, second_sigint_raises)
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def close(self) -> None:
         for fd in (self._r, self._w):

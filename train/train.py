@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from device.params import AudioParams
+from device.stopflag import StopFlag
 from train import checkpoint, config
 from train.batches import FeatureAugment, Schedule, collate, step_seed
 from train.distributed import Dist
@@ -349,7 +349,7 @@ class NonFiniteLoss(RuntimeError):
 
 def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: "StopFlag | None" = None) -> int:
     """The whole training run -> exit status (0 done, 130 interrupted). ``stop``: the flag the
-    loop polls between steps (default: one set by SIGINT/SIGTERM)."""
+    loop polls between steps (default: one set by SIGINT/SIGTERM, :class:`device.stopflag.StopFlag`)."""
     from train import evalsets
 
     params = config.section(cfg, "audio", AudioParams)
@@ -379,9 +379,14 @@ def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: "StopFlag | None
                  trainer.step, out_dir / "last.pt", out_dir)
         return 0
 
+    own = stop is None
     stop = stop or StopFlag()
-    with stop.installed():
-        status = loop(trainer, clips, sets, stop)
+    try:
+        with stop.installed(second_sigint_raises=True):
+            status = loop(trainer, clips, sets, stop)
+    finally:
+        if own:
+            stop.close()
     if status == "interrupted":
         if dist.is_main:
             print(f"train: interrupted at step {trainer.step}; saved {out_dir / 'last.pt'} "
@@ -462,31 +467,6 @@ def start_from(trainer: Trainer, path: Path) -> None:
     log.info("fine-tuning from %s (step %d of its run)", path, trainer.init_from["step"])
 
 
-class StopFlag:
-    """SIGINT/SIGTERM set a flag the loop checks between steps; a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def installed(self):
-        import contextlib
-
-        @contextlib.contextmanager
-        def ctx():
-            old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield self
-            finally:
-                for s, h in old.items():
-                    signal.signal(s, h)
-        return ctx()
-
-
 def loop(trainer: Trainer, clips, sets: list[EvalSet], stop: StopFlag) -> str:
     """Train until planned, out of time, or interrupted -> "done" | "budget" | "interrupted"."""
     tc, dist = trainer.tc, trainer.dist
@@ -498,7 +478,7 @@ def loop(trainer: Trainer, clips, sets: list[EvalSet], stop: StopFlag) -> str:
     status = "done"
     while trainer.step < trainer.planned_steps:
         over = bool(tc.max_minutes) and trainer.tick() > tc.max_minutes * 60
-        interrupted, out_of_time = dist.any_of([stop.requested, dist.is_main and over])
+        interrupted, out_of_time = dist.any_of([stop.is_set(), dist.is_main and over])
         if interrupted or out_of_time:
             status = "interrupted" if interrupted else "budget"
             break

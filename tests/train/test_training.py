@@ -77,13 +77,8 @@ class StopAt(training.StopFlag):
         super().__init__()
         self._trainers, self._step = trainers, step
 
-    @property
-    def requested(self) -> bool:
+    def is_set(self) -> bool:
         return bool(self._trainers) and self._trainers[0].step >= self._step
-
-    @requested.setter
-    def requested(self, value) -> None:
-        pass
 
 
 def _capture_trainer(monkeypatch) -> list:
