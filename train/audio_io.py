@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from device.fsutil import atomic_path
+from device.wavio import write_wav  # noqa: F401  (the one WAV writer, re-exported for train/)
 from device.params import AudioParams
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,6 @@ def duration_s(path: str | Path) -> float:
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioReadError(f"cannot read audio file {path}: {exc}") from None
     return info.frames / info.samplerate
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write float32 mono ``[samples]`` as 16-bit PCM WAV, atomically (clipped to [-1, 1])."""
-    pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def list_audio_files(folder: str | Path, recursive: bool = True) -> list[Path]:
