@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from device.clipsaver import SaveConfig
-from device.decision import DecisionConfig
+from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig
 from device.gate import GateConfig
 from device.listener import CaptureConfig
 from device.modelmeta import ModelMeta
@@ -64,8 +64,8 @@ class DetectConfig:
         try:
             return DecisionConfig(
                 threshold=self.threshold if self.threshold is not None else meta.threshold,
-                smoothing_frames=pick(self.smoothing_frames, "smoothing_frames", 1),
-                refractory_s=pick(self.refractory_s, "refractory_s", 2.0))
+                smoothing_frames=pick(self.smoothing_frames, "smoothing_frames", DEFAULT_SMOOTHING_FRAMES),
+                refractory_s=pick(self.refractory_s, "refractory_s", DEFAULT_REFRACTORY_S))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"decision settings from the model's calibration are unusable: {exc}") from None
 

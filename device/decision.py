@@ -19,13 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 
 
+DEFAULT_SMOOTHING_FRAMES = 1
+DEFAULT_REFRACTORY_S = 2.0
+"""The rule's defaults, in one place: what a model is calibrated under unless configured otherwise."""
+
+
 @dataclass(frozen=True)
 class DecisionConfig:
     threshold: float
     """Smoothed probability at or above which the keyword is detected, in (0, 1)."""
-    smoothing_frames: int = 1
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
     """Output frames in the causal moving average (1 = no smoothing)."""
-    refractory_s: float = 2.0
+    refractory_s: float = DEFAULT_REFRACTORY_S
     """Minimum time between two detections (s)."""
 
     def __post_init__(self) -> None:

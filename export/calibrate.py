@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from device.decision import DecisionConfig
+from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig
 from train.metrics import ScoredStream, evaluate, operating_index
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,9 @@ class CalibrationConfig:
     """False accepts per hour the default threshold must not exceed."""
     extra_targets_fa_per_hour: tuple[float, ...] = (0.1,)
     """Further operating points stored in the calibration JSON (thresholds and miss rates)."""
-    smoothing_frames: int = 1
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
     """Decision smoothing (output frames) the thresholds are calibrated under; the device uses it too."""
-    refractory_s: float = 2.0
+    refractory_s: float = DEFAULT_REFRACTORY_S
     """Minimum time between detections (s) the thresholds are calibrated under."""
     tolerance_s: float = 1.0
     """A detection up to this long after a keyword ends still counts as a hit (s)."""

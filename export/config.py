@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES
 from export.calibrate import CalibrationConfig
 
 
@@ -12,9 +13,9 @@ class ExportConfig:
     """False accepts per hour the default (stored) threshold is calibrated to."""
     extra_targets_fa_per_hour: tuple = (0.1,)
     """Further operating points recorded in the model's calibration JSON and the report."""
-    smoothing_frames: int = 1
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
     """Decision smoothing (output frames) thresholds are calibrated under; stored for the device."""
-    refractory_s: float = 2.0
+    refractory_s: float = DEFAULT_REFRACTORY_S
     """Minimum time between two detections (s) thresholds are calibrated under; stored for the device."""
     tolerance_s: float = 1.0
     """A detection up to this long after a keyword ends still counts as a hit (s)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device.decision import DecisionConfig, detect
+from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig, detect
 
 
 @dataclass
@@ -147,7 +147,7 @@ class DetCurve:
 
 
 def det_curve(streams: list[ScoredStream], thresholds: np.ndarray | None = None,
-              smoothing_frames: int = 1, refractory_s: float = 2.0,
+              smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
               tolerance_s: float = 1.0) -> DetCurve:
     """Miss rate and false accepts/h for each threshold (ascending)."""
     thresholds = np.sort(default_thresholds() if thresholds is None else np.asarray(thresholds, float))
