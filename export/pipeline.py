@@ -166,6 +166,8 @@ def _quantize(src: Path, dst: Path) -> list[str]:
 
 def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source,
                          xc: ExportConfig, build: Path, real=None) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
+    from export.heldout import REAL_GROUPS
+
     """Score and calibrate every candidate, write model.onnx -> (meta, fp32 calibration, int8 figures).
 
     The int8 figures include ``"proto"``, the int8 graph with its own calibrated metadata,
@@ -179,9 +181,9 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
     cal = {name: dataclasses.replace(calibrate(s.negatives, s.positives, xc.calibration(), basis),
                                      real_negatives=real.describe() if real else {})
            for name, s in scored.items()}
-    if basis:  # what the held-out synthetic streams alone would have chosen (the report compares)
-        s = scored["fp32"]
-        synthetic = tuple(g for g in s.negatives if g not in basis)
+    s = scored["fp32"]
+    synthetic = tuple(g for g in s.negatives if g not in REAL_GROUPS)
+    if real and len(synthetic) < len(s.negatives):  # what the synthetic streams alone would have chosen
         alt = calibrate(s.negatives, s.positives, dataclasses.replace(xc.calibration(), extra_targets_fa_per_hour=()),
                         synthetic).points[0]
         cal["fp32"] = dataclasses.replace(cal["fp32"], other_bases={"synthetic": {
@@ -209,17 +211,22 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
 
 
 def calibration_basis(negatives: dict, xc: ExportConfig) -> tuple:
-    """The real negative groups when they hold at least ``real_min_hours``, else () (all groups)."""
+    """The negative groups the thresholds are chosen on; () = all of them (real and synthetic
+    pooled, the default), or the real groups alone with ``real_basis = "real"`` and enough hours."""
     from export.heldout import REAL_GROUPS
 
     real = tuple(g for g in REAL_GROUPS if negatives.get(g))
+    if not real:
+        return ()
     hours = sum(s.duration_s for g in real for s in negatives[g]) / 3600
-    if real and hours >= xc.real_min_hours:
-        log.info("calibrating on %.2f h of real negative audio (%s)", hours, " + ".join(real))
+    if xc.real_basis == "pooled":
+        log.info("calibrating on %.2f h of real negative audio pooled with the held-out synthetic streams", hours)
+        return ()
+    if hours >= xc.real_min_hours:
+        log.info("calibrating on %.2f h of real negative audio alone (%s)", hours, " + ".join(real))
         return real
-    if real:
-        log.warning("only %.2f h of real negative audio (want >= %g h, [export] real_min_hours): "
-                    "calibrating on the held-out synthetic streams", hours, xc.real_min_hours)
+    log.warning("only %.2f h of real negative audio (want >= %g h, [export] real_min_hours): "
+                "calibrating on it pooled with the held-out synthetic streams", hours, xc.real_min_hours)
     return ()
 
 

@@ -55,7 +55,7 @@ def to_markdown(d: dict, plotted: bool) -> str:
     basis, basis_h = cal.get("basis") or list(cal["negative_hours_by_group"]), cal.get("basis_hours", cal["negative_hours"])
     lines += [f"The thresholds stand on **{basis_h:.2f} h** of negative audio: {', '.join(basis)}"
               + (f" (real audio that never trained: {_real_words(cal['real_negatives'])})" if cal.get("real_negatives")
-                 and set(basis) <= {"real speech", "real speech + noise"} else "") + ".", ""]
+                 and set(basis) & {"real speech", "real speech + noise"} else "") + ".", ""]
     for name, alt in (d["calibration"].get("other_bases") or {}).items():
         by_group = ", ".join(f"{g} {v:.2f}" for g, v in alt["fa_per_hour_by_group"].items())
         lines += [f"Chosen on the {name} streams alone ({', '.join(alt['basis'])}), the {cal['target_fa_per_hour']:g} FA/h "

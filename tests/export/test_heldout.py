@@ -128,7 +128,8 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
     for i in range(3):
         write_wav(real / f"{i}.wav", (0.05 * rng.standard_normal(params.sample_rate * 40)).astype(np.float32),
                   params.sample_rate)
-    xc = ExportConfig(real_negative_dirs=(str(real),), real_min_hours=0.01, speech_hours=0.01, noise_hours=0.02,
+    xc = ExportConfig(real_negative_dirs=(str(real),), real_basis="real", real_min_hours=0.01, speech_hours=0.01,
+                      noise_hours=0.02,
                       int8=False, bench_steps=3, parity_streams=1, parity_max_s=2.0)
     cfg = {"streams": {"keywords_per_stream": 2, "negative_stream_s": 30.0}}
     result = run("computer", build, cfg, xc)
@@ -145,7 +146,7 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
     data = json.loads((build / "export" / "report.json").read_text())
     synthetic = [g for g in meta.calibration["negative_hours_by_group"] if not g.startswith("real")]
     assert "noise" in synthetic and data["calibration"]["other_bases"]["synthetic"]["basis"] == synthetic
-    # Without enough real hours every group chooses (as before there was real audio).
-    run("computer", build, cfg, replace(xc, real_min_hours=5.0))
+    # Pooled (the default), or without enough real hours: every group chooses together.
+    run("computer", build, cfg, replace(xc, real_basis="pooled"))
     assert load_like_the_device(build / "model.onnx").calibration["basis"] == synthetic + [
         "real speech", "real speech + noise"]

@@ -78,20 +78,21 @@ def _streams(hours: float) -> list[ScoredStream]:
     return [ScoredStream(np.zeros(int(hours * 3600 / 0.08), np.float32), 0.08, [], "s")]
 
 
-def test_real_groups_set_the_threshold_only_with_enough_hours(caplog):
+def test_real_groups_pool_with_the_synthetic_ones_or_stand_alone_with_enough_hours(caplog):
     synthetic = {"speech": _streams(4.0), "noise": _streams(1.0)}
-    xc = ExportConfig(real_min_hours=1.0)
-    assert calibration_basis(synthetic, xc) == ()
     enough = {**synthetic, REAL_GROUPS[0]: _streams(0.6), REAL_GROUPS[1]: _streams(0.6)}
-    assert calibration_basis(enough, xc) == REAL_GROUPS
+    assert calibration_basis(synthetic, ExportConfig()) == ()
+    assert calibration_basis(enough, ExportConfig()) == ()  # pooled: every group together (the default)
+    alone = ExportConfig(real_basis="real", real_min_hours=1.0)
+    assert calibration_basis(enough, alone) == REAL_GROUPS
     few = {**synthetic, REAL_GROUPS[0]: _streams(0.3), REAL_GROUPS[1]: _streams(0.3)}
     with caplog.at_level(logging.WARNING):
-        assert calibration_basis(few, xc) == ()
+        assert calibration_basis(few, alone) == ()
     assert "real_min_hours" in caplog.text
 
 
 def test_bad_real_calibration_settings_are_refused():
-    for bad in ({"shared_calibration_share": 1.5}, {"shared_calibration_share": float("nan")},
+    for bad in ({"shared_calibration_share": 1.5}, {"shared_calibration_share": float("nan")}, {"real_basis": "both"},
                 {"real_min_hours": float("inf")}, {"real_min_hours": -1.0}):
         with pytest.raises(ValueError):
             ExportConfig(**bad)
