@@ -51,7 +51,7 @@ class ExportConfig:
     (docs/experiments.md): real alone missed the fewest keywords but let up to 3x the target's
     false accepts through on speakers it had not heard (2.5 h of real audio is one or two false
     accepts: a noisy estimate); pooled kept every model within 1.5x of the target and still
-    missed a quarter fewer keywords than synthetic alone."""
+    missed about a fifth fewer keywords than synthetic alone."""
     real_min_hours: float = 1.0
     """With ``real_basis = "real"``: the real audio needed before it alone sets the thresholds."""
     calibration_seed: int = 4242
