@@ -47,7 +47,8 @@ train: data  ## train the model -> build/<keyword>/train (resumes if interrupted
 export: setup  ## export the best checkpoint -> build/<keyword>/model.onnx (+ report)
 	@NPROC=1 $(STAGE) export
 
-test: setup-test  ## run the test suite (everything that can run without a Pi)
+test: setup-test  ## lint, then run the test suite (everything that can run without a Pi)
+	.venv/bin/ruff check device train export bench deploy tests
 	$(PY) -m pytest -q tests
 
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md

@@ -114,7 +114,8 @@ def side_counts(tests: list[TestAudio], condition: str, thresholds: list[float],
     return out
 
 
-def rule_detections(streams: dict[str, ScoredStream], decision: DecisionConfig) -> Callable[[TestAudio, float], list[float]]:
+def rule_detections(streams: dict[str, ScoredStream],
+                    decision: DecisionConfig) -> Callable[[TestAudio, float], list[float]]:
     """:func:`side_counts`' ``detections`` for an engine with scores: the decision rule at a threshold."""
     def run(t: TestAudio, threshold: float) -> list[float]:
         cfg = DecisionConfig(min(threshold, 1 - 1e-9), decision.smoothing_frames, decision.refractory_s)
@@ -169,7 +170,8 @@ def detections_curve(runs: dict[float, dict[str, list[float]]], tests: list[Test
     detections (e.g. ``1 - sensitivity``), so it plays the role of the threshold.
     """
     pos = [t for t in tests if t.spec.condition == condition and t.spec.positive and t.spec.source == source]
-    neg = [t for t in tests if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES]
+    neg = [t for t in tests
+           if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES]
     settings = sorted(runs)
     miss, fa = [], []
     keywords = hours = 0.0

@@ -107,7 +107,8 @@ def write_report(args, hh, measured: dict) -> Path:
         "",
         "Each model at its own shipped threshold (`make export` calibrates it on held-out synthetic speech):",
         "",
-        "| model | threshold | takes missed, clean | false accepts, clean | takes missed, 10 dB | false accepts, 10 dB |",
+        "| model | threshold | takes missed, clean | false accepts, clean | takes missed, 10 dB "
+        "| false accepts, 10 dB |",
         "|---|---:|---:|---:|---:|---:|",
         *household_rows(measured),
         "",

@@ -60,7 +60,8 @@ def det_plot(result: dict, path: Path) -> bool:
     for row in axes:
         row[0].set_ylabel("miss rate (%)")
     axes.flat[0].legend(loc="lower left", fontsize=8)
-    fig.text(0.99, 0.005, f"grey lines: the target rates; dots: operating points; 0 FA/h drawn at {FA_FLOOR_PER_HOUR:g}",
+    fig.text(0.99, 0.005,
+             f"grey lines: the target rates; dots: operating points; 0 FA/h drawn at {FA_FLOOR_PER_HOUR:g}",
              ha="right", va="bottom", fontsize=7, color="0.4")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

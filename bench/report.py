@@ -208,7 +208,8 @@ def to_markdown(result: dict, command: str, pictures: dict[str, bool]) -> str:
     for name, e in result["engines"].items():
         if e.get("kind") == "peer" and e.get("note"):
             lines += ["", f"*{name}*: {e['note']}"]
-    lines += ["", "## How this was made", "", f"`{command}` ({result['seconds'] / 60:.1f} min). Daemon command per WAV: "
+    lines += ["", "## How this was made", "",
+              f"`{command}` ({result['seconds'] / 60:.1f} min). Daemon command per WAV: "
               "`wakeword listen --model M --input X.wav --config bench/run/daemon.toml --json --scores "
               "--frame-scores`; latency runs add `--infer-every-s S`; the LED run `--realtime` with the fake "
               "GPIO backend's edge log; cost runs use `daemon-cost.toml` and `--max-audio-s`, and take the "

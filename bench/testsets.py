@@ -122,7 +122,8 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
             offset_s = w["samples"] / sample_rate
             files[group].write(np.clip(np.asarray(audio, np.float32), -1.0, 1.0))
             w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in spans]
-            w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in (item[4] if len(item) > 4 else ())]
+            w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6))
+                            for a, b in (item[4] if len(item) > 4 else ())]
             w["samples"] += len(audio)
             w["streams"] += 1
         for f in files.values():
@@ -171,7 +172,8 @@ def synthetic_sets(keyword: str, build: Path, params: AudioParams, streams_cfg, 
     plan = HeldoutPlan(split=bc.synthetic_split, speech_hours=bc.speech_hours, noise_hours=0.0, seed=bc.seed,
                        negative_kinds=("speech",))
     noisy = condition_name(streams_cfg.snr_db)
-    specs = {"clean": SetSpec("synthetic", "clean", True), f"noisy {streams_cfg.snr_db:g} dB": SetSpec("synthetic", noisy, True),
+    specs = {"clean": SetSpec("synthetic", "clean", True),
+             f"noisy {streams_cfg.snr_db:g} dB": SetSpec("synthetic", noisy, True),
              "speech": SetSpec("synthetic", "clean", False), "speech + noise": SetSpec("synthetic", noisy, False),
              "conf clean": SetSpec(HARD_NEGATIVES, "clean", False), "conf noisy": SetSpec(HARD_NEGATIVES, noisy, False)}
     key = cache_key(kind="synthetic", format=FORMAT, keyword=keyword, split=split_fingerprint(build, plan.split),
@@ -248,7 +250,8 @@ def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
         return []
     if left_out:
         log.info("real recordings: %d keyword takes, %d negatives (%d speakers the model heard or "
-                 "[bench] real_exclude_speakers names left out)", len(files.keyword), len(files.negative), len(left_out))
+                 "[bench] real_exclude_speakers names left out)", len(files.keyword), len(files.negative),
+                 len(left_out))
     files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
                       pick_evenly(files.negative, bc.real_negative_clips), files.noise)
     return recorded_sets("real", files, params, streams_cfg, out_dir)

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                     help='also print every output frame\'s probability, one JSON line per step: '
                          '{"start_s", "frame_s", "probs": [...]} (threshold sweeps with the exact decision rule)')
     ls.add_argument("--infer-every-s", type=float, metavar="S",
-                    help="audio per inference step (overrides [capture] infer_every_s; default the model's own, 0.48 s)")
+                    help="audio per inference step (overrides [capture] infer_every_s; "
+                         "default the model's own, 0.48 s)")
     ls.add_argument("--threshold", type=float, help="detection threshold (overrides config and model)")
     ls.add_argument("--max-audio-s", type=float, metavar="S",
                     help="stop after S seconds of audio (counted in frames, not wall time)")

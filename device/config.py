@@ -60,7 +60,10 @@ class DetectConfig:
     def resolve(self, meta: ModelMeta) -> DecisionConfig:
         """The decision rule to run: these values where set, else the model's calibration."""
         calib = meta.calibration.get("decision") if isinstance(meta.calibration.get("decision"), dict) else {}
-        pick = (lambda mine, key, default: mine if mine is not None else type(default)(calib.get(key, default)))
+
+        def pick(mine, key, default):
+            return mine if mine is not None else type(default)(calib.get(key, default))
+
         try:
             return DecisionConfig(
                 threshold=self.threshold if self.threshold is not None else meta.threshold,

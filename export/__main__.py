@@ -69,7 +69,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     report = write_report(result, args.build / "export", command)
     cal = result.calibration
     print(f"wrote {result.model_path} (threshold {result.meta.threshold:.4f} at {cal.config.target_fa_per_hour:g} "
-          f"FA/h on {cal.basis_hours:.2f} h of {' + '.join(cal.to_meta()['basis'])}, miss rate {cal.points[0].miss_rate:.1%}); report {report}")
+          f"FA/h on {cal.basis_hours:.2f} h of {' + '.join(cal.to_meta()['basis'])}, "
+          f"miss rate {cal.points[0].miss_rate:.1%}); report {report}")
     return 0
 
 

@@ -52,14 +52,16 @@ def to_markdown(d: dict, plotted: bool) -> str:
               + ", ".join(f"{g} {n}" for g, n in cal["keywords_by_group"].items()) + "). "
               f"Decision rule: smoothing {cal['decision']['smoothing_frames']} frame(s), refractory "
               f"{cal['decision']['refractory_s']:g} s; hit tolerance {cal['tolerance_s']:g} s.", ""]
-    basis, basis_h = cal.get("basis") or list(cal["negative_hours_by_group"]), cal.get("basis_hours", cal["negative_hours"])
+    basis = cal.get("basis") or list(cal["negative_hours_by_group"])
+    basis_h = cal.get("basis_hours", cal["negative_hours"])
     lines += [f"The thresholds stand on **{basis_h:.2f} h** of negative audio: {', '.join(basis)}"
               + (f" (real audio that never trained: {_real_words(cal['real_negatives'])})" if cal.get("real_negatives")
                  and set(basis) & {"real speech", "real speech + noise"} else "") + ".", ""]
     for name, alt in (d["calibration"].get("other_bases") or {}).items():
         by_group = ", ".join(f"{g} {v:.2f}" for g, v in alt["fa_per_hour_by_group"].items())
-        lines += [f"Chosen on the {name} streams alone ({', '.join(alt['basis'])}), the {cal['target_fa_per_hour']:g} FA/h "
-                  f"threshold would be {alt['threshold']:.4f} (miss rate {_pct(alt['miss_rate'])}; FA/h there: {by_group}).", ""]
+        lines += [f"Chosen on the {name} streams alone ({', '.join(alt['basis'])}), the "
+                  f"{cal['target_fa_per_hour']:g} FA/h threshold would be {alt['threshold']:.4f} "
+                  f"(miss rate {_pct(alt['miss_rate'])}; FA/h there: {by_group}).", ""]
     if cal["low_confidence"]:
         lines += [f"**Low confidence:** fewer negative hours than the configured minimum; with "
                   f"{basis_h:.2f} h one false accept is {1 / max(basis_h, 1e-9):.2f}/h.", ""]
@@ -133,7 +135,8 @@ def _cost_lines(cost: dict, int8: dict) -> list[str]:
              "10 s window wall ms | window CPU ms | window CPU s/h | streaming saves |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, c in cost.items():
-        lines.append(f"| {name} | {c['model_bytes'] / 1024:.0f} | {c['stream_wall_ms']:.3f} | {c['stream_cpu_ms']:.3f} | "
+        lines.append(f"| {name} | {c['model_bytes'] / 1024:.0f} | {c['stream_wall_ms']:.3f} | "
+                     f"{c['stream_cpu_ms']:.3f} | "
                      f"{c['stream_cpu_s_per_audio_hour']:.1f} | {c['window_wall_ms']:.2f} | {c['window_cpu_ms']:.2f} | "
                      f"{c['window_cpu_s_per_audio_hour']:.0f} | {c['speedup']:.1f}x |")
     lines.append("")

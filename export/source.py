@@ -68,7 +68,8 @@ def _validate(raw, path: Path, keyword: str | None) -> Checkpoint:
         raise CheckpointError(f"{path} was trained for keyword {raw['keyword']!r}, not {keyword!r}")
     for key in ("audio_params", "model_config", "model"):
         if not isinstance(raw[key], dict):
-            raise CheckpointError(f"{path}: {key} is a {type(raw[key]).__name__}, not a dict; not a wakeword checkpoint")
+            raise CheckpointError(f"{path}: {key} is a {type(raw[key]).__name__}, not a dict; "
+                                  "not a wakeword checkpoint")
     try:
         params = AudioParams.from_dict(dict(raw["audio_params"]))
     except (ParamsError, TypeError, ValueError) as exc:

@@ -40,8 +40,9 @@ class SplitSources:
 def _favour_users(users: list[dict], share: float, entry: dict | None,
                   pick_rng: np.random.Generator) -> dict | None:
     """``entry`` (drawn from the synthetic pool), or one of the user's own utterances for a
-    ``share`` of draws -- always when there was nothing to draw (``entry`` None). ``pick_rng`` is separate from the clip's generator, so
-    every clip that draws no user audio is the very clip a build without it would make."""
+    ``share`` of draws -- always when there was nothing to draw (``entry`` None). ``pick_rng`` is
+    separate from the clip's generator, so every clip that draws no user audio is the very clip a
+    build without it would make."""
     if not users:
         return entry
     if entry is None or pick_rng.random() < share:

@@ -183,7 +183,8 @@ class DataConfig:
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
         for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
-                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction", "heldout_renders_fraction", "variant_heldout_fraction",
+                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction",
+                     "heldout_renders_fraction", "variant_heldout_fraction",
                      "recording_val_fraction", "recording_share", "shared_negatives_share", "keyword_context_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")

@@ -17,7 +17,8 @@ def _fmt(v) -> str:
 def metrics_table(rows: dict[str, dict]) -> list[str]:
     """Markdown table: one row per evaluation set."""
     cols = [f"miss@{fa:g}" for fa in REPORT_FA_PER_HOUR]
-    out = ["| set | keywords | hours | negative hours | " + " | ".join(f"miss @ {fa:g} FA/h" for fa in REPORT_FA_PER_HOUR)
+    out = ["| set | keywords | hours | negative hours | "
+           + " | ".join(f"miss @ {fa:g} FA/h" for fa in REPORT_FA_PER_HOUR)
            + " | miss, FA/h at the synthetic threshold | frame loss |", "|---" * (6 + len(cols)) + "|"]
     for name, m in rows.items():
         at_ref = (f"{_fmt(m['miss@ref_thr'])}, {_fmt(m['fa_h@ref_thr'])}" if "miss@ref_thr" in m else "(reference)")

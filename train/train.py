@@ -524,7 +524,8 @@ def postfix(trainer: Trainer, ema: float) -> str:
     parts = [f"loss {ema:.4f}", f"lr {trainer.sched.get_last_lr()[0]:.1e}"]
     m = trainer.metrics
     for name, values in m.items():
-        parts.append(f"{name} miss@{trainer.tc.select_fa_per_hour:g} {values.get(f'miss@{trainer.tc.select_fa_per_hour:g}', float('nan')):.3f}")
+        at = f"miss@{trainer.tc.select_fa_per_hour:g}"
+        parts.append(f"{name} {at} {values.get(at, float('nan')):.3f}")
     return ", ".join(parts)
 
 

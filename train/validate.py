@@ -176,7 +176,8 @@ class SetResult:
 
 
 def evaluate_set(model: Head, evalset: EvalSet, params: AudioParams, device: torch.device,
-                 smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S, tolerance_s: float = 1.0) -> SetResult:
+                 smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
+                 tolerance_s: float = 1.0) -> SetResult:
     logits = predict(model, evalset.feats, device)
     frame_s = params.output_hop_s
     ignore = evalset.ignore or [[] for _ in logits]
@@ -199,7 +200,8 @@ def evaluate_set(model: Head, evalset: EvalSet, params: AudioParams, device: tor
 
 def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torch.device,
              reference: str | None = None, reference_fa_per_hour: float = 0.5,
-             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S, tolerance_s: float = 1.0
+             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
+             tolerance_s: float = 1.0
              ) -> dict[str, SetResult]:
     """Every set scored; keys are the set names, in the given order.
 
@@ -216,7 +218,8 @@ def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torc
 
 
 def transfer(results: dict[str, SetResult], reference: str, fa_per_hour: float = 0.5,
-             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S, tolerance_s: float = 1.0) -> dict[str, dict]:
+             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
+             tolerance_s: float = 1.0) -> dict[str, dict]:
     """Every other set at the threshold that gives ``fa_per_hour`` on ``reference``:
     ``{name: {"threshold", "miss", "fa_per_hour"}}`` -- what a model calibrated there does here."""
     thr = results[reference].curve.at_fa(fa_per_hour)[0]

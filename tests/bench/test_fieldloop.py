@@ -39,7 +39,8 @@ def _shared(root):
             sf.write(str(root / rel), tone_clip(2.5, [1.0] if k % 2 else [], seed=100 + k), SR)
             rows.append(f"{rel},negative_speech,test,CC0,{speaker}")
     (root / "noise").mkdir()
-    sf.write(str(root / "noise/hum.wav"), (np.random.default_rng(9).standard_normal(SR * 5) * 0.01).astype(np.float32), SR)
+    hum = (np.random.default_rng(9).standard_normal(SR * 5) * 0.01).astype(np.float32)
+    sf.write(str(root / "noise/hum.wav"), hum, SR)
     rows.append("noise/hum.wav,noise,test,CC0,none")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
 

@@ -92,7 +92,8 @@ def test_split_sources_favours_the_users_audio_only_when_asked(entries, tmp_path
 def _room_then_word(path, word_at_s: float, seconds: float = 3.0) -> None:
     """A recording: a room's hum (48 dB down), then a loud "word" (a 500 Hz burst) of 0.5 s at ``word_at_s``."""
     t = np.arange(int(seconds * SR)) / SR
-    audio = 0.002 * np.sin(2 * np.pi * 60 * t) + 0.5 * np.sin(2 * np.pi * 500 * t) * ((t >= word_at_s) & (t < word_at_s + 0.5))
+    word = (t >= word_at_s) & (t < word_at_s + 0.5)
+    audio = 0.002 * np.sin(2 * np.pi * 60 * t) + 0.5 * np.sin(2 * np.pi * 500 * t) * word
     sf.write(str(path), audio.astype(np.float32), SR)
 
 

@@ -28,7 +28,8 @@ except KeyboardInterrupt:
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_temp_file(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=REPO, start_new_session=True, preexec_fn=sigint_default,
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=REPO, start_new_session=True,
+                            preexec_fn=sigint_default,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("out-*.bin"))) < 4:

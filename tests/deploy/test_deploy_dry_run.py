@@ -25,7 +25,7 @@ def test_dry_run_names_every_step_for_every_host(model, tmp_path):
     assert "DRY_RUN: nothing is contacted or changed" in out
     for host in ("pi1", "pi@pi2"):
         assert f"== {host}" in out
-        assert f"rsync " in out and f"{host}:~/.cache/wakeword-deploy/release/" in out
+        assert "rsync " in out and f"{host}:~/.cache/wakeword-deploy/release/" in out
         assert f"ssh {host}: sudo sh ~/.cache/wakeword-deploy/release/pi/install.sh" in out
     for step in ("verify the upload against MANIFEST.sha256", "apt-get install what is missing",
                  "create the system user wakeword", "--system-site-packages", "pip install",
@@ -72,8 +72,10 @@ def test_undeploy_dry_run(model):
 
 
 def test_service_chooses_the_units_and_anything_else_is_refused(model, tmp_path):
-    run = lambda *extra: make("deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", *extra,
-                              env={"WW_LOG_DIR": str(tmp_path / "logs")})
+    def run(*extra):
+        return make("deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", *extra,
+                    env={"WW_LOG_DIR": str(tmp_path / "logs")})
+
     proc = run("SERVICE=wyoming")
     assert proc.returncode == 0, proc.output
     assert "systemctl enable + restart wakeword-wyoming" in proc.stdout
@@ -103,7 +105,7 @@ def test_make_variables_are_arguments_never_shell(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [
         "--keyword", evil, "--build", f"build/{evil}", "--quick", "--config", "c.toml;touch`id`",
-        "--set", "train.lr=1", "--set", f"a;touch", "--set", str(marker), "--set", "$(touch",
+        "--set", "train.lr=1", "--set", "a;touch", "--set", str(marker), "--set", "$(touch",
         "--set", f"{marker})", "--extra"]
     bad = subprocess.run(["scripts/stage.sh", "tests.argv_echo"], cwd=repo, env={**env, "NPROC": "2;id"},
                          capture_output=True, text=True, timeout=60)

@@ -144,6 +144,7 @@ def test_input_that_is_a_fifo_is_one_line_not_a_hang(tmp_path, tone_model):
 
     fifo = tmp_path / "mic.wav"
     os.mkfifo(fifo)
-    out = subprocess.run([sys.executable, "-m", "device.cli", "listen", "--model", str(tone_model), "--input", str(fifo)],
+    out = subprocess.run([sys.executable, "-m", "device.cli", "listen", "--model", str(tone_model),
+                          "--input", str(fifo)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "not a regular file" in out.stderr and "Traceback" not in out.stderr

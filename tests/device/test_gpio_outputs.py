@@ -122,7 +122,6 @@ def test_a_failing_or_missing_hook_is_logged_not_fatal(caplog, tmp_path):
 
 def test_hooks_cannot_reach_systemd_flood_the_journal_or_leave_children(caplog, tmp_path, monkeypatch):
     import os
-    import signal
 
     monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")

@@ -19,7 +19,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
-from wyoming.wake import Detect, Detection, NotDetected
+from wyoming.wake import Detect, Detection
 
 from daemon_helpers import multichannel, tone_clip
 

@@ -1,5 +1,6 @@
 """Fuzzing the parsers that take outside input (hypothesis, a few seconds each in `make test`;
-`FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/fuzz` runs longer: 5000 each took 83 s, nothing found). Each may accept or refuse with its own
+`FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/fuzz` runs longer: 5000 each took 83 s, nothing found).
+Each may accept or refuse with its own
 one-line error type -- never anything else (no traceback wall, no hang)."""
 from __future__ import annotations
 

@@ -98,7 +98,8 @@ def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog
         from device.wavio import write_wav
         write_wav(path, tone_word(2.0, 0.5, 0.5, seed=7)[:, 0], RATE)
     # half-valid nonsense: a usable-looking span, but a kind that does not exist
-    (kw / "positive" / "take.wav.label.json").write_text('{"version": 1, "kind": "maybe", "keyword_spans": [[0.1, 0.2]]}')
+    (kw / "positive" / "take.wav.label.json").write_text(
+        '{"version": 1, "kind": "maybe", "keyword_spans": [[0.1, 0.2]]}')
     (kw / "field" / "pi" / "clip.wav.label.json").write_text('{"kind": "true_accept", "keyword_spans": "soon"')
 
     plan = plan_recordings(DataConfig(recordings_dir=str(tmp_path / "recordings")), "computer", AudioParams())

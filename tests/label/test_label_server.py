@@ -42,7 +42,8 @@ def test_items_list_every_audio_file_with_state(folder):
 def test_label_put_is_saved_atomically_and_read_back(folder):
     url, files, root = folder
     path = rel(files, root, "field")
-    status, body, _ = http("PUT", f"{url}/api/label?path={path}", {"kind": "true_accept", "keyword_spans": [[1.0, 1.6]]})
+    status, body, _ = http("PUT", f"{url}/api/label?path={path}",
+                           {"kind": "true_accept", "keyword_spans": [[1.0, 1.6]]})
     assert status == 200, body
     on_disk = json.loads(label_of(files["field"]).read_text())
     assert on_disk["kind"] == "true_accept" and on_disk["keyword_spans"] == [[1.0, 1.6]] and on_disk["updated"]

@@ -18,7 +18,8 @@ import soundfile as sf
 from train.tts import Rendered, Request, Voice
 
 ENGINE = "festival"
-LICENSE = "festival voices kal/kd (diphones) and cmu_us_slt_arctic_hts: free for any use (Festival/EST and BSD-style licences)"
+LICENSE = ("festival voices kal/kd (diphones) and cmu_us_slt_arctic_hts: free for any use "
+           "(Festival/EST and BSD-style licences)")
 """What may be done with the voices (the dataset report lists it); all allow commercial use."""
 VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
 # Festival voices recorded by the same person as a flite voice (same speaker, same split).

@@ -136,5 +136,6 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
                                      speed=float(dict(req.settings).get("speed", 1.0)), lang="en-us")
             out.append(Rendered(np.asarray(audio, np.float32), int(rate)))
         except Exception as exc:  # phonemizer and onnxruntime raise assorted types
-            out.append(f"{req.voice.id} {req.text!r}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            out.append(f"{req.voice.id} {req.text!r}: {why}")
     return out
