@@ -41,9 +41,6 @@ class Detector:
         self.decision = DetectConfig(threshold, smoothing_frames, refractory_s).resolve(self.engine.meta)
         hop = self.params.output_hop_samples
         self._max_step = max(hop, int(max_step_s * self.params.sample_rate) // hop * hop)
-        self._decider = Decider(self.decision, self.params.output_hop_s)
-        self.scores = np.zeros(0, np.float32)
-        """Probabilities of the output frames the last :meth:`feed` completed."""
         self.reset()
 
     @property
@@ -73,6 +70,7 @@ class Detector:
         self._rate: int | None = None
         self._resampler = None
         self.scores = np.zeros(0, np.float32)
+        """Probabilities of the output frames the last :meth:`feed` completed."""
 
     def feed(self, pcm, sample_rate: int | None = None) -> list[Detection]:
         """More of the stream -> the detections it completed (stream times in s from the start).

@@ -21,6 +21,8 @@ import logging
 import sys
 import time
 
+from device import package_version
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
 log = logging.getLogger("wakeword")
@@ -30,16 +32,6 @@ class _Fatal(Exception):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
-
-
-def package_version() -> str:
-    """The installed package's version, else the release's (a Pi runs the code from lib/, not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("wakeword")
-    except PackageNotFoundError:
-        return "unknown (not installed as a package)"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ belong to whatever else runs there.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -123,11 +124,8 @@ class Engine:
     def fork(self) -> "Engine":
         """Another engine on the same loaded model (one onnxruntime session, thread-safe to run)
         with its own state: one per audio stream, e.g. per Wyoming client."""
-        twin = object.__new__(Engine)
-        twin._session, twin.meta, twin.path = self._session, self.meta, self.path
-        twin._state_inputs, twin._state_outputs = self._state_inputs, self._state_outputs
-        twin._output_names = self._output_names
-        twin.reset()
+        twin = copy.copy(self)
+        twin.reset()  # a fresh state dict: nothing mutable is shared but the session
         return twin
 
     def reset(self) -> None:

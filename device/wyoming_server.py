@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.wake import Detect, Detection, NotDetected
 
 from device.api import Detector
-from device.cli import package_version
+from device import package_version
 
 log = logging.getLogger("wakeword.wyoming")
 
@@ -232,23 +233,19 @@ def load_service(models: list[str]) -> Service:
     return Service(detectors)
 
 
-async def serve(uri: str, service: Service, notifier=None, started: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM / cancellation. ``started`` is set once the socket listens."""
+async def serve(uri: str, service: Service, notifier=None) -> None:
+    """Serve until SIGTERM / SIGINT / cancellation."""
     server = AsyncServer.from_uri(uri)
     await server.start(lambda r, w: WakeHandler(r, w, service))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in ("SIGTERM", "SIGINT"):
-        import signal
-
+    for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(getattr(signal, sig), stop.set)
+            loop.add_signal_handler(sig, stop.set)
     names = ", ".join(service.detectors)
     log.info("wyoming wake-word service on %s: %s", uri, names)
     if notifier is not None:
         notifier.ready()
-    if started is not None:
-        started.set()
     try:
         while not stop.is_set():
             if notifier is not None:

@@ -18,9 +18,11 @@ What is in them (all deterministic for a seed):
   noise whose babble is made of the real audio itself; group ``real speech + noise``). Long files are
   cut into pieces of at most ``negative_stream_s`` and joined like the rendered speech.
 
-The noise is generated (:mod:`train.backgrounds`), never read from ``../shared/data``, which is
-the benchmark's real-voice test set. Audio is produced batch by batch so hours of it never sit
-in memory at once; rendering costs about a minute per hour of speech (espeak-ng in process).
+The synthetic groups' noise is generated (:mod:`train.backgrounds`), never read from
+``../shared/data``, which is the benchmark's real-voice test set (the real groups may use its noise
+recordings on development machines, see :func:`export.pipeline.real_negatives`). Audio is produced
+batch by batch so hours of it never sit in memory at once; rendering costs about a minute per hour of
+speech (espeak-ng in process).
 """
 from __future__ import annotations
 
@@ -127,36 +129,32 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
     return streams
 
 
-def _real_noise(files, params: AudioParams) -> list[np.ndarray]:
-    """The readable, non-silent background recordings among ``files`` (unreadable ones skipped)."""
+def _readable(files, params: AudioParams, what: str) -> Iterator[np.ndarray]:
+    """Each file's audio at the model rate; an unreadable file is skipped with a warning (and counted)."""
     from train.audio_io import AudioReadError, read_audio
 
-    out = []
+    skipped = 0
     for path in files:
         try:
-            audio = read_audio(path, params)
+            yield read_audio(path, params)
         except AudioReadError as exc:
-            log.warning("real calibration noise: skipping %s", exc)
-            continue
-        if np.any(audio):
-            out.append(audio)
-    return out
+            log.warning("%s: skipping %s", what, exc)
+            skipped += 1
+    if skipped:
+        log.warning("%s: %d of %d files unreadable and left out", what, skipped, len(files))
+
+
+def _real_noise(files, params: AudioParams) -> list[np.ndarray]:
+    """The readable, non-silent background recordings among ``files``."""
+    return [a for a in _readable(files, params, "real calibration noise") if np.any(a)]
 
 
 def _real_batches(files, params: AudioParams, cfg, batch_s: float = 600.0) -> Iterator[list[np.ndarray]]:
     """The files' audio in batches of about ``batch_s``, long files cut into pieces of at most
-    ``negative_stream_s``. An unreadable file is skipped with a warning (and counted)."""
-    from train.audio_io import AudioReadError, read_audio
-
+    ``negative_stream_s``."""
     piece = max(1, round(cfg.negative_stream_s * params.sample_rate))
-    batch, held, skipped = [], 0, 0
-    for path in files:
-        try:
-            audio = read_audio(path, params)
-        except AudioReadError as exc:
-            log.warning("real calibration audio: skipping %s", exc)
-            skipped += 1
-            continue
+    batch, held = [], 0
+    for audio in _readable(files, params, "real calibration audio"):
         for start in range(0, len(audio), piece):
             batch.append(audio[start:start + piece])
             held += len(batch[-1])
@@ -165,8 +163,6 @@ def _real_batches(files, params: AudioParams, cfg, batch_s: float = 600.0) -> It
             batch, held = [], 0
     if batch:
         yield batch
-    if skipped:
-        log.warning("real calibration audio: %d of %d files unreadable and left out", skipped, len(files))
 
 
 def noise_recordings(params: AudioParams, utterances: list[np.ndarray], seed: int) -> list[np.ndarray]:

@@ -166,13 +166,13 @@ def _quantize(src: Path, dst: Path) -> list[str]:
 
 def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source,
                          xc: ExportConfig, build: Path, real=None) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
-    from export.heldout import REAL_GROUPS
-
     """Score and calibrate every candidate, write model.onnx -> (meta, fp32 calibration, int8 figures).
 
     The int8 figures include ``"proto"``, the int8 graph with its own calibrated metadata,
     for :func:`_keep_or_drop_int8`.
     """
+    from export.heldout import REAL_GROUPS
+
     steppers = {name: Engine.load(path, threads=xc.score_threads) for name, path in files.items()}
     t0 = time.monotonic()
     scored = score(source, steppers)

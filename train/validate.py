@@ -212,21 +212,10 @@ def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torc
     rule = dict(smoothing_frames=smoothing_frames, refractory_s=refractory_s, tolerance_s=tolerance_s)
     results = {s.name: evaluate_set(model, s, params, device, **rule) for s in sets}
     if reference in results:
-        for name, figures in transfer(results, reference, reference_fa_per_hour, **rule).items():
-            results[name].transfer = figures
+        thr = results[reference].curve.at_fa(reference_fa_per_hour)[0]
+        decision = DecisionConfig(min(thr, 1 - 1e-9), smoothing_frames, refractory_s)
+        for name, r in results.items():
+            if name != reference:
+                out = evaluate(r.streams, decision, tolerance_s)
+                r.transfer = {"threshold": thr, "miss": out.miss_rate, "fa_per_hour": out.fa_per_hour}
     return results
-
-
-def transfer(results: dict[str, SetResult], reference: str, fa_per_hour: float = 0.5,
-             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
-             tolerance_s: float = 1.0) -> dict[str, dict]:
-    """Every other set at the threshold that gives ``fa_per_hour`` on ``reference``:
-    ``{name: {"threshold", "miss", "fa_per_hour"}}`` -- what a model calibrated there does here."""
-    thr = results[reference].curve.at_fa(fa_per_hour)[0]
-    decision = DecisionConfig(min(thr, 1 - 1e-9), smoothing_frames, refractory_s)
-    out = {}
-    for name, r in results.items():
-        if name != reference:
-            o = evaluate(r.streams, decision, tolerance_s)
-            out[name] = {"threshold": thr, "miss": o.miss_rate, "fa_per_hour": o.fa_per_hour}
-    return out
