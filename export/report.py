@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from device.fsutil import atomic_path, atomic_write_text
+from export.heldout import REAL_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def to_markdown(d: dict, plotted: bool) -> str:
     basis_h = cal.get("basis_hours", cal["negative_hours"])
     lines += [f"The thresholds stand on **{basis_h:.2f} h** of negative audio: {', '.join(basis)}"
               + (f" (real audio that never trained: {_real_words(cal['real_negatives'])})" if cal.get("real_negatives")
-                 and set(basis) & {"real speech", "real speech + noise"} else "") + ".", ""]
+                 and set(basis) & set(REAL_GROUPS) else "") + ".", ""]
     for name, alt in (d["calibration"].get("other_bases") or {}).items():
         by_group = ", ".join(f"{g} {v:.2f}" for g, v in alt["fa_per_hour_by_group"].items())
         lines += [f"Chosen on the {name} streams alone ({', '.join(alt['basis'])}), the "
