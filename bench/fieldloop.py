@@ -16,6 +16,8 @@ their files goes, by a hash of its name, to one period of the household's life:
   collecting for review does. Every saved clip is then reviewed the way a person does in
   ``make label``: a true accept (with the keyword's span) when a take was spoken there, else a
   false accept; the clips land in ``recordings/<keyword>/field/`` as ``make collect`` puts them;
+  with ``--snippets-per-hour N`` the daemon also keeps room snippets (``[snippets]``), which land
+  unreviewed in ``recordings/<keyword>/snippets/`` as negatives, as they do for a user;
 - **later** (the other half of everything): held out, heard by no model, to measure on.
 
 Then two fine-tunes of the shipped model (``train.finetune``, ``configs/finetune.toml``: same
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="speakers of ../shared/data who are the household (comma-separated)")
     ap.add_argument("--review-threshold", type=float, default=0.1,
                     help="threshold the daemon collects at (the shipped one stays in the model)")
+    ap.add_argument("--snippets-per-hour", type=float, default=0.0,
+                    help="the daemon also keeps this many room snippets per hour of field audio (0: off)")
     ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml on every stage")
     ap.add_argument("--config", action="append", default=[], help="extra TOML layer for every stage (repeatable)")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
@@ -84,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--review-threshold must lie in (0, 1)")
     if not args.household:
         ap.error("--household names no speaker")
+    if not 0 <= args.snippets_per_hour <= 720:
+        ap.error("--snippets-per-hour must lie in [0, 720]")
     return args
 
 
@@ -246,9 +252,14 @@ def collect(args, model: Path, hh: Household) -> Path:
         saved = work / f"detections-{wav.stem}"
         shutil.rmtree(saved, ignore_errors=True)
         config = work / f"daemon-{wav.stem}.toml"
+        snippets = work / f"snippets-{wav.stem}"
+        shutil.rmtree(snippets, ignore_errors=True)
         config.write_text(f'[detect]\nthreshold = {args.review_threshold}\n[gpio]\nbackend = "log"\n'
-                          f'[save]\nenabled = true\ndir = "{saved}"\nmax_mb = 2000.0\n')
+                          f'[save]\nenabled = true\ndir = "{saved}"\nmax_mb = 2000.0\n' + (
+                              f'[snippets]\nenabled = true\ndir = "{snippets}"\nper_hour = {args.snippets_per_hour}\n'
+                              'max_mb = 2000.0\n' if args.snippets_per_hour else ""))
         out, _ = run(listen_argv(model, wav, config), work / f"{wav.stem}.stderr")
+        kept = _take_snippets(snippets, args.loop_build / "recordings" / args.keyword / "snippets" / wav.stem)
         verdicts = {"true_accept": 0, "false_accept": 0}
         for clip in list_audio_files(saved):
             sidecar = json.loads(clip.with_suffix(".json").read_text())
@@ -258,7 +269,8 @@ def collect(args, model: Path, hh: Household) -> Path:
             shutil.copy2(clip.with_suffix(".json"), dest.with_suffix(".json"))
             write_label(dest, label)
             verdicts[label.kind] += 1
-        summary["wavs"][wav.name] = {"keywords": len(spans), "detections": len(out.detections), **verdicts}
+        summary["wavs"][wav.name] = {"keywords": len(spans), "detections": len(out.detections), **verdicts,
+                                     "snippets": kept}
         log.info("field %s: %d takes spoken, %d detections at %g -> %d true, %d false accepts", wav.name,
                  len(spans), len(out.detections), args.review_threshold, verdicts["true_accept"],
                  verdicts["false_accept"])
@@ -266,6 +278,20 @@ def collect(args, model: Path, hh: Household) -> Path:
         summary[kind] = sum(w[kind] for w in summary["wavs"].values())
     stamp.write_text(json.dumps(summary, indent=1) + "\n")
     return field_dir
+
+
+def _take_snippets(kept: Path, dest: Path) -> int:
+    """The room snippets the daemon kept, unreviewed, where ``make collect`` puts them."""
+    shutil.rmtree(dest, ignore_errors=True)
+    if not kept.is_dir():
+        return 0
+    dest.mkdir(parents=True)
+    n = 0
+    for wav in sorted(kept.glob("*_snippet.wav")):
+        shutil.copy2(wav, dest / wav.name)
+        shutil.copy2(wav.with_suffix(".json"), dest / wav.with_suffix(".json").name)
+        n += 1
+    return n
 
 
 # -- stage 3: fine-tune with and without the household -------------------------------------

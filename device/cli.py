@@ -178,7 +178,7 @@ def _emit(obj: dict) -> None:
 
 def _build(args, cfg, engine, notifier):
     """Everything around the engine: decision, GPIO, hook, saver, gate -> the :class:`Listener`."""
-    from device.clipsaver import ClipSaver
+    from device.clipsaver import ClipSaver, Keepers, SnippetKeeper
     from device.config import ConfigError
     from device.decision import Decider
     from device.gate import EnergyGate
@@ -200,8 +200,13 @@ def _build(args, cfg, engine, notifier):
     outputs = Outputs(meta.keyword, Indicator(pin, cfg.gpio), HookRunner(cfg.hook))
     # a detection is reported at most one step (<= stale_after_s of audio) after it happened
     lag_s = max(cfg.capture.stale_after_s, engine.params.infer_every_s) + 1.0
-    saver = (ClipSaver(cfg.save, engine.params.sample_rate, meta.keyword, meta.model_version,
-                       decision.threshold, lag_s) if cfg.save.enabled else None)
+    rate = engine.params.sample_rate
+    keepers = Keepers(
+        ClipSaver(cfg.save, rate, meta.keyword, meta.model_version, decision.threshold, lag_s)
+        if cfg.save.enabled else None,
+        SnippetKeeper(cfg.snippets, rate, meta.keyword, meta.model_version, decision.threshold,
+                      engine.params.output_hop_s, lag_s) if cfg.snippets.enabled else None)
+    saver = keepers or None
     on_det = (lambda d: _emit({"time_s": round(d.time_s, 6), "score": round(d.score, 6),
                                "keyword": meta.keyword})) if args.json else None
     on_step = (lambda t, p: _emit({"time_s": round(t, 6), "score": round(p, 6)})) if args.scores else None

@@ -12,11 +12,18 @@ both atomically, the WAV first (a sidecar never points at a missing WAV). The JS
 
 Disk use is capped: after each save the oldest saved pairs are deleted until the folder
 holds at most ``max_mb``.
+
+:class:`SnippetKeeper` (``[snippets]``, off unless enabled) keeps the other kind of audio: short
+random snippets of what the Pi hears, *never near a detection* (nor near a frame scoring above
+``near_miss`` of the threshold), as ``<stamp>_snippet.wav`` + ``.json``. They are the room's own
+sound -- TV, talk, the kettle -- that ``make collect`` fetches and ``make finetune`` learns as
+negatives. Local files only, capped the same way.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -86,6 +93,9 @@ class ClipSaver:
     def detected(self, det: Detection) -> None:
         self._pending.append((det, time.time()))
 
+    def scored(self, start_s: float, probs: np.ndarray) -> None:
+        """Frame probabilities (unused here; :class:`SnippetKeeper` avoids near misses with them)."""
+
     def flush(self) -> None:
         """Write pending detections with whatever post-roll exists (end of stream)."""
         while self._pending:
@@ -98,11 +108,7 @@ class ClipSaver:
         i1 = len(self._buf) - int(round((self._end_s - end_s) * self.rate_hz))
         clip = self._buf[max(0, i0):max(0, i1)]
         stamp = datetime.fromtimestamp(wall, timezone.utc)
-        safe_kw = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.keyword) or "keyword"
-        # wall time first (the disk cap deletes oldest first by name); the stream time keeps two
-        # detections within one millisecond of wall time apart (files fed faster than real time)
-        stem = (f"{stamp.strftime('%Y%m%dT%H%M%S')}{stamp.microsecond // 1000:03d}Z"
-                f"_t{int(round(det.time_s * 1000)):09d}_{safe_kw}")
+        stem = _stem(wall, det.time_s, self.keyword)
         try:
             write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
             atomic_write_text(self.dir / f"{stem}.json", json.dumps({
@@ -120,27 +126,195 @@ class ClipSaver:
         self._enforce_cap()
 
     def _enforce_cap(self) -> None:
-        # Another process (`make collect`, a reviewer) may delete files while this runs: a file that
-        # is gone counts as 0 bytes, never as an error in the detection path.
-        sizes = {}
-        for p in self.dir.iterdir():
-            if p.suffix in (".wav", ".json") and not p.name.startswith("."):
-                try:
-                    sizes[p] = p.stat().st_size if p.is_file() else None
-                except OSError:
-                    continue
-        files = [p for p, size in sizes.items() if size is not None]
-        total = sum(sizes[p] for p in files)
-        cap = self.cfg.max_mb * 1e6
+        enforce_cap(self.dir, self.cfg.max_mb, "saved detection")
+
+
+def _stem(wall: float, time_s: float, name: str) -> str:
+    """``<UTC wall time>_t<stream ms>_<name>``: wall time first (the disk cap deletes the oldest
+    by name); the stream time keeps two files within one millisecond of wall time apart (files
+    fed faster than real time)."""
+    stamp = datetime.fromtimestamp(wall, timezone.utc)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "keyword"
+    return f"{stamp.strftime('%Y%m%dT%H%M%S')}{stamp.microsecond // 1000:03d}Z_t{int(round(time_s * 1000)):09d}_{safe}"
+
+
+def enforce_cap(folder: Path, max_mb: float, what: str) -> None:
+    """Delete the oldest WAV/JSON pairs (by name) until ``folder`` holds at most ``max_mb``.
+
+    Another process (`make collect`, a reviewer) may delete files while this runs: a file that is
+    gone counts as 0 bytes, never as an error in the detection path."""
+    sizes = {}
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        if p.suffix in (".wav", ".json") and not p.name.startswith("."):
+            try:
+                sizes[p] = p.stat().st_size if p.is_file() else None
+            except OSError:
+                continue
+    files = [p for p, size in sizes.items() if size is not None]
+    total = sum(sizes[p] for p in files)
+    cap = max_mb * 1e6
+    if total <= cap:
+        return
+    by_stem: dict[str, list[Path]] = {}
+    for p in files:  # x.wav, x.json and a reviewer's x.label.json go together
+        by_stem.setdefault(p.name.split(".")[0], []).append(p)
+    for stem in sorted(by_stem):  # stems start with a UTC timestamp: oldest first
         if total <= cap:
+            break
+        for p in by_stem[stem]:
+            total -= sizes[p]
+            p.unlink(missing_ok=True)
+        log.info("disk cap %.0f MB: deleted %s %s", max_mb, what, stem)
+
+
+@dataclass(frozen=True)
+class SnippetConfig:
+    enabled: bool = False
+    """Keep random snippets of what the Pi hears (the room's own sound, for ``make finetune``)."""
+    dir: str = "/var/lib/wakeword/snippets"
+    """Folder for the ``<stamp>_snippet.wav`` + ``.json`` pairs (under the service's StateDirectory)."""
+    per_hour: float = 6.0
+    """Snippets kept per hour of audio on average (random times)."""
+    length_s: float = 5.0
+    """Length of one snippet (s)."""
+    guard_s: float = 10.0
+    """No snippet holds audio within this many seconds of a detection or a near miss."""
+    near_miss: float = 0.5
+    """A frame scoring at least this fraction of the threshold counts as a near miss."""
+    max_mb: float = 100.0
+    """Disk cap for the folder (MB); the oldest snippets are deleted beyond it."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.per_hour <= 720:
+            raise ValueError(f"per_hour must be in (0, 720], got {self.per_hour}")
+        if not 0.5 <= self.length_s <= 60:
+            raise ValueError(f"length_s must be in [0.5, 60], got {self.length_s}")
+        if not 0 <= self.guard_s <= 600:
+            raise ValueError(f"guard_s must be in [0, 600], got {self.guard_s}")
+        if not 0 < self.near_miss <= 1:
+            raise ValueError(f"near_miss must be in (0, 1], got {self.near_miss}")
+        if not 0 < self.max_mb < math.inf:
+            raise ValueError(f"max_mb must be positive, got {self.max_mb}")
+
+
+class SnippetKeeper:
+    """Random snippets of the stream, each written once ``guard_s`` of audio after it has passed
+    with no detection or near miss within ``guard_s`` of it. Snippets never span a gap in the
+    stream and digital silence is not kept. Same calls as :class:`ClipSaver` (``feed``,
+    ``detected``, ``discontinuity``, ``flush``) plus ``scored`` (every output frame's probability)."""
+
+    def __init__(self, cfg: SnippetConfig, rate_hz: int, keyword: str, model_version: str = "",
+                 threshold: float = 0.5, hop_s: float = 0.08, lag_s: float = 5.0, seed: int | None = None):
+        self.cfg = cfg
+        self.rate_hz = rate_hz
+        self.keyword = keyword
+        self.model_version = model_version
+        self.threshold = threshold
+        self.hop_s = hop_s
+        self.lag_s = lag_s
+        self.dir = Path(cfg.dir)
+        self._rng = np.random.default_rng(seed)
+        self._keep = int(round((cfg.length_s + cfg.guard_s + lag_s + 1.0) * rate_hz))
+        self._buf = np.zeros(0, np.float32)
+        self._end_s = 0.0
+        self._next: float | None = None  # stream time the next snippet starts
+        self._alarms: list[float] = []    # stream times of detections and near misses
+        self.kept = 0
+        self.skipped = 0
+
+    def _schedule(self, after_s: float) -> None:
+        self._next = after_s + float(self._rng.exponential(3600.0 / self.cfg.per_hour))
+
+    def discontinuity(self) -> None:
+        """The stream jumped: a snippet never spans the gap; draw the next one afresh."""
+        self._buf = np.zeros(0, np.float32)
+        self._next = None
+
+    def feed(self, audio: np.ndarray, start_s: float) -> None:
+        if self._next is None or not len(self._buf):
+            self._schedule(start_s)
+        self._buf = np.concatenate([self._buf, audio])[-self._keep:]
+        self._end_s = start_s + len(audio) / self.rate_hz
+        buf_start = self._end_s - len(self._buf) / self.rate_hz
+        while self._end_s >= self._next + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
+            if self._next < buf_start - 1e-6:  # its audio is gone (a long lag): skip it
+                self.skipped += 1
+            else:
+                self._decide(self._next)
+            self._schedule(self._next + self.cfg.length_s)
+        self._alarms = [t for t in self._alarms if t >= buf_start - self.cfg.guard_s]
+
+    def detected(self, det: Detection) -> None:
+        self._alarms.append(det.time_s)
+
+    def scored(self, start_s: float, probs: np.ndarray) -> None:
+        near = np.flatnonzero(np.asarray(probs) >= self.cfg.near_miss * self.threshold)
+        self._alarms.extend(start_s + (int(i) + 1) * self.hop_s for i in near)
+
+    def flush(self) -> None:
+        """End of stream: a snippet still inside its guard time is dropped, not written early."""
+
+    def _decide(self, start_s: float) -> None:
+        end_s = start_s + self.cfg.length_s
+        if any(start_s - self.cfg.guard_s <= t <= end_s + self.cfg.guard_s for t in self._alarms):
+            self.skipped += 1
             return
-        by_stem: dict[str, list[Path]] = {}
-        for p in files:  # x.wav, x.json and a reviewer's x.label.json go together
-            by_stem.setdefault(p.name.split(".")[0], []).append(p)
-        for stem in sorted(by_stem):  # stems start with a UTC timestamp: oldest first
-            if total <= cap:
-                break
-            for p in by_stem[stem]:
-                total -= sizes[p]
-                p.unlink(missing_ok=True)
-            log.info("disk cap %.0f MB: deleted saved detection %s", self.cfg.max_mb, stem)
+        i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
+        clip = self._buf[max(0, i0):max(0, i0 + int(round(self.cfg.length_s * self.rate_hz)))]
+        if not len(clip) or float(np.max(np.abs(clip))) < 1e-4:  # digital silence teaches nothing
+            self.skipped += 1
+            return
+        wall = time.time() - (self._end_s - start_s)
+        stem = _stem(wall, start_s, "snippet")
+        try:
+            write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
+            atomic_write_text(self.dir / f"{stem}.json", json.dumps({
+                "version": SIDECAR_VERSION, "kind": "snippet", "keyword": self.keyword,
+                "time_s": round(start_s, 6), "length_s": round(len(clip) / self.rate_hz, 6),
+                "guard_s": self.cfg.guard_s,
+                "wall_time": datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds"),
+                "model_version": self.model_version, "threshold": self.threshold,
+                "sample_rate": self.rate_hz, "host": socket.gethostname()}, indent=1) + "\n")
+        except OSError as exc:
+            log.warning("could not save a snippet in %s: %s", self.dir, exc.strerror or exc)
+            return
+        self.kept += 1
+        enforce_cap(self.dir, self.cfg.max_mb, "snippet")
+
+
+class Keepers:
+    """Several savers behind the one ``saver`` slot of the listener."""
+
+    def __init__(self, *keepers):
+        self.keepers = [k for k in keepers if k is not None]
+
+    def __bool__(self) -> bool:
+        return bool(self.keepers)
+
+    def feed(self, audio: np.ndarray, start_s: float) -> None:
+        for k in self.keepers:
+            k.feed(audio, start_s)
+
+    def scored(self, start_s: float, probs: np.ndarray) -> None:
+        for k in self.keepers:
+            k.scored(start_s, probs)
+
+    def detected(self, det: Detection) -> None:
+        for k in self.keepers:
+            k.detected(det)
+
+    def discontinuity(self) -> None:
+        for k in self.keepers:
+            k.discontinuity()
+
+    def flush(self) -> None:
+        for k in self.keepers:
+            k.flush()
+
+    def status(self) -> str:
+        """For the status line: what is being kept (say plainly that snippets are recorded)."""
+        return "".join(f", {k.kept} room snippet(s) kept" for k in self.keepers if isinstance(k, SnippetKeeper))

@@ -6,7 +6,8 @@ the dataclass of the module that uses it -- ``[capture]``
 (:class:`device.listener.CaptureConfig`), ``[detect]`` (:class:`DetectConfig`), ``[gate]``
 (:class:`device.gate.GateConfig`), ``[gpio]`` (:class:`device.outputs.GpioConfig`),
 ``[hook]`` (:class:`device.outputs.HookConfig`), ``[save]``
-(:class:`device.clipsaver.SaveConfig`). Every key is optional; the docstrings beside the
+(:class:`device.clipsaver.SaveConfig`), ``[snippets]`` (:class:`device.clipsaver.SnippetConfig`).
+Every key is optional; the docstrings beside the
 fields are the reference, ``device/config.example.toml`` the commented example.
 
 Any problem -- unreadable file, bad TOML, unknown key, wrong type, value out of range --
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device.clipsaver import SaveConfig
+from device.clipsaver import SaveConfig, SnippetConfig
 from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig
 from device.gate import GateConfig
 from device.listener import CaptureConfig
@@ -107,6 +108,7 @@ class DaemonConfig:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     hook: HookConfig = field(default_factory=HookConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
+    snippets: SnippetConfig = field(default_factory=SnippetConfig)
     wyoming: WyomingConfig = field(default_factory=WyomingConfig)
 
     def __post_init__(self) -> None:

@@ -35,7 +35,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from device.capture import CaptureError, DeviceNotFound
-from device.clipsaver import ClipSaver
+from device.clipsaver import Keepers
 from device.decision import Decider, Detection
 from device.downmix import Downmixer
 from device.engine import Engine
@@ -139,7 +139,7 @@ class Stats:
 class Listener:
     def __init__(self, engine: Engine, decider: Decider, outputs: Outputs,
                  open_source: Callable[[int], Source], cfg: CaptureConfig, *, live: bool = True,
-                 notifier: Notifier | None = None, saver: ClipSaver | None = None,
+                 notifier: Notifier | None = None, saver: Keepers | None = None,
                  gate: EnergyGate | None = None,
                  on_step: Callable[[float, float], None] | None = None,
                  on_detection: Callable[[Detection], None] | None = None,
@@ -408,6 +408,8 @@ class Listener:
             self.on_step(end_s, float(probs.max()))
         if self.on_frames is not None:
             self.on_frames(start_s, probs)
+        if self.saver is not None:
+            self.saver.scored(start_s, probs)
         for det in self.decider.feed(probs, start_s):
             self.stats.detections += 1
             self.stats.last, self.stats.last_wall = det, time.time()
@@ -433,6 +435,7 @@ class Listener:
         gate = f", {s.skipped_steps} quiet steps skipped" if self.gate is not None else ""
         overruns = s.overflows + (self.source.overflows if self.source is not None else 0)
         gate += f", {overruns} ALSA overruns" if overruns else ""
+        gate += self.saver.status() if self.saver is not None else ""
         return (f"listening for {self.engine.meta.keyword!r} on {self.device_name!r}: "
                 f"{s.detections} detection(s){last}; dropped {self.dropped_s:.1f} s{gate}")
 

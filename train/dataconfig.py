@@ -58,7 +58,11 @@ class DataConfig:
     confusable_renders: int = 2400
     """Confusable utterances rendered for train (spread over the confusable texts)."""
     speech_renders: int = 700
-    """General-speech sentences rendered for train, from train/corpus/sentences.txt."""
+    """General-speech sentences rendered for train, from train/corpus/sentences.txt (and the
+    generated ones below)."""
+    generated_sentences: int = 0
+    """More general-speech texts beside the corpus file's ~300: Faker-generated sentences (names,
+    numbers, dates, places, commands, talk; ``train.negatives.generated_sentences``), seeded."""
     heldout_renders_fraction: float = 0.15
     """val and test each render this fraction of the train counts (at least a few)."""
     neural_speech_weight: float = 0.3
@@ -177,7 +181,7 @@ class DataConfig:
         if self.clip_s <= 0:
             problems.append("clip_s must be positive")
         for name in ("train_clips", "val_clips", "test_clips", "keyword_renders", "confusable_renders",
-                     "speech_renders", "confusable_count", "example_pngs", "rooms", "workers"):
+                     "speech_renders", "generated_sentences", "confusable_count", "example_pngs", "rooms", "workers"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:

@@ -102,7 +102,7 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
     speaker_split = voicesplit.assign(found.voices, dcfg)
     texts = {"keyword": [negatives.keyword_text(keyword)], "carrier": negatives.carrier_phrases(),
              "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
-             "speech": negatives.corpus_sentences(keyword)}
+             "speech": negatives.speech_texts(keyword, dcfg.generated_sentences, dcfg.seed)}
     shared = realdata.locate()
     shared_neg, shared_speakers = [], []
     if dcfg.use_shared_negatives and shared:

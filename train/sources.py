@@ -198,6 +198,14 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
         elif label.get("kind") == "false_accept":
             _add_import(plan, cfg, params, "confusable", "recordings/field:false_accept", path, None,
                         speaker=USER_SPEAKER)
+    for path in _audio_in(root / "snippets"):  # the room's own sound, kept by the daemon ([snippets])
+        label = _label(path)
+        if label.get("kind") in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
+            for span in _spans(label) or [None]:
+                _add_import(plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span,
+                            speaker=USER_SPEAKER)
+        elif label.get("kind", "negative") in ("negative", "false_accept"):
+            _add_import(plan, cfg, params, "confusable", "recordings/snippets", path, None, speaker=USER_SPEAKER)
     for d in cfg.speech_dirs:
         for path in _required_audio(d):
             _add_pieces(plan, cfg, params, f"speech-folder:{d}", path, speaker=f"folder:{d}")

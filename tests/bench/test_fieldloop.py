@@ -168,3 +168,25 @@ def test_loop_report_rows_put_the_three_models_side_by_side():
     others = loopreport.others_rows(measured)
     assert others[1] == ("| control fine-tune (no household audio) | 75.0 % (15/20) | 85.0 % (17/20) | 2 in 0.2 h "
                          "| 3 in 0.2 h | - / - | 75.0 % | 75.0 % | 75.0 % | 75.0 % |")
+
+
+def test_room_snippets_from_the_field_period_join_the_next_dataset_as_negatives(household, tone_model):
+    """A household that talks a lot without the keyword: the daemon keeps room snippets, away from
+    every burst, and they reach the fine-tune's plan unreviewed, as negatives."""
+    args, hh = household
+    talk = args.build.parent / "talk"
+    talk.mkdir()
+    for k in range(6):  # 40 s of hum-like talk each, no burst: room for snippets
+        path = talk / f"talk-{k}.wav"
+        sf.write(str(path), tone_clip(40.0, [], seed=300 + k) + 0.05 * np.sin(np.arange(SR * 40) / 37.0), SR)
+        hh.field_other.append(path)
+    args.snippets_per_hour = 720.0
+    fieldloop.collect(args, tone_model, hh)
+    collected = json.loads((args.loop_build / "field" / "collected.json").read_text())
+    kept = {name: w["snippets"] for name, w in collected["wavs"].items()}
+    assert sum(kept.values()) >= 4, kept
+    folder = args.loop_build / "recordings" / "tone" / "snippets"
+    assert len(list(folder.rglob("*_snippet.wav"))) == sum(kept.values())
+    plan = plan_recordings(DataConfig(recordings_dir=str(args.loop_build / "recordings")), "tone", AudioParams())
+    assert plan.origins["recordings/snippets"] == sum(kept.values())
+    assert all(j.kind == "confusable" for j in plan.jobs if j.origin.endswith("_snippet.wav"))

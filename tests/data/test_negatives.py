@@ -67,3 +67,20 @@ def test_corpus_sentences_exclude_the_keyword():
                                            ("ok-home", "ok home")])
 def test_keyword_text(keyword, text):
     assert negatives.keyword_text(keyword) == text
+
+
+def test_generated_sentences_are_seeded_distinct_and_never_say_the_keyword():
+    a = negatives.generated_sentences("time", 400, seed=5)
+    assert a == negatives.generated_sentences("time", 400, seed=5)
+    assert a != negatives.generated_sentences("time", 400, seed=6)
+    assert len(a) == len(set(a)) == 400
+    # "time" is common in talk and in the templates ("Set a timer" is not the word; "what time" is)
+    assert not any(negatives.contains_keyword(s, "time") for s in a)
+    assert any(ch.isdigit() for s in a for ch in s)           # numbers, times, addresses
+    assert negatives.generated_sentences("time", 0) == []
+
+
+def test_speech_texts_are_the_corpus_then_the_generated():
+    texts = negatives.speech_texts("computer", 50, seed=1)
+    corpus = negatives.corpus_sentences("computer")
+    assert texts[:len(corpus)] == corpus and len(texts) == len(corpus) + 50

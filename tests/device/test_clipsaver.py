@@ -118,3 +118,83 @@ def test_wavs_that_end_mid_frame_or_claim_rate_0(tmp_path):
     zero.write_bytes(bytes(raw))
     with pytest.raises(WavError, match="0 Hz"):
         wav_info(zero)
+
+
+# -- room snippets ([snippets]) ------------------------------------------------------------
+def slow_feed(keeper, start_s: float, seconds: float, step_s: float = 0.5) -> None:
+    """Audio whose value is its stream time / 1000 (so a 15-minute stream stays below full scale)."""
+    t = start_s
+    while t < start_s + seconds - 1e-9:
+        keeper.feed((t + np.arange(int(step_s * RATE)) / RATE).astype(np.float32) / 1000, t)
+        t += step_s
+
+
+def snippets_cfg(tmp_path, **kw):
+    from device.clipsaver import SnippetConfig
+
+    return SnippetConfig(**{"enabled": True, "dir": str(tmp_path), "per_hour": 720.0, "length_s": 1.0,
+                            "guard_s": 2.0, **kw})
+
+
+def test_snippets_are_random_stretches_of_the_stream_with_a_sidecar(tmp_path):
+    from device.clipsaver import SnippetKeeper
+
+    keeper = SnippetKeeper(snippets_cfg(tmp_path), RATE, "hey pi", "v7", threshold=0.6, lag_s=0.5, seed=3)
+    slow_feed(keeper, 0.0, 300.0)
+    wavs = sorted(tmp_path.glob("*_snippet.wav"))
+    assert 30 <= keeper.kept == len(wavs) <= 90  # 720/h over 300 s: ~60 (minus what a draw pushes out)
+    starts = []
+    for w in wavs:
+        meta = json.loads(w.with_suffix(".json").read_text())
+        audio, rate = read_mono_float(w)
+        assert meta["kind"] == "snippet" and meta["keyword"] == "hey pi" and meta["sample_rate"] == RATE
+        assert rate == RATE and len(audio) == RATE
+        assert abs(audio[0] * 1000 - meta["time_s"]) < 0.05  # the stretch the sidecar names
+        starts.append(meta["time_s"])
+    gaps = np.diff(sorted(starts))
+    assert gaps.min() >= 1.0 and gaps.std() > 0.5  # never overlapping, at random times
+
+
+def test_no_snippet_near_a_detection_or_a_near_miss(tmp_path):
+    from device.clipsaver import SnippetKeeper
+
+    keeper = SnippetKeeper(snippets_cfg(tmp_path), RATE, "k", threshold=0.8, hop_s=0.5, lag_s=0.5, seed=4)
+    alarms = []
+    t = 0.0
+    while t < 600.0:
+        keeper.feed(ramp(t, 0.5), t)
+        if int(t * 2) % 40 == 7:        # every 20 s: a detection ...
+            keeper.detected(Detection(t + 0.5, 0.9))
+            alarms.append(t + 0.5)
+        probs = np.array([0.45 if int(t * 2) % 40 == 27 else 0.1])  # ... and a near miss (>= 0.5 * 0.8)
+        keeper.scored(t, probs)
+        if probs[0] > 0.4:
+            alarms.append(t + 0.5)
+        t += 0.5
+    assert keeper.kept > 0 and keeper.skipped > 0
+    for w in tmp_path.glob("*_snippet.wav"):
+        start = json.loads(w.with_suffix(".json").read_text())["time_s"]
+        assert all(not (start - 2.0 <= a <= start + 1.0 + 2.0) for a in alarms), (start, alarms)
+
+
+def test_snippets_skip_silence_and_gaps_and_keep_to_the_disk_cap(tmp_path):
+    from device.clipsaver import Keepers, SnippetKeeper
+
+    one_mb = (RATE * 2 + 400) / 1e6
+    keeper = SnippetKeeper(snippets_cfg(tmp_path, max_mb=5.5 * one_mb), RATE, "k", lag_s=0.5, seed=5)
+    keepers = Keepers(None, keeper)
+    t = 0.0
+    while t < 200.0:                      # silence: nothing kept
+        keepers.feed(np.zeros(RATE // 2, np.float32), t)
+        t += 0.5
+    assert keeper.kept == 0 and keeper.skipped > 0
+    while t < 900.0:
+        slow_feed(keepers, t, 0.5)
+        t += 0.5
+        if t % 50 == 0:
+            keepers.discontinuity()      # a stream gap now and then
+    assert keeper.kept > 20 and len(list(tmp_path.glob("*.wav"))) == 5  # the cap keeps the newest 5
+    assert "room snippet(s) kept" in keepers.status()
+    for w in tmp_path.glob("*.wav"):
+        start = json.loads(w.with_suffix(".json").read_text())["time_s"]
+        assert start // 50 == (start + 1.0) // 50  # never across a gap

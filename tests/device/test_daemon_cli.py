@@ -67,6 +67,30 @@ post_roll_s = 0.5
     assert np.abs(audio[end - int(0.3 * rate):end]).max() > 0.2
 
 
+def test_room_snippets_are_kept_away_from_detections(tone_model, tmp_path):
+    from daemon_helpers import RATE, tone_clip
+    from device.wavio import write_wav
+
+    wav = write_wav(tmp_path / "room.wav", tone_clip(90.0, [20.0, 50.0, 75.0], seed=3), RATE)
+    out = tmp_path / "snippets"
+    cfg = write_config(tmp_path / "c.toml", f"""{LOG_GPIO}
+[snippets]
+enabled = true
+dir = "{out}"
+per_hour = 720.0
+length_s = 1.0
+guard_s = 3.0
+""")
+    r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(wav), "--json"])
+    assert r.returncode == 0, r.stderr
+    dets = [d["time_s"] for d in json_lines(r.stdout)]
+    assert len(dets) == 3
+    starts = [json.loads(p.read_text())["time_s"] for p in out.glob("*_snippet.json")]
+    assert len(starts) >= 5
+    for s in starts:  # nothing within guard_s of a detection
+        assert all(not (s - 3.0 <= d <= s + 1.0 + 3.0) for d in dets), (s, dets)
+
+
 def test_missing_or_bad_input_file_is_one_line_exit_1(tone_model, tmp_path):
     r = run_wakeword(["listen", "--model", str(tone_model), "--input", str(tmp_path / "none.wav")])
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr

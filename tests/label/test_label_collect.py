@@ -136,3 +136,25 @@ def test_make_collect_never_runs_a_host_string_as_shell(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "bad HOST" in result.stderr
     assert not marker.exists()
+
+
+def test_room_snippets_come_along_into_their_own_folder(pi, tmp_path):
+    remote, snippets = tmp_path / "pi-detections", tmp_path / "pi-snippets"
+    saved_detection(remote, "20261124T100000000Z", "computer")
+    for stamp in ("20261124T100500000Z_t000001000", "20261124T101500000Z_t000601000"):
+        saved_detection(snippets, stamp, "snippet")
+    (snippets / ".20261124T102000000Z_t000900000_snippet.wav.x.tmp").write_bytes(b"half")
+    env = dict(REMOTE_DIR=str(remote), REMOTE_SNIPPETS_DIR=str(snippets), SNIPPETS_OUT=str(tmp_path / "snip"))
+    dry = collect(pi, tmp_path, "pitest", DRY_RUN="1", **env)
+    assert dry.returncode == 0 and "would fetch up to 2 room snippet(s)" in dry.stdout
+    assert not (tmp_path / "snip").exists()
+    result = collect(pi, tmp_path, "pitest", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "fetched 1 new clip(s)" in result.stdout and "2 new room snippet(s)" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "snip" / "pitest").iterdir()) == sorted(
+        p.name for p in snippets.iterdir() if not p.name.startswith("."))
+    again = collect(pi, tmp_path, "pitest", **env)
+    assert "0 new room snippet(s)" in again.stdout
+    # snippets off on the Pi (no folder): not a word about them
+    quiet = collect(pi, tmp_path, "pitest", REMOTE_DIR=str(remote), REMOTE_SNIPPETS_DIR=str(tmp_path / "none"))
+    assert quiet.returncode == 0 and "room snippet" not in quiet.stdout

@@ -107,3 +107,27 @@ def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog
     assert jobs[str(take)].kind == "keyword" and jobs[str(take)].span_s is None  # a take, unlabelled
     assert str(field) not in jobs  # an unreviewed field clip is neither positive nor negative
     assert "take.wav.label.json" in caplog.text and "clip.wav.label.json" in caplog.text
+
+
+def test_room_snippets_reach_the_plan_as_negatives_unless_a_reviewer_heard_the_keyword(tmp_path):
+    from device.clipsaver import SnippetConfig, SnippetKeeper
+
+    root = tmp_path / "recordings"
+    folder = root / "computer" / "snippets" / "pi"
+    keeper = SnippetKeeper(SnippetConfig(enabled=True, dir=str(folder), per_hour=720.0, length_s=1.0, guard_s=1.0),
+                           RATE, "computer", lag_s=0.5, seed=7)
+    stream = tone_word(120.0, 3.0, 0.5, seed=6)[:, 0]
+    for i in range(0, len(stream), RATE // 2):
+        keeper.feed(stream[i:i + RATE // 2], i / RATE)
+    snippets = sorted(folder.glob("*_snippet.wav"))
+    assert len(snippets) >= 5
+    with serving(root / "computer") as url:
+        rel = quote(snippets[0].relative_to(root / "computer").as_posix())
+        status, answer, _ = http("PUT", f"{url}/api/label?path={rel}",
+                                 {"kind": "keyword", "keyword_spans": [[0.2, 0.7]]})
+        assert status == 200, answer
+    plan = plan_recordings(DataConfig(recordings_dir=str(root)), "computer", AudioParams())
+    assert plan.origins == {"recordings/snippets": len(snippets) - 1, "recordings/snippets:keyword": 1}
+    by_path = {j.origin: j for j in plan.jobs}
+    assert by_path[str(snippets[0])].kind == "keyword" and by_path[str(snippets[0])].span_s == (0.2, 0.7)
+    assert all(by_path[str(p)].kind == "confusable" for p in snippets[1:])
