@@ -20,16 +20,13 @@ log = logging.getLogger("bench")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--keyword", required=True)
-    ap.add_argument("--build", required=True, type=Path, help="build folder of the keyword, e.g. build/computer")
-    ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml: a reduced run in minutes")
+    from train import stagecli
+
+    ap = stagecli.parser("python -m bench", __doc__.splitlines()[0])
     ap.add_argument("--peers", action="store_true", help="also run other engines (installs them under build/peers/)")
     ap.add_argument("--model", type=Path, help="benchmark this model file instead of <build>/model.onnx "
                     "(and its model.int8.onnx sibling, if any); the test audio still comes from --build")
     ap.add_argument("--out", type=Path, help="report folder (default <build>/bench)")
-    ap.add_argument("--config", action="append", default=[], help="extra TOML layer (repeatable)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -63,26 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     from bench.daemon import DaemonError
     from bench.peers import PeerError
     from bench.pipeline import BenchError
-    from train import config
+    from train import stagecli
 
     command = "python -m bench " + " ".join(shlex.quote(a) for a in argv)
-    try:
-        return _run(args, command)
-    except (BenchError, DaemonError, PeerError, config.ConfigError) as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted (cached test audio is kept; no report written)", file=sys.stderr)
-        return 130
+    return stagecli.run("bench", lambda: _run(args, command), (BenchError, DaemonError, PeerError),
+                        "cached test audio is kept; no report written")
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
     from bench import report
     from bench.config import BenchConfig
     from bench.pipeline import find_models, run
-    from train import config
+    from train import config, stagecli
 
-    cfg = config.load(args.config, args.overrides, quick=args.quick)
+    cfg = stagecli.load_config(args)
     bc = config.section(cfg, "bench", BenchConfig)
     models = find_models(args.model.parent, bc, args.model.name) if args.model else None
     out_dir = args.out or args.build / "bench"

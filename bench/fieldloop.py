@@ -68,9 +68,10 @@ class Household:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.fieldloop", description=__doc__.splitlines()[0])
-    ap.add_argument("--keyword", required=True)
-    ap.add_argument("--build", required=True, type=Path, help="the shipped model's build folder (trained, exported)")
+    from train import stagecli
+
+    ap = stagecli.parser("python -m bench.fieldloop", __doc__.splitlines()[0],
+                         "the shipped model's build folder (trained, exported)")
     ap.add_argument("--loop-build", type=Path, help="where the loop works (default <build>-loop)")
     ap.add_argument("--household", default=",".join(DEFAULT_HOUSEHOLD),
                     help="speakers of ../shared/data who are the household (comma-separated)")
@@ -78,9 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="threshold the daemon collects at (the shipped one stays in the model)")
     ap.add_argument("--snippets-per-hour", type=float, default=0.0,
                     help="the daemon also keeps this many room snippets per hour of field audio (0: off)")
-    ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml on every stage")
-    ap.add_argument("--config", action="append", default=[], help="extra TOML layer for every stage (repeatable)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
     args = ap.parse_args(argv)
     args.household = tuple(s.strip() for s in args.household.split(",") if s.strip())
     args.loop_build = args.loop_build or args.build.with_name(args.build.name + "-loop")
@@ -94,9 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _cfg(args) -> dict:
-    from train import config
+    from train import stagecli
 
-    return config.load(args.config, args.overrides, quick=args.quick)
+    return stagecli.load_config(args)
 
 
 def _share(path: Path) -> float:
@@ -373,25 +371,26 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from train import stagecli
+
     model = args.build / "model.onnx"
     if not model.is_file() or not (args.build / "train" / "best.pt").is_file():
-        print(f"fieldloop: no {model} (or its checkpoint); run `make train export` first", file=sys.stderr)
-        return 1
-    try:
+        print(f"fieldloop: error: no {model} (or its checkpoint); run `make train export` first", file=sys.stderr)
+        return stagecli.EXIT_FAILED
+
+    def body() -> int:
+        from bench.loopreport import write_report
+
         hh = split_household(args.keyword, args.household)
         log.info("household %s: %s", ", ".join(args.household), hh.counts())
         record(args, hh)
         collect(args, model, hh)
         models = finetune_both(args)
         measured = measure(args, models, hh)
-    except KeyboardInterrupt:
-        print("fieldloop: interrupted; finished stages are kept, run it again to go on", file=sys.stderr)
-        return 130
-    from bench.loopreport import write_report
+        print(f"field loop: {write_report(args, hh, measured)}")
+        return 0
 
-    path = write_report(args, hh, measured)
-    print(f"field loop: {path}")
-    return 0
+    return stagecli.run("fieldloop", body, interrupted="finished stages are kept, run it again to go on")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Configuration: TOML files layered in order, then ``--set section.key=value`` overrides.
 
 Each part of the pipeline owns one TOML section and one frozen dataclass for it
-(``[data]`` -> train.dataset, ``[model]`` -> train.model.ModelConfig, ``[train]``,
-``[export]``, ``[audio]`` -> device.params.AudioParams). :func:`section` turns a section
-into its dataclass and rejects unknown keys with one clear line. The resolved config (all
-sections after overrides) is written next to every artifact it produced.
+(:data:`SECTIONS`). :func:`section` turns a section into its dataclass and rejects unknown keys,
+wrong types and values out of range with one clear line; :func:`load` does that for every
+section at once, so a stage stops on a bad configuration before it does any work. The resolved
+config (all sections after overrides) is written next to every artifact it produced.
 """
 from __future__ import annotations
 
@@ -26,6 +26,38 @@ class ConfigError(ValueError):
     """A bad configuration value; the message is one line naming the key."""
 
 
+SECTIONS = {
+    "audio": "device.params:AudioParams",
+    "data": "train.dataconfig:DataConfig",
+    "model": "train.model:ModelConfig",
+    "train": "train.train:TrainConfig",
+    "streams": "train.streams:StreamConfig",
+    "export": "export.config:ExportConfig",
+    "bench": "bench.config:BenchConfig",
+}
+"""Every section a pipeline config may hold, and the dataclass that owns it (imported when checked)."""
+
+
+def section_class(name: str) -> type:
+    import importlib
+
+    module, _, cls = SECTIONS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def check(cfg: dict[str, dict[str, Any]]) -> None:
+    """Every section known and every value valid for its dataclass, else one :class:`ConfigError`."""
+    import difflib
+
+    for name in cfg:
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(name, list(SECTIONS), n=1)
+            raise ConfigError(f"unknown section [{name}]" + (f" (did you mean [{close[0]}]?)" if close else "")
+                              + f"; known: {', '.join(SECTIONS)}")
+    for name in SECTIONS:
+        section(cfg, name, section_class(name))
+
+
 def load(files: list[str | Path] | None = None, overrides: list[str] | None = None,
          quick: bool = False) -> dict[str, dict[str, Any]]:
     """Read ``default.toml`` (+ ``quick.toml`` if ``quick``), then ``files``, then overrides."""
@@ -45,6 +77,7 @@ def load(files: list[str | Path] | None = None, overrides: list[str] | None = No
             raise ConfigError(f"override {item!r} must look like section.key=value")
         sec, name = key.strip().split(".", 1)
         cfg.setdefault(sec, {})[name] = parse_value(raw.strip())
+    check(cfg)
     return cfg
 
 

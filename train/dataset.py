@@ -19,7 +19,6 @@ raw utterances per split and kind (the benchmark's test streams use the ``test``
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -145,7 +144,7 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
 def _check_clip_length(dcfg: DataConfig, params: AudioParams) -> None:
     room_s = dcfg.clip_s - params.label_window_ms / 1000
     if room_s < 1.0:
-        raise DatasetError(f"[data] clip_s={dcfg.clip_s} leaves {room_s:.2f} s for a keyword before the "
+        raise config.ConfigError(f"[data] clip_s={dcfg.clip_s} leaves {room_s:.2f} s for a keyword before the "
                            f"{params.label_window_ms:.0f} ms label window; use at least "
                            f"{1.0 + params.label_window_ms / 1000:.1f} s")
 
@@ -316,29 +315,22 @@ def _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, 
 
 # -- command line -----------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.dataset", description=__doc__.split("\n")[0])
-    ap.add_argument("--keyword", required=True)
-    ap.add_argument("--build", required=True, help="output directory, e.g. build/<keyword>")
-    ap.add_argument("--quick", action="store_true", help="small configuration (configs/quick.toml)")
-    ap.add_argument("--config", action="append", default=[], help="extra TOML layered on top")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    args = ap.parse_args(argv)
+    from train import stagecli
+
+    args = stagecli.parser("python -m train.dataset", __doc__.split("\n")[0],
+                           "output directory, e.g. build/<keyword>").parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = config.load(args.config, args.set, quick=args.quick)
-        manifest = build(args.keyword, args.build, cfg)
-    except (config.ConfigError, ParamsError, SourceError, DatasetError) as exc:
-        print(f"dataset: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("dataset: interrupted; finished work is kept, run again to resume", file=sys.stderr)
-        return 130
-    s = manifest["splits"]
-    t = manifest["throughput"]
-    print(f"dataset: {Path(args.build) / 'dataset'}: " + ", ".join(f"{k} {v['clips']} clips" for k, v in s.items())
-          + f"; voices {manifest['sources']['distinct_voices']}; {t['clips_per_s']} clips/s; "
-          f"report: {Path(args.build) / 'dataset' / 'report.md'}")
-    return 0
+
+    def body() -> int:
+        manifest = build(args.keyword, args.build, stagecli.load_config(args))
+        s, t = manifest["splits"], manifest["throughput"]
+        print(f"dataset: {args.build / 'dataset'}: " + ", ".join(f"{k} {v['clips']} clips" for k, v in s.items())
+              + f"; voices {manifest['sources']['distinct_voices']}; {t['clips_per_s']} clips/s; "
+              f"report: {args.build / 'dataset' / 'report.md'}")
+        return 0
+
+    return stagecli.run("dataset", body, (ParamsError, SourceError, DatasetError),
+                        "finished work is kept, run again to resume")
 
 
 if __name__ == "__main__":

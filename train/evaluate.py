@@ -17,7 +17,6 @@ stored in ``model.onnx``: its report names it).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 
 from device.params import AudioParams
-from train import checkpoint, config, evalsets
+from train import checkpoint, config, evalsets, stagecli
 from train.model import Head, ModelConfig
 from train.report import metrics_table
 from train.streams import StreamConfig
@@ -33,40 +32,35 @@ from train.validate import validate
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--keyword", required=True)
-    p.add_argument("--build", required=True)
+    p = stagecli.parser("python -m train.evaluate", __doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="default: <build>/train/best.pt")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--real-calibration-share", type=float, default=0.0, metavar="S")
     p.add_argument("--threshold", type=float, metavar="T", help="also show every set at this threshold")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--config", action="append", default=[])
-    p.add_argument("--set", action="append", default=[], dest="overrides")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    build = Path(args.build)
-    try:
-        cfg = config.load(args.config, args.overrides, quick=args.quick)
-        state = checkpoint.load(args.checkpoint or build / "train" / "best.pt")
-        from train.dataset import open_split
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        p.error("--threshold must be in (0, 1)")
+    if not 0 <= args.real_calibration_share <= 1:
+        p.error("--real-calibration-share must be in [0, 1]")
+    return stagecli.run("evaluate", lambda: _evaluate(args), (checkpoint.CheckpointError, ValueError, OSError))
 
-        params = AudioParams.from_dict(state["audio_params"])
-        model = Head(ModelConfig(**state["model_config"]))
-        model.load_state_dict(state["model"])
-        if args.threshold is not None and not 0 < args.threshold < 1:
-            raise ValueError("--threshold must be in (0, 1)")
-        if not 0 <= args.real_calibration_share <= 1:
-            raise ValueError("--real-calibration-share must be in [0, 1]")
-        streams_cfg = config.section(cfg, "streams", StreamConfig)
-        real_data = cfg.get("train", {}).get("real_data", "auto")
-        val = open_split(build / "dataset", args.split)
-        calibration = _real_calibration(args, val, params, streams_cfg, real_data, build)
-        sets = evalsets.build(val, params, streams_cfg, real_data, build / "streams", args.keyword,
-                              also_exclude=calibration[1] if calibration else ())
-    except (config.ConfigError, checkpoint.CheckpointError, ValueError, OSError) as exc:
-        print(f"evaluate: {exc}", file=sys.stderr)
-        return 2
+
+def _evaluate(args) -> int:
+    from train.dataset import open_split
+
+    build = args.build
+    cfg = stagecli.load_config(args)
+    state = checkpoint.load(args.checkpoint or build / "train" / "best.pt")
+    params = AudioParams.from_dict(state["audio_params"])
+    model = Head(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    streams_cfg = config.section(cfg, "streams", StreamConfig)
+    real_data = cfg.get("train", {}).get("real_data", "auto")
+    val = open_split(build / "dataset", args.split)
+    calibration = _real_calibration(args, val, params, streams_cfg, real_data, build)
+    sets = evalsets.build(val, params, streams_cfg, real_data, build / "streams", args.keyword,
+                          also_exclude=calibration[1] if calibration else ())
     torch.set_num_threads(1)
     sets[0].name = "synthetic" if args.split == "val" else "synthetic_test"
     if calibration:

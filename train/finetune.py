@@ -17,14 +17,14 @@ the ordinary way: an interrupted fine-tune picks up from its own ``last.pt``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from train import config
+from train import config, stagecli
+from train.stagecli import stage_opts
 
 log = logging.getLogger("train.finetune")
 
@@ -36,17 +36,6 @@ SHARED_PARTS = ("sources", "rooms", "dataset", "streams")
 
 class StageFailed(RuntimeError):
     """A pipeline stage exited non-zero (it printed its own message)."""
-
-
-def stage_opts(keyword: str, build: Path, *, quick: bool = False, configs: list[str] | None = None,
-               overrides: list[str] | None = None) -> list[str]:
-    """The options every pipeline stage understands (the Makefile's ``STAGE_OPTS``)."""
-    opts = ["--keyword", keyword, "--build", str(build)] + (["--quick"] if quick else [])
-    for c in configs or []:
-        opts += ["--config", str(c)]
-    for o in overrides or []:
-        opts += ["--set", o]
-    return opts
 
 
 def run_stage(module: str, opts: list[str]) -> None:
@@ -87,28 +76,22 @@ def finetune(keyword: str, base: Path, out: Path, *, quick: bool = False, config
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.finetune", description=__doc__.splitlines()[0])
-    ap.add_argument("--keyword", required=True)
-    ap.add_argument("--build", required=True, type=Path, help="the base build (trained), e.g. build/computer")
+    ap = stagecli.parser("python -m train.finetune", __doc__.splitlines()[0],
+                         "the base build (trained), e.g. build/computer")
     ap.add_argument("--out", type=Path, help="the fine-tune's build folder (default <build>-ft)")
-    ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml (a smoke run)")
-    ap.add_argument("--config", action="append", default=[], help="extra TOML layer (repeatable)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     out = args.out or args.build.with_name(args.build.name + "-ft")
-    try:
+
+    def body() -> int:
+        stagecli.load_config(args)  # a bad configuration stops here, before any stage runs
         model = finetune(args.keyword, args.build, out, quick=args.quick, configs=args.config,
                          overrides=args.overrides)
-    except StageFailed as exc:
-        print(f"finetune: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"finetune: interrupted; run it again to go on ({out}/train/last.pt keeps the steps done)",
-              file=sys.stderr)
-        return 130
-    print(f"fine-tuned model: {model} (deploy it with `make deploy MODEL={model}`)")
-    return 0
+        print(f"fine-tuned model: {model} (deploy it with `make deploy MODEL={model}`)")
+        return 0
+
+    return stagecli.run("finetune", body, (StageFailed,),
+                        f"run it again to go on ({out}/train/last.pt keeps the steps done)")
 
 
 if __name__ == "__main__":

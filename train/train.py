@@ -149,13 +149,9 @@ class Interrupted(Exception):
 # -- configuration -------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.train", description=__doc__.split("\n")[0])
-    p.add_argument("--keyword", required=True)
-    p.add_argument("--build", required=True, help="build folder, e.g. build/computer")
-    p.add_argument("--quick", action="store_true", help="layer configs/quick.toml (a smoke run)")
-    p.add_argument("--config", action="append", default=[], help="extra TOML layer (repeatable)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE")
-    return p.parse_args(argv)
+    from train import stagecli
+
+    return stagecli.parser("python -m train.train", __doc__.split("\n")[0]).parse_args(argv)
 
 
 def model_config(cfg: dict, params: AudioParams) -> ModelConfig:
@@ -292,7 +288,9 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip or float("inf"))
         if not bool(torch.isfinite(norm)):
             raise NonFiniteLoss(f"training diverged at step {self.step + 1}: the loss or its gradients are "
-                                f"not finite (loss {float(loss.detach()):g})")
+                                f"not finite (loss {float(loss.detach()):g}); {self.out_dir / 'last.pt'} keeps "
+                                "the last good step (if any) -- check the data and lower [train] lr, or resume "
+                                "to retry")
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -314,27 +312,26 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from train import stagecli
+
     args = parse_args(argv)
     main_process = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     dist = Dist()
-    try:
-        cfg = config.load(args.config, args.overrides, quick=args.quick)
+
+    def body() -> int:
+        nonlocal dist
+        cfg = stagecli.load_config(args)
         tc = config.section(cfg, "train", TrainConfig)
         dist = Dist.from_env(cuda=tc.device == "cuda" or (tc.device == "auto" and torch.cuda.is_available()))
-        return run(args.keyword, Path(args.build), cfg, dist)
-    except (config.ConfigError, checkpoint.CheckpointError, DataError) as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteLoss as exc:
-        print(f"train: {exc}; {Path(args.build) / 'train' / 'last.pt'} keeps the last good step (if any) -- "
-              "check the data and lower [train] lr, or resume to retry", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # before the loop (nothing to save yet), or a second Ctrl-C inside it
-        print(f"train: stopped; {Path(args.build) / 'train' / 'last.pt'} holds the last saved step "
-              "(if any) -- run `make train` again to resume", file=sys.stderr)
-        return 130
+        return run(args.keyword, args.build, cfg, dist)
+
+    try:
+        # before the loop (nothing to save yet), or a second Ctrl-C inside it
+        return stagecli.run("train", body, (checkpoint.CheckpointError, DataError, NonFiniteLoss),
+                            f"{args.build / 'train' / 'last.pt'} holds the last saved step (if any) -- "
+                            "run `make train` again to resume")
     finally:
         dist.close()
 

@@ -172,7 +172,7 @@ def test_keyword_longer_than_a_clip_is_one_clear_error(tmp_path):
         build("computer", tmp_path / "b", cfg)
 
 
-def test_cli_bad_config_is_one_line_and_exit_1(tmp_path, capsys):
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
     code = main(["--keyword", "computer", "--build", str(tmp_path / "b"), "--set", "data.clip_s=0.5"])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and err.startswith("dataset: error:") and "clip_s" in err and "\n" not in err
+    assert code == 2 and err.startswith("dataset: error:") and "clip_s" in err and "\n" not in err

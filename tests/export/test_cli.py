@@ -153,7 +153,7 @@ def test_failure_after_tracing_keeps_the_old_model(tmp_path, tone_checkpoint, ca
     assert not list(build.rglob("candidate*")) and not list(build.rglob(".*.tmp"))
 
 
-def test_bad_config_is_one_line(tmp_path, tone_checkpoint, capsys):
+def test_bad_config_is_one_line_and_exit_2(tmp_path, tone_checkpoint, capsys):
     build = make_build(tmp_path, tone_checkpoint)
-    assert main(["--keyword", "tone", "--build", str(build), "--set", "export.no_such_key=1"]) == 1
+    assert main(["--keyword", "tone", "--build", str(build), "--set", "export.no_such_key=1"]) == 2
     assert "[export] has unknown key(s): no_such_key" in capsys.readouterr().err

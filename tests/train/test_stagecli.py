@@ -1,0 +1,67 @@
+"""One command line, one config loader and one set of exit statuses for every pipeline stage
+(train/stagecli.py, train/config.py)."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import tomllib
+
+import pytest
+
+from train import config, stagecli
+
+STAGES = {"dataset": "train.dataset", "train": "train.train", "evaluate": "train.evaluate",
+          "finetune": "train.finetune", "export": "export.__main__", "bench": "bench.__main__",
+          "fieldloop": "bench.fieldloop"}
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_every_stage_takes_the_same_options(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(STAGES[name]).main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ("--keyword", "--build", "--quick", "--config", "--set SECTION.KEY=VALUE"):
+        assert opt in out, (name, opt)
+
+
+@pytest.mark.parametrize("name", [n for n in STAGES if n != "fieldloop"])  # fieldloop first needs a model
+@pytest.mark.parametrize("bad, says", [("nosuch.key=1", "unknown section [nosuch]"),
+                                       ("data.speech_renders=-1", "speech_renders must be >= 0"),
+                                       ("train.lr=fast", "[train] lr must be a number")])
+def test_a_bad_config_is_one_line_and_exit_2_before_any_work(name, bad, says, tmp_path, capsys):
+    build = tmp_path / "b"
+    code = importlib.import_module(STAGES[name]).main(["--keyword", "k", "--build", str(build), "--set", bad])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == stagecli.EXIT_USAGE and len(err) == 1 and err[0].startswith(f"{name}: error: "), err
+    assert says in err[0]
+    assert not build.exists()
+
+
+def test_unknown_section_suggests_the_near_one():
+    with pytest.raises(config.ConfigError, match=r"unknown section \[trian\] \(did you mean \[train\]\?\)"):
+        config.load(overrides=["trian.lr=0.1"])
+
+
+@pytest.mark.parametrize("name", config.SECTIONS)
+def test_toml_defaults_equal_the_dataclass_defaults(name):
+    """configs/default.toml writes the defaults out for users; the dataclasses are what runs."""
+    written = tomllib.loads(config.DEFAULT_FILE.read_text()).get(name, {})
+    cls = config.section_class(name)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in written.items():
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        assert (tuple(value) if isinstance(value, list) else value) == default, (name, key)
+
+
+def test_stage_command_from_the_makefile_environment():
+    cmd = stagecli.command("train.train", ["--x"], {"KEYWORD": "hey 'you'", "SET": "a.b=1 c.d=2", "QUICK": "1",
+                                                    "CONFIG": "x.toml", "NPROC": "1"})
+    assert cmd[1:] == ["-m", "train.train", "--keyword", "hey 'you'", "--build", "build/hey 'you'", "--quick",
+                       "--config", "x.toml", "--set", "a.b=1", "--set", "c.d=2", "--x"]
+    two = stagecli.command("train.train", [], {"NPROC": "2", "BUILD": "b"})
+    assert two[0].endswith("torchrun") and "--nproc-per-node=2" in two and two[-2:] == ["--build", "b"]
+    for bad in ("0", "2;id", "-1", "x"):
+        with pytest.raises(ValueError, match="NPROC must be a whole number"):
+            stagecli.command("train.train", [], {"NPROC": bad})
