@@ -161,13 +161,20 @@ def test_daemon_announces_publishes_a_detection_and_goes_offline_on_sigterm(brok
     sub = Subscriber(broker.port)
     cfg = write_config(tmp_path / "c.toml", f'[gpio]\nbackend = "log"\n[mqtt]\nhost = "127.0.0.1"\n'
                                             f'port = {broker.port}\nnode_name = "Test Pi"\n')
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(WAIT_S)
     proc = popen_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input",
-                           str(clips["pos"]), "--realtime"])
+                           str(clips["pos"]), "--realtime"], env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
     try:
         msgs = sub.wait(count(on(m.detection_topic("tone"))), "a detection")
+        status = ""
+        while "; MQTT up" not in status:  # systemctl status shows it
+            status = notify.recv(4096).decode()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=WAIT_S)
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
