@@ -172,12 +172,25 @@ def _source_factory(args, cfg):
                                    quiet=cfg.log_level != "debug")
 
 
+def _mqtt_output(cfg, keyword: str, outputs):
+    """The MQTT publisher when ``[mqtt] host`` is set (it connects in the background), else None."""
+    if not cfg.mqtt.enabled:
+        return None
+    from device.mqtt import MqttError, MqttOutput
+
+    try:
+        return MqttOutput(cfg.mqtt, [keyword])
+    except MqttError as exc:
+        outputs.close()
+        raise _Fatal(f"[mqtt] {exc}", EXIT_USAGE) from None
+
+
 def _emit(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
 
 def _build(args, cfg, engine, notifier):
-    """Everything around the engine: decision, GPIO, hook, saver, gate -> the :class:`Listener`."""
+    """Everything around the engine: decision, GPIO, hook, MQTT, saver, gate -> the :class:`Listener`."""
     from device.clipsaver import ClipSaver, Keepers, SnippetKeeper
     from device.config import ConfigError
     from device.decision import Decider
@@ -198,6 +211,7 @@ def _build(args, cfg, engine, notifier):
     except GpioError as exc:
         raise _Fatal(str(exc), EXIT_FAIL) from None
     outputs = Outputs(meta.keyword, Indicator(pin, cfg.gpio), HookRunner(cfg.hook))
+    outputs.mqtt = _mqtt_output(cfg, meta.keyword, outputs)
     # a detection is reported at most one step (<= stale_after_s of audio) after it happened
     lag_s = max(cfg.capture.stale_after_s, engine.params.infer_every_s) + 1.0
     rate = engine.params.sample_rate

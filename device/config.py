@@ -5,9 +5,9 @@ Top-level keys (``model``, ``threads``, ``log_level``) and one ``[section]`` per
 the dataclass of the module that uses it -- ``[capture]``
 (:class:`device.listener.CaptureConfig`), ``[detect]`` (:class:`DetectConfig`), ``[gate]``
 (:class:`device.gate.GateConfig`), ``[gpio]`` (:class:`device.outputs.GpioConfig`),
-``[hook]`` (:class:`device.outputs.HookConfig`), ``[save]``
-(:class:`device.clipsaver.SaveConfig`), ``[snippets]`` (:class:`device.clipsaver.SnippetConfig`).
-Every key is optional; the docstrings beside the
+``[hook]`` (:class:`device.outputs.HookConfig`), ``[mqtt]`` (:class:`device.mqtt.MqttConfig`),
+``[save]`` (:class:`device.clipsaver.SaveConfig`), ``[snippets]`` (:class:`device.clipsaver.SnippetConfig`),
+``[wyoming]`` (:class:`WyomingConfig`). Every key is optional; the docstrings beside the
 fields are the reference, ``device/config.example.toml`` the commented example.
 
 Any problem -- unreadable file, bad TOML, unknown key, wrong type, value out of range --
@@ -31,6 +31,7 @@ from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, Deci
 from device.gate import GateConfig
 from device.listener import CaptureConfig
 from device.modelmeta import ModelMeta
+from device.mqtt import MqttConfig
 from device.outputs import GpioConfig, HookConfig
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -107,6 +108,7 @@ class DaemonConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     hook: HookConfig = field(default_factory=HookConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
     snippets: SnippetConfig = field(default_factory=SnippetConfig)
     wyoming: WyomingConfig = field(default_factory=WyomingConfig)

@@ -162,6 +162,22 @@ def check_outputs(r: Report, cfg) -> None:
             f"saving detections to {d} (cap {cfg.save.max_mb:g} MB, {free_mb:.0f} MB free)")
 
 
+def check_mqtt(r: Report, cfg) -> None:
+    """With ``[mqtt] host`` set: can this machine connect to the broker (and is it let in)?"""
+    m = cfg.mqtt
+    if not m.enabled:
+        return
+    from device.mqtt import MqttError, check_connection
+
+    try:
+        check_connection(m)
+    except MqttError as exc:
+        r.fail(f"{exc} (detection still works; it retries in the background)")
+        return
+    r.ok(f"MQTT broker {m.host}:{m.port} accepts {m.client_name!r}{' over TLS' if m.tls else ''}; "
+         f"Home Assistant discovery under {m.discovery_prefix}/")
+
+
 def main(args) -> int:
     from device import config
 
@@ -180,5 +196,6 @@ def main(args) -> int:
     check_gpio(r, cfg)
     check_systemd(r)
     check_outputs(r, cfg)
+    check_mqtt(r, cfg)
     print("all good" if not r.failed else f"{r.failed} problem(s) found")
     return 0 if not r.failed else 1

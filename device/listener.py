@@ -428,7 +428,8 @@ class Listener:
     def status_text(self) -> str:
         s = self.stats
         if self.source is None:
-            return f"waiting for audio device {self.cfg.device!r}: {self._waiting_reason or 'opening'}"
+            return (f"waiting for audio device {self.cfg.device!r}: {self._waiting_reason or 'opening'}"
+                    f"{self.outputs.status()}")
         last = ""
         if s.last is not None:
             last = f", last {datetime.fromtimestamp(s.last_wall).strftime('%H:%M:%S')} ({s.last.score:.2f})"
@@ -437,7 +438,7 @@ class Listener:
         gate += f", {overruns} ALSA overruns" if overruns else ""
         gate += self.saver.status() if self.saver is not None else ""
         return (f"listening for {self.engine.meta.keyword!r} on {self.device_name!r}: "
-                f"{s.detections} detection(s){last}; dropped {self.dropped_s:.1f} s{gate}")
+                f"{s.detections} detection(s){last}; dropped {self.dropped_s:.1f} s{gate}{self.outputs.status()}")
 
     def _publish(self) -> None:
         if not self.notifier.enabled:

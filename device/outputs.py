@@ -7,6 +7,7 @@
 - :class:`HookRunner` starts the configured command without waiting for it, with
   ``WAKEWORD_KEYWORD``, ``WAKEWORD_SCORE`` and ``WAKEWORD_TIME_S`` in its environment;
   a hook that runs longer than ``timeout_s`` is killed; failures are logged.
+- :class:`device.mqtt.MqttOutput` (optional) queues the detection for its broker and returns.
 """
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from device.decision import Detection
 from device.gpio import BACKENDS, Pin
+
+if TYPE_CHECKING:
+    from device.mqtt import MqttOutput
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +215,7 @@ class Outputs:
     keyword: str
     indicator: Indicator | None = None
     hook: HookRunner | None = None
+    mqtt: MqttOutput | None = None
     count: int = 0
     last: Detection | None = field(default=None)
 
@@ -219,6 +225,8 @@ class Outputs:
         if self.indicator is not None:
             self.indicator.trigger()
         log.info("detected %r at %.2f s (score %.3f)", self.keyword, det.time_s, det.score)
+        if self.mqtt is not None:
+            self.mqtt.detection(self.keyword, det)
         if self.hook is not None:
             self.hook.run(det, self.keyword)
 
@@ -226,8 +234,14 @@ class Outputs:
         if self.hook is not None:
             self.hook.poll()
 
+    def status(self) -> str:
+        """What the outputs add to the STATUS line ("" or ``"; MQTT up"``)."""
+        return f"; {self.mqtt.status()}" if self.mqtt is not None else ""
+
     def close(self) -> None:
         if self.indicator is not None:
             self.indicator.close()
         if self.hook is not None:
             self.hook.close()
+        if self.mqtt is not None:
+            self.mqtt.close()

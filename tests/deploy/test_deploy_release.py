@@ -44,7 +44,7 @@ def test_release_has_the_right_files(model, tmp_path):
     config = tomllib.loads((rel / "config.toml").read_text())
     assert config["model"] == "/opt/wakeword/current/model.onnx"
     reqs = (rel / "requirements.txt").read_text().lower()
-    assert "onnxruntime" in reqs and "numpy" in reqs and "wyoming" in reqs
+    assert "onnxruntime" in reqs and "numpy" in reqs and "wyoming" in reqs and "paho-mqtt" in reqs
     assert "pyaudio" not in reqs  # Debian's python3-pyaudio: no compiler needed on the Pi
     assert "torch" not in reqs
 

@@ -22,8 +22,9 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                       max_leaves=12)
 KNOWN_KEYS = ["model", "threads", "log_level", "device", "channels", "use_channels", "rate_hz", "queue_s",
               "stale_after_s", "infer_every_s", "threshold", "smoothing_frames", "refractory_s", "pin", "mode",
-              "on_s", "pattern_s", "command", "timeout_s", "enabled", "max_mb", "uri", "models", "margin_db"]
-SECTIONS = ["capture", "detect", "gate", "gpio", "hook", "save", "wyoming"]
+              "on_s", "pattern_s", "command", "timeout_s", "enabled", "max_mb", "uri", "models", "margin_db",
+              "host", "port", "username", "password_file", "topic_prefix", "qos", "tls", "ca_file", "keep_last"]
+SECTIONS = ["capture", "detect", "gate", "gpio", "hook", "save", "wyoming", "mqtt"]
 
 
 @FUZZ
