@@ -172,17 +172,63 @@ def _source_factory(args, cfg):
                                    quiet=cfg.log_level != "debug")
 
 
-def _mqtt_output(cfg, keyword: str, outputs):
+def _mqtt_output(cfg, keywords: list[str], outputs):
     """The MQTT publisher when ``[mqtt] host`` is set (it connects in the background), else None."""
     if not cfg.mqtt.enabled:
         return None
     from device.mqtt import MqttError, MqttOutput
 
     try:
-        return MqttOutput(cfg.mqtt, [keyword])
+        return MqttOutput(cfg.mqtt, keywords)
     except MqttError as exc:
         outputs.close()
         raise _Fatal(f"[mqtt] {exc}", EXIT_USAGE) from None
+
+
+def _more_keywords(cfg, main_engine, main_outputs):
+    """The ``[[keywords]]`` beside the main model: engine, decision and outputs of each. One
+    not sharing the main model's audio numbers, or unloadable, stops the daemon in one line."""
+    from device.config import ConfigError
+    from device.decision import Decider
+    from device.engine import Engine, EngineError
+    from device.gpio import GpioError, open_pin
+    from device.listener import KeywordUnit
+    from device.outputs import HookRunner, Indicator, Outputs
+
+    units: list[KeywordUnit] = []
+    main = main_engine.params
+    try:
+        for i, kc in enumerate(cfg.keywords):
+            where = f"[[keywords]] {i + 1} ({kc.model})"
+            try:
+                engine = Engine.load(kc.model, threads=cfg.threads)
+                decision = kc.detect.resolve(engine.meta)
+            except (EngineError, ConfigError) as exc:
+                raise _Fatal(f"{where}: {exc}", EXIT_MODEL) from None
+            p = engine.params
+            if (p.sample_rate, p.output_hop_samples) != (main.sample_rate, main.output_hop_samples):
+                raise _Fatal(f"{where}: its model hears {p.sample_rate} Hz in {p.output_hop_s:g} s frames, the "
+                             f"main model {main.sample_rate} Hz in {main.output_hop_s:g} s frames: one daemon "
+                             "steps all its models on the same audio", EXIT_MODEL)
+            if engine.meta.keyword in [main_engine.meta.keyword, *(u.keyword for u in units)]:
+                raise _Fatal(f"{where}: keyword {engine.meta.keyword!r} is already listened for", EXIT_USAGE)
+            indicator = main_outputs.indicator
+            if kc.gpio is not None:
+                try:
+                    indicator = Indicator(open_pin(kc.gpio.backend, kc.gpio.pin, kc.gpio.active_high,
+                                                   kc.gpio.fake_edge_log), kc.gpio)
+                except GpioError as exc:
+                    raise _Fatal(f"{where}: {exc}", EXIT_FAIL) from None
+            outputs = Outputs(engine.meta.keyword, indicator, HookRunner(kc.hook))
+            units.append(KeywordUnit(engine, Decider(decision, engine.params.output_hop_s), outputs))
+            log.info("model %s: keyword %r, version %r; threshold %.3f, smoothing %d frame(s), refractory %g s",
+                     kc.model, engine.meta.keyword, engine.meta.model_version, decision.threshold,
+                     decision.smoothing_frames, decision.refractory_s)
+    except _Fatal:
+        for o in (*(u.outputs for u in units), main_outputs):
+            o.close()
+        raise
+    return tuple(units)
 
 
 def _emit(obj: dict) -> None:
@@ -211,7 +257,6 @@ def _build(args, cfg, engine, notifier):
     except GpioError as exc:
         raise _Fatal(str(exc), EXIT_FAIL) from None
     outputs = Outputs(meta.keyword, Indicator(pin, cfg.gpio), HookRunner(cfg.hook))
-    outputs.mqtt = _mqtt_output(cfg, meta.keyword, outputs)
     # a detection is reported at most one step (<= stale_after_s of audio) after it happened
     lag_s = max(cfg.capture.stale_after_s, engine.params.infer_every_s) + 1.0
     rate = engine.params.sample_rate
@@ -222,7 +267,7 @@ def _build(args, cfg, engine, notifier):
                       engine.params.output_hop_s, lag_s) if cfg.snippets.enabled else None)
     saver = keepers or None
     on_det = (lambda d: _emit({"time_s": round(d.time_s, 6), "score": round(d.score, 6),
-                               "keyword": meta.keyword})) if args.json else None
+                               "keyword": d.keyword or meta.keyword})) if args.json else None
     on_step = (lambda t, p: _emit({"time_s": round(t, 6), "score": round(p, 6)})) if args.scores else None
     frame_s = round(engine.params.output_hop_s, 6)
     on_frames = (lambda t, probs: _emit({"start_s": round(t, 6), "frame_s": frame_s,
@@ -231,12 +276,18 @@ def _build(args, cfg, engine, notifier):
     log.info("model %s: keyword %r, version %r, %d Hz; threshold %.3f, smoothing %d frame(s), "
              "refractory %g s", cfg.model, meta.keyword, meta.model_version, engine.params.sample_rate,
              decision.threshold, decision.smoothing_frames, decision.refractory_s)
+    more = _more_keywords(cfg, engine, outputs)
+    mqtt = _mqtt_output(cfg, [meta.keyword, *(u.keyword for u in more)], outputs)
+    for o in (outputs, *(u.outputs for u in more)):
+        o.mqtt = mqtt  # one publisher, one discovery entity per keyword
     try:
         return Listener(engine, Decider(decision, engine.params.output_hop_s), outputs, make_source, cfg.capture,
                         live=not args.input or args.realtime, notifier=notifier, saver=saver,
                         gate=EnergyGate(cfg.gate) if cfg.gate.enabled else None,
-                        on_step=on_step, on_detection=on_det, on_frames=on_frames)
+                        on_step=on_step, on_detection=on_det, on_frames=on_frames, more_keywords=more)
     except ParamsError as exc:
+        for u in more:
+            u.outputs.close()
         outputs.close()
         raise _Fatal(f"[capture] infer_every_s: {exc}", EXIT_USAGE) from None
 
@@ -265,7 +316,7 @@ def listen(args) -> int:
         notifier.stopping()
         if listener.saver is not None:
             listener.saver.flush()
-        listener.outputs.close()  # LED off, whatever happened
+        listener.close_outputs()  # LEDs off, whatever happened
         notifier.close()
     s = listener.stats
     why = f" on signal {stop.signal}" if stop.signal else ""

@@ -93,7 +93,7 @@ class ClipSaver:
     def detected(self, det: Detection) -> None:
         self._pending.append((det, time.time()))
 
-    def scored(self, start_s: float, probs: np.ndarray) -> None:
+    def scored(self, start_s: float, probs: np.ndarray, threshold: float | None = None) -> None:
         """Frame probabilities (unused here; :class:`SnippetKeeper` avoids near misses with them)."""
 
     def flush(self) -> None:
@@ -108,11 +108,12 @@ class ClipSaver:
         i1 = len(self._buf) - int(round((self._end_s - end_s) * self.rate_hz))
         clip = self._buf[max(0, i0):max(0, i1)]
         stamp = datetime.fromtimestamp(wall, timezone.utc)
-        stem = _stem(wall, det.time_s, self.keyword)
+        keyword = det.keyword or self.keyword
+        stem = _stem(wall, det.time_s, keyword)
         try:
             write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
             atomic_write_text(self.dir / f"{stem}.json", json.dumps({
-                "version": SIDECAR_VERSION, "keyword": self.keyword, "score": round(det.score, 6),
+                "version": SIDECAR_VERSION, "keyword": keyword, "score": round(det.score, 6),
                 "time_s": round(det.time_s, 6), "clip_start_s": round(start_s, 6),
                 "detected_at_s": round(det.time_s - start_s, 6),
                 "wall_time": stamp.isoformat(timespec="milliseconds"),
@@ -251,8 +252,9 @@ class SnippetKeeper:
     def detected(self, det: Detection) -> None:
         self._alarms.append(det.time_s)
 
-    def scored(self, start_s: float, probs: np.ndarray) -> None:
-        near = np.flatnonzero(np.asarray(probs) >= self.cfg.near_miss * self.threshold)
+    def scored(self, start_s: float, probs: np.ndarray, threshold: float | None = None) -> None:
+        """Frame probabilities of a model whose threshold is ``threshold`` (default: this keeper's)."""
+        near = np.flatnonzero(np.asarray(probs) >= self.cfg.near_miss * (threshold or self.threshold))
         self._alarms.extend(start_s + (int(i) + 1) * self.hop_s for i in near)
 
     def flush(self) -> None:
@@ -299,9 +301,9 @@ class Keepers:
         for k in self.keepers:
             k.feed(audio, start_s)
 
-    def scored(self, start_s: float, probs: np.ndarray) -> None:
+    def scored(self, start_s: float, probs: np.ndarray, threshold: float | None = None) -> None:
         for k in self.keepers:
-            k.scored(start_s, probs)
+            k.scored(start_s, probs, threshold)
 
     def detected(self, det: Detection) -> None:
         for k in self.keepers:

@@ -96,6 +96,27 @@ class WyomingConfig:
 
 
 @dataclass(frozen=True)
+class KeywordConfig:
+    """One more keyword beside ``model`` (a ``[[keywords]]`` table), with its own actions."""
+    model: str = ""
+    """Path of this keyword's ``model.onnx`` (required)."""
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    """``[keywords.detect]``: its threshold etc. (left out: its model's calibration)."""
+    gpio: GpioConfig | None = None
+    """``[keywords.gpio]``: its own LED/buzzer pin; left out: it lights the main ``[gpio]`` one."""
+    hook: HookConfig = field(default_factory=HookConfig)
+    """``[keywords.hook]``: its own command (none unless set)."""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("model is required (the path of this keyword's model.onnx)")
+
+
+MAX_KEYWORDS = 8
+"""Keywords one daemon runs at most (each costs one model step per audio step)."""
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     model: str = ""
     """Path of the model file (``--model`` overrides), e.g. ``/opt/wakeword/current/model.onnx``."""
@@ -103,6 +124,8 @@ class DaemonConfig:
     """onnxruntime intra-op threads (1 leaves the Pi's other cores alone)."""
     log_level: str = "info"
     """``debug``, ``info``, ``warning`` or ``error``."""
+    keywords: tuple[KeywordConfig, ...] = ()
+    """More keywords in the same daemon (``[[keywords]]`` tables): one capture, one step loop."""
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -116,6 +139,8 @@ class DaemonConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads must be 1..64, got {self.threads}")
+        if len(self.keywords) >= MAX_KEYWORDS:
+            raise ValueError(f"at most {MAX_KEYWORDS} keywords in one daemon ({len(self.keywords) + 1} given)")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
 
@@ -137,7 +162,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], where) for v in value)
+        return tuple(_coerce(v, args[0], f"{where}[{i}]" if dataclasses.is_dataclass(args[0]) else where)
+                     for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return _build(hint, value, where)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -180,6 +210,8 @@ def from_dict(data: dict[str, Any], source: str = "config") -> DaemonConfig:
     for name, values in data.items():
         if not isinstance(values, dict):
             continue
+        if name == "keywords":
+            raise ConfigError(f"{source}: write [[keywords]] (double brackets), one table per extra keyword")
         if name not in SECTIONS:
             raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}")
         sections[name] = _build(SECTIONS[name].default_factory, values, f"{source} [{name}]")

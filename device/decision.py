@@ -48,6 +48,8 @@ class Detection:
     """Stream time of the end of the output frame that fired (s)."""
     score: float
     """Smoothed probability at that frame."""
+    keyword: str = ""
+    """Which keyword fired (set by the listener when it runs several)."""
 
 
 class Decider:

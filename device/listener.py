@@ -120,6 +120,19 @@ class CaptureConfig:
 
 
 @dataclass
+class KeywordUnit:
+    """One keyword the daemon listens for: its model, its decision rule, what its detections do."""
+    engine: Engine
+    decider: Decider
+    outputs: Outputs
+    count: int = 0
+
+    @property
+    def keyword(self) -> str:
+        return self.engine.meta.keyword
+
+
+@dataclass
 class Stats:
     """Counters for the STATUS line and the end-of-run summary."""
     steps: int = 0
@@ -143,13 +156,17 @@ class Listener:
                  gate: EnergyGate | None = None,
                  on_step: Callable[[float, float], None] | None = None,
                  on_detection: Callable[[Detection], None] | None = None,
-                 on_frames: Callable[[float, np.ndarray], None] | None = None):
+                 on_frames: Callable[[float, np.ndarray], None] | None = None,
+                 more_keywords: tuple[KeywordUnit, ...] = ()):
         """``open_source(session)`` makes a new, unopened source for each (re)connection;
         ``on_step(end_time_s, max_prob)``, ``on_frames(start_time_s, probs)`` (every output
-        frame of the step) and ``on_detection(det)`` observe the results.
+        frame of the step; both of the first keyword's model) and ``on_detection(det)`` (any
+        keyword's, ``det.keyword`` says which) observe the results. ``more_keywords``: further
+        keywords stepped on the same audio, each with its own decision rule and outputs.
 
         Raises ``device.params.ParamsError`` when ``cfg.infer_every_s`` is not a whole number
-        of the model's output frames."""
+        of the model's output frames. Every model must hear the same audio (rate and output frame:
+        ``device.cli`` checks that when it loads them)."""
         self.engine = engine
         # the step size is the only audio number the daemon may choose: it does not change
         # what the model computes, only how much audio each call gets
@@ -157,6 +174,7 @@ class Listener:
                        if cfg.infer_every_s else engine.params)
         self.decider = decider
         self.outputs = outputs
+        self.units = [KeywordUnit(engine, decider, outputs), *more_keywords]
         self.open_source = open_source
         self.cfg = cfg
         self.live = live
@@ -225,9 +243,9 @@ class Listener:
         self._retry_s = self.cfg.retry_min_s
         self.device_name = getattr(getattr(src, "info", None), "name", self.cfg.device)
         how = "back: " if self._waiting_reason else ""
-        log.info("%slistening on %r (%d ch, %d Hz -> %d Hz mono, channels %s) for %r",
+        log.info("%slistening on %r (%d ch, %d Hz -> %d Hz mono, channels %s) for %s",
                  how, self.device_name, src.channels, src.rate_hz, self.params.sample_rate,
-                 list(self._mix.use_channels), self.engine.meta.keyword)
+                 list(self._mix.use_channels), ", ".join(repr(u.keyword) for u in self.units))
         self._waiting_reason = ""
         return True
 
@@ -302,7 +320,8 @@ class Listener:
             # Stamped after the work, not before: on a slow machine working off a backlog can take
             # longer than no_audio_s, and a device that delivered all of it is not silent.
             self._last_audio = time.monotonic()
-        self.outputs.poll()
+        for u in self.units:
+            u.outputs.poll()
 
     def finish(self) -> None:
         """End of stream: flush the resampler, step the last whole hops, write pending clips."""
@@ -357,8 +376,7 @@ class Listener:
             self.stats.resets += 1
         self._pending, self._pieces = np.zeros(0, np.float32), []
         self._mix.reset()
-        self.engine.reset()
-        self.decider.reset()
+        self._reset_models()
         if self.saver is not None:
             self.saver.discontinuity()
         self._gated, self._skipped = False, None
@@ -393,31 +411,44 @@ class Listener:
         if self._gated:
             # The gate reopens: start the model fresh, with the last skipped step as lead-in.
             self._gated = False
-            self.engine.reset()
-            self.decider.reset()
+            self._reset_models()
             if self._skipped is not None:
                 self._run_model(*self._skipped)
                 self._skipped = None
         self._run_model(chunk, start_s)
 
+    def _reset_models(self) -> None:
+        for u in self.units:
+            u.engine.reset()
+            u.decider.reset()
+
     def _run_model(self, chunk: np.ndarray, start_s: float) -> None:
-        probs = self.engine.step(chunk)
         self.stats.steps += 1
-        end_s = start_s + len(chunk) / self.params.sample_rate
-        if self.on_step is not None:
-            self.on_step(end_s, float(probs.max()))
-        if self.on_frames is not None:
-            self.on_frames(start_s, probs)
-        if self.saver is not None:
-            self.saver.scored(start_s, probs)
-        for det in self.decider.feed(probs, start_s):
-            self.stats.detections += 1
-            self.stats.last, self.stats.last_wall = det, time.time()
-            self.outputs.detection(det)
+        for i, u in enumerate(self.units):
+            probs = u.engine.step(chunk)
+            if i == 0:
+                end_s = start_s + len(chunk) / self.params.sample_rate
+                if self.on_step is not None:
+                    self.on_step(end_s, float(probs.max()))
+                if self.on_frames is not None:
+                    self.on_frames(start_s, probs)
             if self.saver is not None:
-                self.saver.detected(det)
-            if self.on_detection is not None:
-                self.on_detection(det)
+                self.saver.scored(start_s, probs, u.decider.cfg.threshold)
+            for det in u.decider.feed(probs, start_s):
+                det = dataclasses.replace(det, keyword=u.keyword)
+                u.count += 1
+                self.stats.detections += 1
+                self.stats.last, self.stats.last_wall = det, time.time()
+                u.outputs.detection(det)
+                if self.saver is not None:
+                    self.saver.detected(det)
+                if self.on_detection is not None:
+                    self.on_detection(det)
+
+    def close_outputs(self) -> None:
+        """Every keyword's outputs closed (LEDs off); one shared by several is closed once."""
+        for u in self.units:
+            u.outputs.close()  # Indicator and MqttOutput close once, whoever asks first
 
     # -- reporting ---------------------------------------------------------------------
     @property
@@ -432,13 +463,16 @@ class Listener:
                     f"{self.outputs.status()}")
         last = ""
         if s.last is not None:
-            last = f", last {datetime.fromtimestamp(s.last_wall).strftime('%H:%M:%S')} ({s.last.score:.2f})"
+            which = f"{s.last.keyword!r} " if len(self.units) > 1 else ""
+            last = f", last {which}{datetime.fromtimestamp(s.last_wall).strftime('%H:%M:%S')} ({s.last.score:.2f})"
+        counts = f" ({', '.join(f'{u.keyword} {u.count}' for u in self.units)})" if len(self.units) > 1 else ""
         gate = f", {s.skipped_steps} quiet steps skipped" if self.gate is not None else ""
         overruns = s.overflows + (self.source.overflows if self.source is not None else 0)
         gate += f", {overruns} ALSA overruns" if overruns else ""
         gate += self.saver.status() if self.saver is not None else ""
-        return (f"listening for {self.engine.meta.keyword!r} on {self.device_name!r}: "
-                f"{s.detections} detection(s){last}; dropped {self.dropped_s:.1f} s{gate}{self.outputs.status()}")
+        keywords = ", ".join(repr(u.keyword) for u in self.units)
+        return (f"listening for {keywords} on {self.device_name!r}: {s.detections} detection(s){counts}{last}; "
+                f"dropped {self.dropped_s:.1f} s{gate}{self.outputs.status()}")
 
     def _publish(self) -> None:
         if not self.notifier.enabled:

@@ -386,8 +386,11 @@ class MqttOutput:
     # -- stopping ----------------------------------------------------------------------
     def close(self) -> None:
         """Send what is queued (waiting up to :data:`CLOSE_FLUSH_S` for a broker that is up or
-        connecting), publish ``offline`` and disconnect."""
+        connecting), publish ``offline`` and disconnect. Closing twice is harmless (one publisher
+        serves every keyword)."""
         with self._cond:
+            if self._stopping:
+                return
             if self.state != "down":
                 self._cond.wait_for(lambda: not self._queue and not self._busy, CLOSE_FLUSH_S)
             self._stopping = True

@@ -119,8 +119,11 @@ class Indicator:
                 self.pin.set(False)
 
     def close(self) -> None:
-        """Stop the pattern and leave the pin off (and released)."""
+        """Stop the pattern and leave the pin off (and released). Closing twice is harmless (an
+        indicator shared by several keywords)."""
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=5)

@@ -23,13 +23,16 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 KNOWN_KEYS = ["model", "threads", "log_level", "device", "channels", "use_channels", "rate_hz", "queue_s",
               "stale_after_s", "infer_every_s", "threshold", "smoothing_frames", "refractory_s", "pin", "mode",
               "on_s", "pattern_s", "command", "timeout_s", "enabled", "max_mb", "uri", "models", "margin_db",
-              "host", "port", "username", "password_file", "topic_prefix", "qos", "tls", "ca_file", "keep_last"]
-SECTIONS = ["capture", "detect", "gate", "gpio", "hook", "save", "wyoming", "mqtt"]
+              "host", "port", "username", "password_file", "topic_prefix", "qos", "tls", "ca_file", "keep_last",
+              "per_hour", "length_s", "guard_s", "near_miss", "detect", "gpio", "hook"]
+SECTIONS = ["capture", "detect", "gate", "gpio", "hook", "save", "snippets", "wyoming", "mqtt", "keywords"]
 
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(KNOWN_KEYS + SECTIONS + ["junk"]),
-                       st.one_of(values, st.dictionaries(st.sampled_from(KNOWN_KEYS), values, max_size=5)),
+                       st.one_of(values, st.dictionaries(st.sampled_from(KNOWN_KEYS), values, max_size=5),
+                                 st.lists(st.dictionaries(st.sampled_from(KNOWN_KEYS), values, max_size=5),
+                                          max_size=3)),
                        max_size=6))
 def test_daemon_config_accepts_or_says_config_error(data):
     from device.config import ConfigError, from_dict
