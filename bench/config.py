@@ -47,6 +47,8 @@ class BenchConfig:
     """Audio the daemon's CPU and memory are measured on, per inference step size (s)."""
     step_cost_steps: int = 200
     """Inference steps timed by ``export.bench.step_cost`` (per-step time)."""
+    keyword_counts: tuple = (1, 2, 4)
+    """Keywords in one daemon (``[[keywords]]``, copies of the model) whose CPU and memory are measured."""
     peer_sensitivities: tuple = (0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
     """Porcupine sensitivities swept for its DET curve (it has no score to threshold); each is a
     full pass over the test audio (about 13 CPU s per audio hour here)."""
@@ -61,6 +63,9 @@ class BenchConfig:
             raise ValueError("speech_hours and tolerance_s must be >= 0, cost_audio_s > 0")
         if not self.fa_targets_per_hour or any(t <= 0 for t in self.fa_targets_per_hour):
             raise ValueError("fa_targets_per_hour must be positive rates")
+        object.__setattr__(self, "keyword_counts", tuple(int(n) for n in _floats(self.keyword_counts)))
+        if any(not 1 <= n <= 8 for n in self.keyword_counts):
+            raise ValueError("keyword_counts must be numbers of keywords from 1 to 8")
         if not self.latency_hops_s or any(h <= 0 for h in self.latency_hops_s):
             raise ValueError("latency_hops_s must be positive step sizes")
         if any(not 0 <= s <= 1 for s in self.peer_sensitivities):

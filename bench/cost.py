@@ -26,14 +26,14 @@ MIN_RESOLVED_CPU_S = 0.005
 
 
 def daemon_cpu(model: Path, wav: Path, wav_s: float, hop_s: float, audio_s: float, config: Path,
-               run_dir: Path) -> dict:
+               run_dir: Path, tag: str = "") -> dict:
     """CPU s per audio hour and peak RSS of the daemon at step ``hop_s``.
 
     The steady-state CPU is the daemon's own count from its first step to its last (logged by
     ``listen`` at exit), so start-up is not in it and nothing is subtracted: a busy machine
     cannot turn the figure into zero. Too little audio to resolve it gives None and a note."""
     audio_s = min(audio_s, wav_s)
-    tag = f"{model.stem}-hop{hop_s:g}"
+    tag = tag or f"{model.stem}-hop{hop_s:g}"
     log_path = run_dir / f"cost-{tag}.log"
     _, full = daemon.run(daemon.listen_argv(model, wav, config, detections=False, infer_every_s=hop_s,
                                             max_audio_s=audio_s), log_path)
@@ -50,6 +50,36 @@ def daemon_cpu(model: Path, wav: Path, wav_s: float, hop_s: float, audio_s: floa
         entry["note"] = (f"{steady_s:.4f} CPU s over {audio_s:g} s of audio is below what the method resolves "
                          f"({MIN_RESOLVED_CPU_S} s): use more audio ([bench] cost_audio_s)")
     return entry
+
+
+def keyword_costs(model: Path, counts: tuple[int, ...], wav: Path, wav_s: float, hop_s: float, audio_s: float,
+                  base_config: Path, run_dir: Path) -> list[dict]:
+    """The daemon's CPU per audio hour and peak RSS with 1, 2, 4 ... keywords (``[[keywords]]``):
+    copies of ``model`` under other keyword names, so each costs what a real second model would."""
+    import onnx
+
+    from device.fsutil import atomic_write_text
+    from device.modelmeta import KEY_KEYWORD
+
+    proto = onnx.load(str(model))
+    props = {p.key: p.value for p in proto.metadata_props}
+    keyword = props.get(KEY_KEYWORD, "keyword")
+    base = base_config.read_text()
+    out = []
+    for n in counts:
+        tables = []
+        for i in range(1, n):
+            copy = run_dir / f"keyword-copy-{i}.onnx"
+            if not copy.exists():
+                del proto.metadata_props[:]
+                onnx.helper.set_model_props(proto, {**props, KEY_KEYWORD: f"{keyword}-copy{i}"})
+                onnx.save(proto, str(copy))
+            tables.append(f'\n[[keywords]]\nmodel = "{copy.resolve()}"\n')
+        config = run_dir / f"daemon-cost-{n}-keywords.toml"
+        atomic_write_text(config, base + "".join(tables))
+        entry = daemon_cpu(model, wav, wav_s, hop_s, audio_s, config, run_dir, tag=f"{n}-keywords")
+        out.append({"keywords": n, **entry})
+    return out
 
 
 def step_costs(models: dict[str, Path], steps: int) -> dict[str, dict]:

@@ -199,7 +199,12 @@ def cost_runs(models: dict[str, Path], tests: list[TestAudio], params, config: P
         same = [c for c in per_hop if path == first and abs(c["hop_s"] - params.infer_every_s) < 1e-9]
         per_model[label] = same[0] if same else cost.daemon_cpu(path, longest.wav, longest.duration_s,
                                                                 params.infer_every_s, bc.cost_audio_s, config, run_dir)
-    return {"audio": longest.wav.name, "per_hop": per_hop, "per_model": per_model,
+    one = [c for c in per_hop if abs(c["hop_s"] - params.infer_every_s) < 1e-9]
+    per_keywords = cost.keyword_costs(first, tuple(n for n in bc.keyword_counts if n > 1 or not one), longest.wav,
+                                      longest.duration_s, params.infer_every_s, bc.cost_audio_s, config, run_dir)
+    if one and 1 in bc.keyword_counts:
+        per_keywords.insert(0, {"keywords": 1, **one[0]})
+    return {"audio": longest.wav.name, "per_hop": per_hop, "per_model": per_model, "per_keywords": per_keywords,
             "step": cost.step_costs(models, bc.step_cost_steps)}
 
 

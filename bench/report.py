@@ -150,6 +150,12 @@ def cost_lines(result: dict) -> list[str]:
         lines.append(f"| {label} | {s['model_bytes'] / 1024:.0f} KiB | {s['stream_wall_ms']:.2f} / "
                      f"{s['stream_cpu_ms']:.2f} ms | {s['window_wall_ms']:.1f} ms (x{s['speedup']:.0f}) | "
                      f"{_num(c.get('cpu_s_per_audio_hour'), '.1f')} | {_num(c.get('max_rss_mb'), '.0f')} MiB |")
+    rows = result["cost"].get("per_keywords") or []
+    if rows:
+        lines += ["", "Several keywords in one daemon (`[[keywords]]`, copies of the first model; default step):", "",
+                  "| keywords | daemon CPU s / audio h | peak RSS |", "|---:|---:|---:|"]
+        lines += [f"| {r['keywords']} | {_num(r.get('cpu_s_per_audio_hour'), '.1f')} | "
+                  f"{_num(r.get('max_rss_mb'), '.0f')} MiB |" for r in rows]
     prod = result.get("production", {})
     t, d = prod.get("training"), prod.get("dataset")
     lines.append("")

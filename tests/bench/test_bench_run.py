@@ -49,6 +49,10 @@ def test_latency_led_and_cost(result):
         assert 0 < c["run_cpu_s"] <= c["cpu_s"] and c["startup_cpu_s"] > 0 and c["max_rss_mb"] > 10
         assert c["cpu_s_per_audio_hour"] == pytest.approx(c["run_cpu_s"] / c["audio_s"] * 3600)
     assert cost["step"]["ours"]["model_bytes"] > 0
+    # 1, 2 and 4 keywords in one daemon: the 1-keyword figure is the default step's own run
+    assert [r["keywords"] for r in cost["per_keywords"]] == [1, 2, 4]
+    assert cost["per_keywords"][0]["run_cpu_s"] == next(c for c in cost["per_hop"] if c["hop_s"] == 0.48)["run_cpu_s"]
+    assert all(r["max_rss_mb"] > 10 and r["run_cpu_s"] > 0 for r in cost["per_keywords"])
 
 
 def test_report_files(result):
@@ -56,6 +60,7 @@ def test_report_files(result):
     md = md_path.read_text()
     assert "## Headline" in md and "| ours |" in md and "0.0 %" in md
     assert "![DET curves](det.png)" in md and (md_path.parent / "det.png").stat().st_size > 1000
+    assert "Several keywords in one daemon" in md and "\n| 4 | " in md
     assert (md_path.parent / "latency.png").is_file()
     data = json.loads((md_path.parent / "report.json").read_text())
     assert data["engines"]["ours"]["sets"][0]["curve"]["thresholds"]
