@@ -20,7 +20,7 @@ MODEL ?= $(BUILD)/model.onnx
 # User values travel to the recipes through the environment, never pasted into a shell line
 # (a KEYWORD, MODEL or SET with quotes or `;` in it stays one argument): scripts/stage.sh builds
 # the options every pipeline stage understands (keyword, build, config layers, overrides, quick).
-export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL PEERS KIND TAKES DEVICE
+export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help

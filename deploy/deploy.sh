@@ -11,6 +11,7 @@
 #
 # Environment (the Makefile passes these through):
 #   MODEL=build/<keyword>/model.onnx  the model to ship      KEYWORD=computer  (recorded in RELEASE)
+#   MODELS="build/jarvis/model.onnx ..."  more keywords' models, run beside it ([[keywords]] in the config)
 #   SERVICE=listen|wyoming|both  which units run: the daemon on the microphone (listen, the default),
 #                    the Wyoming service for Home Assistant, or both
 #   PI_CONFIG=file   config.toml to install where the Pi has none (default: the commented example)
@@ -40,8 +41,11 @@ python() {
 build_release() {
   local keyword=${KEYWORD:-computer}
   local model=${MODEL:-$repo/build/$keyword/model.onnx}
-  local args=(--model "$model" --keyword "$keyword" --out "$repo/build/release")
+  local args=(--model "$model" --keyword "$keyword" --out "$repo/build/release") m
   [ -n "${PI_CONFIG:-}" ] && args+=(--config "$PI_CONFIG")
+  set -f  # MODELS is a whitespace-separated list of paths: split, never globbed
+  for m in ${MODELS:-}; do args+=(--extra-model "$m"); done
+  set +f
   RELEASE_DIR=$(cd "$repo" && python -m deploy.release "${args[@]}") || exit 1
   RELEASE_ID=$(basename "$RELEASE_DIR")
 }

@@ -9,6 +9,7 @@ virtual environment)::
       bin/wakeword       launcher: this release's code on the shared venv's python
       lib/device/        the daemon's package (a copy of device/)
       model.onnx         the exported model
+      models/            more keyword models (``--extra-model``, ``MODELS=``), run beside it ([[keywords]])
       config.toml        installed as /etc/wakeword/config.toml only where none exists
       requirements.txt   the `device` extra of pyproject.toml minus what Debian provides
       wakeword.service   the systemd unit of the daemon (LED, hook)
@@ -18,7 +19,8 @@ virtual environment)::
 The id is derived from the content, so building the same inputs again gives the same id and
 deploying it again changes nothing. Usage::
 
-    python3 -m deploy.release --model build/computer/model.onnx [--config my.toml] [--out build/release]
+    python3 -m deploy.release --model build/computer/model.onnx [--extra-model build/jarvis/model.onnx]...
+                              [--config my.toml] [--out build/release]
 
 prints the release directory. A missing or empty input is one line on stderr and exit 1.
 """
@@ -86,13 +88,34 @@ def device_requirements(pyproject: Path) -> list[str]:
     return keep
 
 
-def default_config(example: Path) -> str:
-    """The commented example config with its model path pointed at the current release."""
+def default_config(example: Path, extra: list[str] = ()) -> str:
+    """The commented example config with its model path pointed at the current release, and a
+    ``[[keywords]]`` table for each extra model (``extra``: their names under ``models/``)."""
     if not example.is_file():
         raise ReleaseError(f"{example} is missing; pass a config with PI_CONFIG=path")
     text = example.read_text()
     text, n = re.subn(r'(?m)^(\s*#?\s*model\s*=\s*)"[^"]*"', rf'\1"{MODEL_ON_PI}"', text, count=1)
+    if extra:
+        # [[keywords]] tables must come before the first [section]
+        tables = "".join(f'[[keywords]]\nmodel = "{PI_INSTALL_ROOT}/current/models/{name}"\n\n' for name in extra)
+        first = re.search(r"(?m)^\[", text)
+        at = first.start() if first else len(text)
+        text = text[:at] + "# The release's other keyword models (make deploy MODELS=...)\n" + tables + text[at:]
     return text
+
+
+MAX_EXTRA_MODELS = 7
+"""Besides ``model.onnx``: the daemon runs at most 8 keywords (``device.config.MAX_KEYWORDS``)."""
+
+
+def extra_model_names(models: list[Path]) -> list[str]:
+    """File names under ``models/``: ``build/jarvis/model.onnx`` -> ``1-jarvis.onnx`` (a model
+    called ``model.onnx`` is named for its folder; the number keeps two names apart)."""
+    names = []
+    for i, m in enumerate(models, 1):
+        base = m.parent.name if m.name == "model.onnx" else m.stem
+        names.append(f"{i}-{re.sub(r'[^A-Za-z0-9_-]+', '_', base) or 'model'}.onnx")
+    return names
 
 
 def _device_files(device_dir: Path) -> list[Path]:
@@ -107,7 +130,8 @@ def _device_files(device_dir: Path) -> list[Path]:
     return files
 
 
-def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], device_dir: Path) -> None:
+def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], device_dir: Path,
+           extra: dict[str, Path] | None = None) -> None:
     """Write every hashed file of the release into ``tmp``."""
     for rel in _device_files(device_dir):
         dst = tmp / "lib" / "device" / rel
@@ -116,6 +140,10 @@ def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], de
     (tmp / "bin").mkdir()
     (tmp / "bin" / "wakeword").write_text(LAUNCHER)
     shutil.copyfile(model, tmp / "model.onnx")
+    if extra:
+        (tmp / "models").mkdir()
+        for name, path in extra.items():
+            shutil.copyfile(path, tmp / "models" / name)
     (tmp / "config.toml").write_text(config_text)
     (tmp / "requirements.txt").write_text("".join(r + "\n" for r in requirements))
     for unit in UNITS:
@@ -139,29 +167,37 @@ def _manifest(root: Path) -> str:
 
 
 def build(model: Path, out: Path, config: Path | None = None, device_dir: Path = REPO / "device",
-          keyword: str = "") -> Release:
+          keyword: str = "", extra_models: list[Path] = ()) -> Release:
     """Build (or find, if already built) the release for these inputs under ``out``."""
     model = Path(model)
     if not model.is_file() or model.stat().st_size == 0:
         raise ReleaseError(f"model {model} not found (or empty): run `make train export`, "
                            "or pass MODEL=path/to/model.onnx")
+    extra_models = [Path(m) for m in extra_models]
+    if len(extra_models) > MAX_EXTRA_MODELS:
+        raise ReleaseError(f"{len(extra_models)} extra models: one daemon runs at most {MAX_EXTRA_MODELS + 1} keywords")
+    for m in extra_models:
+        if not m.is_file() or m.stat().st_size == 0:
+            raise ReleaseError(f"extra model {m} not found (or empty): check MODELS=")
+    extra = dict(zip(extra_model_names(extra_models), extra_models))
     if config is not None:
         if not Path(config).is_file():
             raise ReleaseError(f"config {config} not found")
         config_text = Path(config).read_text()
     else:
-        config_text = default_config(device_dir / "config.example.toml")
+        config_text = default_config(device_dir / "config.example.toml", list(extra))
     requirements = device_requirements(REPO / "pyproject.toml")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".release-", dir=out))
     tmp.chmod(0o755)  # mkdtemp's 0700 would travel to the Pi, where the service user must read it
     try:
-        _stage(tmp, model, config_text, requirements, Path(device_dir))
+        _stage(tmp, model, config_text, requirements, Path(device_dir), extra)
         manifest = _manifest(tmp)
         release_id = hashlib.sha256(manifest.encode()).hexdigest()[:12]
         (tmp / "MANIFEST.sha256").write_text(manifest)
         (tmp / "RELEASE").write_text(json.dumps({
             "id": release_id, "keyword": keyword, "model": str(model),
+            "extra_models": {f"models/{name}": str(path) for name, path in extra.items()},
             "config": str(config) if config else "device/config.example.toml",
         }, indent=2) + "\n")
         final = out / release_id
@@ -188,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, type=Path, help="the model.onnx to ship")
     ap.add_argument("--config", type=Path, default=None,
                     help="config.toml to install where none exists (default: the commented example)")
+    ap.add_argument("--extra-model", action="append", default=[], type=Path, dest="extra_models",
+                    help="another keyword's model.onnx, shipped under models/ (repeatable)")
     ap.add_argument("--keyword", default="", help="recorded in RELEASE")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "release", help="releases go here")
     args = ap.parse_args(argv)
     try:
-        release = build(args.model, args.out, args.config, keyword=args.keyword)
+        release = build(args.model, args.out, args.config, keyword=args.keyword, extra_models=args.extra_models)
     except ReleaseError as exc:
         print(f"release: {exc}", file=sys.stderr)
         return 1

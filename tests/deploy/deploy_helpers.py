@@ -20,7 +20,7 @@ def make(target: str, *assignments: str, timeout_s: float = 900,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``make -C REPO <target> VAR=value ...`` as a user types it; text output, never raises."""
     full_env = dict(os.environ)
-    for k in ("MODEL", "PI_CONFIG", "SSH_CONFIG", "SSH_OPTS", "DRY_RUN", "HOST", "PURGE", "FOLLOW"):
+    for k in ("MODEL", "MODELS", "PI_CONFIG", "SSH_CONFIG", "SSH_OPTS", "DRY_RUN", "HOST", "PURGE", "FOLLOW"):
         full_env.pop(k, None)
     full_env.update(env or {})
     proc = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), target, *assignments],

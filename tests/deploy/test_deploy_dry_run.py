@@ -115,6 +115,14 @@ def test_make_variables_are_arguments_never_shell(tmp_path):
     assert not marker.exists()
 
 
+def test_models_are_paths_never_shell(model, tmp_path):
+    marker = tmp_path / "ran"
+    evil = f'x"; touch {marker}; echo "* $(touch {marker})'
+    proc = make("deploy", "HOST=pi", "DRY_RUN=1", f"MODEL={model}", f"MODELS={evil}")
+    assert proc.returncode != 0 and 'extra model x"; not found' in proc.output, proc.output
+    assert not marker.exists()
+
+
 def test_hosts_on_several_lines_are_all_deployed(model, tmp_path):
     proc = make("deploy", "HOST=pi1\npi2", "DRY_RUN=1", f"MODEL={model}", env={"WW_LOG_DIR": str(tmp_path / "logs")})
     assert proc.returncode == 0, proc.output

@@ -97,3 +97,33 @@ def test_requirements_come_from_the_device_extra():
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["device"]
     reqs = release.device_requirements(REPO / "pyproject.toml")
     assert reqs == [r for r in extra if not r.lower().startswith("pyaudio")]
+
+
+def test_extra_keyword_models_ship_under_models_with_their_keywords_table(model, tmp_path):
+    jarvis = tmp_path / "build" / "jarvis" / "model.onnx"
+    jarvis.parent.mkdir(parents=True)
+    jarvis.write_bytes(b"jarvis" * 50)
+    other = tmp_path / "hey robot.onnx"
+    other.write_bytes(b"robot" * 50)
+    proc = build(model, tmp_path / "out", "--extra-model", str(jarvis), "--extra-model", str(other))
+    assert proc.returncode == 0, proc.stderr
+    rel = Path(proc.stdout.strip())
+    assert (rel / "models" / "1-jarvis.onnx").read_bytes() == jarvis.read_bytes()
+    assert (rel / "models" / "2-hey_robot.onnx").read_bytes() == other.read_bytes()
+    assert "models/1-jarvis.onnx" in (rel / "MANIFEST.sha256").read_text()
+    from device import config
+
+    cfg = config.load(rel / "config.toml")  # the daemon's own loader takes the shipped config
+    assert [k.model for k in cfg.keywords] == [f"{release.PI_INSTALL_ROOT}/current/models/1-jarvis.onnx",
+                                               f"{release.PI_INSTALL_ROOT}/current/models/2-hey_robot.onnx"]
+    assert cfg.model == release.MODEL_ON_PI
+    alone = Path(build(model, tmp_path / "out").stdout.strip())
+    assert alone != rel and not (alone / "models").exists() and config.load(alone / "config.toml").keywords == ()
+
+
+def test_bad_extra_models_are_one_clear_line(model, tmp_path):
+    proc = build(model, tmp_path / "out", "--extra-model", str(tmp_path / "gone.onnx"))
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("release: extra model") and "MODELS=" in proc.stderr
+    many = [a for i in range(8) for a in ("--extra-model", str(model))]
+    proc = build(model, tmp_path / "out", *many)
+    assert proc.returncode == 1 and "at most 8 keywords" in proc.stderr
