@@ -146,3 +146,48 @@ def test_the_page_and_its_assets_are_served(folder):
     for asset in ("label.js", "label.css"):
         assert http("GET", f"{url}/static/{asset}")[0] == 200
     assert http("GET", f"{url}/static/../server.py")[0] == 404
+
+
+# -- fuzzing the routes (issue 18): any request gets an answer, never a dropped connection ----------
+def test_any_request_is_answered_and_nothing_outside_the_folder_changes(tmp_path):
+    import os
+    import urllib.error
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    root = tmp_path / "recordings"
+    make_folder(root)
+    (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(b"not yours")
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if root not in p.parents and p != root}
+    names = [p.relative_to(root).as_posix() for p in root.rglob("*.wav")]
+    paths = st.one_of(st.sampled_from(names), st.text(max_size=40),
+                      st.sampled_from(["../outside.wav", "/etc/passwd", "%00", "a/../../outside.wav", "", ".",
+                                       "broken.wav", "x.wav.label.json", "\x00", "..", "//", "%2e%2e/outside.wav"]))
+    routes = st.sampled_from(["/api/items", "/api/item", "/api/peaks", "/api/spectrogram.png", "/api/audio.wav",
+                              "/api/label", "/", "/static/../server.py", "/api/nope", "/static/index.html"])
+    bodies = st.one_of(st.none(), st.binary(max_size=200),
+                       st.fixed_dictionaries({"kind": st.one_of(st.text(max_size=12),
+                                                                st.sampled_from(["keyword", "negative"])),
+                                              "keyword_spans": st.lists(st.lists(st.floats(), max_size=3),
+                                                                        max_size=3)}))
+
+    with serving(root) as url:
+        @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+        @given(st.sampled_from(["GET", "PUT"]), routes, paths, st.text(max_size=6), bodies)
+        def one(method, route, path, columns, body):
+            query = f"?path={quote(path, safe='')}&columns={quote(columns, safe='')}"
+            try:
+                status, answer, _ = http(method, url + route + query, body if method == "PUT" else None)
+            except (urllib.error.URLError, ConnectionError) as exc:  # a handler that crashed drops the line
+                raise AssertionError(f"{method} {route}{query}: no answer ({exc})") from None
+            assert status in (200, 204, 400, 403, 404, 405, 413, 415, 422, 501), (method, route, path, status)
+            if status >= 400 and answer:
+                assert "Traceback" not in answer.decode("utf-8", "replace")
+
+        one()
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if root not in p.parents and p != root}
+    assert after == before  # nothing written or touched outside the folder
