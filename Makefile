@@ -49,6 +49,7 @@ export: setup  ## export the best checkpoint -> build/<keyword>/model.onnx (+ re
 
 test: setup-test  ## lint, then run the test suite (everything that can run without a Pi)
 	.venv/bin/ruff check device train export bench deploy tests
+	.venv/bin/mypy
 	$(PY) -m pytest -q tests
 
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md

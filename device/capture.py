@@ -161,22 +161,22 @@ class Capture:
         """
         import pyaudio
 
-        self._pa = _pyaudio(self.quiet)
+        self._pa = pa = _pyaudio(self.quiet)
         try:
-            self.info = find_input_device(list_input_devices(self._pa), self.device)
-            self.channels = self._want_channels or self.info.max_input_channels
-            self.rate_hz = self._want_rate_hz or self.info.default_rate_hz
-            if self.channels > self.info.max_input_channels:
-                raise CaptureError(f"{self.info.name!r} has {self.info.max_input_channels} input "
+            self.info = info = find_input_device(list_input_devices(pa), self.device)
+            self.channels = self._want_channels or info.max_input_channels
+            self.rate_hz = self._want_rate_hz or info.default_rate_hz
+            if self.channels > info.max_input_channels:
+                raise CaptureError(f"{info.name!r} has {info.max_input_channels} input "
                                    f"channel(s), {self.channels} were asked for")
             if self._max_s is not None:
                 self.max_frames = round(self._max_s * self.rate_hz)
             self.queue = DropOldestQueue(max(1, round(queue_s * self.rate_hz)))
             block_frames = max(1, round(self._block_ms / 1000 * self.rate_hz))
             with _quiet_stderr(self.quiet):
-                self._stream = self._pa.open(
+                self._stream = pa.open(
                     format=pyaudio.paInt16, channels=self.channels, rate=self.rate_hz, input=True,
-                    input_device_index=self.info.index, frames_per_buffer=block_frames,
+                    input_device_index=info.index, frames_per_buffer=block_frames,
                     stream_callback=self._callback)
         except (OSError, ValueError) as exc:
             self.close()

@@ -144,7 +144,7 @@ def enforce_cap(folder: Path, max_mb: float, what: str) -> None:
 
     Another process (`make collect`, a reviewer) may delete files while this runs: a file that is
     gone counts as 0 bytes, never as an error in the detection path."""
-    sizes = {}
+    sizes: dict[Path, int] = {}
     try:
         entries = list(folder.iterdir())
     except OSError:
@@ -152,11 +152,12 @@ def enforce_cap(folder: Path, max_mb: float, what: str) -> None:
     for p in entries:
         if p.suffix in (".wav", ".json") and not p.name.startswith("."):
             try:
-                sizes[p] = p.stat().st_size if p.is_file() else None
+                if p.is_file():
+                    sizes[p] = p.stat().st_size
             except OSError:
                 continue
-    files = [p for p, size in sizes.items() if size is not None]
-    total = sum(sizes[p] for p in files)
+    files = list(sizes)
+    total = sum(sizes.values())
     cap = max_mb * 1e6
     if total <= cap:
         return
@@ -227,8 +228,9 @@ class SnippetKeeper:
         self.kept = 0
         self.skipped = 0
 
-    def _schedule(self, after_s: float) -> None:
-        self._next = after_s + float(self._rng.exponential(3600.0 / self.cfg.per_hour))
+    def _draw(self, after_s: float) -> float:
+        """Stream time the next snippet starts: random (exponential gaps) after ``after_s``."""
+        return after_s + float(self._rng.exponential(3600.0 / self.cfg.per_hour))
 
     def discontinuity(self) -> None:
         """The stream jumped: a snippet never spans the gap; draw the next one afresh."""
@@ -236,17 +238,17 @@ class SnippetKeeper:
         self._next = None
 
     def feed(self, audio: np.ndarray, start_s: float) -> None:
-        if self._next is None or not len(self._buf):
-            self._schedule(start_s)
+        nxt = self._next if self._next is not None and len(self._buf) else self._draw(start_s)
         self._buf = np.concatenate([self._buf, audio])[-self._keep:]
         self._end_s = start_s + len(audio) / self.rate_hz
         buf_start = self._end_s - len(self._buf) / self.rate_hz
-        while self._end_s >= self._next + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
-            if self._next < buf_start - 1e-6:  # its audio is gone (a long lag): skip it
+        while self._end_s >= nxt + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
+            if nxt < buf_start - 1e-6:  # its audio is gone (a long lag): skip it
                 self.skipped += 1
             else:
-                self._decide(self._next)
-            self._schedule(self._next + self.cfg.length_s)
+                self._decide(nxt)
+            nxt = self._draw(nxt + self.cfg.length_s)
+        self._next = nxt
         self._alarms = [t for t in self._alarms if t >= buf_start - self.cfg.guard_s]
 
     def detected(self, det: Detection) -> None:

@@ -164,7 +164,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a list, got {value!r}")
         return tuple(_coerce(v, args[0], f"{where}[{i}]" if dataclasses.is_dataclass(args[0]) else where)
                      for i, v in enumerate(value))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {value!r}")
         return _build(hint, value, where)
@@ -214,7 +214,7 @@ def from_dict(data: dict[str, Any], source: str = "config") -> DaemonConfig:
             raise ConfigError(f"{source}: write [[keywords]] (double brackets), one table per extra keyword")
         if name not in SECTIONS:
             raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}")
-        sections[name] = _build(SECTIONS[name].default_factory, values, f"{source} [{name}]")
+        sections[name] = _build(typing.get_type_hints(DaemonConfig)[name], values, f"{source} [{name}]")
     for key in top:
         if key in SECTIONS:
             raise ConfigError(f"{source}: {key} must be a [{key}] section")

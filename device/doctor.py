@@ -78,6 +78,7 @@ def check_audio(r: Report, cfg, listen_s: float = 0.5) -> None:
     except (DeviceNotFound, CaptureError) as exc:
         r.fail(f"{exc} (`wakeword devices` lists what exists)")
         return
+    name = cap.info.name if cap.info is not None else c.device  # open() found the device
     try:
         deadline = time.monotonic() + listen_s + 2.0
         while queue.queued_frames < listen_s * cap.rate_hz and time.monotonic() < deadline:
@@ -86,13 +87,13 @@ def check_audio(r: Report, cfg, listen_s: float = 0.5) -> None:
     finally:
         cap.close()
     if got == 0:
-        r.fail(f"{cap.info.name!r} opens ({cap.channels} ch, {cap.rate_hz} Hz) but delivers no audio")
+        r.fail(f"{name!r} opens ({cap.channels} ch, {cap.rate_hz} Hz) but delivers no audio")
         return
     for ch in c.use_channels:
         if ch >= cap.channels:
-            r.fail(f"use_channels names channel {ch}, but {cap.info.name!r} was opened with {cap.channels}")
+            r.fail(f"use_channels names channel {ch}, but {name!r} was opened with {cap.channels}")
             return
-    r.ok(f"audio device {cap.info.name!r} delivers audio ({cap.channels} ch, {cap.rate_hz} Hz)")
+    r.ok(f"audio device {name!r} delivers audio ({cap.channels} ch, {cap.rate_hz} Hz)")
 
 
 def check_gpio(r: Report, cfg) -> None:

@@ -60,6 +60,8 @@ class WavSource:
 
     def _run(self) -> None:
         t0 = self.started_monotonic = time.monotonic()
+        queue = self.queue
+        assert queue is not None, "open() starts the thread after making the queue"
         if self.realtime:  # the benchmark's LED-latency runs read this line (edges are logged in monotonic time)
             log.info("playing %s at 1x: stream time 0 = monotonic %.6f s", self.path, t0)
         try:
@@ -76,7 +78,7 @@ class WavSource:
                     due = t0 + (self._frames + frames) / self.rate_hz
                     if self._stop.wait(max(0.0, due - time.monotonic())):
                         break
-                self.queue.push(Block(self.session, self._frames, frames, data), wait=not self.realtime)
+                queue.push(Block(self.session, self._frames, frames, data), wait=not self.realtime)
                 self._frames += frames
         except Exception as exc:  # reported by the listener, which owns the logging
             self.error = exc

@@ -206,6 +206,22 @@ class Listener:
         self._skipped: tuple[np.ndarray, float] | None = None
         self._last_stale_warning = -float("inf")
 
+    # The open source, its queue and downmixer: only used while connected (``source`` is set).
+    @property
+    def _src(self) -> Source:
+        assert self.source is not None, "no open audio source"
+        return self.source
+
+    @property
+    def _q(self) -> DropOldestQueue:
+        assert self.queue is not None, "no open audio source"
+        return self.queue
+
+    @property
+    def _mixer(self) -> Downmixer:
+        assert self._mix is not None, "no open audio source"
+        return self._mix
+
     # -- connection management --------------------------------------------------------
     def connect(self) -> bool:
         """Try to open a source; on failure schedule the next try. True if audio can flow."""
@@ -257,7 +273,7 @@ class Listener:
 
     def _close_source(self) -> None:
         if self.queue is not None:
-            self.stats._queue_dropped_s += self.queue.dropped_frames / self.source.rate_hz
+            self.stats._queue_dropped_s += self.queue.dropped_frames / self._src.rate_hz
         if self.source is not None:
             self.stats.overflows += self.source.overflows
             self.source.close()
@@ -280,8 +296,8 @@ class Listener:
                     stop.wait(next_tick - time.monotonic())
                     next_tick = max(next_tick + tick_s, time.monotonic())
                 else:
-                    self.queue.wait(self._step_frames(), timeout_s=0.1)
-                ended = self.source.finished and self.queue.queued_frames == 0
+                    self._q.wait(self._step_frames(), timeout_s=0.1)
+                ended = self._src.finished and self._q.queued_frames == 0
                 self.poll()
                 if ended:
                     self.finish()
@@ -293,20 +309,20 @@ class Listener:
             self._close_source()
 
     def _step_frames(self) -> int:
-        return max(1, round(self.params.infer_every_s * self.source.rate_hz))
+        return max(1, round(self.params.infer_every_s * self._src.rate_hz))
 
     def _check_alive(self) -> None:
         err = getattr(self.source, "error", None)
         if err is not None:
             raise err
-        if not self.source.alive and not self.source.finished:
+        if not self._src.alive and not self._src.finished:
             self._disconnect("the stream stopped")
         elif time.monotonic() - self._last_audio > self.cfg.no_audio_s:
             self._disconnect(f"no audio for {self.cfg.no_audio_s:g} s")
 
     def poll(self) -> None:
         """Take what arrived and process it (one inference tick)."""
-        blocks = self.queue.take(None if self.live else self._step_frames())
+        blocks = self._q.take(None if self.live else self._step_frames())
         arrived = bool(blocks)
         if arrived and not self._ready:
             self._ready = True
@@ -335,7 +351,7 @@ class Listener:
             raise err
 
     def _drop_stale(self, blocks: list[Block]) -> list[Block]:
-        rate = self.source.rate_hz
+        rate = self._src.rate_hz
         keep_frames = round(self.cfg.stale_after_s * rate)
         total = sum(b.frames for b in blocks)
         if total <= keep_frames:
@@ -366,8 +382,8 @@ class Listener:
         if self._expected_frame is None or b.start_frame != self._expected_frame:
             self._start_segment(b)
         self._expected_frame = b.end_frame
-        self.stats.audio_s += b.frames / self.source.rate_hz
-        self._pieces.append(self._mix.process(b.data))
+        self.stats.audio_s += b.frames / self._src.rate_hz
+        self._pieces.append(self._mixer.process(b.data))
 
     def _start_segment(self, b: Block) -> None:
         """Begin a continuous stretch of audio at block ``b``: everything stateful restarts."""
@@ -375,12 +391,12 @@ class Listener:
             self._step_whole_hops(final=True)  # finish the old stretch first
             self.stats.resets += 1
         self._pending, self._pieces = np.zeros(0, np.float32), []
-        self._mix.reset()
+        self._mixer.reset()
         self._reset_models()
         if self.saver is not None:
             self.saver.discontinuity()
         self._gated, self._skipped = False, None
-        self._seg_start_s = self._session_offset_s + b.start_frame / self.source.rate_hz
+        self._seg_start_s = self._session_offset_s + b.start_frame / self._src.rate_hz
         self._seg_samples = 0
 
     def _step_whole_hops(self, final: bool = False) -> None:
@@ -453,7 +469,7 @@ class Listener:
     # -- reporting ---------------------------------------------------------------------
     @property
     def dropped_s(self) -> float:
-        live_q = self.queue.dropped_frames / self.source.rate_hz if self.queue is not None else 0.0
+        live_q = self.queue.dropped_frames / self._src.rate_hz if self.queue is not None else 0.0
         return self.stats.dropped_s + self.stats._queue_dropped_s + live_q
 
     def status_text(self) -> str:

@@ -241,7 +241,12 @@ def check_connection(cfg: MqttConfig, timeout_s: float = 10.0) -> None:
     client = make_client(cfg, f"{cfg.client_name}-doctor")
     client.will_clear()  # a probe that dies must not mark the running daemon offline
     answered, result = threading.Event(), []
-    client.on_connect = lambda c, u, flags, reason, props: (result.append(reason), answered.set())
+
+    def on_connect(c, u, flags, reason, props) -> None:
+        result.append(reason)
+        answered.set()
+
+    client.on_connect = on_connect
     where = f"MQTT broker {cfg.host}:{cfg.port}"
     try:
         client.connect(cfg.host, cfg.port, KEEPALIVE_S)
@@ -363,7 +368,8 @@ class MqttOutput:
                     self._publish(self.cfg.discovery_topic(keyword), discovery_config(self.cfg, keyword), True)
                 self._publish(self.cfg.availability_topic, ONLINE, True)
             unsent = [d for d in batch if not self._publish(self.cfg.detection_topic(d[0]),
-                                                            detection_message(*d, self.host), False)]
+                                                            detection_message(d[0], d[1], d[2], self.host),
+                                                            False)]
             self.sent += len(batch) - len(unsent)
             if unsent:
                 self._requeue(unsent)

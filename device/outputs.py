@@ -145,8 +145,10 @@ class _Hook:
         self._reader.start()
 
     def _drain(self) -> None:
+        stream = self.proc.stderr  # a pipe: HookRunner.run opens it
+        assert stream is not None
         try:
-            for chunk in iter(lambda: self.proc.stderr.read(4096), b""):
+            for chunk in iter(lambda: stream.read(4096), b""):
                 room = HOOK_STDERR_KEEP - len(self.stderr)
                 if room > 0:
                     self.stderr += chunk[:room]

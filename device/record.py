@@ -18,11 +18,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from device.params import AudioParams
 from device.takes import KINDS, Session, SessionConfig, Take
+
+if TYPE_CHECKING:
+    from device.capture import Capture
+    from device.downmix import Downmixer
+    from device.filesource import WavSource
+    from device.ringqueue import DropOldestQueue
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +39,14 @@ log = logging.getLogger(__name__)
 class MicSource:
     """A :class:`device.capture.Capture` (or a :class:`device.filesource.WavSource`) reduced to
     mono at the model rate. Waits up to ``timeout_s`` for audio; a dead stream ends the input."""
-    capture: object
+    capture: "Capture | WavSource"
     rate: int
     use_channels: tuple[int, ...] = ()
     queue_s: float = 5.0
     timeout_s: float = 2.0
     gaps: int = 0
-    _queue: object = field(default=None, repr=False)
-    _mix: object = field(default=None, repr=False)
+    _queue: "DropOldestQueue | None" = field(default=None, repr=False)
+    _mix: "Downmixer | None" = field(default=None, repr=False)
     _next_frame: int | None = field(default=None, repr=False)
 
     def open(self) -> "MicSource":
@@ -49,34 +56,46 @@ class MicSource:
         self._mix = Downmixer(self.capture.rate_hz, self.capture.channels, self.rate, self.use_channels)
         return self
 
+    @property
+    def queue(self) -> "DropOldestQueue":
+        assert self._queue is not None, "MicSource.open() first"
+        return self._queue
+
+    @property
+    def mix(self) -> "Downmixer":
+        assert self._mix is not None, "MicSource.open() first"
+        return self._mix
+
     def read(self) -> np.ndarray | None:
         while True:
-            blocks = self._queue.take(max_frames=1)  # one capture block at a time
+            blocks = self.queue.take(max_frames=1)  # one capture block at a time
             if blocks:
                 return self._convert(blocks)
             if not self.capture.alive:
-                blocks = self._queue.take()
+                blocks = self.queue.take()
                 return self._convert(blocks) if blocks else None
-            self._queue.wait(1, self.timeout_s)
+            self.queue.wait(1, self.timeout_s)
 
     def _convert(self, blocks: list) -> np.ndarray:
         out = []
         for b in blocks:
             if self._next_frame is not None and b.start_frame != self._next_frame:
                 self.gaps += 1  # dropped audio: the resampler must not bridge the gap
-                self._mix.reset()
+                self.mix.reset()
             self._next_frame = b.end_frame
-            out.append(self._mix.process(b.data))
+            out.append(self.mix.process(b.data))
         return np.concatenate(out).astype(np.float32)
 
     def flush(self) -> None:
-        self._queue.take()
+        self.queue.take()
         self._next_frame = None
-        self._mix.reset()
+        self.mix.reset()
 
     def describe(self) -> dict:
-        return {"name": self.capture.info.name, "channels": self.capture.channels,
-                "rate_hz": self.capture.rate_hz, "use_channels": list(self._mix.use_channels)}
+        info = self.capture.info
+        assert info is not None, "MicSource.open() first"
+        return {"name": info.name, "channels": self.capture.channels,
+                "rate_hz": self.capture.rate_hz, "use_channels": list(self.mix.use_channels)}
 
     def close(self) -> None:
         self.capture.close()
@@ -117,7 +136,7 @@ class TerminalUI:
     def review(self, take: Take) -> str:
         if self.meter:
             sys.stderr.write("\r" + " " * (self.METER_WIDTH + 40) + "\r")
-        if not take.usable:
+        if not take.usable or take.speech_span_s is None:
             print(f"  no speech heard ({take.ended_by.replace('_', ' ')}); again")
             return "redo"
         start, end = take.speech_span_s
@@ -211,7 +230,7 @@ def open_source(args: argparse.Namespace, settings: InputSettings, params: Audio
     if args.input:
         from device.filesource import WavSource
 
-        capture = WavSource(str(args.input))
+        capture: Capture | WavSource = WavSource(str(args.input))
         rate_hz = capture.rate_hz
     else:
         from device.capture import Capture, describe_devices, find_input_device

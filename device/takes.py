@@ -224,8 +224,9 @@ class Session:
 
     def calibrate(self) -> float:
         """Measure the noise floor (dBFS) over ``calibrate_s`` of audio."""
-        need, got = round(self.cfg.calibrate_s * self.rate), []
-        while sum(map(len, got)) < need and (block := self.read()) is not None:
+        need = round(self.cfg.calibrate_s * self.rate)
+        got: list[np.ndarray] = []
+        while sum(len(b) for b in got) < need and (block := self.read()) is not None:
             got.append(block)
             self.ui.level(level_dbfs(block), False)
         audio = np.concatenate(got) if got else np.zeros(0, np.float32)
@@ -313,7 +314,7 @@ class Session:
             "take": index + 1, "session": self.session_id,
             "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "sample_rate": self.rate, "duration_s": round(len(take.audio) / self.rate, 4),
-            "speech_span_s": [round(t, 4) for t in take.speech_span_s],
+            "speech_span_s": [round(t, 4) for t in take.speech_span_s or ()],
             "speech_dbfs": round(take.speech_dbfs, 1), "peak_dbfs": round(take.peak_dbfs, 1),
             "noise_dbfs": round(take.noise_dbfs, 1), "snr_db": round(take.snr_db, 1),
             "clipped_fraction": round(take.clipped_fraction, 5), "ended_by": take.ended_by,
