@@ -2,9 +2,7 @@
 (train/stagecli.py, train/config.py)."""
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import tomllib
 
 import pytest
 
@@ -41,18 +39,6 @@ def test_a_bad_config_is_one_line_and_exit_2_before_any_work(name, bad, says, tm
 def test_unknown_section_suggests_the_near_one():
     with pytest.raises(config.ConfigError, match=r"unknown section \[trian\] \(did you mean \[train\]\?\)"):
         config.load(overrides=["trian.lr=0.1"])
-
-
-@pytest.mark.parametrize("name", config.SECTIONS)
-def test_toml_defaults_equal_the_dataclass_defaults(name):
-    """configs/default.toml writes the defaults out for users; the dataclasses are what runs."""
-    written = tomllib.loads(config.DEFAULT_FILE.read_text()).get(name, {})
-    cls = config.section_class(name)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in written.items():
-        f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        assert (tuple(value) if isinstance(value, list) else value) == default, (name, key)
 
 
 def test_stage_command_from_the_makefile_environment():
