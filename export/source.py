@@ -85,14 +85,14 @@ def build_detector(ckpt: Checkpoint):
     """The :class:`~export.streaming.StreamingDetector` (eval mode) the checkpoint describes."""
     from export.streaming import StreamingDetector
     from train.frontend import FrontendError, check_params
-    from train.model import Head, ModelConfig
+    from train.model import ModelConfig, make_head
 
     try:
         check_params(ckpt.params)
     except FrontendError as exc:
         raise CheckpointError(f"{ckpt.path}: {exc}") from None
     try:
-        model = Head(ModelConfig(**ckpt.model_config))
+        model = make_head(ModelConfig(**ckpt.model_config))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt.path}: bad model config: {_first_line(exc)}") from None
     try:

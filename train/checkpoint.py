@@ -104,13 +104,21 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
-    """Human-readable ``section.key: old -> new`` for every trajectory-relevant difference."""
+    """Human-readable ``section.key: old -> new`` for every trajectory-relevant difference. A key
+    one side does not have counts as its dataclass default (a key added later, at the default that
+    keeps the old behaviour, does not stop a resume)."""
+    import dataclasses
+
+    from train import config
+
     diffs = []
     for sec in TRAJECTORY_SECTIONS:
         a, b = old.get(sec, {}), new.get(sec, {})
         skip = RUNTIME_KEYS.get(sec, set())
+        defaults = {f.name: f.default for f in dataclasses.fields(config.section_class(sec))}
         for key in sorted((set(a) | set(b)) - skip):
-            if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            unset = defaults.get(key, "<unset>")
+            if a.get(key, unset) != b.get(key, unset):
                 diffs.append(f"{sec}.{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
     return diffs
 

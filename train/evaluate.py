@@ -25,7 +25,7 @@ import torch
 
 from device.params import AudioParams
 from train import checkpoint, config, evalsets, stagecli
-from train.model import Head, ModelConfig
+from train.model import ModelConfig, make_head
 from train.report import metrics_table
 from train.streams import StreamConfig
 from train.validate import validate
@@ -53,7 +53,7 @@ def _evaluate(args) -> int:
     cfg = stagecli.load_config(args)
     state = checkpoint.load(args.checkpoint or build / "train" / "best.pt")
     params = AudioParams.from_dict(state["audio_params"])
-    model = Head(ModelConfig(**state["model_config"]))
+    model = make_head(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     streams_cfg = config.section(cfg, "streams", StreamConfig)
     real_data = cfg.get("train", {}).get("real_data", "auto")

@@ -9,6 +9,10 @@ Only this part is trained; the front end is frozen and shared by every keyword. 
 is normalised on its own and the GRUs run forwards only, so :meth:`Head.step` chunk by chunk
 with carried state gives the same output as :meth:`Head.forward` on the whole sequence.
 The size (``hidden``, ``layers``) was chosen by measurement: docs/experiments.md.
+
+With ``heads > 1`` (:class:`Heads`) several such heads, initialised differently, each learn on
+their own (the loss is theirs, averaged: ``forward(members=True)``) and answer together: the
+mean of their probabilities. They share the front end, so the device pays for the tiny heads only.
 """
 from __future__ import annotations
 
@@ -28,15 +32,23 @@ class ModelConfig:
     """Stacked GRU layers."""
     dropout: float = 0.3
     """Drop probability on the normalised input and after the GRUs (training only)."""
+    heads: int = 1
+    """Heads learning side by side from different initial weights; the model answers with the
+    mean of their probabilities (:class:`Heads`)."""
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1 or self.hidden < 1 or self.layers < 1:
             raise ValueError("embed_dim, hidden and layers must be >= 1")
+        if not 1 <= self.heads <= 8:
+            raise ValueError(f"heads must be 1..8, got {self.heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["heads"] == 1:
+            del d["heads"]  # what every checkpoint before ``heads`` existed says
+        return d
 
 
 class Head(nn.Module):
@@ -55,13 +67,45 @@ class Head(nn.Module):
         """All-zero GRU state ``[layers, B, hidden]``."""
         return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=self.out.weight.device)
 
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        """Whole-sequence logits; equal to :meth:`step` from :meth:`initial_state`."""
+    def forward(self, emb: torch.Tensor, members: bool = False) -> torch.Tensor:
+        """Whole-sequence logits; equal to :meth:`step` from :meth:`initial_state`. ``members``:
+        each head's own logits, ``[heads, B, T]`` (what training's loss is taken on)."""
         logits, _ = self.step(emb, self.initial_state(emb.shape[0]))
-        return logits
+        return logits.unsqueeze(0) if members else logits
 
     def step(self, emb: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One chunk ``[B, T, embed_dim]`` and the carried state -> ``(logits [B, T], new state)``."""
         x = self.drop(self.norm(emb))
         x, h = self.gru(x, h)
         return self.out(self.drop(x)).squeeze(-1), h
+
+
+class Heads(nn.Module):
+    """``cfg.heads`` :class:`Head` s over the same embeddings, answering with the mean of their
+    probabilities (as a logit, so everything downstream is unchanged). Same calls as :class:`Head`;
+    the carried state is theirs stacked: ``[heads * layers, B, hidden]``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        one = ModelConfig(**{**asdict(cfg), "heads": 1})
+        self.members = nn.ModuleList(Head(one) for _ in range(cfg.heads))
+
+    def initial_state(self, batch: int = 1) -> torch.Tensor:
+        return torch.cat([m.initial_state(batch) for m in self.members])
+
+    def forward(self, emb: torch.Tensor, members: bool = False) -> torch.Tensor:
+        if members:
+            return torch.stack([m(emb) for m in self.members])
+        logits, _ = self.step(emb, self.initial_state(emb.shape[0]))
+        return logits
+
+    def step(self, emb: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m.step(emb, part) for m, part in zip(self.members, h.split(self.cfg.layers))]
+        probs = torch.stack([torch.sigmoid(logits) for logits, _ in outs]).mean(0)
+        return torch.logit(probs, eps=1e-6), torch.cat([state for _, state in outs])
+
+
+def make_head(cfg: ModelConfig) -> "Head | Heads":
+    """The head a :class:`ModelConfig` describes (checkpoints, export and training all build it here)."""
+    return Heads(cfg) if cfg.heads > 1 else Head(cfg)

@@ -44,7 +44,7 @@ from train.batches import FeatureAugment, Schedule, collate, step_seed
 from train.distributed import Dist
 from train.loss import frame_loss
 from train.mining import HardSet, mine, pool_for
-from train.model import Head, ModelConfig
+from train.model import ModelConfig, make_head
 from train.streams import StreamConfig
 from train.validate import EvalSet, SetResult, validate
 
@@ -197,7 +197,7 @@ class Trainer:
         self.tc, self.device, self.dist, self.data_summary = tc, device, dist, data_summary
         self.schedule = schedule
         torch.manual_seed(tc.seed)
-        self.model = Head(mc).to(device)
+        self.model = make_head(mc).to(device)
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.planned_steps = tc.max_steps  # replanned at every validation when there is a time budget
@@ -280,7 +280,9 @@ class Trainer:
         x = augment(x, gen)
         x, y, m = x.to(self.device), y.to(self.device), m.to(self.device)
         self.ddp.train()
-        loss = frame_loss(self.ddp(x), y, m, self.tc.pos_weight, self.tc.focal_gamma)
+        # each head learns on its own ([model] heads > 1): the mean of their losses, not the loss of their mean
+        loss = torch.stack([frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma)
+                            for lg in self.ddp(x, members=True)]).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         # The gradients are averaged across replicas by now, so every replica sees the same norm

@@ -137,6 +137,24 @@ def test_checkpoint_holds_the_contract(tmp_path):
     assert not list(out.glob(".*.tmp")), "temp files left behind"
 
 
+def test_two_heads_train_each_on_its_own_loss_and_resume(tmp_path):
+    from train.model import Heads, make_head
+
+    cfg = _cfg("model.heads=2", "train.max_steps=8", "train.val_every_steps=4")
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    state = checkpoint.load(tmp_path / "train" / "last.pt")
+    assert state["model_config"]["heads"] == 2 and state["step"] == 8
+    model = make_head(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    assert isinstance(model, Heads)
+    a, b = (m.out.weight for m in model.members)
+    assert not torch.allclose(a, b)  # two heads, not one copied
+    # the same config resumes the two-head checkpoint (finished: nothing to do); one head is refused
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    with pytest.raises(checkpoint.CheckpointError, match="model.heads: 2 -> 1"):
+        training.run("tone", tmp_path, _cfg("train.max_steps=8", "train.val_every_steps=4"), Dist())
+
+
 def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path, capsys):
     build = tmp_path / "b"
     args = ["--keyword", "tone", "--build", str(build)] + [a for s in TINY for a in ("--set", s)]

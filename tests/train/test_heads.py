@@ -1,0 +1,36 @@
+"""Several heads answering together ([model] heads): their mean probability, streamed like one head,
+trained each on its own loss, exported and run by the device unchanged."""
+from __future__ import annotations
+
+import torch
+
+from train.model import Head, Heads, ModelConfig, make_head
+
+
+def test_heads_answer_with_their_mean_probability_and_stream_like_one():
+    torch.manual_seed(0)
+    model = make_head(ModelConfig(hidden=8, layers=2, dropout=0.0, heads=3)).eval()
+    assert isinstance(model, Heads) and len(model.members) == 3
+    emb = torch.randn(2, 25, 96)
+    whole = model(emb)
+    mean = torch.stack([torch.sigmoid(m(emb)) for m in model.members]).mean(0)
+    torch.testing.assert_close(torch.sigmoid(whole), mean, atol=1e-5, rtol=0)
+    # chunk by chunk with the stacked state: the same as the whole sequence
+    h, parts = model.initial_state(2), []
+    assert h.shape == (3 * 2, 2, 8)
+    for chunk in emb.split([6, 1, 11, 7], dim=1):
+        out, h = model.step(chunk, h)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-5, rtol=0)
+    assert model(emb, members=True).shape == (3, 2, 25)
+
+
+def test_heads_start_different_and_one_head_is_the_plain_head():
+    torch.manual_seed(1)
+    model = make_head(ModelConfig(hidden=8, layers=1, heads=2))
+    a, b = (m.out.weight.detach() for m in model.members)
+    assert not torch.allclose(a, b)
+    one = make_head(ModelConfig(hidden=8, layers=1))
+    assert type(one) is Head and one(torch.randn(1, 4, 96), members=True).shape == (1, 1, 4)
+    # checkpoints from before `heads` existed say nothing of it: one head is written the same way
+    assert "heads" not in ModelConfig().to_dict() and ModelConfig(heads=2).to_dict()["heads"] == 2
