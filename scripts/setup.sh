@@ -8,9 +8,9 @@
 #   optional ones (TTS voices; for the tests, the programs of the tiers that need root or chromium)
 #   are named and the run goes on without them.
 # - A virtual environment in .venv with the project installed (torch pinned in pyproject.toml). torch
-#   comes as the CPU build where no NVIDIA GPU is present (PyTorch's CPU index on x86_64, if it can be
-#   reached and pip has no index of its own); TORCH_INDEX=url picks the index, TORCH_INDEX= leaves it
-#   to pip's configuration (PyPI: the CUDA build on x86_64). TORCH_CPU_INDEX=url: where the CPU
+#   comes as the CPU build where no NVIDIA GPU is present (see install_torch: PyTorch's CPU index,
+#   else a +cpu build pip's own sources carry); TORCH_INDEX=url picks the index, TORCH_INDEX= leaves
+#   it to pip's configuration (PyPI: the CUDA build on x86_64). TORCH_CPU_INDEX=url: where the CPU
 #   builds are (tests point it at a local server).
 # Re-running is cheap: the pip step is skipped while pyproject.toml is unchanged.
 set -euo pipefail
@@ -119,47 +119,59 @@ else
   fi
 fi
 
-# Where torch comes from: prints an index URL, or nothing for pip's own configuration.
-torch_index() {
-  if [ -n "${TORCH_INDEX+set}" ]; then printf '%s' "$TORCH_INDEX"; return; fi
-  if command -v nvidia-smi >/dev/null || [ -e /proc/driver/nvidia ]; then return; fi  # wants CUDA
-  [ "$(uname -m)" = x86_64 ] || return 0  # elsewhere PyPI's torch is the CPU build already
-  local own=${PIP_INDEX_URL:-$(.venv/bin/pip config get global.index-url 2>/dev/null || true)}
-  if [ -n "$own" ] && [[ "$own" != *//pypi.org/* ]]; then
-    say "pip uses its own index ($own): torch comes from there (TORCH_INDEX=url to choose)" >&2
-    return
-  fi
-  if ! .venv/bin/python - "$CPU_INDEX/torch/" <<'EOF'
+pip_quiet() {  # pip install, without the noise of this machine's local mirrors ("Location ... ignored")
+  .venv/bin/pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2)
+}
+
+reachable() {  # reachable URL: does it answer within 10 s?
+  .venv/bin/python - "$1" <<'EOF'
 import sys, urllib.request
 try:
     urllib.request.urlopen(sys.argv[1], timeout=10).close()
 except Exception:
     sys.exit(1)
 EOF
-  then
-    say "PyTorch's CPU index ($CPU_INDEX) cannot be reached: torch comes from pip's index" \
-      "(on x86_64 PyPI's build brings CUDA; TORCH_INDEX=url to choose)" >&2
-    return
-  fi
-  printf '%s' "$CPU_INDEX"
 }
 
-install_torch() {  # the pinned torch of the train extra, from torch_index, unless it is there already
-  local req want have index
+# torch, before the project: PyPI's x86_64 torch is the CUDA build (several GB of nvidia-* wheels),
+# which a machine without an NVIDIA GPU does not want. In order: TORCH_INDEX; PyTorch's CPU index
+# (unless pip has an index of its own, or the CPU index cannot be reached); a CPU build (+cpu) that
+# pip's own sources carry; else pip's index brings what it has, and this says so.
+install_torch() {
+  local req want have own why
   req=$(.venv/bin/python -c '
 import re, tomllib
 extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["train"]
 print(next((r for r in extra if re.match(r"torch\s*[=<>~!]", r)), ""))')
   [ -n "$req" ] || return 0
-  want=$(sed -n 's/^torch *== *\([^ ;,]*\)$/\1/p' <<< "$req")
+  want=$(sed -n 's/^torch *== *\([^ ;,+]*\)$/\1/p' <<< "$req")
   have=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("torch"))' 2>/dev/null || true)
   [ -n "$have" ] && [ "${have%%+*}" = "$want" ] && return 0
-  index=$(torch_index)
-  [ -n "$index" ] || return 0  # the project install below brings it
-  say "installing $req from $index"
-  .venv/bin/pip install -q --disable-pip-version-check --index-url "$index" "$req" \
-    2> >(grep -v "^WARNING: Location" >&2) \
-    || die "pip could not install $req from $index (TORCH_INDEX= takes it from pip's own index instead)"
+  if [ -n "${TORCH_INDEX+set}" ]; then
+    [ -n "$TORCH_INDEX" ] || return 0  # TORCH_INDEX= : the project install takes it from pip's index
+    say "installing $req from $TORCH_INDEX"
+    pip_quiet --index-url "$TORCH_INDEX" "$req" || die "pip could not install $req from TORCH_INDEX=$TORCH_INDEX"
+    return 0
+  fi
+  if command -v nvidia-smi >/dev/null || [ -e /proc/driver/nvidia ]; then return 0; fi  # CUDA is wanted
+  [ "$(uname -m)" = x86_64 ] || return 0  # elsewhere PyPI's torch is the CPU build already
+  own=${PIP_INDEX_URL:-$(.venv/bin/pip config get global.index-url 2>/dev/null || true)}
+  if [ -n "$own" ] && [[ "$own" != *//pypi.org/* ]]; then
+    why="not used: pip has an index of its own, $own"
+  elif reachable "$CPU_INDEX/torch/"; then
+    say "installing $req (the CPU build) from $CPU_INDEX"
+    pip_quiet --index-url "$CPU_INDEX" "$req" \
+      || die "pip could not install $req from $CPU_INDEX (TORCH_INDEX= takes it from pip's own index instead)"
+    return 0
+  else
+    why="cannot be reached"
+  fi
+  if [ -n "$want" ] && .venv/bin/pip install -q --disable-pip-version-check "torch==$want+cpu" >/dev/null 2>&1; then
+    say "installed torch==$want+cpu (the CPU build) from pip's own sources (PyTorch's CPU index $why)"
+    return 0
+  fi
+  say "no CPU build of torch here (PyTorch's CPU index $why): pip's index brings its own, with CUDA on" \
+    "x86_64 (several GB); TORCH_INDEX=url picks the index" >&2
 }
 
 [ -x .venv/bin/python ] || "$py" -m venv .venv || die "$py -m venv .venv failed (see above)"
@@ -168,9 +180,7 @@ stamp=".venv/.installed-$extra-$(sha256sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   [ "$profile" = device ] || install_torch
   say "installing Python packages (.[${extra}]) into .venv"
-  # (this machine's pip config points at local mirrors; their "Location ... ignored" lines are noise)
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[${extra}]" 2> >(grep -v "^WARNING: Location" >&2) \
-    || die "pip install -e .[${extra}] failed (see above)"
+  pip_quiet -e ".[${extra}]" || die "pip install -e .[${extra}] failed (see above)"
   rm -f .venv/.installed-"$extra"-*
   touch "$stamp"
 fi

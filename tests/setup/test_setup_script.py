@@ -30,8 +30,10 @@ esac''',
     "uname": 'echo "$FAKE_ARCH"',
 }
 VENV_FAKES = {
+    # pip config get: FAKE_PIP_INDEX; install: recorded, and a +cpu build is found unless FAKE_NO_CPU
     "pip": '''if [ "$1" = config ]; then [ -n "$FAKE_PIP_INDEX" ] && echo "$FAKE_PIP_INDEX"; exit 0; fi
-echo "$*" >> "$FAKE_LOG.pip"''',
+echo "$*" >> "$FAKE_LOG.pip"
+case "$*" in *+cpu*) [ -z "$FAKE_NO_CPU" ] ;; esac''',
     "python": f'case "$*" in *train.frontend*) exit 0 ;; esac\nexec {PYTHON} -S "$@"',
 }
 
@@ -61,7 +63,7 @@ class Checkout:
             **env: str) -> subprocess.CompletedProcess:
         full = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.root), "PYTHON": PYTHON,
                 "FAKE_UID": str(uid), "FAKE_MISSING": missing, "FAKE_ARCH": arch, "FAKE_LOG": str(self.log),
-                "FAKE_OWNED": "", "FAKE_PIP_INDEX": "", **env}
+                "FAKE_OWNED": "", "FAKE_PIP_INDEX": "", "FAKE_NO_CPU": "", **env}
         return subprocess.run(["bash", str(self.root / "scripts" / "setup.sh"), profile], env=full,
                               capture_output=True, text=True, timeout=120)
 
@@ -179,25 +181,38 @@ def test_the_cpu_build_where_no_gpu_is(checkout, cpu_index):
     assert torch_installs(checkout) == [f"install -q --disable-pip-version-check --index-url {cpu_index} torch==2.13.0"]
 
 
-@pytest.mark.parametrize("case", ["TORCH_INDEX=", "nvidia-smi", "aarch64", "pip's own index", "unreachable"])
+@pytest.mark.parametrize("case", ["TORCH_INDEX=", "nvidia-smi", "aarch64"])
 def test_torch_from_pips_own_configuration(checkout, case):
-    if gpu_here() and case != "nvidia-smi":
-        pytest.skip("this machine has an NVIDIA GPU")
-    env = {"TORCH_CPU_INDEX": "http://127.0.0.1:9/whl/cpu"}  # the discard port: nothing answers
-    arch = "x86_64"
+    env, arch = {}, "x86_64"
     if case == "TORCH_INDEX=":
         env["TORCH_INDEX"] = ""
     elif case == "nvidia-smi":
         write_programs(checkout.bin, {"nvidia-smi": "exit 0"})
-    elif case == "aarch64":
-        arch = "aarch64"
-    elif case == "pip's own index":
-        env["FAKE_PIP_INDEX"] = "https://mirror.example/simple"
+    else:
+        arch = "aarch64"  # PyPI's aarch64 torch is the CPU build
     proc = checkout.run(arch=arch, **env)
     assert proc.returncode == 0, proc.stderr
     assert torch_installs(checkout) == []  # the project install brings torch from pip's index
-    if case == "pip's own index":
-        assert "pip uses its own index (https://mirror.example/simple)" in proc.stderr
-    if case == "unreachable":
-        assert "PyTorch's CPU index (http://127.0.0.1:9/whl/cpu) cannot be reached" in proc.stderr
 
+
+NOWHERE = "http://127.0.0.1:9/whl/cpu"  # the discard port: nothing answers
+
+
+@pytest.mark.parametrize("own_index", [None, "https://mirror.example/simple"])
+@pytest.mark.parametrize("cpu_build_in_pips_sources", [True, False])
+def test_without_the_cpu_index_a_cpu_build_from_pips_sources_else_a_clear_line(checkout, own_index,
+                                                                                cpu_build_in_pips_sources):
+    if gpu_here():
+        pytest.skip("this machine has an NVIDIA GPU")
+    proc = checkout.run(TORCH_CPU_INDEX=NOWHERE, FAKE_PIP_INDEX=own_index or "",
+                        FAKE_NO_CPU="" if cpu_build_in_pips_sources else "1")
+    assert proc.returncode == 0, proc.stderr
+    assert torch_installs(checkout) == ["install -q --disable-pip-version-check torch==2.13.0+cpu"]
+    why = f"not used: pip has an index of its own, {own_index}" if own_index else "cannot be reached"
+    if cpu_build_in_pips_sources:
+        assert (f"setup: installed torch==2.13.0+cpu (the CPU build) from pip's own sources (PyTorch's CPU index "
+                f"{why})") in proc.stdout.splitlines()
+    else:
+        assert proc.stderr.splitlines()[-1] == (
+            f"setup: no CPU build of torch here (PyTorch's CPU index {why}): pip's index brings its own, "
+            "with CUDA on x86_64 (several GB); TORCH_INDEX=url picks the index")
