@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The workstation side of `make deploy|status|logs|undeploy HOST="pi1 pi2"`. Needs ssh and rsync
-# here; on the Pi, a 64-bit Raspberry Pi OS / Debian with systemd and passwordless sudo (the
-# default for Raspberry Pi OS's first user) or root.
+# here; on the Pi, a 64-bit Raspberry Pi OS / Debian (Python 3.11+) with systemd and passwordless
+# sudo (the default for Raspberry Pi OS's first user) or root. Any other Pi gets one line naming
+# what is missing (deploy/pi/platform.sh) before anything is installed.
 #
 # HOST...: ssh aliases, hosts or user@host; without arguments, the words of $HOST (the Makefile).
 #   deploy/deploy.sh deploy HOST...     build the release, upload it, run its pi/install.sh
@@ -51,7 +52,10 @@ build_release() {
 }
 
 preflight() {  # one ssh round trip: the checks that give a clear line instead of a later mess
+  # First, before anything is installed: an unsupported Pi (32-bit OS, old Python; pi/platform.sh).
   ww_ssh "$1" "$WW_REMOTE_ROOT
+    $(cat "$here/pi/platform.sh")
+    if ! why=\$(ww_platform_problem); then echo \"RESULT FAILED: \$why\"; exit 1; fi
     if [ \"\$(id -u)\" != 0 ] && ! sudo -n true 2>/dev/null; then
       echo \"RESULT FAILED: \$(id -un)@\$(hostname) needs passwordless sudo (or deploy as root@...)\"; exit 1; fi
     [ -d /run/systemd/system ] || { echo 'RESULT FAILED: the host does not run systemd'; exit 1; }
@@ -114,7 +118,8 @@ dry_run() {
   local host
   for host in "$@"; do
     echo "== $host"
-    echo "ssh $host: check passwordless sudo, systemd, rsync (install rsync if missing)"
+    echo "ssh $host: check a supported Pi (64-bit OS, Python 3.11+), passwordless sudo, systemd, rsync" \
+      "(install rsync if missing)"
     echo "rsync $RELEASE_DIR/ -> $host:~/$UPLOAD/"
     echo "ssh $host: sudo sh ~/$UPLOAD/pi/install.sh, which does:"
     sh "$RELEASE_DIR/pi/install.sh" --service "$SERVICE" --plan | sed 's/^/  /'

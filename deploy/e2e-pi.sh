@@ -6,6 +6,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+[ "$(id -u)" = 0 ] || { echo "e2e-pi: needs root (image build, binfmt); run it as root" >&2; exit 2; }
 for tool in qemu-system-aarch64 qemu-img qemu-aarch64-static mmdebstrap ssh rsync; do
   command -v "$tool" >/dev/null || { echo "e2e-pi: $tool is missing; run make setup-test" >&2; exit 1; }
 done

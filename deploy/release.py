@@ -14,7 +14,7 @@ virtual environment)::
       requirements.txt   the `device` extra of pyproject.toml minus what Debian provides
       wakeword.service   the systemd unit of the daemon (LED, hook)
       wakeword-wyoming.service  the Wyoming service for Home Assistant
-      pi/                the scripts run on the Pi (install.sh, undeploy.sh)
+      pi/                the scripts run on the Pi (install.sh, platform.sh, undeploy.sh)
 
 The id is derived from the content, so building the same inputs again gives the same id and
 deploying it again changes nothing. Usage::
@@ -149,7 +149,7 @@ def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], de
     for unit in UNITS:
         shutil.copyfile(DEPLOY / unit, tmp / unit)
     (tmp / "pi").mkdir()
-    for script in ("install.sh", "undeploy.sh"):
+    for script in ("install.sh", "platform.sh", "undeploy.sh"):
         shutil.copyfile(DEPLOY / "pi" / script, tmp / "pi" / script)
     for p in tmp.rglob("*"):
         if p.is_file():

@@ -1,13 +1,17 @@
 """``wakeword doctor``: check, in plain words, what the daemon needs on this machine.
 
 Each check prints one line -- ``ok``, ``warn`` or ``FAIL`` and what to do about it. Exit
-status 0 when nothing failed, 1 otherwise (2 for a bad config, as everywhere).
+status 0 when nothing failed, 1 otherwise (2 for a bad config, as everywhere). The first check is
+the machine itself (a 64-bit OS, Python 3.11+); where it fails, nothing else is checked.
 """
 from __future__ import annotations
 
 import os
+import platform
 import shlex
 import shutil
+import struct
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,6 +33,44 @@ class Report:
     def fail(self, what: str) -> None:
         self.failed += 1
         self.emit(f"  FAIL  {what}")
+
+
+MIN_PYTHON = (3, 11)
+
+
+def platform_problem(machine: str, pointer_bits: int, python: tuple[int, int]) -> str | None:
+    """What makes this machine one the daemon cannot run on, in one line, or None.
+
+    ``machine`` is the kernel's (``uname -m``), ``pointer_bits`` the running Python's: 32 in a
+    32-bit userland even on a 64-bit kernel (a 32-bit Raspberry Pi OS on a Pi 4 or 5). onnxruntime
+    publishes wheels for 64-bit ARM and x86 Linux only. The same rule as deploy/pi/platform.sh.
+    """
+    arm = machine.startswith(("arm", "aarch64"))
+    if pointer_bits < 64 and arm:
+        userland = machine if machine.startswith("arm") else f"a 32-bit userland on the {machine} kernel"
+        return (f"unsupported Pi: a 32-bit OS ({userland}); onnxruntime publishes no 32-bit ARM wheel: "
+                "install the 64-bit Raspberry Pi OS (arm64)")
+    if pointer_bits < 64 or machine not in ("aarch64", "arm64", "x86_64", "amd64"):
+        return (f"unsupported machine: {pointer_bits}-bit {machine}; onnxruntime publishes wheels for "
+                "64-bit ARM and x86 only: install the 64-bit Raspberry Pi OS (arm64)")
+    if tuple(python) < MIN_PYTHON:
+        return (f"unsupported Pi: Python {python[0]}.{python[1]}; wakeword needs Python 3.11 or newer: "
+                "install the 64-bit Raspberry Pi OS Bookworm or later")
+    return None
+
+
+def check_platform(r: Report, machine: str | None = None, pointer_bits: int | None = None,
+                   python: tuple[int, int] | None = None) -> bool:
+    """One line on this machine (or the one described); False when the daemon cannot run here."""
+    machine = machine or platform.machine()
+    pointer_bits = pointer_bits or struct.calcsize("P") * 8
+    python = python or tuple(sys.version_info[:2])
+    why = platform_problem(machine, pointer_bits, python)
+    if why:
+        r.fail(why)
+        return False
+    r.ok(f"{pointer_bits}-bit {machine}, Python {python[0]}.{python[1]}")
+    return True
 
 
 def check_model(r: Report, cfg):
@@ -180,6 +222,10 @@ def check_mqtt(r: Report, cfg) -> None:
 
 
 def main(args) -> int:
+    r = Report()
+    if not check_platform(r):  # nothing else can work here (no onnxruntime for it)
+        print("1 problem(s) found")
+        return 1
     from device import config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
@@ -190,7 +236,6 @@ def main(args) -> int:
     except config.ConfigError as exc:
         print(f"  FAIL  {exc}")
         return 2
-    r = Report()
     r.ok(f"config {path}" if path else "no config file: using the built-in defaults")
     check_model(r, cfg)
     check_audio(r, cfg)

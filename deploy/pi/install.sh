@@ -9,11 +9,12 @@
 # wyoming: wakeword-wyoming.service, the Wyoming service for Home Assistant (the microphone is left
 # to wyoming-satellite); both. Both unit files are always installed; the others are disabled.
 #
-# Steps: verify the upload; install missing Debian packages; create the service user and the
-# gpio group; make (or reuse) the venv; copy the release to /opt/wakeword/releases/<id>; install
-# /etc/wakeword/config.toml only if absent; install the unit; point /opt/wakeword/current at the
-# release; enable and restart wakeword.service and wait until it is active. If it does not come
-# up, switch back to the previous release, restart that, say so.
+# Steps: check the Pi is supported (pi/platform.sh: 64-bit OS, Python 3.11+); verify the upload;
+# install missing Debian packages; create the service user and the gpio group; make (or reuse) the
+# venv; copy the release to /opt/wakeword/releases/<id>; install /etc/wakeword/config.toml only if
+# absent; install the unit; point /opt/wakeword/current at the release; enable and restart
+# wakeword.service and wait until it is active. If it does not come up, switch back to the previous
+# release, restart that, say so.
 #
 # The last line is "RESULT <word> ..." (installed, unchanged, started, ROLLED BACK, FAILED) for the
 # workstation's summary. Exit: 0 ok, 1 failed, 2 usage, 3 rolled back to the previous release.
@@ -32,6 +33,8 @@ SETTLE_S=${WAKEWORD_SETTLE_S:-3}   # seconds the service must stay active after 
 KEEP_RELEASES=3                    # current, previous and one more
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=deploy/pi/platform.sh
+. "$src/pi/platform.sh"
 id=$(sha256sum < "$src/MANIFEST.sha256" | cut -c1-12)
 changes=""
 
@@ -73,6 +76,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 plan() {
   cat <<EOF
 install.sh on the Pi, as root (release $id):
+  0. check the Pi is supported: a 64-bit OS (onnxruntime has no 32-bit ARM wheel), Python 3.11 or newer
   1. verify the upload against MANIFEST.sha256
   2. apt-get install what is missing of: python3 python3-venv python3-systemd python3-pyaudio
      python3-numpy, and RPi.GPIO for the board (python3-rpi.gpio; rpi-lgpio on a Pi 5)
@@ -282,6 +286,8 @@ show_status() {
 }
 
 main() {
+  # Before anything else: an unsupported Pi (32-bit OS, old Python) is one line, and nothing changes.
+  if ! why=$(ww_platform_problem); then result "FAILED: $why"; exit 1; fi
   [ "$(id -u)" = 0 ] || { echo "install.sh must run as root (make deploy runs it with sudo)" >&2; exit 2; }
   [ -d /run/systemd/system ] || die "this machine does not run systemd"
   exec 9>/run/lock/wakeword-deploy.lock

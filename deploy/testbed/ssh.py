@@ -3,14 +3,19 @@
 Test machinery only. ``SshTarget.create(dir, port)`` writes a fresh ed25519 key and an
 ``ssh_config`` whose alias (``pibox``) points at ``127.0.0.1:port`` as user ``pi``; pass
 ``SSH_CONFIG=<dir>/ssh_config`` and ``HOST=pibox`` to ``make deploy`` and it uses them.
+``loopback_sshd(dir)`` is such a machine without a machine: this user's own sshd on loopback.
 """
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 def free_port() -> int:
@@ -89,3 +94,43 @@ class SshTarget:
             last = proc.stderr.strip()
             time.sleep(0.5)
         raise RuntimeError(f"ssh to {self.alias} did not come up within {timeout_s:.0f} s ({last})")
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@contextmanager
+def loopback_sshd(directory: Path, alias: str = "pitest",
+                  setenv: dict[str, str] | None = None) -> Iterator[SshTarget]:
+    """An sshd of this user on 127.0.0.1 (key only), reached as ``alias`` through a throwaway
+    ssh_config; stopped on exit. ``setenv``: variables every session gets (sshd's SetEnv, e.g. a
+    PATH with fake programs in front). Needs openssh-server; any user can run it."""
+    port = free_port()
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    target = SshTarget.create(directory / "client", port, alias=alias, user=user)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "host_key")], check=True)
+    (directory / "authorized_keys").write_text(target.public_key)
+    env_lines = "".join(f'SetEnv {k}="{v}"\n' for k, v in (setenv or {}).items())
+    (directory / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
+        f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {directory / 'authorized_keys'}\n"
+        "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"PermitRootLogin prohibit-password\n{env_lines}")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(directory / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd did not start: {proc.stderr.read().decode().strip()}")
+        target.wait(10, alive=lambda: proc.poll() is None)
+        yield target
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

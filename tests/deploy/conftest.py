@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import is_root, which_or_fail
+from deploy_helpers import which_or_fail
 
 
 @pytest.fixture(scope="session")
 def nspawn_root() -> Path:
-    """The cached Debian root for systemd-nspawn (built on the first run, about a minute)."""
-    if not is_root():
-        pytest.skip("booting a systemd-nspawn container needs root")
+    """The cached Debian root for systemd-nspawn (built on the first run, about a minute; needs root:
+    its tests are marked ``needs_root``)."""
     which_or_fail("mmdebstrap", "systemd-nspawn", "ssh", "rsync")
     from deploy.testbed.nspawn import build_root
 

@@ -46,6 +46,3 @@ def which_or_fail(*tools: str) -> None:
         raise AssertionError(f"missing {', '.join(missing)}: run `make setup-test` "
                              "(scripts/apt-extra.txt lists the Debian packages)")
 
-
-def is_root() -> bool:
-    return os.geteuid() == 0

@@ -27,7 +27,8 @@ def test_dry_run_names_every_step_for_every_host(model, tmp_path):
         assert f"== {host}" in out
         assert "rsync " in out and f"{host}:~/.cache/wakeword-deploy/release/" in out
         assert f"ssh {host}: sudo sh ~/.cache/wakeword-deploy/release/pi/install.sh" in out
-    for step in ("verify the upload against MANIFEST.sha256", "apt-get install what is missing",
+    for step in ("check a supported Pi (64-bit OS, Python 3.11+)", "check the Pi is supported: a 64-bit OS",
+                 "verify the upload against MANIFEST.sha256", "apt-get install what is missing",
                  "create the system user wakeword", "--system-site-packages", "pip install",
                  "/opt/wakeword/releases/", "only if there is none", "/etc/systemd/system/wakeword.service",
                  "unchanged", "systemctl enable + restart wakeword", "wait until active",

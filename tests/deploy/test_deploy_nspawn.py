@@ -16,6 +16,8 @@ import pytest
 from deploy_helpers import make, result_lines
 from toymodels import tone_clip
 
+pytestmark = pytest.mark.needs_root("boots a systemd-nspawn container (make test as root runs this tier)")
+
 ALSA_CONF = """# The microphone of the test machine: a raw 16 kHz mono file replayed by ALSA's file plugin.
 pcm.wwfile {
   type file

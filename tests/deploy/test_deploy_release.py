@@ -34,7 +34,7 @@ def test_release_has_the_right_files(model, tmp_path):
     assert (rel / "model.onnx").read_bytes() == model.read_bytes()
     assert (rel / "wakeword.service").read_text() == UNIT.read_text()
     assert (rel / "wakeword-wyoming.service").read_text() == (UNIT.parent / "wakeword-wyoming.service").read_text()
-    for script in ("bin/wakeword", "pi/install.sh", "pi/undeploy.sh"):
+    for script in ("bin/wakeword", "pi/install.sh", "pi/platform.sh", "pi/undeploy.sh"):
         assert (rel / script).stat().st_mode & 0o111, script
     shipped = {p.relative_to(rel / "lib/device").as_posix() for p in (rel / "lib/device").rglob("*.py")}
     source = {p.relative_to(REPO / "device").as_posix() for p in (REPO / "device").rglob("*.py")}

@@ -16,6 +16,7 @@ from label_helpers import label_of, make_folder, serving
 from train.label.server import make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.needs_program(str(CHROMIUM), "chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 15000

@@ -5,50 +5,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from deploy.testbed.ssh import SshTarget, free_port
+from deploy.testbed.ssh import SSHD, SshTarget, free_port, loopback_sshd
 
 REPO = Path(__file__).resolve().parents[2]
-SSHD = Path("/usr/sbin/sshd")
 
 
 @pytest.fixture(scope="module")
 def pi(tmp_path_factory):
-    """sshd on 127.0.0.1 (key only) reached as ``root@pitest`` through a throwaway ssh_config."""
+    """sshd on 127.0.0.1 (key only) reached as ``<this user>@pitest`` through a throwaway ssh_config."""
     if not SSHD.exists() or shutil.which("rsync") is None:
         pytest.fail("sshd/rsync missing: run scripts/setup.sh test (openssh-server, rsync)")
-    d = tmp_path_factory.mktemp("sshd")
-    port = free_port()
-    target = SshTarget.create(d / "client", port, alias="pitest", user=os.environ.get("USER") or "root")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
-    (d / "authorized_keys").write_text(target.public_key)
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {d / 'authorized_keys'}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        if proc.poll() is not None:
-            pytest.fail(f"sshd did not start: {proc.stderr.read().decode()}")
-        target.wait(10)
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as target:
         yield target
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def saved_detection(folder: Path, stamp: str, keyword: str) -> Path:
