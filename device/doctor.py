@@ -64,12 +64,12 @@ def check_platform(r: Report, machine: str | None = None, pointer_bits: int | No
     """One line on this machine (or the one described); False when the daemon cannot run here."""
     machine = machine or platform.machine()
     pointer_bits = pointer_bits or struct.calcsize("P") * 8
-    python = python or tuple(sys.version_info[:2])
-    why = platform_problem(machine, pointer_bits, python)
+    version = python or (sys.version_info[0], sys.version_info[1])
+    why = platform_problem(machine, pointer_bits, version)
     if why:
         r.fail(why)
         return False
-    r.ok(f"{pointer_bits}-bit {machine}, Python {python[0]}.{python[1]}")
+    r.ok(f"{pointer_bits}-bit {machine}, Python {version[0]}.{version[1]}")
     return True
 
 
