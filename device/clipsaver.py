@@ -110,8 +110,7 @@ class ClipSaver:
         stamp = datetime.fromtimestamp(wall, timezone.utc)
         stem = _stem(wall, det.time_s, self.keyword)
         try:
-            write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
-            atomic_write_text(self.dir / f"{stem}.json", json.dumps({
+            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
                 "version": SIDECAR_VERSION, "keyword": self.keyword, "score": round(det.score, 6),
                 "time_s": round(det.time_s, 6), "clip_start_s": round(start_s, 6),
                 "detected_at_s": round(det.time_s - start_s, 6),
@@ -127,6 +126,18 @@ class ClipSaver:
 
     def _enforce_cap(self) -> None:
         enforce_cap(self.dir, self.cfg.max_mb, "saved detection")
+
+
+def write_pair(stem: Path, clip: np.ndarray, rate_hz: int, sidecar: str) -> None:
+    """``<stem>.wav`` then ``<stem>.json``, each atomically; when the sidecar cannot be written (the
+    disk filled up after the WAV) the WAV goes too: a WAV is never left without its JSON."""
+    wav = stem.with_name(stem.name + ".wav")
+    write_wav(wav, clip, rate_hz)
+    try:
+        atomic_write_text(stem.with_name(stem.name + ".json"), sidecar)
+    except BaseException:
+        wav.unlink(missing_ok=True)
+        raise
 
 
 def _stem(wall: float, time_s: float, name: str) -> str:
@@ -271,8 +282,7 @@ class SnippetKeeper:
         wall = time.time() - (self._end_s - start_s)
         stem = _stem(wall, start_s, "snippet")
         try:
-            write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
-            atomic_write_text(self.dir / f"{stem}.json", json.dumps({
+            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
                 "version": SIDECAR_VERSION, "kind": "snippet", "keyword": self.keyword,
                 "time_s": round(start_s, 6), "length_s": round(len(clip) / self.rate_hz, 6),
                 "guard_s": self.cfg.guard_s,

@@ -1,0 +1,97 @@
+"""The soak bench (``make soak``): a half-minute soak of the real daemon on the live (paced) capture
+path with every fault injected once, judged by its report; and the pure parts (fault plan, matching).
+
+No wall-clock assertions: the bench waits on the daemon's own lines and notify messages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.soak import Settings, SoakError, plan_faults
+from bench.soakaudio import Event
+from bench.soakreport import match
+
+REPO = Path(__file__).resolve().parents[2]
+SHORT = ["--minutes", "0.55", "--every-s", "4", "--gap-s", "2", "--stall-s", "1.5", "--queue-s", "2",
+         "--overrun-s", "3", "--loss-s", "1.5", "--retry-max-s", "0.5", "--full-disk-s", "5",
+         "--hook-timeout-s", "1", "--disk-mib", "1"]
+
+
+@pytest.mark.skipif(not (shutil.which("pulseaudio") and shutil.which("pacat")),
+                    reason="needs pulseaudio and pacat (make setup-test installs them)")
+def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model, tmp_path):
+    out = tmp_path / "soak"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--out", str(out), *SHORT],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    res = json.loads((out / "soak.json").read_text())
+    assert (out / "soak-report.md").read_text().startswith("# Soak: 'tone'")
+    assert res["code"] == str(REPO / "device")  # this checkout's daemon, not an installed copy
+    crit = {c["name"]: c["ok"] for c in res["criteria"]}
+    for name in ("no crash", "clean stop on SIGTERM", "no late detection", "every audible keyword detected",
+                 "device loss recovered", "hung hook killed, nothing left", "saves whole after SIGTERM mid-save",
+                 "watchdog kept pinging"):
+        assert crit[name] is True, (name, res["criteria"])
+    assert crit["RSS growth <= 1 MiB/h"] is None  # half a minute is too short to judge
+
+    f = res["figures"]
+    assert f["late"] == 0 and f["missed"] == 0 and f["expected"] >= 1 and f["excluded_outage"] >= 1
+    assert f["unexpected"] == 0 and f["live_detections"] >= 4
+    assert f["audible_offline"] == f["considered"]  # the tone model hears every burst
+
+    faults = {x["kind"]: x for x in res["faults"]}
+    assert set(faults) == {"stall", "hook_hang", "overrun", "full_disk", "device_loss", "sigterm_mid_save"}
+    assert all(x["start_s"] is not None and x["end_s"] is not None for x in res["faults"]
+               if not x["note"].startswith("skipped"))
+    assert "dropped" in faults["stall"]["note"] and "dropped" in faults["overrun"]["note"]
+    assert "its clip still pending" in faults["sigterm_mid_save"]["note"]
+    if os.geteuid() == 0:  # the tmpfs can be filled
+        assert faults["full_disk"]["ok"] is True and "refused with a warning" in faults["full_disk"]["note"]
+        assert " 0 save(s) refused" not in faults["full_disk"]["note"]
+    saves = res["saves"]
+    assert saves["pending_saved"] is True and saves["tmp_left"] == [] and saves["wav_without_json"] == []
+    assert saves["wav"] >= 2 and not any(saves["hook_leftovers"].values())
+
+    assert res["daemon"]["restarts"] == 0 and res["daemon"]["exits"][-1]["code"] == 0
+    assert "stopped on signal 15" in res["daemon"]["stop_line"]
+    assert res["notify"]["ready"] == 1 and res["notify"]["stopping"] == 1 and res["notify"]["pings"] > 20
+    assert res["rss"]["start_mib"] > 10 and res["cpu"]["cpu_s_per_audio_h"] > 0
+    assert res["status"]["dropped_s"] > 0  # the stall's and the overrun's backlog was dropped, not heard late
+    assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
+
+
+def test_a_run_too_short_for_the_faults_is_one_clear_error(tone_model, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--minutes", "0.2",
+                        "--out", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("soak: error: 0.20 min of audio is too short")
+    assert "Traceback" not in r.stderr
+
+
+def test_fault_plan_rounds_and_the_final_sigterm():
+    s = Settings(minutes=60)
+    faults = plan_faults(3600, s, 0.48)
+    kinds = [f.kind for f in faults]
+    assert kinds.count("stall") == kinds.count("device_loss") == 5  # one round per 10 min of audio
+    assert kinds[-1] == "sigterm_mid_save" and faults[-1].at_s == 3600 - 2 * s.every_s
+    assert all(a.at_s <= b.at_s for a, b in zip(faults, faults[1:]))
+    assert {f.kind for f in faults if f.outage} == {"stall", "overrun", "device_loss"}
+    with pytest.raises(SoakError, match="too short"):
+        plan_faults(60, s, 0.48)
+
+
+def test_matching_on_time_late_and_unexpected():
+    events = [Event(1.0, 1.4), Event(6.0, 6.4), Event(11.0, 11.4)]
+    matched, late, unexpected = match(events, [1.7, 2.0, 9.9, 11.5, 0.5], tolerance_s=3.0)
+    assert matched == {0: pytest.approx(0.3), 2: pytest.approx(0.1)}
+    assert late == [(1, pytest.approx(3.5))]  # 3.5 s after its keyword: stale audio heard late
+    assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
