@@ -11,12 +11,13 @@ after the other:
   nothing detected late;
 - **hook hang**: the next detection's hook (and a child it started) hangs past ``timeout_s``:
   both must be killed, detection must go on meanwhile;
-- **overrun**: a stall longer than the capture queue (``queue_s`` + 4 s): the drop-oldest queue
-  overflows;
 - **full disk**: the save folder's filesystem is filled to ENOSPC for ``--full-disk-s``: saves
   fail with a warning, detection goes on;
 - **device loss**: the microphone vanishes for ``--loss-s`` and comes back: the daemon must
-  reconnect by itself.
+  reconnect by itself;
+- **overrun**: a stall longer than the capture queue (``queue_s`` + 4 s): the backlog bursts in
+  and the drop-oldest queue overflows. (The sound server keeps the stalled audio, so ALSA itself
+  reports no overrun; what overflows is the daemon's own queue, as after a long stall on a Pi.)
 
 At the end a **SIGTERM lands while a save is pending** (just after a detection, before its
 post-roll is complete): the daemon must exit 0 having written it whole. Before the live run the
@@ -34,6 +35,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,7 +106,7 @@ class SoakError(RuntimeError):
 
 def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
     """Rounds of faults, each round: a stall; then a hook hang and a full disk together (neither
-    stops the audio); an overrun; a device loss -- each ``gap_s`` of audio after the previous
+    stops the audio); a device loss; an overrun -- each ``gap_s`` of audio after the previous
     one's recovery. The final SIGTERM comes in the last ``2 * every_s``."""
     recover_s = min(s.retry_max_s, 2 * s.loss_s) + 2.0  # the reconnect backoff, then the open
     background_s = max(s.full_disk_s, s.hook_timeout_s + step_s)
@@ -114,10 +116,12 @@ def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
         t += s.stall_s + s.gap_s
         faults += [Fault("hook_hang", t), Fault("full_disk", t, s.full_disk_s)]
         t += background_s + s.gap_s
-        faults.append(Fault("overrun", t, s.overrun_stop_s, outage=True))
-        t += s.overrun_stop_s + s.gap_s
         faults.append(Fault("device_loss", t, s.loss_s, outage=True))
-        return faults, t + s.loss_s + recover_s + s.gap_s
+        t += s.loss_s + recover_s + s.gap_s
+        # last, so that (in long runs) its stale-audio warning is not the one the daemon holds back
+        # for a minute after the stall's: it says how far behind the loop was, i.e. what the queue kept
+        faults.append(Fault("overrun", t, s.overrun_stop_s, outage=True))
+        return faults, t + s.overrun_stop_s + s.gap_s
 
     final_s = duration_s - 2 * s.every_s
     _, round_s = one_round(0.0)
@@ -204,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench.soakrig import RigError
 
     command = "python -m bench.soak " + " ".join(shlex.quote(a) for a in argv)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    # whatever stops the bench, the rig comes down with it: daemon, sound server, tmpfs, hung hooks
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     try:
         settings = settings_from(args)
         from bench.soakrun import run
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("soak: interrupted (no report written)", file=sys.stderr)
+        print("soak: interrupted (no report written; the rig was taken down)", file=sys.stderr)
         return 130
     print(f"wrote {result['report']}")
     failed = [c["name"] for c in result["criteria"] if c["ok"] is False]

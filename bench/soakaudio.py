@@ -3,9 +3,9 @@
 - **Tone** (the test suite's tone model, ``tests/toymodels.py``): slots of ``every_s`` seconds of
   low noise, most holding one 1 kHz burst at a random offset (the rest stay empty: stretches where
   nothing may fire). Written slot by slot, so hours of audio never sit in memory.
-- **Keyword audio** for a real model: a WAV with a ``.json`` sidecar holding ``keyword_spans``
-  (``[[start_s, end_s], ...]``, the layout of ``make bench``'s test streams and of
-  ``recordings/``), repeated end to end until the soak is long enough.
+- **Keyword audio** for a real model: a WAV with a ``.json`` sidecar holding ``keyword_spans`` or
+  ``spans`` (``[[start_s, end_s], ...]``: ``recordings/``' label files, ``make bench``'s test streams
+  in ``<build>/bench/streams/``), repeated end to end until the soak is long enough.
 
 Either way the result is the WAV and its events; the bench compares detections against them.
 """
@@ -80,8 +80,8 @@ def write_keyword_stream(path: Path, source: Path, duration_s: float, rate_hz: i
 
     sidecar = source.with_suffix(".json")
     try:
-        spans = json.loads(sidecar.read_text())["keyword_spans"]
-        spans = [(float(a), float(b)) for a, b in spans]
+        meta = json.loads(sidecar.read_text())
+        spans = [(float(a), float(b)) for a, b in meta.get("keyword_spans", meta.get("spans"))]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AudioError(f"{sidecar}: no usable keyword_spans ({exc})") from None
     try:

@@ -88,6 +88,7 @@ class DaemonRun:
     starts: list[float] = field(default_factory=list)
 
     def __post_init__(self):
+        self.t0 = self.t0 or time.monotonic()  # until the audio starts, lines are stamped from here
         self.proc: subprocess.Popen | None = None
         self._alive = False
         self._stopping = False

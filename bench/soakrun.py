@@ -41,14 +41,25 @@ def resolve_model(args: argparse.Namespace, build: Path) -> Path:
     return path.resolve()
 
 
-def make_audio(args, s: Settings, keyword: str, wav: Path) -> list[Event]:
-    duration_s = s.minutes * 60
-    if args.audio is not None:
-        return write_keyword_stream(wav, args.audio, duration_s)
-    if keyword != "tone":
-        raise SoakError(f"the model's keyword is {keyword!r}: give its keyword audio with --audio WAV "
-                        "(a `make bench` positive stream with its .json sidecar), or use the tone model")
-    return write_tone_stream(wav, duration_s, s.every_s, s.seed)
+def keyword_audio(args, build: Path, keyword: str) -> Path | None:
+    """``--audio``, else the clean positive stream of ``make bench`` (real voices first, then the
+    held-out synthetic ones), else None (the tone model needs none)."""
+    if args.audio is not None or keyword == "tone":
+        return args.audio
+    streams = build / "bench" / "streams"
+    for pattern in ("real-clean-pos-*.wav", "synthetic-clean-pos-*.wav"):
+        found = sorted(streams.glob(pattern))
+        if found:
+            return found[0]
+    raise SoakError(f"no keyword audio for {keyword!r}: run `make bench` first (its positive test streams are "
+                    "the soak's keywords), give AUDIO=file.wav (+ .json keyword_spans), or QUICK=1 for the tone model")
+
+
+def make_audio(source: Path | None, s: Settings, wav: Path) -> list[Event]:
+    if source is not None:
+        log.info("keywords from %s", source)
+        return write_keyword_stream(wav, source, s.minutes * 60)
+    return write_tone_stream(wav, s.minutes * 60, s.every_s, s.seed)
 
 
 def offline_reference(model: Path, wav: Path, out: Path) -> list[float]:
@@ -143,6 +154,9 @@ class Soak:
         time.sleep(self.s.stale_after_s + 2 * self.step_s)  # a STATUS line after the catch-up
         f.note = (f"SIGSTOP {f.duration_s:g} s; the daemon dropped {self._dropped_s() - before:.1f} s of stale or "
                   "overflowed audio")
+        behind = [ln for at, ln in self.daemon.lines if at >= self.t0 + f.start_s and "fell behind by" in ln]
+        if behind:  # the daemon logs this at most once a minute
+            f.note += "; it logged: " + behind[0].split("WARNING: ", 1)[-1]
 
     def _dropped_s(self) -> float:
         import re
@@ -271,13 +285,16 @@ def run(args: argparse.Namespace, s: Settings, command: str) -> dict:
     except EngineError as exc:
         raise SoakError(str(exc)) from None
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in meta.keyword) or "keyword"
-    out = args.out or (build / "soak" if args.build else Path("build") / safe / "soak")
+    if args.build is None:
+        build = Path("build") / safe  # the model's own keyword
+    source = keyword_audio(args, build, meta.keyword)
+    out = args.out or build / "soak"
     out.mkdir(parents=True, exist_ok=True)
     step_s = meta.params.infer_every_s
     faults = plan_faults(s.minutes * 60, s, step_s)
     wav = out / "soak.wav"
     log.info("writing %.1f min of %s audio -> %s", s.minutes, meta.keyword, wav)
-    events = make_audio(args, s, meta.keyword, wav)
+    events = make_audio(source, s, wav)
     log.info("offline reference: the same WAV through `wakeword listen --input`")
     reference = offline_reference(model, wav, out)
     soak = Soak(s, out, model, wav, step_s)

@@ -95,3 +95,46 @@ def test_matching_on_time_late_and_unexpected():
     assert matched == {0: pytest.approx(0.3), 2: pytest.approx(0.1)}
     assert late == [(1, pytest.approx(3.5))]  # 3.5 s after its keyword: stale audio heard late
     assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
+
+
+def test_keyword_audio_for_a_real_model_is_repeated_with_its_spans(tmp_path):
+    """A real model's keywords: a WAV with its spans (``make bench``'s ``spans`` or a label file's
+    ``keyword_spans``) repeated to the soak's length; only whole keywords count as events."""
+    import wave
+
+    import numpy as np
+
+    from bench.soakaudio import AudioError, write_keyword_stream
+    from device.wavio import write_wav
+
+    src = tmp_path / "pos.wav"
+    write_wav(src, np.full(16000 * 4, 0.1, np.float32), 16000)  # 4 s
+    src.with_suffix(".json").write_text(json.dumps({"spans": [[1.0, 1.5], [3.0, 3.8]]}))
+    events = write_keyword_stream(tmp_path / "soak.wav", src, 11.5)
+    assert [(e.start_s, e.end_s) for e in events] == [(1.0, 1.5), (3.0, 3.8), (5.0, 5.5), (7.0, 7.8),
+                                                      (9.0, 9.5)]  # 11.0-11.8 is cut off
+    with wave.open(str(tmp_path / "soak.wav")) as w:
+        assert w.getnframes() == 16000 * 11.5 and w.getnchannels() == 1
+    src.with_suffix(".json").write_text("{}")
+    with pytest.raises(AudioError, match="no usable keyword_spans"):
+        write_keyword_stream(tmp_path / "soak2.wav", src, 10)
+
+
+def test_a_daemon_that_exits_by_itself_is_a_crash_and_is_restarted(tmp_path):
+    """Like Restart=on-failure: every exit the bench did not ask for is counted and followed by a new start."""
+    import time
+
+    from bench.soakdaemon import DaemonRun, daemon_env
+
+    run = DaemonRun(["listen", "--model", str(tmp_path / "missing.onnx")], daemon_env({}), tmp_path / "d.log")
+    run.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(run.exits) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        run.stop()
+        run.close()
+    assert len(run.exits) >= 2 and len(run.starts) >= 2
+    assert all(not e.asked and e.code == 3 for e in run.exits[:2])  # exit 3: a model it cannot run
+    assert "missing.onnx" in run.exits[0].last_line
