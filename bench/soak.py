@@ -18,6 +18,11 @@ after the other:
 - **overrun**: a stall longer than the capture queue (``queue_s`` + 4 s): the backlog bursts in
   and the drop-oldest queue overflows. (The sound server keeps the stalled audio, so ALSA itself
   reports no overrun; what overflows is the daemon's own queue, as after a long stall on a Pi.)
+- **wedged device** (first round only): the sound server is frozen (SIGSTOP) for ``--wedge-s``: the stream goes
+  silent, and closing or reopening it blocks inside the audio library, so the inference loop stops
+  pinging the watchdog. The bench plays systemd's part (``--watchdog-s``, the unit's
+  ``WatchdogSec``): it aborts the silent daemon (SIGABRT) and starts it again; once the device is
+  reset (the frozen server killed and started afresh) the daemon must be listening again.
 
 At the end a **SIGTERM lands while a save is pending** (just after a detection, before its
 post-roll is complete): the daemon must exit 0 having written it whole. Before the live run the
@@ -71,12 +76,17 @@ class Settings:
     queue_s: float = 8.0
     stale_after_s: float = 1.5
     retry_max_s: float = 30.0
+    no_audio_s: float = 3.0
     gap_s: float = 12.0
     """Audio between two faults (s), so each one's recovery is seen on its own."""
     settle_s: float = 2.0
     """After an outage, keywords starting sooner than this are not expected (the model restarts)."""
     disk_mib: float = 4.0
     seed: int = 0
+    wedge_s: float = 45.0
+    """How long the sound server is frozen (SIGSTOP) in the wedged-device fault; 0 = no such fault."""
+    watchdog_s: float = 30.0
+    """The emulated WatchdogSec (deploy/wakeword.service): a daemon silent this long is aborted."""
     judge_rss_min: float = 30.0
     """Runs shorter than this (minutes of audio) report RSS growth without judging it."""
 
@@ -106,12 +116,13 @@ class SoakError(RuntimeError):
 
 def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
     """Rounds of faults, each round: a stall; then a hook hang and a full disk together (neither
-    stops the audio); a device loss; an overrun -- each ``gap_s`` of audio after the previous
-    one's recovery. The final SIGTERM comes in the last ``2 * every_s``."""
+    stops the audio); a device loss; an overrun; in the first round a wedged device too -- each
+    ``gap_s`` of audio after the previous one's recovery. The final SIGTERM comes in the last
+    ``2 * every_s``."""
     recover_s = min(s.retry_max_s, 2 * s.loss_s) + 2.0  # the reconnect backoff, then the open
     background_s = max(s.full_disk_s, s.hook_timeout_s + step_s)
 
-    def one_round(t: float) -> tuple[list[Fault], float]:
+    def one_round(t: float, first: bool) -> tuple[list[Fault], float]:
         faults = [Fault("stall", t, s.stall_s, outage=True)]
         t += s.stall_s + s.gap_s
         faults += [Fault("hook_hang", t), Fault("full_disk", t, s.full_disk_s)]
@@ -121,10 +132,14 @@ def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
         # last, so that (in long runs) its stale-audio warning is not the one the daemon holds back
         # for a minute after the stall's: it says how far behind the loop was, i.e. what the queue kept
         faults.append(Fault("overrun", t, s.overrun_stop_s, outage=True))
-        return faults, t + s.overrun_stop_s + s.gap_s
+        t += s.overrun_stop_s + s.gap_s
+        if s.wedge_s and first:  # once: the restart it causes would cut the memory record short
+            faults.append(Fault("wedged_device", t, s.wedge_s, outage=True))
+            t += s.wedge_s + recover_s + 5.0 + s.gap_s  # + a restart: imports, model, device scan
+        return faults, t
 
     final_s = duration_s - 2 * s.every_s
-    _, round_s = one_round(0.0)
+    _, round_s = one_round(0.0, True)
     if s.gap_s + round_s > final_s:
         raise SoakError(f"{duration_s / 60:.2f} min of audio is too short for one round of faults "
                         f"(needs {(s.gap_s + round_s + 2 * s.every_s) / 60:.2f} min with these settings)")
@@ -132,7 +147,7 @@ def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
     spacing = (final_s - s.gap_s) / rounds
     faults = []
     for r in range(rounds):
-        faults += one_round(s.gap_s + r * spacing)[0]
+        faults += one_round(s.gap_s + r * spacing, r == 0)[0]
     faults.append(Fault("sigterm_mid_save", round(final_s, 3)))
     for f in faults:
         f.at_s = round(f.at_s, 3)
@@ -153,6 +168,7 @@ channels = 1
 rate_hz = 16000
 queue_s = {s.queue_s}
 stale_after_s = {s.stale_after_s}
+no_audio_s = {s.no_audio_s}
 retry_min_s = {min(1.0, s.retry_max_s)}
 retry_max_s = {s.retry_max_s}
 [gpio]
@@ -181,7 +197,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--build", type=Path, help="build folder (default build/<keyword>)")
     ap.add_argument("--quick", action="store_true", help="a few minutes; the tone model unless --model")
     for name in ("every_s", "fault_every_min", "stall_s", "overrun_s", "loss_s", "full_disk_s", "hook_timeout_s",
-                 "queue_s", "stale_after_s", "retry_max_s", "gap_s", "settle_s", "disk_mib", "judge_rss_min"):
+                 "queue_s", "stale_after_s", "retry_max_s", "no_audio_s", "gap_s", "settle_s", "disk_mib", "wedge_s",
+                 "watchdog_s", "judge_rss_min"):
         ap.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), metavar="N")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep-audio", action="store_true", help="keep the soak WAV (hours of audio are large)")

@@ -4,7 +4,8 @@
 with the repository first on ``PYTHONPATH``), reads its detection lines and its log as they come
 (each stamped with the monotonic clock), samples its resident memory and CPU time from ``/proc``,
 and -- when it exits without being asked to -- records a crash and starts it again after a second
-(``Restart=on-failure``). Its CPU time comes from the kernel (``os.wait4``) when it is reaped.
+(``Restart=on-failure``); :meth:`DaemonRun.abort_for_watchdog` is systemd's other way of ending
+it. Its CPU time comes from the kernel (``os.wait4``) when it is reaped.
 """
 from __future__ import annotations
 
@@ -42,8 +43,13 @@ class Exit:
     at: float
     code: int
     """Exit status (negative: killed by that signal)."""
-    asked: bool
-    """True when the bench stopped it (SIGTERM at the end); False is a crash."""
+    cause: str
+    """``stop`` (the bench's SIGTERM at the end), ``watchdog`` (the emulated systemd watchdog's
+    SIGABRT: its loop stopped pinging) or ``crash`` (it exited by itself)."""
+
+    @property
+    def asked(self) -> bool:
+        return self.cause == "stop"
     cpu_s: float
     last_line: str
 
@@ -92,6 +98,7 @@ class DaemonRun:
         self.proc: subprocess.Popen | None = None
         self._alive = False
         self._stopping = False
+        self._abort_cause = ""
         self._lock = threading.Lock()
         self._log = open(self.log_path, "a", buffering=1)
         self._done = threading.Event()
@@ -120,11 +127,12 @@ class DaemonRun:
         self._alive = False
         time.sleep(0.2)  # let the readers take the last lines
         last = next((ln for _, ln in reversed(self.lines) if ln.strip()), "")
-        asked = self._stopping
-        self.exits.append(Exit(time.monotonic(), proc.returncode, asked, ru.ru_utime + ru.ru_stime, last))
+        cause = "stop" if self._stopping else self._abort_cause or "crash"
+        self._abort_cause = ""
+        self.exits.append(Exit(time.monotonic(), proc.returncode, cause, ru.ru_utime + ru.ru_stime, last))
         self._note(f"[bench] daemon pid {proc.pid} exited with {proc.returncode}"
-                   f"{'' if asked else ' (a crash: restarting)'}")
-        if asked:
+                   f"{'' if cause == 'stop' else f' ({cause}: restarting)'}")
+        if cause == "stop":
             self._done.set()
             return
         time.sleep(RESTART_SEC)
@@ -144,12 +152,21 @@ class DaemonRun:
         self._done.wait(10)
         return False
 
+    def abort_for_watchdog(self) -> None:
+        """What systemd does when ``WatchdogSec`` passes without a ping: SIGABRT (then the restart)."""
+        self._abort_cause = "watchdog"
+        self.signal(signal.SIGABRT)
+
     def signal(self, sig: int) -> None:
         if self.alive:
             try:
                 os.kill(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     @property
     def alive(self) -> bool:

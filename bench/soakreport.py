@@ -32,10 +32,10 @@ def _outages(soak, faults, lead_s: float, settle_s: float) -> list[tuple[float, 
            if f.outage and f.start_s is not None and f.end_s is not None]
     readies = [t - soak.t0 for t in soak.notify.log.times("READY=1")]
     for e in soak.daemon.exits:
-        if not e.asked:
+        if not e.asked:  # a crash, or the watchdog's abort: deaf until the new process is READY
             at = e.at - soak.t0
             back = next((r for r in readies if r > at), float("inf"))
-            out.append((at - lead_s, back + settle_s, "crash"))
+            out.append((at - lead_s, back + settle_s, e.cause))
     return out
 
 
@@ -58,8 +58,16 @@ def match(events, arrivals: list[float], tolerance_s: float):
     return matched, late, unexpected
 
 
+def _longest_lived(samples) -> int | None:
+    """The daemon process with the most samples (a restart starts a new memory record)."""
+    counts: dict[int, int] = {}
+    for x in samples:
+        counts[x.pid] = counts.get(x.pid, 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
 def _rss(samples, from_at: float, to_at: float) -> dict:
-    pid = samples[-1].pid if samples else None
+    pid = _longest_lived(samples)
     pts = [(x.at, x.rss_kib / 1024) for x in samples if x.pid == pid and from_at <= x.at <= to_at]
     if len(pts) < 2:
         return {"samples": len(pts)}
@@ -74,7 +82,7 @@ def _rss(samples, from_at: float, to_at: float) -> dict:
 
 
 def _cpu(samples, exits, from_at: float, to_at: float, audio_h: float) -> dict:
-    pid = samples[-1].pid if samples else None
+    pid = _longest_lived(samples)
     pts = [(x.at, x.cpu_s) for x in samples if x.pid == pid and from_at <= x.at <= to_at]
     out = {"cpu_s_total": round(sum(e.cpu_s for e in exits), 2)}
     if audio_h > 0:
@@ -87,7 +95,7 @@ def _cpu(samples, exits, from_at: float, to_at: float, audio_h: float) -> dict:
 def _watchdog(soak, faults) -> dict:
     pings = soak.notify.log.times("WATCHDOG=1")
     quiet = [(soak.t0 + f.start_s, soak.t0 + f.end_s + 1.0) for f in faults
-             if f.kind in ("stall", "overrun") and f.start_s is not None]
+             if f.kind in ("stall", "overrun", "wedged_device") and f.start_s is not None]
     quiet += [(e.at - 5.0, e.at + 60.0) for e in soak.daemon.exits]  # a restart, or the end
     gaps = [(b - a, a) for a, b in zip(pings, pings[1:])
             if not any(qa < b and a < qb for qa, qb in quiet)]
@@ -122,7 +130,8 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
     missed = [i for i in expected if i not in matched]
     latencies = sorted(matched[i] for i in expected if i in matched)
     ref_matched, _, ref_unexpected = match(events, list(ref), tolerance_s)
-    crashes = [e for e in soak.daemon.exits if not e.asked]
+    crashes = [e for e in soak.daemon.exits if e.cause == "crash"]
+    aborts = [e for e in soak.daemon.exits if e.cause == "watchdog"]
     final = next((e for e in reversed(soak.daemon.exits) if e.asked), None)
     warm_s = min(300.0, 0.1 * duration_s)
     rss = _rss(soak.daemon.samples, soak.t0 + warm_s, soak.t0 + end_s)
@@ -144,11 +153,15 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
     growth = rss.get("growth_mib_per_h")
     hook_faults = [f for f in faults if f.kind == "hook_hang"]
     disk_faults = [f for f in faults if f.kind == "full_disk"]
+    wedges = [f for f in faults if f.kind == "wedged_device"]
     criteria = [
-        _crit("no crash", not crashes, f"{len(crashes)} crash(es), {len(soak.daemon.starts) - 1} restart(s)"),
+        _crit("no crash", not crashes, f"{len(crashes)} crash(es); {len(soak.daemon.starts) - 1} restart(s), "
+              f"{len(aborts)} of them by the watchdog"),
         _crit("clean stop on SIGTERM", final is not None and final.code == 0 and bool(stop_line),
               f"exit {final.code if final else '-'}; {stop_line.strip()[:140]}"),
         _crit("no late detection", not late, f"{len(late)} late (tolerance {tolerance_s:.2f} s)"),
+        _crit("no more unexpected detections than offline", len(unexpected) <= len(ref_unexpected),
+              f"{len(unexpected)} live, {len(ref_unexpected)} offline (a late detection can also land here)"),
         _crit("every audible keyword detected", not missed and bool(expected),
               f"{len(expected) - len(missed)}/{len(expected)} seen"),
         _crit("RSS growth <= 1 MiB/h", (growth is not None and growth <= RSS_LIMIT_MIB_PER_H) if judge_rss else None,
@@ -165,8 +178,10 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
               f"{saves['wav']} WAV / {saves['json']} JSON, {len(saves['tmp_left'])} temp file(s), "
               f"{len(saves['wav_without_json'])} WAV without JSON, pending clip "
               f"{'saved' if saves['pending_saved'] else 'MISSING' if saves['pending_saved'] is False else '-'}"),
+        _crit("wedged device: watchdog restart, then listening", all(f.ok for f in wedges) if wedges else None,
+              "; ".join(f.note for f in wedges)),
         _crit("watchdog kept pinging", wd["max_gap_s_outside_stalls"] < WATCHDOG_SEC / 2,
-              f"{wd['pings']} pings, longest gap outside stalls {wd['max_gap_s_outside_stalls']} s"),
+              f"{wd['pings']} pings, longest gap outside stalls and wedges {wd['max_gap_s_outside_stalls']} s"),
     ]
     return {"model": str(model), "keyword": meta.keyword, "model_version": meta.model_version,
             "audio_min": round(s.minutes, 2), "played_min": round(end_s / 60, 2),
@@ -177,7 +192,8 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
             "outages": [{"from_s": round(a, 2), "to_s": round(b, 2), "kind": k} for a, b, k in outages],
             "faults": [_fault(f) for f in faults],
             "daemon": {"starts": len(soak.daemon.starts), "restarts": len(soak.daemon.starts) - 1,
-                       "exits": [{"at_s": round(e.at - soak.t0, 2), "code": e.code, "asked": e.asked,
+                       "crashes": len(crashes), "watchdog_aborts": len(aborts),
+                       "exits": [{"at_s": round(e.at - soak.t0, 2), "code": e.code, "cause": e.cause,
                                   "cpu_s": round(e.cpu_s, 2), "last_line": e.last_line[:200]}
                                  for e in soak.daemon.exits], "stop_line": stop_line.strip()},
             "rss": rss, "cpu": cpu, "notify": wd, "status": status, "saves": saves,
@@ -237,10 +253,11 @@ def write(result: dict, out: Path) -> Path:
         f"{r['rss'].get('growth_mib_per_h')} MiB/h |",
         f"| CPU per audio hour (steady) | {r['cpu'].get('cpu_s_per_audio_h')} s |",
         f"| CPU, whole process life incl. start-up | {r['cpu'].get('cpu_s_total')} s |",
-        f"| daemon starts / restarts | {r['daemon']['starts']} / {r['daemon']['restarts']} |",
+        f"| daemon starts / restarts (by the watchdog) / crashes | {r['daemon']['starts']} / "
+        f"{r['daemon']['restarts']} ({r['daemon']['watchdog_aborts']}) / {r['daemon']['crashes']} |",
         f"| sd_notify: READY / WATCHDOG / STOPPING | {r['notify']['ready']} / {r['notify']['pings']} / "
         f"{r['notify']['stopping']} |",
-        f"| longest watchdog gap outside stalls | {r['notify']['max_gap_s_outside_stalls']} s |",
+        f"| longest watchdog gap outside stalls and wedges | {r['notify']['max_gap_s_outside_stalls']} s |",
         f"| audio dropped (stale, queue) / ALSA overruns (its STATUS line) | {r['status']['dropped_s']} s / "
         f"{r['status']['alsa_overruns']} |",
         "",

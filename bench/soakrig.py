@@ -9,6 +9,8 @@ soak WAV into the sink in real time (``pacat``) and the daemon captures the sink
 through ALSA's ``pulse`` plugin (libasound2-plugins), an ordinary ALSA PCM named in an asoundrc,
 opened by PyAudio like any microphone. Killing the server is a device that vanishes (the open
 stream errors out, the PCM is no longer listed); starting it again is the device coming back.
+Stopping it (SIGSTOP) is a wedged device: it neither delivers nor fails (it is then killed and
+started afresh: a server thawed after a freeze serves new streams ~2 s late, a flaw of the rig).
 The server's socket and the asoundrc live in a short private folder under /tmp (unix socket
 paths are limited to 108 bytes; ALSA config strings must not need quoting).
 
@@ -65,6 +67,7 @@ class PulseMic:
             f'pcm.{PCM} {{\n  type pulse\n  server "unix:{self.socket}"\n  device "{SINK}.monitor"\n}}\n')
         self._server: subprocess.Popen | None = None
         self._player: subprocess.Popen | None = None
+        self._frozen = False
         self._lock = threading.Lock()
 
     def env(self) -> dict[str, str]:
@@ -89,19 +92,25 @@ class PulseMic:
                 self.stop()
                 raise RigError(f"pulseaudio did not start (see {self.log_path})")
             time.sleep(0.05)
-        player = subprocess.Popen(
+        self._frozen = False
+        with self._lock:
+            self._player = self._start_player()
+
+    def _start_player(self) -> subprocess.Popen:
+        env = dict(os.environ, **self.env(), HOME=str(self.dir))
+        return subprocess.Popen(
             [self.pacat, "--playback", "--raw", f"--device={SINK}", f"--rate={self.rate_hz}", "--channels=1",
              "--format=s16le", "--latency-msec=40", "--client-name=soak-player"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        with self._lock:
-            self._player = player
 
     def play(self, pcm: bytes) -> bool:
-        """Hand int16 mono audio to the sink; False while the device is gone (the audio is lost)."""
+        """Hand int16 mono audio to the sink; False while the device is gone or frozen (the audio is lost)."""
         with self._lock:
+            if self._frozen or not self.up:
+                return False
+            if self._player is None or self._player.poll() is not None:
+                self._player = self._start_player()  # the player gave up (e.g. after a freeze): a new one
             player = self._player
-        if player is None:
-            return False
         try:
             player.stdin.write(pcm)
             player.stdin.flush()
@@ -109,11 +118,22 @@ class PulseMic:
         except (BrokenPipeError, OSError, ValueError):
             return False
 
+    def freeze(self) -> None:
+        """Wedge the device: the server stops (SIGSTOP) without going away."""
+        with self._lock:
+            self._frozen = True
+            if self.up:
+                os.kill(self._server.pid, signal.SIGSTOP)
+
     def stop(self) -> None:
         """Yank the device: the server is killed outright (SIGKILL), as when a USB mic is pulled."""
         with self._lock:
             player, self._player = self._player, None
-        server, self._server = self._server, None
+            server, self._server = self._server, None
+            self._frozen = False
+        if server is not None and server.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGCONT)  # a frozen server dies of SIGKILL all the same; be tidy
         for proc in (server, player):
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

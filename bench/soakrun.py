@@ -18,6 +18,8 @@ from bench.soakrig import PCM, Feeder, NotifySocket, PulseMic, SaveDisk, process
 log = logging.getLogger("bench.soak")
 
 READY_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 90.0
+"""systemd's default TimeoutStartSec: how long a (re)started daemon may take to send READY."""
 
 
 def resolve_model(args: argparse.Namespace, build: Path) -> Path:
@@ -102,6 +104,9 @@ class Soak:
         self.feeder = Feeder(wav, self.mic)
         self.t0 = 0.0
         self.hook_pgids: list[int] = []
+        self.watchdog_aborts: list[float] = []
+        self._wd_stop = threading.Event()
+        self._wd = threading.Thread(target=self._watchdog, name="soak-watchdog", daemon=True)
 
     def now_s(self) -> float:
         return time.monotonic() - self.t0
@@ -117,6 +122,7 @@ class Soak:
             time.sleep(0.05)
         self.t0 = self.daemon.t0 = time.monotonic() + 0.5
         self.feeder.start_at(self.t0)
+        self._wd.start()
         log.info("daemon ready (code from %s); playing %.1f min of audio", self.code, self.s.minutes)
 
     def run_faults(self, faults: list[Fault]) -> None:
@@ -168,6 +174,51 @@ class Soak:
         return 0.0
 
     _stall = _overrun = _stop_cont
+
+    def _watchdog(self) -> None:
+        """systemd's part: no WATCHDOG=1 for ``watchdog_s`` after READY (or no READY within
+        TimeoutStartSec) -> SIGABRT; the restart follows (Restart=on-failure)."""
+        messages = self.notify.log.messages
+        while not self._wd_stop.wait(0.25):
+            d = self.daemon
+            if not d.alive or d.stopping:
+                continue
+            started, now = d.starts[-1], time.monotonic()
+            last = None
+            for at, msg in reversed(messages):
+                if at < started:
+                    break
+                if msg in ("WATCHDOG=1", "READY=1"):
+                    last = at
+                    break
+            if (now - last > self.s.watchdog_s) if last is not None else (now - started > START_TIMEOUT_S):
+                self.watchdog_aborts.append(now)
+                log.info("watchdog: no ping for %.0f s: SIGABRT", now - (last or started))
+                d.abort_for_watchdog()
+                time.sleep(2.0)  # the restart takes over
+
+    def _wedged_device(self, f: Fault) -> None:
+        f.start_s = self.now_s()
+        since = self.t0 + f.start_s
+        self.mic.freeze()
+        time.sleep(f.duration_s)
+        # Reset, not thawed: a PulseAudio server that was frozen serves streams opened after the
+        # thaw ~2 s late (measured), which would be the rig's fault, not the daemon's. So the wedged
+        # device is power-cycled, as one would a wedged USB microphone.
+        self.mic.stop()
+        self.mic.start()
+        thawed = self.now_s()
+        back = self._wait(lambda: self.daemon.lines_since(since, "back: listening")
+                          or [t for t in self.notify.log.times("READY=1") if t > since], self.s.retry_max_s + 60)
+        f.end_s = (back[0] - self.t0) if back else self.now_s()
+        pings = [t for t in self.notify.log.times("WATCHDOG=1") if since <= t <= self.t0 + f.end_s]
+        gap = max((b - a for a, b in zip(pings, pings[1:])), default=f.end_s - f.start_s)
+        aborts = [t - self.t0 for t in self.watchdog_aborts if since <= t]
+        f.ok = back is not None and (bool(aborts) or gap <= self.s.watchdog_s)
+        f.note = (f"sound server frozen {f.duration_s:g} s, then reset; "
+                  + (f"the loop went silent, the watchdog aborted it at {aborts[0] - f.start_s:.1f} s "
+                     "and it was started again; " if aborts else f"it kept pinging (longest gap {gap:.1f} s); ")
+                  + (f"listening again {f.end_s - thawed:.1f} s after the reset" if back else "NOT listening again"))
 
     def _hook_hang(self, f: Fault) -> None:
         f.start_s = self.now_s()
@@ -262,6 +313,7 @@ class Soak:
                 "hook_leftovers": {pg: processes_in_group(pg) for pg in self.hook_pgids}}
 
     def close(self) -> None:
+        self._wd_stop.set()
         with contextlib.suppress(Exception):
             self.feeder.stop()
         self.daemon.close()

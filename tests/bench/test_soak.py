@@ -18,9 +18,9 @@ from bench.soakaudio import Event
 from bench.soakreport import match
 
 REPO = Path(__file__).resolve().parents[2]
-SHORT = ["--minutes", "0.55", "--every-s", "4", "--gap-s", "2", "--stall-s", "1.5", "--queue-s", "2",
+SHORT = ["--minutes", "0.85", "--every-s", "4", "--gap-s", "2", "--stall-s", "1.5", "--queue-s", "2",
          "--overrun-s", "3", "--loss-s", "1.5", "--retry-max-s", "0.5", "--full-disk-s", "5",
-         "--hook-timeout-s", "1", "--disk-mib", "1"]
+         "--hook-timeout-s", "1", "--disk-mib", "1", "--no-audio-s", "1", "--wedge-s", "8", "--watchdog-s", "5"]
 
 
 @pytest.mark.skipif(not (shutil.which("pulseaudio") and shutil.which("pacat")),
@@ -38,7 +38,7 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     crit = {c["name"]: c["ok"] for c in res["criteria"]}
     for name in ("no crash", "clean stop on SIGTERM", "no late detection", "every audible keyword detected",
                  "device loss recovered", "hung hook killed, nothing left", "saves whole after SIGTERM mid-save",
-                 "watchdog kept pinging"):
+                 "wedged device: watchdog restart, then listening", "watchdog kept pinging"):
         assert crit[name] is True, (name, res["criteria"])
     assert crit["RSS growth <= 1 MiB/h"] is None  # half a minute is too short to judge
 
@@ -48,7 +48,8 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert f["audible_offline"] == f["considered"]  # the tone model hears every burst
 
     faults = {x["kind"]: x for x in res["faults"]}
-    assert set(faults) == {"stall", "hook_hang", "overrun", "full_disk", "device_loss", "sigterm_mid_save"}
+    assert set(faults) == {"stall", "hook_hang", "overrun", "full_disk", "device_loss", "wedged_device",
+                           "sigterm_mid_save"}
     assert all(x["start_s"] is not None and x["end_s"] is not None for x in res["faults"]
                if not x["note"].startswith("skipped"))
     assert "dropped" in faults["stall"]["note"] and "dropped" in faults["overrun"]["note"]
@@ -60,9 +61,14 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert saves["pending_saved"] is True and saves["tmp_left"] == [] and saves["wav_without_json"] == []
     assert saves["wav"] >= 2 and not any(saves["hook_leftovers"].values())
 
-    assert res["daemon"]["restarts"] == 0 and res["daemon"]["exits"][-1]["code"] == 0
-    assert "stopped on signal 15" in res["daemon"]["stop_line"]
-    assert res["notify"]["ready"] == 1 and res["notify"]["stopping"] == 1 and res["notify"]["pings"] > 20
+    # the wedged sound server hangs the loop (inside the audio library), the emulated watchdog aborts it,
+    # and the new process listens once the server thaws: one restart, by the watchdog, no crash
+    assert "the watchdog aborted it" in faults["wedged_device"]["note"]
+    d = res["daemon"]
+    assert d["restarts"] == 1 and d["watchdog_aborts"] == 1 and d["crashes"] == 0
+    assert [e["cause"] for e in d["exits"]] == ["watchdog", "stop"] and d["exits"][-1]["code"] == 0
+    assert "stopped on signal 15" in d["stop_line"]
+    assert res["notify"]["ready"] == 2 and res["notify"]["stopping"] == 1 and res["notify"]["pings"] > 20
     assert res["rss"]["start_mib"] > 10 and res["cpu"]["cpu_s_per_audio_h"] > 0
     assert res["status"]["dropped_s"] > 0  # the stall's and the overrun's backlog was dropped, not heard late
     assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
@@ -81,10 +87,12 @@ def test_fault_plan_rounds_and_the_final_sigterm():
     s = Settings(minutes=60)
     faults = plan_faults(3600, s, 0.48)
     kinds = [f.kind for f in faults]
-    assert kinds.count("stall") == kinds.count("device_loss") == 5  # one round per 10 min of audio
+    assert kinds.count("stall") == kinds.count("device_loss") == kinds.count("overrun") == 5  # every 10 min
+    assert kinds.count("wedged_device") == 1  # the first round only: its restart starts a new memory record
     assert kinds[-1] == "sigterm_mid_save" and faults[-1].at_s == 3600 - 2 * s.every_s
     assert all(a.at_s <= b.at_s for a, b in zip(faults, faults[1:]))
-    assert {f.kind for f in faults if f.outage} == {"stall", "overrun", "device_loss"}
+    assert {f.kind for f in faults if f.outage} == {"stall", "overrun", "device_loss", "wedged_device"}
+    assert "wedged_device" not in [f.kind for f in plan_faults(3600, Settings(wedge_s=0), 0.48)]
     with pytest.raises(SoakError, match="too short"):
         plan_faults(60, s, 0.48)
 
