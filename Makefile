@@ -3,8 +3,9 @@
 #   make deploy HOST=pi        install it on a Pi (or HOST="pi1 pi2") and start wakeword.service
 #   make test                  everything that runs without a Pi
 #   make bench                 accuracy, latency, CPU, memory -> build/<keyword>/bench/
+#   make soak                  2 h of live audio with faults injected -> build/<keyword>/soak/ (QUICK=1: minutes)
 # Variables: KEYWORD=computer  QUICK=1 (small, minutes)  NPROC=N (distributed training)
-#            HOST="pi1 pi2"  DRY_RUN=1  CONFIG=extra.toml  SET="section.key=value ..."
+#            HOST="pi1 pi2"  DRY_RUN=1  CONFIG=extra.toml  SET="section.key=value ..."  MINUTES=N (soak)
 
 SHELL := /bin/bash
 KEYWORD ?= computer
@@ -17,18 +18,22 @@ DRY_RUN ?=
 PY := .venv/bin/python
 BUILD := build/$(KEYWORD)
 MODEL ?= $(BUILD)/model.onnx
+MINUTES ?=
+# make soak passes --model only when MODEL was given (else: <build>/model.onnx, or the tone model with QUICK=1);
+# AUDIO=file.wav (+ .json keyword_spans) gives a real model its keywords (default: make bench's positive stream)
+SOAK_MODEL := $(if $(filter file,$(origin MODEL)),,1)
 # User values travel to the recipes through the environment, never pasted into a shell line
 # (a KEYWORD, MODEL or SET with quotes or `;` in it stays one argument): scripts/stage.sh builds
 # the options every pipeline stage understands (keyword, build, config layers, overrides, quick).
-export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE
+export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE MINUTES SOAK_MODEL AUDIO
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-test data train export test bench finetune loop deploy status logs undeploy e2e-pi \
+.PHONY: help setup setup-test data train export test bench soak finetune loop deploy status logs undeploy e2e-pi \
         record label collect clean
 
 help:  ## show this help
-	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14 | sed 's/^/  /'
 
@@ -54,6 +59,10 @@ test: setup-test  ## lint, then run the test suite (everything that can run with
 
 bench: setup  ## measure accuracy, latency, CPU and memory -> build/<keyword>/bench/report.md
 	@NPROC=1 $(STAGE) bench $${PEERS:+--peers}
+
+soak: setup-test  ## MINUTES=120 of live audio, faults injected -> build/<keyword>/soak/ (QUICK=1: tone model)
+	$(PY) -m bench.soak --keyword "$$KEYWORD" $${SOAK_MODEL:+--model "$$MODEL"} $${MINUTES:+--minutes "$$MINUTES"} \
+	  $${AUDIO:+--audio "$$AUDIO"} $${QUICK:+--quick}
 
 finetune: setup  ## fine-tune the model on recordings/<keyword> (takes, labelled detections) -> build/<keyword>-ft
 	@NPROC=1 $(STAGE) train.finetune

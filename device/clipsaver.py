@@ -111,8 +111,7 @@ class ClipSaver:
         keyword = det.keyword or self.keyword
         stem = _stem(wall, det.time_s, keyword)
         try:
-            write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
-            atomic_write_text(self.dir / f"{stem}.json", json.dumps({
+            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
                 "version": SIDECAR_VERSION, "keyword": keyword, "score": round(det.score, 6),
                 "time_s": round(det.time_s, 6), "clip_start_s": round(start_s, 6),
                 "detected_at_s": round(det.time_s - start_s, 6),
@@ -128,6 +127,18 @@ class ClipSaver:
 
     def _enforce_cap(self) -> None:
         enforce_cap(self.dir, self.cfg.max_mb, "saved detection")
+
+
+def write_pair(stem: Path, clip: np.ndarray, rate_hz: int, sidecar: str) -> None:
+    """``<stem>.wav`` then ``<stem>.json``, each atomically; when the sidecar cannot be written (the
+    disk filled up after the WAV) the WAV goes too: a WAV is never left without its JSON."""
+    wav = stem.with_name(stem.name + ".wav")
+    write_wav(wav, clip, rate_hz)
+    try:
+        atomic_write_text(stem.with_name(stem.name + ".json"), sidecar)
+    except BaseException:
+        wav.unlink(missing_ok=True)
+        raise
 
 
 def _stem(wall: float, time_s: float, name: str) -> str:
@@ -275,8 +286,7 @@ class SnippetKeeper:
         wall = time.time() - (self._end_s - start_s)
         stem = _stem(wall, start_s, "snippet")
         try:
-            write_wav(self.dir / f"{stem}.wav", clip, self.rate_hz)
-            atomic_write_text(self.dir / f"{stem}.json", json.dumps({
+            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
                 "version": SIDECAR_VERSION, "kind": "snippet", "keyword": self.keyword,
                 "time_s": round(start_s, 6), "length_s": round(len(clip) / self.rate_hz, 6),
                 "guard_s": self.cfg.guard_s,

@@ -10,7 +10,10 @@ rest waits for the next tick). Three rules keep the LED honest:
   audio on the two sides of a gap is never glued together.
 - **Stale audio is dropped.** After a stall (process paused, slow SD card) more than
   ``stale_after_s`` may be waiting; everything older than that is dropped, and the model
-  restarts on fresh audio. The LED never fires on old audio.
+  restarts on fresh audio. When the loop itself sat idle for longer than ``stale_after_s``,
+  all that waits is dropped, however little: it was queued before the stall, or it is the start of
+  the backlog the audio thread is still handing over (``make soak`` caught a tone from just before
+  a SIGSTOP firing 3 s late that way). The LED never fires on old audio.
 - **A lost device is not fatal.** A stream that dies or stops delivering for
   ``no_audio_s`` is closed and reopened with exponential backoff; each state change is
   logged once; the systemd watchdog keeps being pinged from this loop (a loop that hangs,
@@ -205,6 +208,7 @@ class Listener:
         self._gated = False
         self._skipped: tuple[np.ndarray, float] | None = None
         self._last_stale_warning = -float("inf")
+        self._idle_since = 0.0
 
     # The open source, its queue and downmixer: only used while connected (``source`` is set).
     @property
@@ -255,7 +259,7 @@ class Listener:
         self.source, self.queue, self._session = src, queue, session
         self._mix = mix
         self._expected_frame = None
-        self._last_audio = now
+        self._last_audio = self._idle_since = now
         self._retry_s = self.cfg.retry_min_s
         self.device_name = getattr(getattr(src, "info", None), "name", self.cfg.device)
         how = "back: " if self._waiting_reason else ""
@@ -328,7 +332,10 @@ class Listener:
             self._ready = True
             self.notifier.ready()
         if self.live:
-            blocks = self._drop_stale(blocks)
+            # idle since the last tick's work ended, not since it began: a machine whose every step is
+            # slow never sits idle, and keeps the newest audio as before; a stopped process did sit
+            stalled = time.monotonic() - self._idle_since > self.cfg.stale_after_s
+            blocks = self._drop_stale(blocks, stalled)
         for b in blocks:
             self._feed_block(b)
         self._step_whole_hops()
@@ -338,6 +345,7 @@ class Listener:
             self._last_audio = time.monotonic()
         for u in self.units:
             u.outputs.poll()
+        self._idle_since = time.monotonic()
 
     def finish(self) -> None:
         """End of stream: flush the resampler, step the last whole hops, write pending clips."""
@@ -350,11 +358,14 @@ class Listener:
         if err is not None:
             raise err
 
-    def _drop_stale(self, blocks: list[Block]) -> list[Block]:
+    def _drop_stale(self, blocks: list[Block], stalled: bool) -> list[Block]:
+        """Keep at most the newest ``stale_after_s`` of audio -- none at all when the loop itself
+        sat idle for longer than that (``stalled``): what waits then was queued before the stall,
+        or is the first of its backlog, which the audio thread may still be handing over."""
         rate = self._src.rate_hz
-        keep_frames = round(self.cfg.stale_after_s * rate)
+        keep_frames = 0 if stalled else round(self.cfg.stale_after_s * rate)
         total = sum(b.frames for b in blocks)
-        if total <= keep_frames:
+        if total <= keep_frames or not blocks:
             return blocks
         dropped = 0
         while blocks and total - dropped > keep_frames:

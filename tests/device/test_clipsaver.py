@@ -198,3 +198,30 @@ def test_snippets_skip_silence_and_gaps_and_keep_to_the_disk_cap(tmp_path):
     for w in tmp_path.glob("*.wav"):
         start = json.loads(w.with_suffix(".json").read_text())["time_s"]
         assert start // 50 == (start + 1.0) // 50  # never across a gap
+
+
+def test_a_disk_that_fills_between_the_wav_and_its_sidecar_leaves_no_orphan_wav(tmp_path, monkeypatch, caplog):
+    """The WAV takes the last free bytes and the sidecar meets ENOSPC: nothing of the pair may stay
+    (`make collect` and the labelling page expect every WAV to have its JSON). Found by `make soak`."""
+    import errno
+
+    from device import clipsaver
+
+    def disk_full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(clipsaver, "atomic_write_text", disk_full)
+    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=0.5), RATE, "k")
+    keeper = clipsaver.SnippetKeeper(clipsaver.SnippetConfig(enabled=True, dir=str(tmp_path / "snip"), per_hour=720,
+                                                             length_s=1.0, guard_s=0.0), RATE, "k", seed=1)
+    feed(saver, 0.0, 3.0)
+    saver.detected(Detection(2.5, 0.9))
+    feed(saver, 3.0, 1.0)
+    t = 0.0
+    while t < 600:
+        keeper.feed(ramp(t, 10.0) + 0.1, t)
+        t += 10.0
+    assert saver.saved == 0 and keeper.kept == 0
+    assert list(tmp_path.glob("*.wav")) == [] and list((tmp_path / "snip").glob("*.wav")) == []
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp files either
+    assert "could not save detection audio" in caplog.text and "No space left" in caplog.text

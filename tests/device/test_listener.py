@@ -106,6 +106,33 @@ def test_a_stall_drops_stale_audio_and_never_fires_late(engine):
     assert lst.dropped_s == pytest.approx(3.0, abs=0.04)  # all but the newest stale_after_s
 
 
+def test_after_the_loop_stalled_whatever_waits_is_stale_however_little(engine):
+    """Found by `make soak`: a tone queued just before the process was stopped (SIGSTOP) was
+    stepped right after SIGCONT, before the audio thread had handed over the stall's backlog --
+    little audio, so the amount rule kept it, but 3 s old: the LED fired 3 s late. A loop that did
+    not run for longer than stale_after_s now drops all that waits."""
+    def scenario(stall_s: float):
+        src = ScriptedSource(0)
+        lst, dets = make_listener(engine, [lambda s: src], stale_after_s=0.6)
+        assert lst.connect()
+        src.say(quiet(0.5, seed=1))
+        lst.poll()
+        src.say(tone_clip(0.5, [0.05], seed=2))  # less than stale_after_s of audio waits ...
+        time.sleep(stall_s)                       # ... while the loop does not run
+        lst.poll()
+        for k in range(6):
+            src.say(quiet(0.25, seed=3 + k))
+            lst.poll()
+        lst.outputs.close()
+        return lst, dets
+
+    lst, dets = scenario(0.0)
+    assert len(dets) == 1 and lst.stats.stale_drops == 0
+    lst, dets = scenario(0.9)
+    assert dets == [] and lst.stats.stale_drops == 1
+    assert lst.dropped_s == pytest.approx(0.5, abs=0.04)
+
+
 def test_queue_overflow_is_a_gap_the_model_restarts_after_with_true_stream_times(engine):
     src = ScriptedSource(0)
     lst, dets = make_listener(engine, [lambda s: src], queue_s=1.0, stale_after_s=10.0)

@@ -1,0 +1,275 @@
+"""The soak's figures (:func:`analyse`) and its report (:func:`write`: ``soak-report.md`` + ``soak.json``).
+
+Times are seconds of soak audio: 0 is when its first sample was played, and the microphone plays
+in real time, so a detection line that reaches the bench at ``t`` was acted on ``t - end`` after
+its keyword ended (plus the ~40 ms the sound server holds).
+
+- A keyword is **audible** when the offline reference run (the same WAV through ``--input``)
+  detected it; it is **expected** when also clear of every outage: from ``stale_after_s`` + one
+  step before a stall, overrun, device loss or crash (audio already queued) to ``settle_s`` after
+  the daemon hears again.
+- A detection **matches** the latest keyword that began before it arrived. It is **late** when it
+  arrives more than ``tolerance_s`` (``stale_after_s`` + one step + 1 s) after that keyword ended
+  -- what the stale-audio rule exists to prevent -- and **unexpected** when it matches nothing new.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from device.fsutil import atomic_write_text
+
+WATCHDOG_SEC = 30.0
+"""deploy/wakeword.service's WatchdogSec: a loop silent for half of it is in trouble."""
+RSS_LIMIT_MIB_PER_H = 1.0
+
+
+def _outages(soak, faults, lead_s: float, settle_s: float) -> list[tuple[float, float, str]]:
+    out = [(f.start_s - lead_s, f.end_s + settle_s, f.kind) for f in faults
+           if f.outage and f.start_s is not None and f.end_s is not None]
+    readies = [t - soak.t0 for t in soak.notify.log.times("READY=1")]
+    for e in soak.daemon.exits:
+        if not e.asked:  # a crash, or the watchdog's abort: deaf until the new process is READY
+            at = e.at - soak.t0
+            back = next((r for r in readies if r > at), float("inf"))
+            out.append((at - lead_s, back + settle_s, e.cause))
+    return out
+
+
+def match(events, arrivals: list[float], tolerance_s: float):
+    """-> (matched {event index: latency_s}, late [(event index, latency_s)], unexpected [arrival_s])."""
+    starts = np.array([e.start_s for e in events])
+    matched, late, unexpected = {}, [], []
+    for arr in sorted(arrivals):
+        i = int(np.searchsorted(starts, arr, side="right")) - 1
+        if i < 0:
+            unexpected.append(arr)
+            continue
+        latency = arr - events[i].end_s
+        if latency > tolerance_s:
+            late.append((i, latency))
+        elif i in matched:
+            unexpected.append(arr)
+        else:
+            matched[i] = latency
+    return matched, late, unexpected
+
+
+def _longest_lived(samples) -> int | None:
+    """The daemon process with the most samples (a restart starts a new memory record)."""
+    counts: dict[int, int] = {}
+    for x in samples:
+        counts[x.pid] = counts.get(x.pid, 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
+def _rss(samples, from_at: float, to_at: float) -> dict:
+    pid = _longest_lived(samples)
+    pts = [(x.at, x.rss_kib / 1024) for x in samples if x.pid == pid and from_at <= x.at <= to_at]
+    if len(pts) < 2:
+        return {"samples": len(pts)}
+    t = np.array([a for a, _ in pts])
+    mib = np.array([b for _, b in pts])
+    hours = (t - t[0]) / 3600
+    slope = float(np.polyfit(hours, mib, 1)[0]) if hours[-1] > 0 else 0.0
+    return {"samples": len(pts), "start_mib": round(float(mib[0]), 2), "end_mib": round(float(mib[-1]), 2),
+            "max_mib": round(float(mib.max()), 2), "span_h": round(float(hours[-1]), 3),
+            "growth_mib_per_h": round(slope, 3),
+            "end_minus_start_per_h": round(float((mib[-1] - mib[0]) / hours[-1]), 3) if hours[-1] > 0 else None}
+
+
+def _cpu(samples, exits, from_at: float, to_at: float, audio_h: float) -> dict:
+    pid = _longest_lived(samples)
+    pts = [(x.at, x.cpu_s) for x in samples if x.pid == pid and from_at <= x.at <= to_at]
+    out = {"cpu_s_total": round(sum(e.cpu_s for e in exits), 2)}
+    if audio_h > 0:
+        out["cpu_s_per_audio_h_total"] = round(out["cpu_s_total"] / audio_h, 1)
+    if len(pts) >= 2 and pts[-1][0] > pts[0][0]:
+        out["cpu_s_per_audio_h"] = round((pts[-1][1] - pts[0][1]) / ((pts[-1][0] - pts[0][0]) / 3600), 1)
+    return out
+
+
+def _watchdog(soak, faults) -> dict:
+    pings = soak.notify.log.times("WATCHDOG=1")
+    quiet = [(soak.t0 + f.start_s, soak.t0 + f.end_s + 1.0) for f in faults
+             if f.kind in ("stall", "overrun", "wedged_device") and f.start_s is not None]
+    quiet += [(e.at - 5.0, e.at + 60.0) for e in soak.daemon.exits]  # a restart, or the end
+    gaps = [(b - a, a) for a, b in zip(pings, pings[1:])
+            if not any(qa < b and a < qb for qa, qb in quiet)]
+    worst = max(gaps, default=(0.0, 0.0))
+    return {"pings": len(pings), "ready": len(soak.notify.log.times("READY=1")),
+            "stopping": len(soak.notify.log.times("STOPPING=1")),
+            "max_gap_s_outside_stalls": round(worst[0], 3), "max_gap_at_s": round(worst[1] - soak.t0, 1)}
+
+
+def _status(soak) -> dict:
+    statuses = soak.notify.log.statuses()
+    last = statuses[-1][1] if statuses else ""
+    dropped = [float(m.group(1)) for _, s in statuses for m in [re.search(r"dropped ([0-9.]+) s", s)] if m]
+    overruns = [int(m.group(1)) for _, s in statuses for m in [re.search(r"(\d+) ALSA overruns", s)] if m]
+    return {"last": last, "dropped_s": max(dropped, default=0.0), "alsa_overruns": max(overruns, default=0),
+            "messages": len(statuses)}
+
+
+def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, saves: dict, step_s: float) -> dict:
+    duration_s = s.minutes * 60
+    tolerance_s = s.stale_after_s + step_s + 1.0
+    lead_s = s.stale_after_s + step_s
+    outages = _outages(soak, faults, lead_s, s.settle_s)
+    end_s = next((f.start_s for f in faults if f.kind == "sigterm_mid_save" and f.start_s is not None), duration_s)
+    ref = np.array(sorted(reference))
+    audible = [bool(np.any((ref >= e.start_s) & (ref <= e.end_s + tolerance_s))) for e in events]
+    in_outage = [any(a <= e.end_s and e.start_s <= b for a, b, _ in outages) for e in events]
+    arrivals = [d.at - soak.t0 for d in soak.daemon.detections]
+    matched, late, unexpected = match(events, arrivals, tolerance_s)
+    considered = [i for i, e in enumerate(events) if e.end_s + tolerance_s < end_s]
+    expected = [i for i in considered if audible[i] and not in_outage[i]]
+    missed = [i for i in expected if i not in matched]
+    latencies = sorted(matched[i] for i in expected if i in matched)
+    ref_matched, _, ref_unexpected = match(events, list(ref), tolerance_s)
+    crashes = [e for e in soak.daemon.exits if e.cause == "crash"]
+    aborts = [e for e in soak.daemon.exits if e.cause == "watchdog"]
+    final = next((e for e in reversed(soak.daemon.exits) if e.asked), None)
+    warm_s = min(300.0, 0.1 * duration_s)
+    rss = _rss(soak.daemon.samples, soak.t0 + warm_s, soak.t0 + end_s)
+    cpu = _cpu(soak.daemon.samples, soak.daemon.exits, soak.t0 + warm_s, soak.t0 + end_s, end_s / 3600)
+    wd = _watchdog(soak, faults)
+    status = _status(soak)
+    stop_line = next((ln for _, ln in reversed(soak.daemon.lines) if "stopped on signal" in ln), "")
+    figures = {
+        "events": len(events), "considered": len(considered), "audible_offline": sum(audible[i] for i in considered),
+        "not_heard_offline": sum(not audible[i] for i in considered),
+        "excluded_outage": sum(in_outage[i] and audible[i] for i in considered),
+        "excluded_but_seen": sum(in_outage[i] and audible[i] and i in matched for i in considered),
+        "expected": len(expected), "seen": len(expected) - len(missed), "missed": len(missed),
+        "late": len(late), "unexpected": len(unexpected), "offline_unexpected": len(ref_unexpected),
+        "offline_detections": len(ref), "live_detections": len(arrivals),
+        "latency_s": {"median": _q(latencies, 0.5), "p95": _q(latencies, 0.95), "max": _q(latencies, 1.0)},
+        "tolerance_s": round(tolerance_s, 3)}
+    judge_rss = s.minutes >= s.judge_rss_min
+    growth = rss.get("growth_mib_per_h")
+    hook_faults = [f for f in faults if f.kind == "hook_hang"]
+    disk_faults = [f for f in faults if f.kind == "full_disk"]
+    wedges = [f for f in faults if f.kind == "wedged_device"]
+    criteria = [
+        _crit("no crash", not crashes, f"{len(crashes)} crash(es); {len(soak.daemon.starts) - 1} restart(s), "
+              f"{len(aborts)} of them by the watchdog"),
+        _crit("clean stop on SIGTERM", final is not None and final.code == 0 and bool(stop_line),
+              f"exit {final.code if final else '-'}; {stop_line.strip()[:140]}"),
+        _crit("no late detection", not late, f"{len(late)} late (tolerance {tolerance_s:.2f} s)"),
+        _crit("no more unexpected detections than offline", len(unexpected) <= len(ref_unexpected),
+              f"{len(unexpected)} live, {len(ref_unexpected)} offline (a late detection can also land here)"),
+        _crit("every audible keyword detected", not missed and bool(expected),
+              f"{len(expected) - len(missed)}/{len(expected)} seen"),
+        _crit("RSS growth <= 1 MiB/h", (growth is not None and growth <= RSS_LIMIT_MIB_PER_H) if judge_rss else None,
+              f"{growth} MiB/h over {rss.get('span_h', 0):.2f} h" + ("" if judge_rss else
+                                                                     f" (not judged under {s.judge_rss_min:g} min)")),
+        _crit("device loss recovered", all(f.ok for f in faults if f.kind == "device_loss"),
+              "; ".join(f.note for f in faults if f.kind == "device_loss")),
+        _crit("hung hook killed, nothing left", all(f.ok for f in hook_faults) and
+              not any(saves["hook_leftovers"].values()), "; ".join(f.note for f in hook_faults)),
+        _crit("full disk survived", None if all(f.ok is None for f in disk_faults) else
+              all(f.ok is not False for f in disk_faults), "; ".join(f.note for f in disk_faults)),
+        _crit("saves whole after SIGTERM mid-save", not saves["tmp_left"] and not saves["wav_without_json"]
+              and not saves["json_without_wav"] and saves["pending_saved"] is not False,
+              f"{saves['wav']} WAV / {saves['json']} JSON, {len(saves['tmp_left'])} temp file(s), "
+              f"{len(saves['wav_without_json'])} WAV without JSON, pending clip "
+              f"{'saved' if saves['pending_saved'] else 'MISSING' if saves['pending_saved'] is False else '-'}"),
+        _crit("wedged device: watchdog restart, then listening", all(f.ok for f in wedges) if wedges else None,
+              "; ".join(f.note for f in wedges)),
+        _crit("watchdog kept pinging", wd["max_gap_s_outside_stalls"] < WATCHDOG_SEC / 2,
+              f"{wd['pings']} pings, longest gap outside stalls and wedges {wd['max_gap_s_outside_stalls']} s"),
+    ]
+    return {"model": str(model), "keyword": meta.keyword, "model_version": meta.model_version,
+            "audio_min": round(s.minutes, 2), "played_min": round(end_s / 60, 2),
+            "settings": {k: getattr(s, k) for k in s.__dataclass_fields__}, "figures": figures,
+            "missed": [_ev(events[i]) for i in missed], "late": [{**_ev(events[i]), "latency_s": round(x, 3)}
+                                                              for i, x in late],
+            "unexpected_at_s": [round(a, 3) for a in unexpected],
+            "outages": [{"from_s": round(a, 2), "to_s": round(b, 2), "kind": k} for a, b, k in outages],
+            "faults": [_fault(f) for f in faults],
+            "daemon": {"starts": len(soak.daemon.starts), "restarts": len(soak.daemon.starts) - 1,
+                       "crashes": len(crashes), "watchdog_aborts": len(aborts),
+                       "exits": [{"at_s": round(e.at - soak.t0, 2), "code": e.code, "cause": e.cause,
+                                  "cpu_s": round(e.cpu_s, 2), "last_line": e.last_line[:200]}
+                                 for e in soak.daemon.exits], "stop_line": stop_line.strip()},
+            "rss": rss, "cpu": cpu, "notify": wd, "status": status, "saves": saves,
+            "feeder": {"frames_played": soak.feeder.frames_played, "frames_lost": soak.feeder.frames_lost},
+            "criteria": criteria, "passed": all(c["ok"] is not False for c in criteria)}
+
+
+def _q(xs: list[float], q: float):
+    return round(float(np.quantile(xs, q)), 3) if xs else None
+
+
+def _ev(e) -> dict:
+    return {"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3)}
+
+
+def _fault(f) -> dict:
+    return {"kind": f.kind, "planned_s": f.at_s, "duration_s": f.duration_s,
+            "start_s": None if f.start_s is None else round(f.start_s, 2),
+            "end_s": None if f.end_s is None else round(f.end_s, 2), "ok": f.ok, "note": f.note}
+
+
+def _crit(name: str, ok: bool | None, detail: str) -> dict:
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def _mark(ok) -> str:
+    return "pass" if ok is True else "**FAIL**" if ok is False else "n/a"
+
+
+def write(result: dict, out: Path) -> Path:
+    """``<out>/soak.json`` and ``<out>/soak-report.md``; returns the report's path."""
+    atomic_write_text(out / "soak.json", json.dumps(result, indent=1, default=str) + "\n")
+    f, r = result["figures"], result
+    lat = f["latency_s"]
+    lines = [
+        f"# Soak: {r['keyword']!r} for {r['played_min']:.1f} min of live audio", "",
+        f"`{r['command']}`, started {r['started']}, {r['wall_min']:.1f} min wall clock; "
+        f"model `{r['model']}` ({r['model_version']}); daemon code from `{r['code']}`.", "",
+        f"**{'PASSED' if r['passed'] else 'FAILED'}**", "",
+        "| criterion | result | detail |", "|---|---|---|",
+        *[f"| {c['name']} | {_mark(c['ok'])} | {c['detail']} |" for c in r["criteria"]], "",
+        "## Detections", "",
+        "| figure | value |", "|---|---|",
+        f"| keyword events in the audio (before the final SIGTERM) | {f['considered']} |",
+        f"| heard by the offline reference run (audible) | {f['audible_offline']} |",
+        f"| excluded: inside an injected outage | {f['excluded_outage']} ({f['excluded_but_seen']} detected anyway) |",
+        f"| **expected** / **seen** / **missed** | **{f['expected']} / {f['seen']} / {f['missed']}** |",
+        f"| **late** (more than {f['tolerance_s']} s after the keyword ended) | **{f['late']}** |",
+        f"| unexpected (matching no new keyword) | {f['unexpected']} (offline run: {f['offline_unexpected']}) |",
+        f"| latency after keyword end: median / p95 / max (s) | {lat['median']} / {lat['p95']} / {lat['max']} |",
+        "",
+        "## Cost", "",
+        "| figure | value |", "|---|---|",
+        f"| RSS start / end / max (MiB, after warm-up) | {r['rss'].get('start_mib')} / {r['rss'].get('end_mib')} / "
+        f"{r['rss'].get('max_mib')} |",
+        f"| RSS growth (least squares over {r['rss'].get('samples')} samples, {r['rss'].get('span_h')} h) | "
+        f"{r['rss'].get('growth_mib_per_h')} MiB/h |",
+        f"| CPU per audio hour (steady) | {r['cpu'].get('cpu_s_per_audio_h')} s |",
+        f"| CPU, whole process life incl. start-up | {r['cpu'].get('cpu_s_total')} s |",
+        f"| daemon starts / restarts (by the watchdog) / crashes | {r['daemon']['starts']} / "
+        f"{r['daemon']['restarts']} ({r['daemon']['watchdog_aborts']}) / {r['daemon']['crashes']} |",
+        f"| sd_notify: READY / WATCHDOG / STOPPING | {r['notify']['ready']} / {r['notify']['pings']} / "
+        f"{r['notify']['stopping']} |",
+        f"| longest watchdog gap outside stalls and wedges | {r['notify']['max_gap_s_outside_stalls']} s |",
+        f"| audio dropped (stale, queue) / ALSA overruns (its STATUS line) | {r['status']['dropped_s']} s / "
+        f"{r['status']['alsa_overruns']} |",
+        "",
+        "## Faults", "",
+        "| fault | planned (s) | began | ended | ok | what happened |", "|---|---|---|---|---|---|",
+        *[f"| {x['kind']} | {x['planned_s']} | {x['start_s']} | {x['end_s']} | {_mark(x['ok'])} | {x['note']} |"
+          for x in r["faults"]],
+        "",
+        f"Missed: {r['missed'][:20] or 'none'}. Late: {r['late'][:20] or 'none'}. "
+        f"Unexpected at: {r['unexpected_at_s'][:20] or 'none'}.", "",
+        f"Last STATUS: `{r['status']['last']}`", "",
+        f"Stop: `{r['daemon']['stop_line']}`", ""]
+    path = out / "soak-report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

@@ -1,0 +1,148 @@
+"""The soak bench (``make soak``): a half-minute soak of the real daemon on the live (paced) capture
+path with every fault injected once, judged by its report; and the pure parts (fault plan, matching).
+
+No wall-clock assertions: the bench waits on the daemon's own lines and notify messages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.soak import Settings, SoakError, plan_faults
+from bench.soakaudio import Event
+from bench.soakreport import match
+
+REPO = Path(__file__).resolve().parents[2]
+SHORT = ["--minutes", "0.85", "--every-s", "4", "--gap-s", "2", "--stall-s", "1.5", "--queue-s", "2",
+         "--overrun-s", "3", "--loss-s", "1.5", "--retry-max-s", "0.5", "--full-disk-s", "5",
+         "--hook-timeout-s", "1", "--disk-mib", "1", "--no-audio-s", "1", "--wedge-s", "8", "--watchdog-s", "5"]
+
+
+@pytest.mark.skipif(not (shutil.which("pulseaudio") and shutil.which("pacat")),
+                    reason="needs pulseaudio and pacat (make setup-test installs them)")
+def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model, tmp_path):
+    out = tmp_path / "soak"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--out", str(out), *SHORT],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    res = json.loads((out / "soak.json").read_text())
+    assert (out / "soak-report.md").read_text().startswith("# Soak: 'tone'")
+    assert res["code"] == str(REPO / "device")  # this checkout's daemon, not an installed copy
+    crit = {c["name"]: c["ok"] for c in res["criteria"]}
+    for name in ("no crash", "clean stop on SIGTERM", "no late detection", "every audible keyword detected",
+                 "device loss recovered", "hung hook killed, nothing left", "saves whole after SIGTERM mid-save",
+                 "wedged device: watchdog restart, then listening", "watchdog kept pinging"):
+        assert crit[name] is True, (name, res["criteria"])
+    assert crit["RSS growth <= 1 MiB/h"] is None  # half a minute is too short to judge
+
+    f = res["figures"]
+    assert f["late"] == 0 and f["missed"] == 0 and f["expected"] >= 1 and f["excluded_outage"] >= 1
+    assert f["unexpected"] == 0 and f["live_detections"] >= 4
+    assert f["audible_offline"] == f["considered"]  # the tone model hears every burst
+
+    faults = {x["kind"]: x for x in res["faults"]}
+    assert set(faults) == {"stall", "hook_hang", "overrun", "full_disk", "device_loss", "wedged_device",
+                           "sigterm_mid_save"}
+    assert all(x["start_s"] is not None and x["end_s"] is not None for x in res["faults"]
+               if not x["note"].startswith("skipped"))
+    assert "dropped" in faults["stall"]["note"] and "dropped" in faults["overrun"]["note"]
+    assert "its clip still pending" in faults["sigterm_mid_save"]["note"]
+    if os.geteuid() == 0:  # the tmpfs can be filled
+        assert faults["full_disk"]["ok"] is True and "refused with a warning" in faults["full_disk"]["note"]
+        assert " 0 save(s) refused" not in faults["full_disk"]["note"]
+    saves = res["saves"]
+    assert saves["pending_saved"] is True and saves["tmp_left"] == [] and saves["wav_without_json"] == []
+    assert saves["wav"] >= 2 and not any(saves["hook_leftovers"].values())
+
+    # the wedged sound server hangs the loop (inside the audio library), the emulated watchdog aborts it,
+    # and the new process listens once the server thaws: one restart, by the watchdog, no crash
+    assert "the watchdog aborted it" in faults["wedged_device"]["note"]
+    d = res["daemon"]
+    assert d["restarts"] == 1 and d["watchdog_aborts"] == 1 and d["crashes"] == 0
+    assert [e["cause"] for e in d["exits"]] == ["watchdog", "stop"] and d["exits"][-1]["code"] == 0
+    assert "stopped on signal 15" in d["stop_line"]
+    assert res["notify"]["ready"] == 2 and res["notify"]["stopping"] == 1 and res["notify"]["pings"] > 20
+    assert res["rss"]["start_mib"] > 10 and res["cpu"]["cpu_s_per_audio_h"] > 0
+    assert res["status"]["dropped_s"] > 0  # the stall's and the overrun's backlog was dropped, not heard late
+    assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
+
+
+def test_a_run_too_short_for_the_faults_is_one_clear_error(tone_model, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--minutes", "0.2",
+                        "--out", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("soak: error: 0.20 min of audio is too short")
+    assert "Traceback" not in r.stderr
+
+
+def test_fault_plan_rounds_and_the_final_sigterm():
+    s = Settings(minutes=60)
+    faults = plan_faults(3600, s, 0.48)
+    kinds = [f.kind for f in faults]
+    assert kinds.count("stall") == kinds.count("device_loss") == kinds.count("overrun") == 5  # every 10 min
+    assert kinds.count("wedged_device") == 1  # the first round only: its restart starts a new memory record
+    assert kinds[-1] == "sigterm_mid_save" and faults[-1].at_s == 3600 - 2 * s.every_s
+    assert all(a.at_s <= b.at_s for a, b in zip(faults, faults[1:]))
+    assert {f.kind for f in faults if f.outage} == {"stall", "overrun", "device_loss", "wedged_device"}
+    assert "wedged_device" not in [f.kind for f in plan_faults(3600, Settings(wedge_s=0), 0.48)]
+    with pytest.raises(SoakError, match="too short"):
+        plan_faults(60, s, 0.48)
+
+
+def test_matching_on_time_late_and_unexpected():
+    events = [Event(1.0, 1.4), Event(6.0, 6.4), Event(11.0, 11.4)]
+    matched, late, unexpected = match(events, [1.7, 2.0, 9.9, 11.5, 0.5], tolerance_s=3.0)
+    assert matched == {0: pytest.approx(0.3), 2: pytest.approx(0.1)}
+    assert late == [(1, pytest.approx(3.5))]  # 3.5 s after its keyword: stale audio heard late
+    assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
+
+
+def test_keyword_audio_for_a_real_model_is_repeated_with_its_spans(tmp_path):
+    """A real model's keywords: a WAV with its spans (``make bench``'s ``spans`` or a label file's
+    ``keyword_spans``) repeated to the soak's length; only whole keywords count as events."""
+    import wave
+
+    import numpy as np
+
+    from bench.soakaudio import AudioError, write_keyword_stream
+    from device.wavio import write_wav
+
+    src = tmp_path / "pos.wav"
+    write_wav(src, np.full(16000 * 4, 0.1, np.float32), 16000)  # 4 s
+    src.with_suffix(".json").write_text(json.dumps({"spans": [[1.0, 1.5], [3.0, 3.8]]}))
+    events = write_keyword_stream(tmp_path / "soak.wav", src, 11.5)
+    assert [(e.start_s, e.end_s) for e in events] == [(1.0, 1.5), (3.0, 3.8), (5.0, 5.5), (7.0, 7.8),
+                                                      (9.0, 9.5)]  # 11.0-11.8 is cut off
+    with wave.open(str(tmp_path / "soak.wav")) as w:
+        assert w.getnframes() == 16000 * 11.5 and w.getnchannels() == 1
+    src.with_suffix(".json").write_text("{}")
+    with pytest.raises(AudioError, match="no usable keyword_spans"):
+        write_keyword_stream(tmp_path / "soak2.wav", src, 10)
+
+
+def test_a_daemon_that_exits_by_itself_is_a_crash_and_is_restarted(tmp_path):
+    """Like Restart=on-failure: every exit the bench did not ask for is counted and followed by a new start."""
+    import time
+
+    from bench.soakdaemon import DaemonRun, daemon_env
+
+    run = DaemonRun(["listen", "--model", str(tmp_path / "missing.onnx")], daemon_env({}), tmp_path / "d.log")
+    run.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(run.exits) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        run.stop()
+        run.close()
+    assert len(run.exits) >= 2 and len(run.starts) >= 2
+    assert all(not e.asked and e.code == 3 for e in run.exits[:2])  # exit 3: a model it cannot run
+    assert "missing.onnx" in run.exits[0].last_line
