@@ -1,6 +1,6 @@
 """Score a checkpoint on the evaluation sets training validates on, and print the table.
 
-    python -m train.evaluate --keyword computer --build build/computer [--checkpoint PATH] [--split val]
+    python -m train.evaluate --keyword computer --build build/computer [--checkpoint PATH]... [--split val]
                              [--real-calibration-share S] [--threshold T] [--config F]... [--set k=v]...
 
 The same sets and figures as a validation during training (``train/evalsets.py``,
@@ -12,6 +12,8 @@ buys: those ../shared/data speakers' non-keyword speech (clean and at ``snr_db``
 ``real_calibration`` set, left out of the real sets, and the held-out real sets are shown at the
 0.5 FA/h thresholds chosen on the synthetic voices alone, on the real speakers alone, and on both
 pooled (``[export] real_basis``).
+``--checkpoint`` given several times scores the mean of their probabilities (separately trained
+runs as one :class:`train.model.Heads`, what ``[model] heads`` trains in one run).
 ``--threshold T`` also shows every set at a threshold of your own (e.g. the one ``make export``
 stored in ``model.onnx``: its report names it).
 """
@@ -25,7 +27,7 @@ import torch
 
 from device.params import AudioParams
 from train import checkpoint, config, evalsets, stagecli
-from train.model import ModelConfig, make_head
+from train.model import ModelConfig, combine, make_head
 from train.report import metrics_table
 from train.streams import StreamConfig
 from train.validate import validate
@@ -33,7 +35,8 @@ from train.validate import validate
 
 def main(argv: list[str] | None = None) -> int:
     p = stagecli.parser("python -m train.evaluate", __doc__.split("\n")[0])
-    p.add_argument("--checkpoint", help="default: <build>/train/best.pt")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="default: <build>/train/best.pt; given more than once, the mean of their heads")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--real-calibration-share", type=float, default=0.0, metavar="S")
     p.add_argument("--threshold", type=float, metavar="T", help="also show every set at this threshold")
@@ -51,10 +54,14 @@ def _evaluate(args) -> int:
 
     build = args.build
     cfg = stagecli.load_config(args)
-    state = checkpoint.load(args.checkpoint or build / "train" / "best.pt")
+    states = [checkpoint.load(p) for p in args.checkpoint or [build / "train" / "best.pt"]]
+    state = states[0]
+    if any(s["audio_params"] != state["audio_params"] or s["keyword"] != state["keyword"] for s in states):
+        raise ValueError("the checkpoints are of different keywords or audio parameters")
+    mc, weights = combine(states) if len(states) > 1 else (ModelConfig(**state["model_config"]), state["model"])
     params = AudioParams.from_dict(state["audio_params"])
-    model = make_head(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    model = make_head(mc)
+    model.load_state_dict(weights)
     streams_cfg = config.section(cfg, "streams", StreamConfig)
     real_data = cfg.get("train", {}).get("real_data", "auto")
     val = open_split(build / "dataset", args.split)

@@ -16,7 +16,7 @@ mean of their probabilities. They share the front end, so the device pays for th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -109,3 +109,23 @@ class Heads(nn.Module):
 def make_head(cfg: ModelConfig) -> "Head | Heads":
     """The head a :class:`ModelConfig` describes (checkpoints, export and training all build it here)."""
     return Heads(cfg) if cfg.heads > 1 else Head(cfg)
+
+
+def combine(states: list[dict]) -> tuple[ModelConfig, dict]:
+    """Several trained heads (checkpoint states with the same ``[model]`` but for ``heads``) as one
+    :class:`Heads`: its config and state dict -- the mean of separately trained runs."""
+    cfgs = [ModelConfig(**s["model_config"]) for s in states]
+    base = replace(cfgs[0], heads=1)
+    if any(replace(c, heads=1) != base for c in cfgs):
+        raise ValueError("the checkpoints have different [model] settings; only heads may differ")
+    weights: dict = {}
+    k = 0
+    for c, s in zip(cfgs, states):
+        for key, value in s["model"].items():
+            if c.heads == 1:
+                weights[f"members.{k}.{key}"] = value
+            else:
+                _, i, rest = key.split(".", 2)
+                weights[f"members.{k + int(i)}.{rest}"] = value
+        k += c.heads
+    return replace(base, heads=k), weights

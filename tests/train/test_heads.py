@@ -2,9 +2,10 @@
 trained each on its own loss, exported and run by the device unchanged."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from train.model import Head, Heads, ModelConfig, make_head
+from train.model import Head, Heads, ModelConfig, combine, make_head
 
 
 def test_heads_answer_with_their_mean_probability_and_stream_like_one():
@@ -34,3 +35,21 @@ def test_heads_start_different_and_one_head_is_the_plain_head():
     assert type(one) is Head and one(torch.randn(1, 4, 96), members=True).shape == (1, 1, 4)
     # checkpoints from before `heads` existed say nothing of it: one head is written the same way
     assert "heads" not in ModelConfig().to_dict() and ModelConfig(heads=2).to_dict()["heads"] == 2
+
+
+def test_separately_trained_heads_combine_into_one_that_answers_their_mean():
+    torch.manual_seed(2)
+    cfg = ModelConfig(hidden=8, layers=1, dropout=0.0)
+    a, b = Head(cfg).eval(), make_head(ModelConfig(hidden=8, layers=1, dropout=0.0, heads=2)).eval()
+    states = [{"model_config": cfg.to_dict(), "model": a.state_dict()},
+              {"model_config": b.cfg.to_dict(), "model": b.state_dict()}]
+    mc, weights = combine(states)
+    assert mc.heads == 3
+    model = make_head(mc).eval()
+    model.load_state_dict(weights)
+    emb = torch.randn(1, 12, 96)
+    want = torch.stack([torch.sigmoid(a(emb)), *(torch.sigmoid(m(emb)) for m in b.members)]).mean(0)
+    torch.testing.assert_close(torch.sigmoid(model(emb)), want, atol=1e-5, rtol=0)
+    other = {"model_config": ModelConfig(hidden=9, layers=1).to_dict(), "model": {}}
+    with pytest.raises(ValueError, match="different \\[model\\] settings"):
+        combine([states[0], other])
