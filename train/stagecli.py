@@ -1,7 +1,7 @@
 """The command line every pipeline stage shares, in one place.
 
-Every stage (``train.dataset``, ``train.train``, ``train.evaluate``, ``train.finetune``, ``export``,
-``bench``, ``bench.fieldloop``) takes ``--keyword K --build DIR [--quick] [--config F]...
+Every stage (``train.dataset``, ``train.train``, ``train.evaluate``, ``train.finetune``,
+``train.combine``, ``export``, ``bench``, ``bench.fieldloop``) takes ``--keyword K --build DIR [--quick] [--config F]...
 [--set SECTION.KEY=VALUE]...`` (:func:`parser`), loads its configuration the same way
 (:func:`load_config`) and ends with one of these exit statuses (:func:`run`; README "Exit statuses"):
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -157,3 +158,35 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, tone_checkpoint, capsys):
     build = make_build(tmp_path, tone_checkpoint)
     assert main(["--keyword", "tone", "--build", str(build), "--set", "export.no_such_key=1"]) == 2
     assert "[export] has unknown key(s): no_such_key" in capsys.readouterr().err
+
+
+def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_checkpoint, calib_dir, capsys):
+    from train import combine
+    from train.model import Heads
+
+    one = make_build(tmp_path / "a", tone_checkpoint)
+    two = make_build(tmp_path / "b", write_tone_checkpoint(tmp_path / "seed1.pt", seed=1))
+    out = tmp_path / "build" / "tone-ens"
+    assert combine.main(["--keyword", "tone", "--build", str(out), "--from", str(one), "--from", str(two)]) == 0
+    state = torch.load(out / "train" / "best.pt", weights_only=False)
+    assert state["model_config"]["heads"] == 2 and [c["build"] for c in state["combined_from"]] == [str(one), str(two)]
+    proc = run_cli(out, "--set", f"export.calibration_dir={calib_dir}", "--set", "export.min_negative_hours=0.01",
+                   "--set", "export.bench_steps=5")
+    assert proc.returncode == 0, proc.stderr
+    from device.api import Detector
+    from export.source import load_checkpoint, build_detector
+
+    assert isinstance(build_detector(load_checkpoint(out / "train" / "best.pt")).head, Heads)
+    det = Detector(out / "model.onnx")  # the device runs it: the mean of two heads peaks at each tone
+    det.feed(tone_clip(6.0, [1.5, 4.0], seed=9))
+    t = (np.arange(len(det.scores)) + 1) * det.params.output_hop_s
+    near = ((t > 1.6) & (t < 2.6)) | ((t > 4.1) & (t < 5.1))
+    assert det.scores[near].max() > 2 * det.scores[~near].max()
+    # refused, one line each: a single run, a run of another keyword
+    capsys.readouterr()
+    assert combine.main(["--keyword", "tone", "--build", str(tmp_path / "x"), "--from", str(one)]) == 1
+    assert "at least two" in capsys.readouterr().err
+    assert combine.main(["--keyword", "beep", "--build", str(tmp_path / "y"), "--from", str(one), "--from",
+                         str(two)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("combine: error:") and "not 'beep'" in err and "\n" not in err
