@@ -10,7 +10,7 @@ from train import config, stagecli
 
 STAGES = {"dataset": "train.dataset", "train": "train.train", "evaluate": "train.evaluate",
           "finetune": "train.finetune", "export": "export.__main__", "bench": "bench.__main__",
-          "fieldloop": "bench.fieldloop", "combine": "train.combine"}
+          "fieldloop": "bench.fieldloop", "combine": "train.combine", "pair": "train.pair"}
 
 
 @pytest.mark.parametrize("name", STAGES)
