@@ -51,6 +51,20 @@ def test_a_bad_voice_is_an_error_line_not_an_exception():
     assert isinstance(res, str) and "xx-nonexistent" in res
 
 
+@pytest.mark.parametrize("engine", ["flite", "festival"])
+def test_a_missing_program_is_an_error_line_not_a_type_error(engine, monkeypatch):
+    """Found by mypy: the program's path was ``str | None`` and went into the command line as is, so a
+    render without the program died of a TypeError instead of giving each request its error line."""
+    mod = tts.engine_module(engine)
+    monkeypatch.setattr(mod, "_which", lambda: None)
+    assert mod.probe() is not None
+    voice = tts.Voice(engine, "kal" if engine == "flite" else "kal_diphone", "person:kal")
+    results = mod.synthesize([tts.Request(voice, "computer"), tts.Request(voice, "hello")])
+    assert len(results) == 2 and all(isinstance(r, str) and "not installed" in r for r in results), results
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        mod.backend()
+
+
 def test_discovery_reports_what_it_skips():
     found = tts.discover(tts.ENGINES)
     assert set(found.backends) | set(found.missing) == set(tts.ENGINES)

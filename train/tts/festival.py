@@ -28,12 +28,20 @@ SPEAKERS = {"kal_diphone": "kal", "cmu_us_slt_arctic_hts": "slt", "ked_diphone":
 
 
 @functools.lru_cache(maxsize=1)
-def _exe() -> str | None:
+def _which() -> str | None:
     return shutil.which("festival")
 
 
 def probe() -> str | None:
-    return None if _exe() else "the festival program is not installed (Debian packages festival festvox-*)"
+    return None if _which() else "the festival program is not installed (Debian packages festival festvox-*)"
+
+
+def _exe() -> str:
+    """The program's path; FileNotFoundError if it is missing (the engine is used after :func:`probe`)."""
+    exe = _which()
+    if exe is None:
+        raise FileNotFoundError(probe())
+    return exe
 
 
 def backend() -> str:

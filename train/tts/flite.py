@@ -26,12 +26,20 @@ SPEAKERS = {"kal": "kal", "kal16": "kal", "awb": "awb", "rms": "rms", "slt": "sl
 
 
 @functools.lru_cache(maxsize=1)
-def _exe() -> str | None:
+def _which() -> str | None:
     return shutil.which("flite")
 
 
 def probe() -> str | None:
-    return None if _exe() else "the flite program is not installed (Debian package flite)"
+    return None if _which() else "the flite program is not installed (Debian package flite)"
+
+
+def _exe() -> str:
+    """The program's path; FileNotFoundError if it is missing (the engine is used after :func:`probe`)."""
+    exe = _which()
+    if exe is None:
+        raise FileNotFoundError(probe())
+    return exe
 
 
 def backend() -> str:
@@ -58,14 +66,14 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
         wav = Path(tmp) / "out.wav"
         for req in requests:
             s = dict(req.settings)
-            cmd = [_exe(), "-voice", req.voice.name]
+            options = ["-voice", req.voice.name]
             if "duration_stretch" in s:
-                cmd += ["--setf", f"duration_stretch={s['duration_stretch']}"]
+                options += ["--setf", f"duration_stretch={s['duration_stretch']}"]
             if "f0_mean_hz" in s:
-                cmd += ["--setf", f"int_f0_target_mean={s['f0_mean_hz']}"]
+                options += ["--setf", f"int_f0_target_mean={s['f0_mean_hz']}"]
             wav.unlink(missing_ok=True)
             try:
-                proc = subprocess.run(cmd + ["-t", req.text, "-o", str(wav)], capture_output=True,
+                proc = subprocess.run([_exe(), *options, "-t", req.text, "-o", str(wav)], capture_output=True,
                                       text=True, timeout=60)
                 if proc.returncode != 0 or not wav.exists():
                     raise ValueError(proc.stderr.strip()[:200] or f"exit status {proc.returncode}")
