@@ -93,7 +93,7 @@ class DaemonRun:
     exits: list[Exit] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.t0 = self.t0 or time.monotonic()  # until the audio starts, lines are stamped from here
         self.proc: subprocess.Popen | None = None
         self._alive = False
@@ -158,9 +158,10 @@ class DaemonRun:
         self.signal(signal.SIGABRT)
 
     def signal(self, sig: int) -> None:
-        if self.alive:
+        proc = self._live_proc()
+        if proc is not None:
             try:
-                os.kill(self.proc.pid, sig)
+                os.kill(proc.pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -168,9 +169,14 @@ class DaemonRun:
     def stopping(self) -> bool:
         return self._stopping
 
+    def _live_proc(self) -> subprocess.Popen | None:
+        """The daemon process while it runs, else None."""
+        proc = self.proc
+        return proc if proc is not None and self._alive else None
+
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self._alive
+        return self._live_proc() is not None
 
     def close(self) -> None:
         if self.alive:
@@ -234,8 +240,8 @@ class DaemonRun:
             self.sample()
 
     def sample(self) -> None:
-        proc = self.proc
-        if not self.alive:
+        proc = self._live_proc()
+        if proc is None:
             return
         rss, cpu = proc_rss_kib(proc.pid), proc_cpu_s(proc.pid)
         # a stopped process (a stall) still has its memory; sample it all the same

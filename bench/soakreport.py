@@ -63,7 +63,7 @@ def _longest_lived(samples) -> int | None:
     counts: dict[int, int] = {}
     for x in samples:
         counts[x.pid] = counts.get(x.pid, 0) + 1
-    return max(counts, key=counts.get) if counts else None
+    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def _rss(samples, from_at: float, to_at: float) -> dict:

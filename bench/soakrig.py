@@ -111,9 +111,11 @@ class PulseMic:
             if self._player is None or self._player.poll() is not None:
                 self._player = self._start_player()  # the player gave up (e.g. after a freeze): a new one
             player = self._player
+        stdin = player.stdin
+        assert stdin is not None  # started with stdin=PIPE
         try:
-            player.stdin.write(pcm)
-            player.stdin.flush()
+            stdin.write(pcm)
+            stdin.flush()
             return True
         except (BrokenPipeError, OSError, ValueError):
             return False
@@ -122,8 +124,9 @@ class PulseMic:
         """Wedge the device: the server stops (SIGSTOP) without going away."""
         with self._lock:
             self._frozen = True
-            if self.up:
-                os.kill(self._server.pid, signal.SIGSTOP)
+            server = self._live_server()
+            if server is not None:
+                os.kill(server.pid, signal.SIGSTOP)
 
     def stop(self) -> None:
         """Yank the device: the server is killed outright (SIGKILL), as when a USB mic is pulled."""
@@ -146,9 +149,14 @@ class PulseMic:
                 proc.wait()
         self.socket.unlink(missing_ok=True)
 
+    def _live_server(self) -> subprocess.Popen | None:
+        """The server process while it runs, else None."""
+        server = self._server
+        return server if server is not None and server.poll() is None else None
+
     @property
     def up(self) -> bool:
-        return self._server is not None and self._server.poll() is None
+        return self._live_server() is not None
 
     def close(self) -> None:
         self.stop()
@@ -182,15 +190,17 @@ class Feeder(threading.Thread):
         self.start()
 
     def run(self) -> None:
+        t0 = self.t0
+        assert t0 is not None, "start the feeder with start_at()"
         pos = 0
         try:
             while pos < self.total_frames and not self._stop.is_set():
-                due = self.t0 + pos / self.rate_hz
+                due = t0 + pos / self.rate_hz
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
                 # everything that is due by now (catches up after the bench itself was descheduled)
                 upto = min(self.total_frames, max(pos + self.chunk,
-                                                  int((time.monotonic() - self.t0) * self.rate_hz)))
+                                                  int((time.monotonic() - t0) * self.rate_hz)))
                 data = self._wav.readframes(upto - pos)
                 if self.mic.play(data):
                     self.frames_played += upto - pos

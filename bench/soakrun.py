@@ -128,7 +128,7 @@ class Soak:
     def run_faults(self, faults: list[Fault]) -> None:
         """Each fault on its own thread at its planned time (a hook hang and a full disk overlap);
         the final SIGTERM only once every other fault is over."""
-        threads = []
+        threads: list[threading.Thread] = []
         for f in faults:
             if f.kind == "sigterm_mid_save":
                 for t in threads:
