@@ -40,11 +40,12 @@ def daemon_cpu(model: Path, wav: Path, wav_s: float, hop_s: float, audio_s: floa
     steady_s = daemon.run_cpu_s(log_path)
     if steady_s is None:
         raise daemon.DaemonError(f"the daemon did not log its CPU time at exit (see {log_path})")
-    entry = {"hop_s": hop_s, "audio_s": audio_s, "cpu_s": full.cpu_s, "run_cpu_s": steady_s,
-             "startup_cpu_s": max(full.cpu_s - steady_s, 0.0),
-             "cpu_s_per_audio_hour": steady_s / audio_s * 3600,
-             "max_rss_mb": full.max_rss_mb, "wall_s": full.wall_s,
-             "realtime_factor": audio_s / full.wall_s if full.wall_s > 0 else float("nan")}
+    entry: dict[str, float | str | None] = {
+        "hop_s": hop_s, "audio_s": audio_s, "cpu_s": full.cpu_s, "run_cpu_s": steady_s,
+        "startup_cpu_s": max(full.cpu_s - steady_s, 0.0),
+        "cpu_s_per_audio_hour": steady_s / audio_s * 3600,
+        "max_rss_mb": full.max_rss_mb, "wall_s": full.wall_s,
+        "realtime_factor": audio_s / full.wall_s if full.wall_s > 0 else float("nan")}
     if steady_s < MIN_RESOLVED_CPU_S:
         entry["cpu_s_per_audio_hour"] = None
         entry["note"] = (f"{steady_s:.4f} CPU s over {audio_s:g} s of audio is below what the method resolves "

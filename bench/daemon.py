@@ -177,6 +177,7 @@ def run(argv: list[str], stderr_path: Path) -> tuple[DaemonOutput, Usage]:
     with open(stderr_path, "w") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
                                 text=True, env=env)
+        assert proc.stdout is not None  # stdout=PIPE
         rss = PeakRss(proc.pid)
         try:
             output = parse_lines(proc.stdout)

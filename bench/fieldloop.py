@@ -355,15 +355,16 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
     tests = [t for group in sets.values() for t in group]
     run_dir = args.loop_build / "run"
     quiet = pipeline.write_daemon_configs(run_dir)["quiet"]
-    result = {"models": {}}
+    by_model: dict[str, dict] = {}
     for name, model in models.items():
         decision = DetectConfig().resolve(pipeline.load_meta(model))
         scored = pipeline.score_model(name, model, tests, quiet, run_dir, decision)
-        result["models"][name] = {"path": str(model), "threshold": decision.threshold, **{
+        by_model[name] = {"path": str(model), "threshold": decision.threshold, **{
             group: pipeline.accuracy_of(scored, items, decision, bc) for group, items in sets.items() if items}}
-    result["tests"] = {group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours, "clips": t.clips}
-                               for t in items]
-                       for group, items in sets.items()}
+    result = {"models": by_model,
+              "tests": {group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours, "clips": t.clips}
+                                for t in items]
+                        for group, items in sets.items()}}
     path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 

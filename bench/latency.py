@@ -69,7 +69,7 @@ def read_t0(stderr_text: str) -> float | None:
 def read_edges(edge_log: Path, level_on: int = 1) -> list[float]:
     """Monotonic times of the edges to ``level_on`` in a fake GPIO edge log (``<t> <pin> <level>``);
     the initial "off" write at start-up is not an edge and is skipped by level."""
-    out = []
+    out: list[float] = []
     if not edge_log.is_file():
         return out
     for line in edge_log.read_text().splitlines():

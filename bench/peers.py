@@ -109,6 +109,7 @@ def run_runner(python: Path, peer: Peer, keyword: str, wav: Path, log_path: Path
     with open(log_path, "w") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
                                 env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert proc.stdout is not None  # stdout=PIPE
         rss = daemon.PeakRss(proc.pid)
         try:
             for raw in proc.stdout:

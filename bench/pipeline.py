@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def heard_speakers(build: Path, meta) -> list[str]:
 
 
 def test_audio(keyword: str, build: Path, params, streams_cfg, bc: BenchConfig,
-               left_out: list[str] = ()) -> list[TestAudio]:
+               left_out: Iterable[str] = ()) -> list[TestAudio]:
     """The synthetic and real test sets; the ``left_out`` speakers (:func:`heard_speakers`) are not in them."""
     out_dir = Path(build) / "bench" / "streams"
     tests = (testsets.synthetic_sets(keyword, build, params, streams_cfg, bc, out_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TypeGuard
 
 from bench import plots
 from device.fsutil import atomic_write_text
@@ -39,7 +40,7 @@ def _point(engine: dict, source: str, condition: str, target: float) -> dict | N
     return next((p for p in s.get("points", []) if p["target_fa_per_hour"] == target), None)
 
 
-def _reached(p: dict | None) -> bool:
+def _reached(p: dict | None) -> TypeGuard[dict]:
     """False when no swept setting met the target (a peer swept by sensitivity whose lowest one
     still fires too often): its "miss rate" there is not a measurement."""
     fa = None if p is None else p.get("fa_per_hour")

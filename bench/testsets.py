@@ -236,7 +236,7 @@ def pick_evenly(items: list, n: int) -> list:
 
 
 def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
-              heard_speakers: list[str] = ()) -> list[TestAudio]:
+              heard_speakers: Iterable[str] = ()) -> list[TestAudio]:
     """Real recordings of ``../shared/data`` (when present and it has the keyword), else [].
     Speakers the model has heard (``heard_speakers``: those the dataset trained on, ``[data]
     use_shared_negatives``, and those export calibrated on, ``[export] shared_calibration_share``)
