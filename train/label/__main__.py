@@ -27,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         print(f"label: {exc}", file=sys.stderr)
         return 1
-    from train.label.server import make_server  # numpy, matplotlib: only once there is work
+    from train.label.server import listen_address, make_server  # numpy, matplotlib: only once there is work
 
     try:
         server = make_server(args.folder, args.host, args.port)
     except OSError as exc:
         print(f"label: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
         return 1
-    host, port = server.server_address[:2]
+    host, port = listen_address(server)
     shown = f"[{host}]" if ":" in host else host
     print(f"label: {len(files)} audio files under {args.folder}; open http://{shown}:{port}/ "
           "(labels are saved as you go; Ctrl-C to stop)", flush=True)

@@ -9,7 +9,7 @@ around a detection (docs/TEAM.md, "Folder conventions"). A ``<stem>.json`` besid
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import soundfile as sf
@@ -61,15 +61,15 @@ def audio_files(root: Path) -> list[Path]:
 def describe(root: Path, path: Path) -> Item:
     """An :class:`Item` for one file; reading only the header, so listing stays fast."""
     rel = path.relative_to(root)
-    base = dict(path=rel.as_posix(), group=group_of(rel), meta=read_sidecar(path))
+    item = Item(path=rel.as_posix(), group=group_of(rel), meta=read_sidecar(path))
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        return Item(**base, error=audio_error(exc, path))
+        return replace(item, error=audio_error(exc, path))
     if info.frames <= 0:
-        return Item(**base, error="empty audio (no samples)")
-    return Item(**base, duration_s=info.frames / info.samplerate, sample_rate=info.samplerate,
-                channels=info.channels)
+        return replace(item, error="empty audio (no samples)")
+    return replace(item, duration_s=info.frames / info.samplerate, sample_rate=info.samplerate,
+                   channels=info.channels)
 
 
 def read_sidecar(audio: Path) -> dict:

@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import mimetypes
+import socketserver
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -116,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_body(status, json.dumps(data).encode(), "application/json")
 
     def host_allowed(self) -> bool:
-        host, port = self.server.server_address[:2]
+        host, port = listen_address(self.server)
         if host not in ("127.0.0.1", "localhost", "::1"):
             return True  # bound elsewhere on purpose (--host): the user chose to expose it
         allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
@@ -193,6 +194,15 @@ class Handler(BaseHTTPRequestHandler):
         if kind.startswith("text/") or kind.endswith("javascript"):
             kind += "; charset=utf-8"
         self.send_body(HTTPStatus.OK, files[name].read_bytes(), kind)
+
+
+def listen_address(server: socketserver.BaseServer) -> tuple[str, int]:
+    """(host, port) of a TCP server as its socket was bound (``port=0`` resolved to the real one)."""
+    address = server.server_address
+    if not isinstance(address, tuple):
+        raise TypeError(f"not a TCP server: bound to {address!r}")
+    host, port = address[:2]
+    return host, port
 
 
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 0,
