@@ -82,7 +82,7 @@ def _spans(wav: Path) -> list[tuple[float, float]]:
         label = parse(json.loads(sidecar.read_text()), None)
     except (ValueError, UnicodeDecodeError) as exc:  # bad JSON or a label the format refuses
         raise CalibrationDataError(f"{sidecar}: not a valid label file ({exc})") from None
-    return [tuple(span) for span in label.keyword_spans] if label.kind in KEYWORD_KINDS else []
+    return list(label.keyword_spans) if label.kind in KEYWORD_KINDS else []
 
 
 @dataclass

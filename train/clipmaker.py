@@ -112,7 +112,9 @@ def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.G
     chosen = []
     for _ in range(n_kw):
         entry = src.keywords[int(rng.integers(len(src.keywords)))] if src.keywords else None
-        chosen.append(("keyword", _favour_users(src.users_keywords, cfg.recording_share, entry, pick_rng)))
+        picked = _favour_users(src.users_keywords, cfg.recording_share, entry, pick_rng)
+        assert picked is not None  # n_kw > 0 only with keywords or the user's keywords to draw from
+        chosen.append(("keyword", picked))
     chosen += [(e["kind"], e) for e in _pick_negatives(src, rng, pick_rng)]
     parts = [(kind, *_augment(entry, src, rng)) for kind, entry in chosen]
     items = [synth.Item(len(wet), dry + window if kind == "keyword" else 0) for kind, wet, dry, _ in parts]

@@ -103,7 +103,8 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
              "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
              "speech": negatives.speech_texts(keyword, dcfg.generated_sentences, dcfg.seed)}
     shared = realdata.locate()
-    shared_neg, shared_speakers = [], []
+    shared_neg: list[Path] = []
+    shared_speakers: list[str] = []
     if dcfg.use_shared_negatives and shared:
         clips, shared_speakers = realdata.training_negatives(dcfg.shared_negatives_share, shared)
         shared_neg = [c.path for c in clips]

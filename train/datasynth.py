@@ -46,7 +46,8 @@ def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams
     out = {}
     for split in SPLITS:
         entries = [dict(e, path=str(root / "sources" / e["path"])) for e in index["entries"] if e["split"] == split]
-        favoured, pooled = [], []
+        favoured: list[dict] = []
+        pooled: list[dict] = []
         for e in entries:
             (favoured if dcfg.recording_share > 0 and is_users(e) else pooled).append(e)
         out[split] = SplitSources(split, params, dcfg,
@@ -146,24 +147,26 @@ def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dc
 
 
 def _split_stats(split_dir: Path, counts: list[int]) -> dict:
-    stats = {"clips": sum(counts), "shard_counts": counts, "keyword_clips": 0, "keywords": 0,
-             "negatives": 0, "skipped_placements": 0, "positive_frames": 0, "frames": None,
-             "embed_dim": None, "voices": set()}
+    keyword_clips = keywords = negatives = skipped = positive_frames = 0
+    frames: int | None = None
+    embed_dim: int | None = None
+    voices: set[str] = set()
     for k in range(len(counts)):
         feat_path, label_path, meta_path = shard_paths(split_dir, k)
         for line in meta_path.read_text().splitlines():
             m = json.loads(line)
-            stats["keyword_clips"] += bool(m["keywords"])
-            stats["keywords"] += len(m["keywords"])
-            stats["negatives"] += len(m["negatives"])
-            stats["skipped_placements"] += m["skipped"]
-            stats["voices"].update(x["voice"] for x in m["keywords"])
+            keyword_clips += bool(m["keywords"])
+            keywords += len(m["keywords"])
+            negatives += len(m["negatives"])
+            skipped += m["skipped"]
+            voices.update(x["voice"] for x in m["keywords"])
         labels = np.load(label_path, mmap_mode="r")
-        stats["positive_frames"] += int(labels.sum())
-        stats["frames"] = int(labels.shape[1])
-        stats["embed_dim"] = int(np.load(feat_path, mmap_mode="r").shape[2])
-    stats["keyword_voices_used"] = len(stats.pop("voices"))
-    return stats
+        positive_frames += int(labels.sum())
+        frames = int(labels.shape[1])
+        embed_dim = int(np.load(feat_path, mmap_mode="r").shape[2])
+    return {"clips": sum(counts), "shard_counts": counts, "keyword_clips": keyword_clips, "keywords": keywords,
+            "negatives": negatives, "skipped_placements": skipped, "positive_frames": positive_frames,
+            "frames": frames, "embed_dim": embed_dim, "keyword_voices_used": len(voices)}
 
 
 # -- examples and report ------------------------------------------------------------------

@@ -14,6 +14,7 @@ accepts, and their time is not negative time.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +56,7 @@ class Outcome:
 
 
 def match(detection_times_s: list[float], spans: list[tuple[float, float]], duration_s: float,
-          tolerance_s: float, ignore: list[tuple[float, float]] = ()) -> tuple[int, int, float]:
+          tolerance_s: float, ignore: Sequence[tuple[float, float]] = ()) -> tuple[int, int, float]:
     """-> (hits, false accepts, negative seconds) for one stream."""
     hit = [False] * len(spans)
     false_accepts = 0
@@ -70,17 +71,18 @@ def match(detection_times_s: list[float], spans: list[tuple[float, float]], dura
 
 
 def _union_length(intervals: list[tuple[float, float]], duration_s: float) -> float:
-    total, cur_start, cur_end = 0.0, None, None
-    for s, e in sorted((max(0.0, s), min(duration_s, e)) for s, e in intervals):
-        if cur_end is None or s > cur_end:
-            if cur_end is not None:
-                total += cur_end - cur_start
+    clipped = sorted((max(0.0, s), min(duration_s, e)) for s, e in intervals)
+    if not clipped:
+        return 0.0
+    total = 0.0
+    cur_start, cur_end = clipped[0]
+    for s, e in clipped[1:]:
+        if s > cur_end:
+            total += cur_end - cur_start
             cur_start, cur_end = s, e
         else:
             cur_end = max(cur_end, e)
-    if cur_end is not None:
-        total += cur_end - cur_start
-    return total
+    return total + cur_end - cur_start
 
 
 def evaluate(streams: list[ScoredStream], cfg: DecisionConfig, tolerance_s: float = 1.0) -> Outcome:

@@ -222,7 +222,7 @@ def spelling_cuts(text: str, n: int) -> list[str]:
     """The keyword's letters cut at vowel/consonant boundaries: longest prefixes and suffixes."""
     letters = text.replace(" ", "").lower()
     vowel = [c in "aeiouy" for c in letters]
-    cuts = set()
+    cuts: set[str] = set()
     for i in range(3, len(letters) - 2):
         onset = not vowel[i] and i + 1 < len(letters) and vowel[i + 1]  # "com|puter"
         after_vowel = vowel[i - 1] and not vowel[i]                       # "compu|ter"

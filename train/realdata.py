@@ -74,6 +74,8 @@ def keyword_clips(keyword: str, root: Path | None = None) -> list[RealClip]:
     """Real recordings of ``keyword`` (files under ``<keyword>/`` labelled positive)."""
     prefix = keyword.lower().replace(" ", "_")
     base = root or locate()
+    if base is None:
+        return []
     return [c for c in manifest(base)
             if c.label == "positive" and c.path.relative_to(base).parts[0].lower() == prefix]
 

@@ -187,12 +187,12 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
             else:
                 kind_here = kind
                 spans = _spans(label) if kind == "keyword" and label.get("kind", "keyword") == "keyword" else []
-            for span in spans or [None]:
+            for span in _or_whole_file(spans):
                 _add_import(plan, cfg, params, kind_here, origin, path, span, speaker=USER_SPEAKER)
     for path in _audio_in(root / "field"):
         label = _label(path)
         if label.get("kind") == "true_accept":
-            for span in _spans(label) or [None]:
+            for span in _or_whole_file(_spans(label)):
                 _add_import(plan, cfg, params, "keyword", "recordings/field:true_accept", path, span,
                             speaker=USER_SPEAKER)
         elif label.get("kind") == "false_accept":
@@ -201,7 +201,7 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
     for path in _audio_in(root / "snippets"):  # the room's own sound, kept by the daemon ([snippets])
         label = _label(path)
         if label.get("kind") in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
-            for span in _spans(label) or [None]:
+            for span in _or_whole_file(_spans(label)):
                 _add_import(plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span,
                             speaker=USER_SPEAKER)
         elif label.get("kind", "negative") in ("negative", "false_accept"):
@@ -291,6 +291,12 @@ def recording_split(path: Path, cfg) -> str:
     return stable_split(str(Path(path).resolve()), cfg.seed, cfg.recording_val_fraction)
 
 
+def _or_whole_file(spans: list[tuple[float, float]]) -> list[tuple[float, float] | None]:
+    """The spans to import one by one, or ``[None]`` (the whole file) when there are none."""
+    each: list[tuple[float, float] | None] = list(spans)
+    return each or [None]
+
+
 def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, split=None) -> None:
     context = cfg.recording_context_s if kind == "keyword" else 0.0
     length_s = _length_or_skip(plan, path)
@@ -329,7 +335,7 @@ def _render_chunk(chunk: tuple[list[Job], int]) -> list[tuple[Job, str | None, b
     jobs, seed = chunk
     ctx = _CTX
     assert ctx is not None
-    out = []
+    out: list[tuple[Job, str | None, bool]] = []
     tts_jobs = [j for j in jobs if j.engine != "recording"]
     results = tts.synthesize([tts.Request(_voice(j), j.text, j.settings) for j in tts_jobs], seed=seed)
     raw = dict(zip([j.key for j in tts_jobs], results))
@@ -400,7 +406,8 @@ def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:
     root = Path(ctx.sources_dir)
     chunks = _chunks(jobs, lambda j: not (root / j.relpath).exists())
     todo = sum(len(c[0]) for c in chunks)
-    stats = {"planned": len(jobs), "cached": len(jobs) - todo, "rendered": 0, "failed": []}
+    rendered = 0
+    failed: list[str] = []
     fatal: list[str] = []
     log.info("sources: %d utterances planned, %d already rendered", len(jobs), len(jobs) - todo)
     if todo:
@@ -408,15 +415,15 @@ def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:
                                      total=todo, unit="utt", init=_init, init_args=(ctx,), weight=len):
             for job, err, is_fatal in results:
                 if err is None:
-                    stats["rendered"] += 1
+                    rendered += 1
                 else:
-                    (fatal if is_fatal else stats["failed"]).append(err)
-    for err in stats["failed"]:
+                    (fatal if is_fatal else failed).append(err)
+    for err in failed:
         log.warning("render failed: %s", err)
     if fatal:
         more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         raise KeywordTooLong(fatal[0] + more)
-    return stats
+    return {"planned": len(jobs), "cached": len(jobs) - todo, "rendered": rendered, "failed": failed}
 
 
 def _chunks(jobs: list[Job], missing) -> list[tuple[list[Job], int]]:
@@ -454,6 +461,7 @@ def write_index(jobs: list[Job], sources_dir: str | Path, speaker_split: dict[st
     except (SourceError, json.JSONDecodeError, KeyError, TypeError):
         known = {}
     entries = []
+    voices: dict[str, str] = {}  # voice -> its split ("all" when its speaker is split by render)
     for j in jobs:
         path = root / j.relpath
         if path.exists():
@@ -461,8 +469,7 @@ def write_index(jobs: list[Job], sources_dir: str | Path, speaker_split: dict[st
                             "voice": j.voice, "speaker": j.speaker, "engine": j.engine,
                             "settings": dict(j.settings), "origin": j.origin,
                             "duration_s": known.get(j.relpath) or round(duration_s(path), 4)})
-    voices = {e["voice"]: ("all" if speaker_split.get(e["speaker"]) == BY_RENDER else e["split"])
-              for e in entries}
+            voices[j.voice] = "all" if speaker_split.get(j.speaker) == BY_RENDER else j.split
     index = {"version": 1, "entries": entries, "speakers": speaker_split, "voices": voices, **extra}
     atomic_write_text(root / INDEX_NAME, json.dumps(index, indent=1, sort_keys=True) + "\n")
     return index

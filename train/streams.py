@@ -284,6 +284,11 @@ def save_streams(path: str | Path, streams: list[Stream]) -> None:
                      groups=np.array([s.group for s in streams]), names=np.array([s.name for s in streams]))
 
 
+def _pairs(rows: np.ndarray) -> list[tuple[float, float]]:
+    """``[n, 2]`` rows as (start_s, end_s) pairs of Python floats."""
+    return [(float(start), float(end)) for start, end in rows]
+
+
 def load_streams(path: str | Path) -> list[Stream]:
     """What :func:`save_streams` wrote (audio back as float32)."""
     with np.load(path) as z:
@@ -293,7 +298,7 @@ def load_streams(path: str | Path) -> list[Stream]:
         groups, names = z["groups"].tolist(), z["names"].tolist()
     streams, a, k, j = [], 0, 0, 0
     for length, n, m, group, name in zip(lengths, n_spans, n_ignore, groups, names):
-        streams.append(Stream(audio[a:a + length], [tuple(map(float, sp)) for sp in spans[k:k + n]],
-                              str(group), str(name), [tuple(map(float, sp)) for sp in ignore[j:j + m]]))
+        streams.append(Stream(audio[a:a + length], _pairs(spans[k:k + n]), str(group), str(name),
+                              _pairs(ignore[j:j + m])))
         a, k, j = a + int(length), k + int(n), j + int(m)
     return streams
