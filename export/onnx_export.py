@@ -10,9 +10,9 @@ a good model is never replaced by a broken one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -31,8 +31,8 @@ def export_graph(det: StreamingDetector) -> onnx.ModelProto:
     """Trace the step function with batch 1 and a dynamic chunk length (no metadata yet)."""
     det = det.eval()
     audio = torch.zeros(1, det.params.chunk_samples)
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="wakeword-export-") as tmp, torch.no_grad(), warnings.catch_warnings():
+        path = Path(tmp) / "graph.onnx"  # what torch.onnx.export documents for ``f``: a path
         # The GRU batch-size warning does not apply: batch is 1 and h0 is a graph input.
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
         # Shape checks inside nn.GRU freeze into constants: right, since state shapes are fixed.
@@ -40,12 +40,12 @@ def export_graph(det: StreamingDetector) -> onnx.ModelProto:
         # The TorchScript exporter is deprecated, but it needs no onnxscript and maps nn.GRU to
         # a single ONNX GRU node.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(det, (audio, *det.initial_state()), buf,
+        torch.onnx.export(det, (audio, *det.initial_state()), path,
                           input_names=det.input_names(), output_names=det.output_names(),
                           dynamic_axes={modelmeta.INPUT_AUDIO: {1: "samples"},
                                         modelmeta.OUTPUT_PROBS: {1: "frames"}},
                           opset_version=OPSET, dynamo=False)
-    return onnx.load_from_string(buf.getvalue())
+        return onnx.load(path)
 
 
 def graph_digest(proto: onnx.ModelProto) -> str:

@@ -73,11 +73,11 @@ def to_markdown(d: dict, plotted: bool) -> str:
               + " | ".join(f"FA/h {g}" for g in neg_groups) + " | met |",
               "|---:|---:|---:|---:|---:|" + "---:|" * (len(groups) + len(neg_groups)) + ":-:|"]
     for p in cal["points"]:
-        by_group = p.get("fa_per_hour_by_group") or {}
+        fa_by_group = p.get("fa_per_hour_by_group") or {}
         lines.append(f"| {p['target_fa_per_hour']:g} | {p['threshold']:.4f} | {p['fa_per_hour']:.3f} | "
                      f"{p['false_accepts']} | {_pct(p['miss_rate'])} | "
                      + " | ".join(_pct(p["miss_rate_by_group"].get(g, float("nan"))) for g in groups) + " | "
-                     + " | ".join(f"{by_group[g]:.2f}" if g in by_group else "n/a" for g in neg_groups)
+                     + " | ".join(f"{fa_by_group[g]:.2f}" if g in fa_by_group else "n/a" for g in neg_groups)
                      + f" | {'yes' if p['target_met'] else '**no**'} |")
     lines += [""] + (["![DET curve](det.png)", ""] if plotted else [])
     lines += _parity_lines(par, m)

@@ -14,11 +14,11 @@ from torch import nn
 from device import modelmeta
 from device.params import AudioParams
 from train.frontend import SpeechEmbedding, shared
-from train.model import Head
+from train.model import Head, Heads
 
 
 class StreamingDetector(nn.Module):
-    def __init__(self, head: Head, params: AudioParams, frontend: SpeechEmbedding | None = None):
+    def __init__(self, head: Head | Heads, params: AudioParams, frontend: SpeechEmbedding | None = None):
         super().__init__()
         self.frontend = frontend if frontend is not None else shared(params)
         if head.cfg.embed_dim != self.frontend.embed_dim:

@@ -58,13 +58,15 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
 
 def _safe_numpy() -> list:
     """The numpy globals an RNG state needs (an array of its dtype), for ``weights_only`` loading."""
+    import importlib
+
     import numpy as np
 
     try:
-        from numpy._core.multiarray import _reconstruct
+        multiarray = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+        multiarray = importlib.import_module("numpy.core.multiarray")
+    return [multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -114,8 +114,9 @@ def build(val_clips, params: AudioParams, cfg: StreamConfig, real_data: str,
     """Every evaluation set, the selecting one (``synthetic``) first. ``also_exclude``: more
     ../shared/data speakers to leave out (besides those the dataset trained on)."""
     sets = [from_clipset(val_clips, "synthetic")]
-    files = locate_real(real_data, keyword or getattr(val_clips, "keyword", ""),
-                        [*trained_speakers(val_clips), *also_exclude])
+    if not keyword:
+        keyword = getattr(val_clips, "keyword", "")
+    files = locate_real(real_data, keyword, [*trained_speakers(val_clips), *also_exclude])
     if files is not None:
         for name, streams in real_streams(files, params, cfg, cache_dir).items():
             sets.append(from_streams(streams, params, name, cache_dir))

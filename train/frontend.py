@@ -230,6 +230,15 @@ class SpeechEmbedding(nn.Module):
     silent start state (identical to streaming them in any chunking). No trainable parameters.
     """
 
+    # Buffers (register_buffer in __init__), declared so their type is known.
+    dft: torch.Tensor
+    """Windowed DFT as a convolution, ``[2 * 257, 1, 400]``: real parts, then imaginary."""
+    mel: torch.Tensor
+    """Mel filter bank ``[257, 32]``."""
+    bn_scale: torch.Tensor
+    bn_shift: torch.Tensor
+    """The first batch norm folded into one scale and shift, ``[1, C, 1, 1]``."""
+
     def __init__(self, params: AudioParams | None = None, path: str | os.PathLike | None = None):
         super().__init__()
         self.params = params or AudioParams()
@@ -335,7 +344,7 @@ def embed(clips: list[np.ndarray] | np.ndarray, frontend: SpeechEmbedding, batch
     out = []
     with torch.inference_mode():
         for i in range(0, len(clips), batch):
-            x = np.stack(clips[i:i + batch]).astype(np.float32)
+            x = np.stack(list(clips[i:i + batch])).astype(np.float32)
             x = x[:, :x.shape[1] - x.shape[1] % hop]
             out.append(frontend(torch.from_numpy(x)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0, EMBED_DIM), np.float32)

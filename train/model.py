@@ -91,17 +91,22 @@ class Heads(nn.Module):
         one = ModelConfig(**{**asdict(cfg), "heads": 1})
         self.members = nn.ModuleList(Head(one) for _ in range(cfg.heads))
 
+    @property
+    def heads(self) -> list[Head]:
+        """The members, typed (``nn.ModuleList`` hands them out as plain modules; all are :class:`Head`)."""
+        return [m for m in self.members if isinstance(m, Head)]
+
     def initial_state(self, batch: int = 1) -> torch.Tensor:
-        return torch.cat([m.initial_state(batch) for m in self.members])
+        return torch.cat([m.initial_state(batch) for m in self.heads])
 
     def forward(self, emb: torch.Tensor, members: bool = False) -> torch.Tensor:
         if members:
-            return torch.stack([m(emb) for m in self.members])
+            return torch.stack([m(emb) for m in self.heads])
         logits, _ = self.step(emb, self.initial_state(emb.shape[0]))
         return logits
 
     def step(self, emb: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = [m.step(emb, part) for m, part in zip(self.members, h.split(self.cfg.layers))]
+        outs = [m.step(emb, part) for m, part in zip(self.heads, h.split(self.cfg.layers))]
         probs = torch.stack([torch.sigmoid(logits) for logits, _ in outs]).mean(0)
         return torch.logit(probs, eps=1e-6), torch.cat([state for _, state in outs])
 

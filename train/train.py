@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -188,6 +189,13 @@ def lr_factor(step: int, warmup_steps: int, planned_steps: int, min_ratio: float
 
 # -- the run -------------------------------------------------------------------------
 
+class Best(TypedDict):
+    """A checkpoint's ``best``: the figure that selects ``best.pt``, and its value and step so far."""
+    metric: str
+    value: float | None
+    step: int | None
+
+
 class Trainer:
     """Model, optimiser and bookkeeping of one run; everything a checkpoint holds."""
 
@@ -210,7 +218,7 @@ class Trainer:
         self.hard = HardSet.empty()
         self.history: dict[str, list] = {"train": [], "val": []}
         self.metrics: dict = {}
-        self.best = {"metric": f"{tc.select_set}/miss@{tc.select_fa_per_hour:g}", "value": None, "step": None}
+        self.best: Best = {"metric": f"{tc.select_set}/miss@{tc.select_fa_per_hour:g}", "value": None, "step": None}
         self.init_from: dict | None = None
         """The checkpoint a fine-tune started from (``[train] init_from``), else None."""
 

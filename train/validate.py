@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig
 from device.params import AudioParams
 from train.metrics import DetCurve, ScoredStream, det_curve, evaluate
-from train.model import Head
+from train.model import Head, Heads
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _embeddings(streams, params: AudioParams, name: str, cache_dir) -> list[np.n
     half = [features(s.audio, params).astype(np.float16) for s in streams]
     if path is not None:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{f"s{i}": x for i, x in enumerate(half)})
+            np.savez(f, allow_pickle=False, **{f"s{i}": x for i, x in enumerate(half)})
     return [x.astype(np.float32) for x in half]
 
 
@@ -116,7 +116,7 @@ def _pick_examples(spans: list[list], per_kind: int = 2) -> list[int]:
 
 
 @torch.no_grad()
-def predict(model: Head, feats: list[np.ndarray], device: torch.device,
+def predict(model: Head | Heads, feats: list[np.ndarray], device: torch.device,
             batch_frames: int = 200_000) -> list[np.ndarray]:
     """Logits float32 ``[frames]`` per sequence; batched by similar length.
 
@@ -175,7 +175,7 @@ class SetResult:
         return out
 
 
-def evaluate_set(model: Head, evalset: EvalSet, params: AudioParams, device: torch.device,
+def evaluate_set(model: Head | Heads, evalset: EvalSet, params: AudioParams, device: torch.device,
                  smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
                  tolerance_s: float = 1.0) -> SetResult:
     logits = predict(model, evalset.feats, device)
@@ -198,7 +198,7 @@ def evaluate_set(model: Head, evalset: EvalSet, params: AudioParams, device: tor
     return SetResult(evalset.name, curve, evalset.hours(params), evalset.keywords, loss, streams)
 
 
-def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torch.device,
+def validate(model: Head | Heads, sets: list[EvalSet], params: AudioParams, device: torch.device,
              reference: str | None = None, reference_fa_per_hour: float = 0.5,
              smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
              tolerance_s: float = 1.0
@@ -209,8 +209,8 @@ def validate(model: Head, sets: list[EvalSet], params: AudioParams, device: torc
     gives ``reference_fa_per_hour`` on the reference set -- what a model calibrated on held-out
     synthetic voices (as export does) would do on that set: ``SetResult.transfer``.
     """
-    rule = dict(smoothing_frames=smoothing_frames, refractory_s=refractory_s, tolerance_s=tolerance_s)
-    results = {s.name: evaluate_set(model, s, params, device, **rule) for s in sets}
+    results = {s.name: evaluate_set(model, s, params, device, smoothing_frames=smoothing_frames,
+                                    refractory_s=refractory_s, tolerance_s=tolerance_s) for s in sets}
     if reference in results:
         thr = results[reference].curve.at_fa(reference_fa_per_hour)[0]
         decision = DecisionConfig(min(thr, 1 - 1e-9), smoothing_frames, refractory_s)
