@@ -14,7 +14,7 @@ import signal
 
 
 class StopFlag:
-    def __init__(self):
+    def __init__(self) -> None:
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
