@@ -254,9 +254,10 @@ def confusables(keyword: str, count: int, words: tuple[str, ...] | None = None,
         if p and p != kw and p[:len(kw)] != kw:
             lexicon[w] = p
     found: list[Confusable] = []
+    memo: dict = {}  # _best_match results for this lexicon only
     found += _sound_alikes(kw, lexicon)
-    found += _parts(kw, lexicon, text)
-    found += _phrases(kw, lexicon, phrase_min_distance)
+    found += _parts(kw, lexicon, text, memo)
+    found += _phrases(kw, lexicon, memo, phrase_min_distance)
     found += [Confusable(c, "cut", 0.0) for c in spelling_cuts(text, count)]
     return _pick(found, count, {"sound-alike": 0.4, "part": 0.3, "phrase": 0.2, "cut": 0.1})
 
@@ -271,12 +272,12 @@ def _sound_alikes(kw, lexicon) -> list[Confusable]:
     return sorted(out, key=lambda c: c.distance)
 
 
-def _best_match(target, lexicon, limit: int, _memo: dict = {}) -> list[tuple[float, str]]:
-    key = (target, id(lexicon), limit)
-    if key not in _memo:
-        _memo.clear() if len(_memo) > 256 else None
-        _memo[key] = _rank(target, lexicon)[:limit]
-    return _memo[key]
+def _best_match(target, lexicon, limit: int, memo: dict) -> list[tuple[float, str]]:
+    """The ``limit`` words of ``lexicon`` sounding most like ``target``, cached in ``memo`` (one per lexicon)."""
+    key = (target, limit)
+    if key not in memo:
+        memo[key] = _rank(target, lexicon)[:limit]
+    return memo[key]
 
 
 def _rank(target, lexicon) -> list[tuple[float, str]]:
@@ -287,22 +288,22 @@ def _rank(target, lexicon) -> list[tuple[float, str]]:
     return sorted(scored)
 
 
-def _parts(kw, lexicon, text) -> list[Confusable]:
+def _parts(kw, lexicon, text, memo: dict) -> list[Confusable]:
     out = [Confusable(w, "part", 0.0) for w in text.split()] if " " in text else []
     for n in range(2, len(kw) - 1):
         for target in (kw[:n], kw[-n:]):
-            out += [Confusable(w, "part", round(d, 3)) for d, w in _best_match(target, lexicon, 2)
+            out += [Confusable(w, "part", round(d, 3)) for d, w in _best_match(target, lexicon, 2, memo)
                     if d <= 0.35]
     return sorted(out, key=lambda c: c.distance)
 
 
-def _phrases(kw, lexicon, min_distance: float = 0.0) -> list[Confusable]:
+def _phrases(kw, lexicon, memo: dict, min_distance: float = 0.0) -> list[Confusable]:
     """Two-word phrases built from the best matches of a prefix and the rest of the keyword;
     ``distance`` is that of the phrase's joint sounds to the keyword (what a listener hears)."""
     out = []
     for i in range(2, len(kw) - 1):
-        left = _best_match(kw[:i], lexicon, 2)
-        right = _best_match(kw[i:], lexicon, 2)
+        left = _best_match(kw[:i], lexicon, 2, memo)
+        right = _best_match(kw[i:], lexicon, 2, memo)
         for _, wl in left:
             for _, wr in right:
                 spoken = lexicon[wl] + lexicon[wr]

@@ -31,6 +31,16 @@ def test_confusables_are_derived_from_the_keyword_sounds():
     assert len(texts) == len(set(texts)) <= 12
 
 
+def test_each_call_matches_against_its_own_words():
+    """Found by ruff (bugbear B006): the match memo was a mutable default keyed by the word list's id,
+    so a later call whose list landed at a freed list's address got the old matches (KeyError)."""
+    first = negatives.confusables("computer", 12, words=("commuter", "compute", "pewter", "come", "banana"))
+    second = negatives.confusables("computer", 12, words=("table", "scooter", "cute", "mute", "elephant"))
+    assert {c.text for c in first if c.kind == "part"} <= {"commuter", "compute", "pewter", "come", "banana"}
+    assert not {c.text for c in second} & {"commuter", "compute", "pewter", "come", "banana"}
+    assert {c.text for c in second if c.kind == "sound-alike"} <= {"table", "scooter", "cute", "mute", "elephant"}
+
+
 def test_phrase_floor_leaves_out_near_homophones():
     """A TTS voice says "cam pewter" as "computer": such phrases are left out above the floor."""
     words = WORDS + ("cam", "camp", "looter", "beauty")
