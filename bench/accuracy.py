@@ -15,8 +15,8 @@ point of the curve is what the daemon would do at that threshold.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

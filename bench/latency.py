@@ -31,7 +31,7 @@ class Summary:
     mean_s: float
 
     @staticmethod
-    def of(values_s: list[float]) -> "Summary":
+    def of(values_s: list[float]) -> Summary:
         if not values_s:
             return Summary(0, float("nan"), float("nan"), float("nan"))
         v = np.asarray(values_s, float)
@@ -53,7 +53,7 @@ def keyword_latencies(spans: list[tuple[float, float]], detection_s: list[float]
                       tolerance_s: float) -> tuple[list[float], list[float]]:
     """(frame latencies, event latencies) in s of every keyword that was hit."""
     frame, event = [], []
-    for (start, end), k in zip(spans, first_in_window(spans, detection_s, tolerance_s)):
+    for (_start, end), k in zip(spans, first_in_window(spans, detection_s, tolerance_s)):
         if k is not None:
             frame.append(detection_s[k] - end)
             event.append(reported_s[k] - end)
@@ -84,7 +84,7 @@ def led_latencies(spans: list[tuple[float, float]], edges_mono: list[float], t0_
     """LED-on latency per keyword whose edge came within ``window_s`` after its end (s)."""
     rel = [t - t0_mono for t in edges_mono]
     out = []
-    for (start, end), k in zip(spans, first_in_window(spans, rel, window_s)):
+    for (_start, end), k in zip(spans, first_in_window(spans, rel, window_s)):
         if k is not None:
             out.append(rel[k] - end)
     return out

@@ -120,7 +120,7 @@ def run_pymicro(args) -> float:
     features = MicroWakeWordFeatures()
     step_s = 0.01 * mww.stride  # the model runs once per `stride` feature windows of 10 ms
     done = emitted = windows = 0
-    for rate, block in blocks(args.wav, args.max_audio_s):
+    for _rate, block in blocks(args.wav, args.max_audio_s):
         probs = []
         for feats in features.process_streaming(block.tobytes()):
             p = mww.process_streaming_prob(feats)  # its sliding-window mean; a placeholder 0.0 between runs

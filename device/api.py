@@ -56,7 +56,7 @@ class Detector:
         """Stream time (s) of the end of the last completed output frame."""
         return self._frames * self.params.output_hop_s
 
-    def fork(self) -> "Detector":
+    def fork(self) -> Detector:
         """Another detector for another stream, sharing this one's loaded model (no second session)."""
         return Detector(self.engine.fork(), self.decision.threshold, self.decision.smoothing_frames,
                         self.decision.refractory_s, self._max_step / self.params.sample_rate)

@@ -17,8 +17,8 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from device.ringqueue import Block, DropOldestQueue
 

@@ -27,7 +27,7 @@ import math
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,7 @@ class ClipSaver:
         i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
         i1 = len(self._buf) - int(round((self._end_s - end_s) * self.rate_hz))
         clip = self._buf[max(0, i0):max(0, i1)]
-        stamp = datetime.fromtimestamp(wall, timezone.utc)
+        stamp = datetime.fromtimestamp(wall, UTC)
         keyword = det.keyword or self.keyword
         stem = _stem(wall, det.time_s, keyword)
         try:
@@ -145,7 +145,7 @@ def _stem(wall: float, time_s: float, name: str) -> str:
     """``<UTC wall time>_t<stream ms>_<name>``: wall time first (the disk cap deletes the oldest
     by name); the stream time keeps two files within one millisecond of wall time apart (files
     fed faster than real time)."""
-    stamp = datetime.fromtimestamp(wall, timezone.utc)
+    stamp = datetime.fromtimestamp(wall, UTC)
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "keyword"
     return f"{stamp.strftime('%Y%m%dT%H%M%S')}{stamp.microsecond // 1000:03d}Z_t{int(round(time_s * 1000)):09d}_{safe}"
 
@@ -290,7 +290,7 @@ class SnippetKeeper:
                 "version": SIDECAR_VERSION, "kind": "snippet", "keyword": self.keyword,
                 "time_s": round(start_s, 6), "length_s": round(len(clip) / self.rate_hz, 6),
                 "guard_s": self.cfg.guard_s,
-                "wall_time": datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds"),
+                "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
                 "model_version": self.model_version, "threshold": self.threshold,
                 "sample_rate": self.rate_hz, "host": socket.gethostname()}, indent=1) + "\n")
         except OSError as exc:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 DEFAULT_SMOOTHING_FRAMES = 1
 DEFAULT_REFRACTORY_S = 2.0
 """The rule's defaults, in one place: what a model is calibrated under unless configured otherwise."""

@@ -13,8 +13,8 @@ import shutil
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DEFAULT_CONFIG = "/etc/wakeword/config.toml"
 

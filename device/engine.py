@@ -57,7 +57,7 @@ class Engine:
         return self.meta.params
 
     @classmethod
-    def load(cls, path: str | os.PathLike, threads: int = 1) -> "Engine":
+    def load(cls, path: str | os.PathLike, threads: int = 1) -> Engine:
         import onnxruntime as ort
 
         path = str(path)
@@ -121,7 +121,7 @@ class Engine:
         if not np.all(np.isfinite(probs)):
             raise EngineError(f"model {self.path}: the probe step gives non-finite probabilities")
 
-    def fork(self) -> "Engine":
+    def fork(self) -> Engine:
         """Another engine on the same loaded model (one onnxruntime session, thread-safe to run)
         with its own state: one per audio stream, e.g. per Wyoming client."""
         twin = copy.copy(self)

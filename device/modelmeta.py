@@ -91,7 +91,7 @@ class ModelMeta:
         }
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "model") -> "ModelMeta":
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMeta:
         """Parse and validate; raises :class:`ModelMetaError` with one clear line."""
         missing = [k for k in REQUIRED_KEYS if k not in props]
         if missing:

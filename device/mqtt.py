@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from device import package_version
@@ -205,7 +205,7 @@ def discovery_config(cfg: MqttConfig, keyword: str) -> dict:
 
 def detection_message(keyword: str, score: float, wall_s: float, host: str) -> dict:
     """The JSON published per detection (``event_type`` is what Home Assistant's event entity reads)."""
-    when = datetime.fromtimestamp(wall_s, timezone.utc).isoformat(timespec="milliseconds")
+    when = datetime.fromtimestamp(wall_s, UTC).isoformat(timespec="milliseconds")
     return {"event_type": EVENT_TYPE, "keyword": keyword, "score": round(float(score), 4), "time": when,
             "host": host}
 

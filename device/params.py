@@ -118,7 +118,7 @@ class AudioParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AudioParams":
+    def from_dict(cls, data: dict) -> AudioParams:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -129,7 +129,7 @@ class AudioParams:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "AudioParams":
+    def from_json(cls, text: str) -> AudioParams:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -39,17 +39,17 @@ log = logging.getLogger(__name__)
 class MicSource:
     """A :class:`device.capture.Capture` (or a :class:`device.filesource.WavSource`) reduced to
     mono at the model rate. Waits up to ``timeout_s`` for audio; a dead stream ends the input."""
-    capture: "Capture | WavSource"
+    capture: Capture | WavSource
     rate: int
     use_channels: tuple[int, ...] = ()
     queue_s: float = 5.0
     timeout_s: float = 2.0
     gaps: int = 0
-    _queue: "DropOldestQueue | None" = field(default=None, repr=False)
-    _mix: "Downmixer | None" = field(default=None, repr=False)
+    _queue: DropOldestQueue | None = field(default=None, repr=False)
+    _mix: Downmixer | None = field(default=None, repr=False)
     _next_frame: int | None = field(default=None, repr=False)
 
-    def open(self) -> "MicSource":
+    def open(self) -> MicSource:
         from device.downmix import Downmixer
 
         self._queue = self.capture.open(self.queue_s)
@@ -57,12 +57,12 @@ class MicSource:
         return self
 
     @property
-    def queue(self) -> "DropOldestQueue":
+    def queue(self) -> DropOldestQueue:
         assert self._queue is not None, "MicSource.open() first"
         return self._queue
 
     @property
-    def mix(self) -> "Downmixer":
+    def mix(self) -> Downmixer:
         assert self._mix is not None, "MicSource.open() first"
         return self._mix
 

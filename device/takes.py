@@ -24,7 +24,7 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -123,7 +123,7 @@ class UI(Protocol):
 
     def level(self, dbfs: float, speaking: bool) -> None: ...
 
-    def review(self, take: "Take") -> str:
+    def review(self, take: Take) -> str:
         """``keep``, ``redo`` or ``quit``."""
 
     def message(self, text: str) -> None: ...
@@ -199,7 +199,7 @@ class Session:
         self.source, self.ui, self.cfg, self.params, self.speech_cfg = source, ui, cfg, params, speech_cfg
         self.out_dir = Path(out_dir) / cfg.kind
         self.flush_between_takes = flush_between_takes
-        self.session_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        self.session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.floor_db = float("nan")
         self.saved: list[Path] = []
         self.input_ended = False
@@ -312,7 +312,7 @@ class Session:
         meta = {
             "version": SIDECAR_VERSION, "keyword": self.cfg.keyword, "kind": self.cfg.kind, "prompt": prompt,
             "take": index + 1, "session": self.session_id,
-            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
             "sample_rate": self.rate, "duration_s": round(len(take.audio) / self.rate, 4),
             "speech_span_s": [round(t, 4) for t in take.speech_span_s or ()],
             "speech_dbfs": round(take.speech_dbfs, 1), "peak_dbfs": round(take.peak_dbfs, 1),

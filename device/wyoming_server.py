@@ -36,8 +36,8 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.wake import Detect, Detection, NotDetected
 
-from device.api import Detector
 from device import package_version
+from device.api import Detector
 
 log = logging.getLogger("wakeword.wyoming")
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class HeldoutPlan:
     negative_kinds: tuple[str, ...] = ("confusable", "speech")
     """Kinds of the split's own non-keyword utterances put in the negative streams (the benchmark
     keeps the near-homophone ``confusable`` ones apart, as their own hard-negative set)."""
-    real: "RealNegatives | None" = None
+    real: RealNegatives | None = None
     """Real negative audio to calibrate on as well (groups ``real speech``, ``real speech + noise``)."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 
 from device import modelmeta
+from device.engine import Engine
 from device.fsutil import atomic_write_text
 from export import onnx_export
 from export.bench import step_cost
@@ -33,7 +34,6 @@ from export.calib_streams import CalibrationDataError, Source, folder_source, sc
 from export.calibrate import Calibration, calibrate
 from export.config import ExportConfig
 from export.parity import ParityResult, check_operators, check_parity
-from device.engine import Engine
 from export.source import Checkpoint, build_detector, load_checkpoint
 
 log = logging.getLogger(__name__)

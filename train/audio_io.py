@@ -16,8 +16,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from device.wavio import write_wav  # noqa: F401  (the one WAV writer, re-exported for train/)
 from device.params import AudioParams
+from device.wavio import write_wav  # noqa: F401  (the one WAV writer, re-exported for train/)
 
 log = logging.getLogger(__name__)
 

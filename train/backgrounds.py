@@ -9,9 +9,9 @@ mono ``[samples]``; levels are set later by the mixer (SNR).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -27,7 +27,7 @@ class Dist:
     """nccl needs its collective tensors on the GPU."""
 
     @classmethod
-    def from_env(cls, cuda: bool = False) -> "Dist":
+    def from_env(cls, cuda: bool = False) -> Dist:
         """Join the process group torchrun describes in the environment (if any)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:

@@ -19,8 +19,17 @@ from pathlib import Path
 
 from device.params import AudioParams
 from train import realdata
-from train.streams import (Clip, Stream, StreamConfig, cache_key, cached, file_fingerprint,
-                           negative_streams, positive_streams, speech_span_s)
+from train.streams import (
+    Clip,
+    Stream,
+    StreamConfig,
+    cache_key,
+    cached,
+    file_fingerprint,
+    negative_streams,
+    positive_streams,
+    speech_span_s,
+)
 from train.validate import EvalSet, from_clipset, from_streams
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ class HardSet:
     """Their hardness (max off-keyword probability), float64 ``[n]``."""
 
     @classmethod
-    def empty(cls) -> "HardSet":
+    def empty(cls) -> HardSet:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float64))
 
     def __len__(self) -> int:
@@ -41,7 +41,7 @@ class HardSet:
         return {"indices": self.indices.tolist(), "weights": self.weights.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "HardSet":
+    def from_dict(cls, data: dict) -> HardSet:
         return cls(np.asarray(data["indices"], np.int64), np.asarray(data["weights"], np.float64))
 
 

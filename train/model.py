@@ -111,7 +111,7 @@ class Heads(nn.Module):
         return torch.logit(probs, eps=1e-6), torch.cat([state for _, state in outs])
 
 
-def make_head(cfg: ModelConfig) -> "Head | Heads":
+def make_head(cfg: ModelConfig) -> Head | Heads:
     """The head a :class:`ModelConfig` describes (checkpoints, export and training all build it here)."""
     return Heads(cfg) if cfg.heads > 1 else Head(cfg)
 

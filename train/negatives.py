@@ -182,7 +182,7 @@ def _is_vowel(p: str) -> bool:
     return p[0] in VOWELS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def substitution_cost(a: str, b: str) -> float:
     if a == b:
         return 0.0

@@ -23,9 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -413,7 +413,7 @@ def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:
     if todo:
         for results in workpool.imap(_render_chunk, chunks, workers, desc="rendering sources",
                                      total=todo, unit="utt", init=_init, init_args=(ctx,), weight=len):
-            for job, err, is_fatal in results:
+            for _job, err, is_fatal in results:
                 if err is None:
                     rendered += 1
                 else:

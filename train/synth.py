@@ -12,8 +12,8 @@ sample ``(t + 1) * output_hop_samples`` (80 ms frames). A keyword whose last sam
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -354,7 +354,7 @@ class NonFiniteLoss(RuntimeError):
     """A step whose loss or gradients are NaN/inf: training stops, the last good checkpoint stays."""
 
 
-def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: "StopFlag | None" = None) -> int:
+def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: StopFlag | None = None) -> int:
     """The whole training run -> exit status (0 done, 130 interrupted). ``stop``: the flag the
     loop polls between steps (default: one set by SIGINT/SIGTERM, :class:`device.stopflag.StopFlag`)."""
     from train import evalsets

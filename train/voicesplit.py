@@ -15,7 +15,7 @@ voice name: festival's ``kal_diphone`` and flite's ``kal`` are one person.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -13,7 +13,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 

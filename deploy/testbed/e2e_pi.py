@@ -167,7 +167,7 @@ class Scenario:
     def play(self, name: str) -> tuple[float, float]:
         """Play a recording into the loopback; returns (uptime before, wall clock before)."""
         self.ssh.run(f"cat > /tmp/{name}.wav", input_bytes=self.recordings[name].read_bytes())
-        for attempt in range(3):
+        for _attempt in range(3):
             t_up = float(self.sh("cut -d' ' -f1 /proc/uptime"))
             t_wall = float(self.sh("date +%s"))
             # snd-aloop answers a write with EIO when the capture side is reopened under it

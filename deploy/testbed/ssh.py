@@ -12,10 +12,10 @@ import pwd
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 
 def free_port() -> int:
@@ -35,7 +35,7 @@ class SshTarget:
     """Private key; ``key.with_suffix(".pub")`` goes into the machine's authorized_keys."""
 
     @classmethod
-    def create(cls, directory: Path, port: int, alias: str = "pibox", user: str = "pi") -> "SshTarget":
+    def create(cls, directory: Path, port: int, alias: str = "pibox", user: str = "pi") -> SshTarget:
         directory.mkdir(parents=True, exist_ok=True)
         key = directory / "id_ed25519"
         if not key.exists():

@@ -49,7 +49,7 @@ def tone_sets(out_dir: Path, params: AudioParams, positives: int = 6, negatives:
     noise = [np.random.default_rng(seed + 2).standard_normal(params.sample_rate * 5).astype(np.float32)]
     conditions = [(None, "clean")] + ([(snr_db, f"{snr_db:g} dB")] if snr_db is not None else [])
     specs = {}
-    for snr, cond in conditions:
+    for _snr, cond in conditions:
         specs[f"{cond}/pos"] = SetSpec(SOURCE, cond, True)
         specs[f"{cond}/neg"] = SetSpec(SOURCE, cond, False)
 

@@ -1,7 +1,6 @@
 """Fixtures for the benchmark tests: the real tone model and tone test audio (built once)."""
 from __future__ import annotations
 
-
 import pytest
 
 from benchhelpers import tone_sets

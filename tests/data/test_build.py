@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from terminal import sigint_default
 
 from device.params import AudioParams
+from terminal import sigint_default
 from tests.data.conftest import tiny_config, toml_of
 from train import clipmaker, datasynth, synth
 from train.dataset import build, main, open_split, source_utterances

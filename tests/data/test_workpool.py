@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from train import workpool
 from terminal import sigint_default
+from train import workpool
 
 REPO = Path(__file__).resolve().parents[2]
 

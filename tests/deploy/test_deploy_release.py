@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import REPO, UNIT
 from deploy import release
+from deploy_helpers import REPO, UNIT
 
 
 @pytest.fixture

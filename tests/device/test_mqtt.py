@@ -16,7 +16,7 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -190,7 +190,7 @@ def test_daemon_announces_publishes_a_detection_and_goes_offline_on_sigterm(brok
     assert det["event_type"] == "detected" and det["keyword"] == "tone" and det["score"] >= 0.5
     assert det["host"] == socket.gethostname()
     when = datetime.fromisoformat(det["time"])
-    assert when.utcoffset().total_seconds() == 0 and abs((datetime.now(timezone.utc) - when).total_seconds()) < 600
+    assert when.utcoffset().total_seconds() == 0 and abs((datetime.now(UTC) - when).total_seconds()) < 600
     assert "MQTT: connected to 127.0.0.1" in err and "Traceback" not in err
     # what Home Assistant finds when it subscribes later: the entity (retained) and "offline"
     late = Subscriber(broker.port)

@@ -11,8 +11,8 @@ import pytest
 
 from daemon_helpers import PARAMS, run_wakeword, tone_clip
 from device import modelmeta
-from toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
 from device.engine import Engine, EngineError
+from toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from daemon_helpers import RATE, json_lines, popen_wakeword, tone_clip, write_config
-from device.wavio import write_wav
 from device.sdnotify import Notifier, setup_logging, watchdog_interval_s
+from device.wavio import write_wav
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def recv_all(sock, timeout_s=0.2) -> list[str]:
     try:
         while True:
             out.append(sock.recv(4096).decode())
-    except (socket.timeout, BlockingIOError):
+    except (TimeoutError, BlockingIOError):
         return out
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from device.decision import DecisionConfig, detect
+from device.engine import Engine
 from device.params import AudioParams
 from export.__main__ import main
-from device.engine import Engine
 from export.scoring import stream_probs
 from tests.export.test_metadata import load_like_the_device
 from tests.toymodels import tone_clip, write_tone_checkpoint, write_tone_streams
@@ -174,7 +174,7 @@ def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_ch
                    "--set", "export.bench_steps=5")
     assert proc.returncode == 0, proc.stderr
     from device.api import Detector
-    from export.source import load_checkpoint, build_detector
+    from export.source import build_detector, load_checkpoint
 
     assert isinstance(build_detector(load_checkpoint(out / "train" / "best.pt")).head, Heads)
     det = Detector(out / "model.onnx")  # the device runs it: the mean of two heads peaks at each tone

@@ -8,9 +8,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from device.engine import Engine
 from export.onnx_export import op_types
 from export.parity import ParityError, check_operators, check_parity
-from device.engine import Engine
 from export.scoring import stream_probs, torch_probs
 
 TOL = 1e-4

@@ -7,13 +7,13 @@ import numpy as np
 import onnx
 import pytest
 
+from device.engine import Engine
 from device.modelmeta import ModelMeta
 from export.bench import step_cost
 from export.calib_streams import CalibrationDataError, folder_source
 from export.onnx_export import op_types
 from export.parity import check_operators
 from export.quantize import frontend_nodes, quantize_int8
-from device.engine import Engine
 from export.scoring import stream_probs
 
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from device.clipsaver import ClipSaver, SaveConfig
 from device.decision import Detection
-from device.takes import Session, SessionConfig
 from device.params import AudioParams
+from device.takes import Session, SessionConfig
 from label_helpers import RATE, http, serving, tone_word
 from train.dataconfig import DataConfig
 from train.sources import plan_recordings

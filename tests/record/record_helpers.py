@@ -20,7 +20,7 @@ SILENCE_LEVEL = 1e-3
 """espeak-ng pads its output with near-digital silence; above this the word is being spoken."""
 
 
-def espeak_word(folder: Path, text: str = "computer") -> "Word":
+def espeak_word(folder: Path, text: str = "computer") -> Word:
     """``text`` spoken by espeak-ng, resampled to the model rate."""
     wav = folder / "espeak.wav"
     subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.params import AudioParams
-from device.speech import Endpointer, SpeechConfig, Span, find_speech, frame_db, trim
+from device.speech import Endpointer, Span, SpeechConfig, find_speech, frame_db, trim
 from record_synth import speech_in_noise
 
 SR = AudioParams().sample_rate

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from device.params import AudioParams
-from train.streams import (Clip, StreamConfig, cache_key, cached, negative_streams, positive_streams,
-                           speech_span_s)
+from train.streams import Clip, StreamConfig, cache_key, cached, negative_streams, positive_streams, speech_span_s
 
 P = AudioParams()
 SR = P.sample_rate

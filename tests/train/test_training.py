@@ -2,7 +2,6 @@
 learning, streaming equivalence, checkpoints, resume, interruption, refusal of a foreign config."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from train import checkpoint
 from terminal import sigint_default
+from train import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model.hidden=16", "model.layers=1", "train.batch_size=8",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from device.fsutil import atomic_write_bytes, atomic_write_text
@@ -150,6 +150,6 @@ def keep_bad_copy(path: Path, raw: bytes) -> Path:
 def write_label(audio: Path, label: Label) -> Label:
     """Save ``label`` atomically beside ``audio`` with ``updated`` set to now; returns what was saved."""
     saved = Label(kind=label.kind, keyword_spans=label.keyword_spans, extra=label.extra,
-                  updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                  updated=datetime.now(UTC).isoformat(timespec="seconds"))
     atomic_write_text(label_path(audio), json.dumps(saved.to_json(), indent=1) + "\n")
     return saved

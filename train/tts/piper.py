@@ -33,7 +33,7 @@ def _paths(name: str):
 
 def _installed() -> list[str]:
     found = []
-    for name, package in VOICE_PACKAGES.items():
+    for name in VOICE_PACKAGES:
         try:
             model, config = _paths(name)
         except ImportError:
