@@ -50,13 +50,10 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from deploy.release import DEPLOY, REPO, device_requirements
+from deploy.release import DEPLOY, GPIO_REQUIREMENTS, REPO, device_requirements
 
 INDEX_URL = "https://pypi.org/simple"
 """Where the Pi's pip gets its wheels (a Pi with a mirror gets the same bytes, or a hash error)."""
-
-GPIO_REQUIREMENTS = ["rpi-lgpio"]
-"""What install.sh adds from pip on boards it drives through rpi-lgpio (see its gpio_plan)."""
 
 LOCK = DEPLOY / "requirements.lock"
 GPIO_LOCK = DEPLOY / "requirements-gpio.lock"
