@@ -12,8 +12,9 @@
 # Steps: check the Pi is supported (pi/platform.sh: 64-bit OS, Python 3.11+, and the release's
 # lock has wheels for its Python and architecture); verify the upload; install missing Debian
 # packages; create the service user and the gpio group; make (or reuse) the venv, pip-installing
-# exactly the versions and wheels of the release's requirements.lock (pip --require-hashes); copy the release to /opt/wakeword/releases/<id>; install /etc/wakeword/config.toml only if
-# absent; install the unit; point /opt/wakeword/current at the release; enable and restart
+# exactly the versions and wheels of the release's requirements.lock (pip --require-hashes); copy
+# the release to /opt/wakeword/releases/<id>; install /etc/wakeword/config.toml only if absent;
+# install the unit; point /opt/wakeword/current at the release; enable and restart
 # wakeword.service and wait until it is active. If it does not come up, switch back to the previous
 # release, restart that, say so.
 #
