@@ -29,7 +29,7 @@ export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-test data train export test bench soak finetune pair loop deploy status logs undeploy e2e-pi \
+.PHONY: help setup setup-test data train export test bench soak finetune pair loop deploy status logs undeploy e2e-pi lock \
         record label collect clean
 
 help:  ## show this help
@@ -89,6 +89,11 @@ logs:  ## recent journal of wakeword on HOST
 
 undeploy:  ## stop, disable and remove wakeword from HOST
 	@deploy/deploy.sh undeploy
+
+# The Pi installs exactly these versions and wheels (pip --require-hashes); refresh after changing the
+# `device` extra of pyproject.toml or upgrading the venv's onnxruntime/numpy (the tests say when).
+lock: setup  ## pin the Pi's Python packages to this venv's versions + wheel hashes -> deploy/requirements*.lock (PyPI)
+	$(PY) -m deploy.lock
 
 e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh

@@ -52,10 +52,15 @@ build_release() {
 }
 
 preflight() {  # one ssh round trip: the checks that give a clear line instead of a later mess
-  # First, before anything is installed: an unsupported Pi (32-bit OS, old Python; pi/platform.sh).
+  # First, before anything is installed: an unsupported Pi (32-bit OS, old Python, a Python or
+  # architecture the release's lock has no wheels for; pi/platform.sh).
+  local targets
+  targets=$(sed -n 's/^# targets: *//p' "$RELEASE_DIR/requirements.lock" | head -n 1)
+  [[ $targets =~ ^[a-z0-9_\ -]*$ ]] || { echo "RESULT FAILED: $RELEASE_DIR/requirements.lock: bad targets line"; return 1; }
   ww_ssh "$1" "$WW_REMOTE_ROOT
     $(cat "$here/pi/platform.sh")
     if ! why=\$(ww_platform_problem); then echo \"RESULT FAILED: \$why\"; exit 1; fi
+    if ! why=\$(ww_lock_problem '$targets'); then echo \"RESULT FAILED: unsupported Pi: \$why\"; exit 1; fi
     if [ \"\$(id -u)\" != 0 ] && ! sudo -n true 2>/dev/null; then
       echo \"RESULT FAILED: \$(id -un)@\$(hostname) needs passwordless sudo (or deploy as root@...)\"; exit 1; fi
     [ -d /run/systemd/system ] || { echo 'RESULT FAILED: the host does not run systemd'; exit 1; }
@@ -118,7 +123,8 @@ dry_run() {
   local host
   for host in "$@"; do
     echo "== $host"
-    echo "ssh $host: check a supported Pi (64-bit OS, Python 3.11+), passwordless sudo, systemd, rsync" \
+    echo "ssh $host: check a supported Pi (64-bit OS, Python 3.11+) that the lock has wheels for" \
+      "($(sed -n 's/^# targets: *//p' "$RELEASE_DIR/requirements.lock")), passwordless sudo, systemd, rsync" \
       "(install rsync if missing)"
     echo "rsync $RELEASE_DIR/ -> $host:~/$UPLOAD/"
     echo "ssh $host: sudo sh ~/$UPLOAD/pi/install.sh, which does:"

@@ -11,7 +11,9 @@ virtual environment)::
       model.onnx         the exported model
       models/            more keyword models (``--extra-model``, ``MODELS=``), run beside it ([[keywords]])
       config.toml        installed as /etc/wakeword/config.toml only where none exists
-      requirements.txt   the `device` extra of pyproject.toml minus what Debian provides
+      requirements.lock  the `device` extra of pyproject.toml minus what Debian provides, pinned:
+                         exact versions and wheel sha256s (deploy/requirements.lock, `make lock`)
+      requirements-gpio.lock  rpi-lgpio, pinned the same way (boards whose GPIO comes from pip)
       wakeword.service   the systemd unit of the daemon (LED, hook)
       wakeword-wyoming.service  the Wyoming service for Home Assistant
       pi/                the scripts run on the Pi (install.sh, platform.sh, undeploy.sh)
@@ -50,6 +52,13 @@ DEBIAN_PROVIDED = {"pyaudio": "python3-pyaudio"}
 """Requirements the Pi takes from Debian (the venv sees system packages), not from pip: PyAudio
 from pip needs a compiler and PortAudio headers on the Pi."""
 
+GPIO_REQUIREMENTS = ["rpi-lgpio"]
+"""What install.sh adds from pip on boards it drives through rpi-lgpio (its gpio_plan)."""
+
+LOCKS = {"requirements.lock": None, "requirements-gpio.lock": GPIO_REQUIREMENTS}
+"""The lock files a release carries (from deploy/, written by `make lock`: deploy/lock.py) and the
+requirements each must have been made from (None: the device extra minus DEBIAN_PROVIDED)."""
+
 LAUNCHER = """#!/bin/sh
 # wakeword launcher of one release: this release's code (lib/) on the shared venv's python.
 release=$(dirname "$(dirname "$(readlink -f "$0")")")
@@ -86,6 +95,29 @@ def device_requirements(pyproject: Path) -> list[str]:
         if name not in DEBIAN_PROVIDED:
             keep.append(req)
     return keep
+
+
+def checked_lock(path: Path, requirements: list[str]) -> str:
+    """The text of the lock file ``path``, after checking that it was made from ``requirements``
+    and pins every entry with hashes: a stale lock stops the release, not the Pi."""
+    from device import lockfile
+
+    if not path.is_file():
+        raise ReleaseError(f"{path} is missing: run `make lock`")
+    text = path.read_text()
+    header = next((line[len("# input:"):].strip() for line in text.splitlines()
+                   if line.startswith("# input:")), "null")
+    try:
+        made_from = json.loads(header)
+        lockfile.parse(text)
+    except (ValueError, lockfile.LockError) as exc:
+        raise ReleaseError(f"{path} is not what `make lock` writes ({exc}): run `make lock`") from None
+    if made_from != requirements:
+        raise ReleaseError(f"{path} was made for {made_from}, the Pi needs {requirements} "
+                           "(pyproject.toml's device extra changed): run `make lock`")
+    if not lockfile.targets(text):
+        raise ReleaseError(f"{path} has wheels for no Pi at all (no '# targets:'): run `make lock`")
+    return text
 
 
 def default_config(example: Path, extra: list[str] = ()) -> str:
@@ -130,7 +162,7 @@ def _device_files(device_dir: Path) -> list[Path]:
     return files
 
 
-def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], device_dir: Path,
+def _stage(tmp: Path, model: Path, config_text: str, locks: dict[str, str], device_dir: Path,
            extra: dict[str, Path] | None = None) -> None:
     """Write every hashed file of the release into ``tmp``."""
     for rel in _device_files(device_dir):
@@ -145,7 +177,8 @@ def _stage(tmp: Path, model: Path, config_text: str, requirements: list[str], de
         for name, path in extra.items():
             shutil.copyfile(path, tmp / "models" / name)
     (tmp / "config.toml").write_text(config_text)
-    (tmp / "requirements.txt").write_text("".join(r + "\n" for r in requirements))
+    for name, text in locks.items():
+        (tmp / name).write_text(text)
     for unit in UNITS:
         shutil.copyfile(DEPLOY / unit, tmp / unit)
     (tmp / "pi").mkdir()
@@ -167,7 +200,7 @@ def _manifest(root: Path) -> str:
 
 
 def build(model: Path, out: Path, config: Path | None = None, device_dir: Path = REPO / "device",
-          keyword: str = "", extra_models: list[Path] = ()) -> Release:
+          keyword: str = "", extra_models: list[Path] = (), lock_dir: Path = DEPLOY) -> Release:
     """Build (or find, if already built) the release for these inputs under ``out``."""
     model = Path(model)
     if not model.is_file() or model.stat().st_size == 0:
@@ -187,11 +220,13 @@ def build(model: Path, out: Path, config: Path | None = None, device_dir: Path =
     else:
         config_text = default_config(device_dir / "config.example.toml", list(extra))
     requirements = device_requirements(REPO / "pyproject.toml")
+    locks = {name: checked_lock(Path(lock_dir) / name, requirements if reqs is None else reqs)
+             for name, reqs in LOCKS.items()}
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".release-", dir=out))
     tmp.chmod(0o755)  # mkdtemp's 0700 would travel to the Pi, where the service user must read it
     try:
-        _stage(tmp, model, config_text, requirements, Path(device_dir), extra)
+        _stage(tmp, model, config_text, locks, Path(device_dir), extra)
         manifest = _manifest(tmp)
         release_id = hashlib.sha256(manifest.encode()).hexdigest()[:12]
         (tmp / "MANIFEST.sha256").write_text(manifest)

@@ -2,7 +2,8 @@
 
 Each check prints one line -- ``ok``, ``warn`` or ``FAIL`` and what to do about it. Exit
 status 0 when nothing failed, 1 otherwise (2 for a bad config, as everywhere). The first check is
-the machine itself (a 64-bit OS, Python 3.11+); where it fails, nothing else is checked.
+the machine itself (a 64-bit OS, Python 3.11+); where it fails, nothing else is checked. In a
+deployed release, the next is whether the venv runs the versions its lock pins.
 """
 from __future__ import annotations
 
@@ -71,6 +72,42 @@ def check_platform(r: Report, machine: str | None = None, pointer_bits: int | No
         return False
     r.ok(f"{pointer_bits}-bit {machine}, Python {version[0]}.{version[1]}")
     return True
+
+
+def check_lock(r: Report, release: Path | None = None) -> None:
+    """Does this Python run the versions the release's lock pins (what the workstation tested)?
+    Says nothing outside a deployed release (a checkout has no lock beside its code)."""
+    from device import lockfile
+
+    release = release or lockfile.release_dir()
+    if release is None:
+        return
+    lock = release / lockfile.LOCK_NAME
+    try:
+        text = lock.read_text()
+        pins = lockfile.parse(text)
+        gpio = release / lockfile.GPIO_LOCK_NAME
+        gpio_pins = lockfile.parse(gpio.read_text()) if gpio.is_file() else []
+    except (OSError, lockfile.LockError) as exc:
+        r.fail(f"cannot read {lock}: {exc}")
+        return
+    tag = lockfile.this_target()
+    if tag not in lockfile.targets(text):
+        r.fail(f"{lock} has no wheels for this Python and architecture ({tag}; it has "
+               f"{' '.join(lockfile.targets(text)) or 'none'}): add it to deploy/lock.py, run make lock, deploy again")
+        return
+    # rpi-lgpio's lock applies where install.sh took it from pip: compare what is installed of it.
+    found = lockfile.differences(pins) + lockfile.differences(gpio_pins, optional=True)
+    missing = [d for d in found if " missing " in d]
+    if missing:
+        r.fail(f"packages of the release's lock are missing: {'; '.join(missing)} (deploy again: "
+               "install.sh rebuilds the venv)")
+    elif found:
+        r.warn(f"installed versions differ from the release's lock: {'; '.join(found)}: this Pi runs "
+               "versions the workstation did not test (deploy again: install.sh rebuilds the venv)")
+    else:
+        main_pins = ", ".join(f"{p.name} {p.version}" for p in pins if p.name in ("onnxruntime", "numpy"))
+        r.ok(f"Python packages match the release's lock ({len(pins)} pinned; {main_pins})")
 
 
 def check_model(r: Report, cfg):
@@ -226,6 +263,7 @@ def main(args) -> int:
     if not check_platform(r):  # nothing else can work here (no onnxruntime for it)
         print("1 problem(s) found")
         return 1
+    check_lock(r)
     from device import config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)

@@ -9,10 +9,12 @@
 # wyoming: wakeword-wyoming.service, the Wyoming service for Home Assistant (the microphone is left
 # to wyoming-satellite); both. Both unit files are always installed; the others are disabled.
 #
-# Steps: check the Pi is supported (pi/platform.sh: 64-bit OS, Python 3.11+); verify the upload;
-# install missing Debian packages; create the service user and the gpio group; make (or reuse) the
-# venv; copy the release to /opt/wakeword/releases/<id>; install /etc/wakeword/config.toml only if
-# absent; install the unit; point /opt/wakeword/current at the release; enable and restart
+# Steps: check the Pi is supported (pi/platform.sh: 64-bit OS, Python 3.11+, and the release's
+# lock has wheels for its Python and architecture); verify the upload; install missing Debian
+# packages; create the service user and the gpio group; make (or reuse) the venv, pip-installing
+# exactly the versions and wheels of the release's requirements.lock (pip --require-hashes); copy
+# the release to /opt/wakeword/releases/<id>; install /etc/wakeword/config.toml only if absent;
+# install the unit; point /opt/wakeword/current at the release; enable and restart
 # wakeword.service and wait until it is active. If it does not come up, switch back to the previous
 # release, restart that, say so.
 #
@@ -49,26 +51,41 @@ trap 'rc=$?; if [ $rc != 0 ] && [ "$result_said" = no ]; then result "FAILED: in
 
 debian_packages() {
   # What the daemon takes from Debian (the venv sees them): Python, systemd's journal binding,
-  # PyAudio over PortAudio/ALSA, numpy; plus the board's RPi.GPIO provider (gpio_plan).
-  echo "python3 python3-venv python3-systemd python3-pyaudio python3-numpy $gpio_apt"
+  # PyAudio over PortAudio/ALSA; plus the board's RPi.GPIO provider (gpio_plan). numpy, onnxruntime
+  # and the rest come from the lock, at the versions the workstation tested.
+  echo "python3 python3-venv python3-systemd python3-pyaudio $gpio_apt"
 }
 
 gpio_plan() {
-  # Sets gpio_apt (a Debian package) and gpio_pip (a pip requirement) for this board.
-  gpio_apt="" gpio_pip=""
+  # Sets gpio_apt (a Debian package) or gpio_lock (the release's lock of rpi-lgpio, pip-installed
+  # into the venv) for this board; gpio_note says why neither, when the LED cannot be driven.
+  gpio_apt="" gpio_lock="" gpio_note=""
   board=""
   if [ -r /proc/device-tree/model ]; then board=$(tr -d '\0' < /proc/device-tree/model); fi
   case "$board" in
     "Raspberry Pi 5"*|"Raspberry Pi Compute Module 5"*)
       # The Pi 5's GPIO is behind the RP1 chip: RPi.GPIO cannot drive it, rpi-lgpio can.
       if apt-cache show python3-rpi-lgpio >/dev/null 2>&1; then gpio_apt=python3-rpi-lgpio
-      else gpio_pip="rpi-lgpio"; fi ;;
+      else gpio_from_lock || gpio_note="no python3-rpi-lgpio package, and $gpio_lock_why"; fi ;;
     "Raspberry Pi"*)
       if installed python3-rpi-lgpio; then gpio_apt=python3-rpi-lgpio; else gpio_apt=python3-rpi.gpio; fi ;;
     *)
-      # Not a Pi. A board with a GPIO character device gets rpi-lgpio from pip (the same API).
-      if ls /dev/gpiochip* >/dev/null 2>&1; then gpio_pip="rpi-lgpio"; fi ;;
+      # Not a Pi. A board with a GPIO character device gets rpi-lgpio (the same API): pinned from
+      # the lock where it has wheels for this Python (lgpio has none for 3.13), else Debian's.
+      if ls /dev/gpiochip* >/dev/null 2>&1; then
+        if ! gpio_from_lock; then
+          if apt-cache show python3-rpi-lgpio >/dev/null 2>&1; then gpio_apt=python3-rpi-lgpio
+          else gpio_note="no python3-rpi-lgpio package, and $gpio_lock_why"; fi
+        fi
+      fi ;;
   esac
+}
+
+lock_targets() { sed -n 's/^# targets: *//p' "$1" | head -n 1; }
+
+gpio_from_lock() {  # use the release's rpi-lgpio lock if it has wheels for this Python and machine
+  gpio_lock_why=$(ww_lock_problem "$(lock_targets "$src/requirements-gpio.lock")" "the lock of rpi-lgpio") \
+    && gpio_lock=$src/requirements-gpio.lock
 }
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -76,14 +93,17 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 plan() {
   cat <<EOF
 install.sh on the Pi, as root (release $id):
-  0. check the Pi is supported: a 64-bit OS (onnxruntime has no 32-bit ARM wheel), Python 3.11 or newer
+  0. check the Pi is supported: a 64-bit OS (onnxruntime has no 32-bit ARM wheel), Python 3.11 or newer,
+     and requirements.lock has wheels for it ($(lock_targets "$src/requirements.lock"))
   1. verify the upload against MANIFEST.sha256
-  2. apt-get install what is missing of: python3 python3-venv python3-systemd python3-pyaudio
-     python3-numpy, and RPi.GPIO for the board (python3-rpi.gpio; rpi-lgpio on a Pi 5)
+  2. apt-get install what is missing of: python3 python3-venv python3-systemd python3-pyaudio,
+     and RPi.GPIO for the board (python3-rpi.gpio; rpi-lgpio on a Pi 5)
   3. create the system user $SERVICE_USER and the groups audio and gpio if missing
      (a new gpio group gets the udev rule $GPIO_RULE for /dev/gpiochip*)
-  4. venv $ROOT/venvs/<hash of requirements> (--system-site-packages), unless it exists:
-     pip install $(tr '\n' ' ' < "$src/requirements.txt")
+  4. venv $ROOT/venvs/<hash of the lock> (--system-site-packages), unless it exists and runs what
+     the lock pins: pip install --require-hashes --only-binary=:all: -r requirements.lock, i.e.
+     $(lock_pins "$src/requirements.lock")
+     (+ $(lock_pins "$src/requirements-gpio.lock") from requirements-gpio.lock where the board's GPIO comes from pip)
   5. copy the release to $ROOT/releases/$id; link /usr/local/bin/wakeword
   6. install $CONF from the release only if there is none (an edited config is never overwritten)
   7. install $UNIT_DIR/wakeword.service and $UNIT_DIR/wakeword-wyoming.service (daemon-reload if changed)
@@ -146,22 +166,50 @@ ensure_user() {
   fi
 }
 
+lock_pins() { sed -n 's/^\([A-Za-z0-9._-]*==[^ ;]*\).*/\1/p' "$1" | tr '\n' ' ' | sed 's/ $//'; }
+
+venv_runs_the_lock() {  # does the venv import exactly what the lock(s) pin? Prints the differences.
+  # (-B: no __pycache__ in the upload, which belongs to the ssh user and is rsynced again)
+  if [ -n "$gpio_lock" ]; then
+    PYTHONPATH="$src/lib" "$venv/bin/python" -B -m device.lockfile "$src/requirements.lock" "$gpio_lock"
+  else
+    PYTHONPATH="$src/lib" "$venv/bin/python" -B -m device.lockfile "$src/requirements.lock"
+  fi
+}
+
 ensure_venv() {
+  # Asked again here: before ensure_packages there may have been no python3 to ask.
+  if ! why=$(ww_lock_problem "$(lock_targets "$src/requirements.lock")"); then die "unsupported Pi: $why"; fi
   py_version=$(python3 -c 'import sys; print(sys.version)')
-  venv_id=$(printf '%s\n%s\n%s\n' "$(cat "$src/requirements.txt")" "$gpio_pip" "$py_version" | sha256sum | cut -c1-12)
+  # Keyed by the lock(s) and the Python: a new lock or a new Python is a new venv.
+  venv_id=$( { cat "$src/requirements.lock"; [ -z "$gpio_lock" ] || cat "$gpio_lock"; echo "$py_version"; } \
+    | sha256sum | cut -c1-12)
   venv=$ROOT/venvs/$venv_id
-  [ -f "$venv/.complete" ] && return 0
-  say "creating $venv (pip install: $(tr '\n' ' ' < "$src/requirements.txt")$gpio_pip); this takes a while on a Pi"
+  if [ -f "$venv/.complete" ]; then
+    if drift=$(venv_runs_the_lock 2>&1); then return 0; fi
+    say "venv $venv_id no longer runs what the lock pins:"
+    say "$drift"
+    say "rebuilding it"
+  fi
+  set -- -r "$src/requirements.lock"
+  [ -z "$gpio_lock" ] || set -- "$@" -r "$gpio_lock"
+  say "creating $venv (pip install, pinned and hash-checked: $(lock_pins "$src/requirements.lock")${gpio_lock:+ $(lock_pins "$gpio_lock")}); this takes a while on a Pi"
+  [ -z "$gpio_note" ] || say "  GPIO: $gpio_note: the LED cannot be driven (backend \"auto\" logs it instead)"
   t0=$(date +%s)
   rm -rf "$venv"
   mkdir -p "$ROOT/venvs"
   python3 -m venv --system-site-packages "$venv" || die "python3 -m venv failed"
-  # shellcheck disable=SC2086  # gpio_pip is empty or one requirement
-  if ! "$venv/bin/pip" install -q --disable-pip-version-check --prefer-binary \
-      -r "$src/requirements.txt" $gpio_pip > "$venv.pip.log" 2>&1; then
+  # Hash-checking mode: every package and dependency must be in the lock, at that version, as one of
+  # those very wheels (never an sdist, never built on the Pi).
+  if ! "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes --only-binary=:all: \
+      "$@" > "$venv.pip.log" 2>&1; then
     grep -v '^WARNING: Location' "$venv.pip.log" | tail -n 25
     rm -rf "$venv"
     die "pip install into $venv failed (see above; full output in $venv.pip.log)"
+  fi
+  if ! drift=$(venv_runs_the_lock 2>&1); then
+    say "$drift"
+    die "the new venv $venv_id does not run what the lock pins (see above)"
   fi
   rm -f "$venv.pip.log"
   touch "$venv/.complete"
@@ -288,6 +336,7 @@ show_status() {
 main() {
   # Before anything else: an unsupported Pi (32-bit OS, old Python) is one line, and nothing changes.
   if ! why=$(ww_platform_problem); then result "FAILED: $why"; exit 1; fi
+  if ! why=$(ww_lock_problem "$(lock_targets "$src/requirements.lock")"); then result "FAILED: unsupported Pi: $why"; exit 1; fi
   [ "$(id -u)" = 0 ] || { echo "install.sh must run as root (make deploy runs it with sudo)" >&2; exit 2; }
   [ -d /run/systemd/system ] || die "this machine does not run systemd"
   exec 9>/run/lock/wakeword-deploy.lock

@@ -4,6 +4,11 @@
 #
 #   ww_platform_problem    prints nothing and returns 0 on a supported machine; otherwise prints one
 #                          line naming what is missing, and returns 1
+#   ww_lock_problem TARGETS [WHAT]
+#                          the same for a lock file (deploy/requirements.lock, `make lock`) whose
+#                          "# targets:" line is TARGETS ("cp311-aarch64 cp313-aarch64 ..."): is this
+#                          machine's Python and architecture among them? WHAT names the lock in
+#                          the line that says why not
 #
 # Supported: a 64-bit userland (arm64 or amd64) with Python 3.11 or newer. onnxruntime publishes
 # wheels for aarch64 and x86_64 Linux only, so a 32-bit Raspberry Pi OS fails deep in pip without
@@ -35,4 +40,15 @@ ww_platform_problem() {
       return 1 ;;
   esac
   return 0
+}
+
+ww_lock_problem() {
+  # No python3 yet: install.sh installs Debian's and asks again before it makes the venv.
+  command -v python3 >/dev/null 2>&1 || return 0
+  ww_py_tag=$(python3 -c 'import platform, sys; v = sys.version_info; print("%d.%d cp%d%d-%s" % (v[0], v[1], v[0], v[1], platform.machine()))' 2>/dev/null || true)
+  ww_tag=${ww_py_tag#* }
+  case " $1 " in *" $ww_tag "*) [ -n "$ww_tag" ] && return 0 ;; esac
+  echo "${2:-the lock of the Python packages} has no wheels for Python ${ww_py_tag%% *} on $(uname -m)" \
+    "(${ww_tag:-unknown}; it has ${1:-none}): add it to TARGETS in deploy/lock.py and run make lock"
+  return 1
 }

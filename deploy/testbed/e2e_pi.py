@@ -4,7 +4,9 @@ Steps (each timed; the summary prints at the end):
 
 1. build or reuse the arm64 image (``pi-image.sh``) and train the tiny tone model;
 2. boot the VM (qemu-system-aarch64, cortex-a72; ssh on 127.0.0.1 only);
-3. ``make deploy HOST=pibox`` into it, exactly as a user would (SSH_CONFIG names the VM);
+3. ``make deploy HOST=pibox`` into it, exactly as a user would (SSH_CONFIG names the VM); the
+   venv it made must run exactly the versions of the lock files (deploy/requirements*.lock), and
+   hold nothing else;
 4. a negative recording played into snd-aloop must leave the LED line off, a positive one must
    switch it on -- read back from the kernel's GPIO state (debugfs) of the PL061 chip the daemon
    drives through rpi-lgpio;
@@ -32,6 +34,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger("e2e-pi")
+
+LOCKS = (REPO / "deploy" / "requirements.lock", REPO / "deploy" / "requirements-gpio.lock")
+"""What the Pi's venv must run: the emulated board is no Pi, so rpi-lgpio comes from its lock too."""
+
+# Run by the venv's python on the Pi: what it imports for each name, and what the venv itself holds.
+VENV_REPORT = r"""
+import importlib.metadata as m, json, sys, sysconfig
+names = json.loads(sys.argv[1])
+def imported(name):
+    try:
+        return m.version(name)
+    except m.PackageNotFoundError:
+        return None
+local = {d.metadata["Name"]: d.version for d in m.distributions(path=[sysconfig.get_paths()["purelib"]])}
+print(json.dumps({"imported": {n: imported(n) for n in names}, "local": local}))
+"""
 
 PLAYBACK = "hw:Loopback,0,0"
 """Where the test plays its recordings; the daemon captures the other end, hw:0,1."""
@@ -130,8 +148,8 @@ class Scenario:
         self.vm, self.ssh = vm, vm.ssh
         self.model, self.recordings, self.work, self.led_pin = model, recordings, work, led_pin
 
-    def sh(self, command: str, check: bool = True, timeout_s: float = 600) -> str:
-        return self.ssh.run(command, check=check, timeout_s=timeout_s).stdout
+    def sh(self, command: str, check: bool = True, timeout_s: float = 600, input_bytes: bytes | None = None) -> str:
+        return self.ssh.run(command, check=check, timeout_s=timeout_s, input_bytes=input_bytes).stdout
 
     def deploy(self) -> None:
         config = self.work / "pi-config.toml"
@@ -146,6 +164,26 @@ class Scenario:
             raise Failed(f"make deploy failed (exit {proc.returncode})")
         if self.sh("systemctl is-active wakeword", check=False).strip() != "active":
             raise Failed("make deploy succeeded but wakeword.service is not active")
+
+    def venv_runs_the_lock(self) -> None:
+        """The Pi's installed versions equal the lock files: what it imports, and what its venv holds."""
+        import json
+        import shlex
+
+        from device.lockfile import canonical, parse
+
+        pins = {p.name: p.version for path in LOCKS for p in parse(path.read_text())}
+        out = self.sh(f"/opt/wakeword/current/venv/bin/python - {shlex.quote(json.dumps(sorted(pins)))}",
+                      input_bytes=VENV_REPORT.encode())
+        report = json.loads(out.strip().splitlines()[-1])
+        wrong = [f"{n} {report['imported'][n] or 'missing'} (lock: {v})" for n, v in sorted(pins.items())
+                 if report["imported"][n] != v]
+        local = {canonical(n): v for n, v in report["local"].items()}
+        extra = sorted(f"{n}=={v}" for n, v in local.items() if n not in pins and n not in ("pip", "setuptools"))
+        if wrong or extra:
+            raise Failed(f"the Pi's venv is not the lock: {'; '.join(wrong) or 'versions ok'}; "
+                         f"not in the lock: {', '.join(extra) or 'nothing'}")
+        log.info("   the Pi's venv runs the lock: %s", " ".join(f"{n}=={v}" for n, v in sorted(pins.items())))
 
     def start_led_watch(self) -> None:
         self.ssh.run("cat > /tmp/led-watch.sh", input_bytes=LED_WATCH.encode())
@@ -242,6 +280,7 @@ def run(work: Path, led_pin: int, keep_vm: bool) -> int:
         timer.run("boot to ssh", vm.start)
         s = Scenario(vm, model, recordings, work, led_pin)
         timer.run("make deploy (fresh Pi: venv + pip install)", s.deploy)
+        timer.run("the venv's versions equal the lock files", s.venv_runs_the_lock)
         timer.run("LED watcher", s.start_led_watch)
         timer.run("negative recording -> LED stays off", s.negative_keeps_led_off)
         timer.run("positive recording -> LED on", s.positive_lights_led)

@@ -43,8 +43,12 @@ def test_release_has_the_right_files(model, tmp_path):
     # The default config is the commented example, naming the current release's model.
     config = tomllib.loads((rel / "config.toml").read_text())
     assert config["model"] == "/opt/wakeword/current/model.onnx"
-    reqs = (rel / "requirements.txt").read_text().lower()
-    assert "onnxruntime" in reqs and "numpy" in reqs and "wyoming" in reqs and "paho-mqtt" in reqs
+    # The Python packages travel as the committed locks (exact versions, wheel hashes), nothing looser.
+    assert not (rel / "requirements.txt").exists()
+    for name in ("requirements.lock", "requirements-gpio.lock"):
+        assert (rel / name).read_bytes() == (REPO / "deploy" / name).read_bytes(), name
+    reqs = (rel / "requirements.lock").read_text().lower()
+    assert "onnxruntime==" in reqs and "numpy==" in reqs and "wyoming==" in reqs and "paho-mqtt==" in reqs
     assert "pyaudio" not in reqs  # Debian's python3-pyaudio: no compiler needed on the Pi
     assert "torch" not in reqs
 
@@ -57,6 +61,7 @@ def test_manifest_covers_every_file_and_names_the_release(model, tmp_path):
     listed = {line.split("  ", 1)[1] for line in (rel / "MANIFEST.sha256").read_text().splitlines()}
     files = {p.relative_to(rel).as_posix() for p in rel.rglob("*") if p.is_file()}
     assert files - listed == {"MANIFEST.sha256", "RELEASE"}
+    assert {"requirements.lock", "requirements-gpio.lock"} <= listed  # a new lock is a new release
     assert rel.name == hashlib.sha256((rel / "MANIFEST.sha256").read_bytes()).hexdigest()[:12]
 
 
