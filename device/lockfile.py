@@ -14,10 +14,10 @@ from __future__ import annotations
 import platform
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable
 
 LOCK_NAME = "requirements.lock"
 """The device packages' lock, at the top of a release (deploy/requirements.lock in the repo)."""

@@ -17,8 +17,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from deploy_helpers import REPO, make
 from deploy import lock, release
+from deploy_helpers import REPO, make
 from device import lockfile
 
 LOCK = REPO / "deploy" / "requirements.lock"
