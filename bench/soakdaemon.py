@@ -36,6 +36,7 @@ class Detection:
     time_s: float
     """The daemon's own stream time of the detection."""
     score: float
+    pid: int = 0
 
 
 @dataclass
@@ -116,8 +117,8 @@ class DaemonRun:
         with self._lock:
             self.proc, self._alive = proc, True
             self.starts.append(time.monotonic())
-        for target, stream in ((self._read_stdout, proc.stdout), (self._read_stderr, proc.stderr)):
-            threading.Thread(target=target, args=(stream,), daemon=True).start()
+        threading.Thread(target=self._read_stdout, args=(proc.stdout, proc.pid), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(proc.stderr,), daemon=True).start()
         threading.Thread(target=self._watch, args=(proc,), name="soak-watch", daemon=True).start()
 
     def _watch(self, proc: subprocess.Popen) -> None:
@@ -199,12 +200,12 @@ class DaemonRun:
         for raw in stream:
             self._note(raw.rstrip("\n"))
 
-    def _read_stdout(self, stream) -> None:
+    def _read_stdout(self, stream, pid: int) -> None:
         for raw in stream:
             now = time.monotonic()
             try:
                 obj = json.loads(raw)
-                self.detections.append(Detection(now, float(obj["time_s"]), float(obj["score"])))
+                self.detections.append(Detection(now, float(obj["time_s"]), float(obj["score"]), pid))
             except (ValueError, KeyError, TypeError):
                 self._note(f"[stdout] {raw.rstrip()}")
                 continue
