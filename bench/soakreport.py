@@ -7,8 +7,8 @@ sound path cannot skew).
 
 - A keyword is **audible** when the offline reference run (the same WAV through ``--input``)
   detected it; it is **expected** when also clear of every outage: from ``stale_after_s`` + one
-  step before a stall, overrun, device loss or crash (audio already queued) to ``settle_s`` after
-  the daemon hears again.
+  step before a stall, overrun, device loss, wedge, crash or a gap of the rig's own (audio its
+  player could not take in time) to ``settle_s`` after the daemon hears again.
 - A detection **matches** the latest keyword that began before it arrived. It is **late** when it
   arrives more than ``tolerance_s`` (``stale_after_s`` + one step + 1 s) after that keyword ended
   -- what the stale-audio rule exists to prevent -- and **unexpected** when it matches nothing new.
@@ -31,6 +31,15 @@ RSS_LIMIT_MIB_PER_H = 1.0
 def _outages(soak, faults, lead_s: float, settle_s: float) -> list[tuple[float, float, str]]:
     out = [(f.start_s - lead_s, f.end_s + settle_s, f.kind) for f in faults
            if f.outage and f.start_s is not None and f.end_s is not None]
+    # the rig's own gaps: audio the player could not take in time (merged when close together)
+    gaps: list[list[float]] = []
+    for at, dur in getattr(soak.mic, "drops", []):
+        a, b = at - soak.t0, at - soak.t0 + dur
+        if gaps and a <= gaps[-1][1] + 1.0:
+            gaps[-1][1] = max(gaps[-1][1], b)
+        else:
+            gaps.append([a, b])
+    out += [(a - lead_s, b + settle_s, "rig") for a, b in gaps]
     readies = [t - soak.t0 for t in soak.notify.log.times("READY=1")]
     for e in soak.daemon.exits:
         if not e.asked:  # a crash, or the watchdog's abort: deaf until the new process is READY
@@ -217,7 +226,8 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
                                   "cpu_s": round(e.cpu_s, 2), "last_line": e.last_line[:200]}
                                  for e in soak.daemon.exits], "stop_line": stop_line.strip()},
             "rss": rss, "cpu": cpu, "notify": wd, "status": status, "saves": saves,
-            "feeder": {"frames_played": soak.feeder.frames_played, "frames_lost": soak.feeder.frames_lost},
+            "feeder": {"frames_played": soak.feeder.frames_played, "frames_lost": soak.feeder.frames_lost,
+                   "dropped_behind_s": round(soak.mic.overflowed_bytes / 2 / soak.feeder.rate_hz, 2)},
             "criteria": criteria, "passed": all(c["ok"] is not False for c in criteria)}
 
 
@@ -282,6 +292,8 @@ def write(result: dict, out: Path) -> Path:
         f"| longest watchdog gap outside stalls and wedges | {r['notify']['max_gap_s_outside_stalls']} s |",
         f"| audio dropped (stale, queue) / ALSA overruns (its STATUS line) | {r['status']['dropped_s']} s / "
         f"{r['status']['alsa_overruns']} |",
+        f"| rig: audio the player could not take in time (dropped to stay on schedule) | "
+        f"{r['feeder']['dropped_behind_s']} s |",
         "",
         "## Faults", "",
         "| fault | planned (s) | began | ended | ok | what happened |", "|---|---|---|---|---|---|",

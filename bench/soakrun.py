@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -66,9 +70,6 @@ def make_audio(source: Path | None, s: Settings, wav: Path) -> list[Event]:
 
 def offline_reference(model: Path, wav: Path, out: Path) -> list[float]:
     """Detections (stream time) of the same daemon reading the WAV as a file, no faults."""
-    import subprocess
-    import sys
-
     from bench.daemon import DaemonError, parse_lines
     from bench.soakdaemon import REPO
 
@@ -165,8 +166,6 @@ class Soak:
             f.note += "; it logged: " + behind[0].split("WARNING: ", 1)[-1]
 
     def _dropped_s(self) -> float:
-        import re
-
         for _, text in reversed(self.notify.log.statuses()):
             m = re.search(r"dropped ([0-9.]+) s", text)
             if m:
@@ -301,8 +300,6 @@ class Soak:
         pending = getattr(self, "pending_time_s", None)
         found = None
         if pending is not None:
-            import json
-
             for stem in jsons:
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     if abs(json.loads((folder / f"{stem}.json").read_text())["time_s"] - pending) < 0.01:
