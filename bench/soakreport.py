@@ -99,7 +99,10 @@ def _rss(samples, from_at: float, to_at: float) -> dict:
     mib = np.array([b for _, b in pts])
     hours = (t - t[0]) / 3600
     slope = float(np.polyfit(hours, mib, 1)[0]) if hours[-1] > 0 else 0.0
-    return {"samples": len(pts), "start_mib": round(float(mib[0]), 2), "end_mib": round(float(mib[-1]), 2),
+    every = max(1, len(pts) // 200)
+    series = [[round(float(a - t[0]), 1), round(float(b), 2)] for a, b in zip(t[::every], mib[::every])]
+    return {"samples": len(pts), "series_s_mib": series,
+            "start_mib": round(float(mib[0]), 2), "end_mib": round(float(mib[-1]), 2),
             "max_mib": round(float(mib.max()), 2), "span_h": round(float(hours[-1]), 3),
             "growth_mib_per_h": round(slope, 3),
             "end_minus_start_per_h": round(float((mib[-1] - mib[0]) / hours[-1]), 3) if hours[-1] > 0 else None}
