@@ -116,6 +116,7 @@ class PulseMic:
         # A small pipe written without blocking: when the player falls behind, the audio that does
         # not fit is dropped, and what follows is still heard on time. (A full 64 KiB pipe held the
         # audio up to 2 s behind its schedule for the rest of the run.)
+        assert player.stdin is not None  # started with stdin=PIPE
         fd = player.stdin.fileno()
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
