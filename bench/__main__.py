@@ -6,6 +6,7 @@ audio is cached in ``<build>/bench/streams/``, the daemon's logs of every run in
 failures (no model, no test audio, a daemon run that fails, a bad config) print one line and
 exit 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     ap = stagecli.parser("python -m bench", __doc__.splitlines()[0])
     ap.add_argument("--peers", action="store_true", help="also run other engines (installs them under build/peers/)")
-    ap.add_argument("--model", type=Path, help="benchmark this model file instead of <build>/model.onnx "
-                    "(and its model.int8.onnx sibling, if any); the test audio still comes from --build")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        help="benchmark this model file instead of <build>/model.onnx "
+        "(and its model.int8.onnx sibling, if any); the test audio still comes from --build",
+    )
     ap.add_argument("--out", type=Path, help="report folder (default <build>/bench)")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
@@ -41,10 +46,20 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=10,
+        ).stdout.strip()
         if rev.returncode == 0:
             out["git"] = rev.stdout.strip() + (" (uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -55,16 +70,23 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     from bench.daemon import DaemonError
     from bench.peers import PeerError
     from bench.pipeline import BenchError
     from train import stagecli
 
     command = "python -m bench " + " ".join(shlex.quote(a) for a in argv)
-    return stagecli.run("bench", lambda: _run(args, command), (BenchError, DaemonError, PeerError),
-                        "cached test audio is kept; no report written")
+    return stagecli.run(
+        "bench",
+        lambda: _run(args, command),
+        (BenchError, DaemonError, PeerError),
+        "cached test audio is kept; no report written",
+    )
 
 
 def _run(args: argparse.Namespace, command: str) -> int:

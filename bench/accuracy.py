@@ -13,6 +13,7 @@ Sweeps use the device's own rule (:func:`device.decision.detect` through
 :func:`train.metrics.det_curve`) on the per-frame probabilities the daemon printed, so every
 point of the curve is what the daemon would do at that threshold.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -95,8 +96,13 @@ def side_sets(tests: list[TestAudio], condition: str) -> dict[str, list[TestAudi
     return out
 
 
-def side_counts(tests: list[TestAudio], condition: str, thresholds: list[float],
-                detections: Callable[[TestAudio, float], list[float]], tolerance_s: float) -> dict[str, list[dict]]:
+def side_counts(
+    tests: list[TestAudio],
+    condition: str,
+    thresholds: list[float],
+    detections: Callable[[TestAudio, float], list[float]],
+    tolerance_s: float,
+) -> dict[str, list[dict]]:
     """For each side set and each threshold: false accepts, hours, utterances (where known).
 
     ``detections(test, threshold)``: detection times of an engine on one WAV at one setting.
@@ -114,43 +120,64 @@ def side_counts(tests: list[TestAudio], condition: str, thresholds: list[float],
     return out
 
 
-def rule_detections(streams: dict[str, ScoredStream],
-                    decision: DecisionConfig) -> Callable[[TestAudio, float], list[float]]:
+def rule_detections(
+    streams: dict[str, ScoredStream], decision: DecisionConfig
+) -> Callable[[TestAudio, float], list[float]]:
     """:func:`side_counts`' ``detections`` for an engine with scores: the decision rule at a threshold."""
+
     def run(t: TestAudio, threshold: float) -> list[float]:
         cfg = DecisionConfig(min(threshold, 1 - 1e-9), decision.smoothing_frames, decision.refractory_s)
         st = streams[t.wav.name]
         return [d.time_s for d in detect(st.probs, st.frame_s, cfg)]
+
     return run
 
 
-def model_sets(tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig,
-               targets: tuple[float, ...], thresholds: np.ndarray, tolerance_s: float) -> list[SetResult]:
+def model_sets(
+    tests: list[TestAudio],
+    streams: dict[str, ScoredStream],
+    decision: DecisionConfig,
+    targets: tuple[float, ...],
+    thresholds: np.ndarray,
+    tolerance_s: float,
+) -> list[SetResult]:
     """DET curves of a scored model: one per (source, condition), negatives pooled per condition."""
     results = []
     for condition, slot in by_condition(tests, streams).items():
         for source, pos in slot["positives"].items():
-            curve = det_curve([pos, *slot["negatives"]], thresholds, decision.smoothing_frames,
-                              decision.refractory_s, tolerance_s)
-            results.append(SetResult(source, condition, curve, curve_points(curve, targets),
-                                     curve.keywords, curve.negative_hours))
+            curve = det_curve(
+                [pos, *slot["negatives"]], thresholds, decision.smoothing_frames, decision.refractory_s, tolerance_s
+            )
+            results.append(
+                SetResult(source, condition, curve, curve_points(curve, targets), curve.keywords, curve.negative_hours)
+            )
     return results
 
 
-def at_threshold(tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig,
-                 tolerance_s: float) -> dict[str, dict]:
+def at_threshold(
+    tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig, tolerance_s: float
+) -> dict[str, dict]:
     """At one decision config (the model's calibrated threshold): per (source, condition, side)
     the miss rate (positives) or false accepts/h (negatives)."""
     out = {}
     for t in tests:
         o = evaluate([streams[t.wav.name]], decision, tolerance_s)
-        out[t.spec.slug] = {"source": t.spec.source, "condition": t.spec.condition, "positive": t.spec.positive,
-                            "keywords": o.keywords, "hits": o.hits, "false_accepts": o.false_accepts,
-                            "hours": o.negative_hours, "miss_rate": o.miss_rate, "fa_per_hour": o.fa_per_hour}
+        out[t.spec.slug] = {
+            "source": t.spec.source,
+            "condition": t.spec.condition,
+            "positive": t.spec.positive,
+            "keywords": o.keywords,
+            "hits": o.hits,
+            "false_accepts": o.false_accepts,
+            "hours": o.negative_hours,
+            "miss_rate": o.miss_rate,
+            "fa_per_hour": o.fa_per_hour,
+        }
     return out
 
 
 # -- engines that only give detections (Porcupine) ------------------------------------------
+
 
 def refractory(times_s: list[float], refractory_s: float) -> list[float]:
     """Drop detections closer than ``refractory_s`` to the previous kept one (the device's rule,
@@ -162,16 +189,18 @@ def refractory(times_s: list[float], refractory_s: float) -> list[float]:
     return kept
 
 
-def detections_curve(runs: dict[float, dict[str, list[float]]], tests: list[TestAudio], condition: str,
-                     source: str, tolerance_s: float) -> DetCurve:
+def detections_curve(
+    runs: dict[float, dict[str, list[float]]], tests: list[TestAudio], condition: str, source: str, tolerance_s: float
+) -> DetCurve:
     """DET curve of a detections-only engine from one run per setting.
 
     ``runs``: ``{setting: {wav name: detection times}}``; a larger setting must mean fewer
     detections (e.g. ``1 - sensitivity``), so it plays the role of the threshold.
     """
     pos = [t for t in tests if t.spec.condition == condition and t.spec.positive and t.spec.source == source]
-    neg = [t for t in tests
-           if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES]
+    neg = [
+        t for t in tests if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES
+    ]
     settings = sorted(runs)
     miss, fa = [], []
     keywords = hours = 0.0

@@ -1,4 +1,5 @@
 """The ``[bench]`` section of the configuration (configs/default.toml, configs/quick.toml)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

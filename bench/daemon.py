@@ -15,6 +15,7 @@ system seconds of the whole process, all threads). Peak memory is the child's ``
 (``/proc/<pid>/status``), sampled while it runs: ``ru_maxrss`` would report this (large)
 benchmark process instead, since Linux carries the high-water mark across fork and exec.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,7 @@ def parse_lines(lines: Iterable[str]) -> DaemonOutput:
         total = max(i + len(p) for i, p in chunks)
         probs = np.zeros(total, np.float32)
         for i, p in chunks:
-            probs[i:i + len(p)] = p
+            probs[i : i + len(p)] = p
         out.probs = probs
     return out
 
@@ -104,9 +105,18 @@ def wakeword_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "device.cli"]
 
 
-def listen_argv(model: Path, wav: Path, config: Path | None = None, *, frame_scores: bool = False,
-                scores: bool = False, detections: bool = True, infer_every_s: float | None = None,
-                realtime: bool = False, max_audio_s: float | None = None) -> list[str]:
+def listen_argv(
+    model: Path,
+    wav: Path,
+    config: Path | None = None,
+    *,
+    frame_scores: bool = False,
+    scores: bool = False,
+    detections: bool = True,
+    infer_every_s: float | None = None,
+    realtime: bool = False,
+    max_audio_s: float | None = None,
+) -> list[str]:
     argv = wakeword_command() + ["listen", "--model", str(model), "--input", str(wav)]
     argv += ["--config", str(config)] if config else []
     argv += ["--json"] if detections else []
@@ -175,8 +185,7 @@ def run(argv: list[str], stderr_path: Path) -> tuple[DaemonOutput, Usage]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
     with open(stderr_path, "w") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                text=True, env=env)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, env=env)
         assert proc.stdout is not None  # stdout=PIPE
         rss = PeakRss(proc.pid)
         try:

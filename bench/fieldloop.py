@@ -30,6 +30,7 @@ the real recordings of everyone else, and on the held-out synthetic voices.
 
 Each stage is skipped when its output exists, so an interrupted run picks up where it stopped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,15 +71,27 @@ class Household:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from train import stagecli
 
-    ap = stagecli.parser("python -m bench.fieldloop", __doc__.splitlines()[0],
-                         "the shipped model's build folder (trained, exported)")
+    ap = stagecli.parser(
+        "python -m bench.fieldloop", __doc__.splitlines()[0], "the shipped model's build folder (trained, exported)"
+    )
     ap.add_argument("--loop-build", type=Path, help="where the loop works (default <build>-loop)")
-    ap.add_argument("--household", default=",".join(DEFAULT_HOUSEHOLD),
-                    help="speakers of ../shared/data who are the household (comma-separated)")
-    ap.add_argument("--review-threshold", type=float, default=0.1,
-                    help="threshold the daemon collects at (the shipped one stays in the model)")
-    ap.add_argument("--snippets-per-hour", type=float, default=0.0,
-                    help="the daemon also keeps this many room snippets per hour of field audio (0: off)")
+    ap.add_argument(
+        "--household",
+        default=",".join(DEFAULT_HOUSEHOLD),
+        help="speakers of ../shared/data who are the household (comma-separated)",
+    )
+    ap.add_argument(
+        "--review-threshold",
+        type=float,
+        default=0.1,
+        help="threshold the daemon collects at (the shipped one stays in the model)",
+    )
+    ap.add_argument(
+        "--snippets-per-hour",
+        type=float,
+        default=0.0,
+        help="the daemon also keeps this many room snippets per hour of field audio (0: off)",
+    )
     args = ap.parse_args(argv)
     args.household = tuple(s.strip() for s in args.household.split(",") if s.strip())
     args.loop_build = args.loop_build or args.build.with_name(args.build.name + "-loop")
@@ -99,7 +112,7 @@ def _cfg(args) -> dict:
 
 def _share(path: Path) -> float:
     """A stable number in [0, 1) from a file's name (which period it belongs to)."""
-    return int(hashlib.sha256(path.name.encode()).hexdigest()[:8], 16) / 2 ** 32
+    return int(hashlib.sha256(path.name.encode()).hexdigest()[:8], 16) / 2**32
 
 
 def split_household(keyword: str, speakers: tuple[str, ...]) -> Household:
@@ -110,14 +123,17 @@ def split_household(keyword: str, speakers: tuple[str, ...]) -> Household:
     other = sorted(c.path for c in realdata.negative_clips(keyword=keyword) if c.speaker in speakers)
     if not takes and not other:
         raise SystemExit(f"fieldloop: ../shared/data has no recordings by {', '.join(speakers)}; see --household")
-    return Household(recorded=[p for p in takes if _share(p) < 0.25],
-                     field_keyword=[p for p in takes if 0.25 <= _share(p) < 0.5],
-                     field_other=[p for p in other if _share(p) < 0.5],
-                     later_keyword=[p for p in takes if _share(p) >= 0.5],
-                     later_other=[p for p in other if _share(p) >= 0.5])
+    return Household(
+        recorded=[p for p in takes if _share(p) < 0.25],
+        field_keyword=[p for p in takes if 0.25 <= _share(p) < 0.5],
+        field_other=[p for p in other if _share(p) < 0.5],
+        later_keyword=[p for p in takes if _share(p) >= 0.5],
+        later_other=[p for p in other if _share(p) >= 0.5],
+    )
 
 
 # -- stage 1: the user records takes -----------------------------------------------------
+
 
 def record(args, hh: Household) -> Path:
     """``wakeword record --input`` on the household's "recorded" takes, laid out as a person
@@ -140,8 +156,20 @@ def record(args, hh: Household) -> Path:
     shutil.rmtree(out / "positive", ignore_errors=True)  # a session cut short is recorded again whole
     from bench.daemon import wakeword_command
 
-    cmd = wakeword_command() + ["record", "--keyword", args.keyword, "--out", str(out), "--input", str(session),
-                                "--yes", "--takes", str(len(hh.recorded)), "--speaker", "household"]
+    cmd = wakeword_command() + [
+        "record",
+        "--keyword",
+        args.keyword,
+        "--out",
+        str(out),
+        "--input",
+        str(session),
+        "--yes",
+        "--takes",
+        str(len(hh.recorded)),
+        "--speaker",
+        "household",
+    ]
     log.info("$ %s", " ".join(cmd))
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     kept = sorted((out / "positive").glob("*.wav"))
@@ -186,6 +214,7 @@ def room_tone(take: np.ndarray, seconds: float, sample_rate: int) -> np.ndarray:
 
 # -- stage 2: the Pi listens, a person reviews ---------------------------------------------
 
+
 def field_audio(args, hh: Household, out: Path) -> list[tuple[Path, list[tuple[float, float]]]]:
     """The field period as two WAVs (clean, in real noise) with the keyword spans in each."""
     from device.params import AudioParams
@@ -198,10 +227,16 @@ def field_audio(args, hh: Household, out: Path) -> list[tuple[Path, list[tuple[f
     params = config.section(cfg, "audio", AudioParams)
     noise = sorted(c.path for c in realdata.noise_clips())
     if not noise or not (hh.field_keyword or hh.field_other):
-        raise SystemExit("fieldloop: no field audio (the household has no files in that period, or "
-                         "../shared/data has no noise recordings)")
-    streams = real_streams(RealFiles(hh.field_keyword, hh.field_other, noise), params,
-                           config.section(cfg, "streams", StreamConfig), cache_dir=None)
+        raise SystemExit(
+            "fieldloop: no field audio (the household has no files in that period, or "
+            "../shared/data has no noise recordings)"
+        )
+    streams = real_streams(
+        RealFiles(hh.field_keyword, hh.field_other, noise),
+        params,
+        config.section(cfg, "streams", StreamConfig),
+        cache_dir=None,
+    )
     wavs = []
     for group, items in streams.items():
         wav = out / f"{group.replace('real_', 'field-')}.wav"
@@ -252,10 +287,16 @@ def collect(args, model: Path, hh: Household) -> Path:
         config = work / f"daemon-{wav.stem}.toml"
         snippets = work / f"snippets-{wav.stem}"
         shutil.rmtree(snippets, ignore_errors=True)
-        config.write_text(f'[detect]\nthreshold = {args.review_threshold}\n[gpio]\nbackend = "log"\n'
-                          f'[save]\nenabled = true\ndir = "{saved}"\nmax_mb = 2000.0\n' + (
-                              f'[snippets]\nenabled = true\ndir = "{snippets}"\nper_hour = {args.snippets_per_hour}\n'
-                              'max_mb = 2000.0\n' if args.snippets_per_hour else ""))
+        config.write_text(
+            f'[detect]\nthreshold = {args.review_threshold}\n[gpio]\nbackend = "log"\n'
+            f'[save]\nenabled = true\ndir = "{saved}"\nmax_mb = 2000.0\n'
+            + (
+                f'[snippets]\nenabled = true\ndir = "{snippets}"\nper_hour = {args.snippets_per_hour}\n'
+                "max_mb = 2000.0\n"
+                if args.snippets_per_hour
+                else ""
+            )
+        )
         out, _ = run(listen_argv(model, wav, config), work / f"{wav.stem}.stderr")
         kept = _take_snippets(snippets, args.loop_build / "recordings" / args.keyword / "snippets" / wav.stem)
         verdicts = {"true_accept": 0, "false_accept": 0}
@@ -267,11 +308,21 @@ def collect(args, model: Path, hh: Household) -> Path:
             shutil.copy2(clip.with_suffix(".json"), dest.with_suffix(".json"))
             write_label(dest, label)
             verdicts[label.kind] += 1
-        summary["wavs"][wav.name] = {"keywords": len(spans), "detections": len(out.detections), **verdicts,
-                                     "snippets": kept}
-        log.info("field %s: %d takes spoken, %d detections at %g -> %d true, %d false accepts", wav.name,
-                 len(spans), len(out.detections), args.review_threshold, verdicts["true_accept"],
-                 verdicts["false_accept"])
+        summary["wavs"][wav.name] = {
+            "keywords": len(spans),
+            "detections": len(out.detections),
+            **verdicts,
+            "snippets": kept,
+        }
+        log.info(
+            "field %s: %d takes spoken, %d detections at %g -> %d true, %d false accepts",
+            wav.name,
+            len(spans),
+            len(out.detections),
+            args.review_threshold,
+            verdicts["true_accept"],
+            verdicts["false_accept"],
+        )
     for kind in ("true_accept", "false_accept"):
         summary[kind] = sum(w[kind] for w in summary["wavs"].values())
     stamp.write_text(json.dumps(summary, indent=1) + "\n")
@@ -294,6 +345,7 @@ def _take_snippets(kept: Path, dest: Path) -> int:
 
 # -- stage 3: fine-tune with and without the household -------------------------------------
 
+
 def finetune_both(args) -> dict[str, Path]:
     """``after`` (``[data] recordings_dir`` = the household's) and ``control`` (the shipped
     model's own data, so its dataset is the very one the model was trained on, borrowed, not
@@ -307,8 +359,14 @@ def finetune_both(args) -> dict[str, Path]:
         out = args.loop_build / name
         if (out / "model.onnx").exists():
             return out / "model.onnx"
-        return finetune(args.keyword, args.build, out, quick=args.quick, configs=args.config,
-                        overrides=[*args.overrides, *extra[name]])
+        return finetune(
+            args.keyword,
+            args.build,
+            out,
+            quick=args.quick,
+            configs=args.config,
+            overrides=[*args.overrides, *extra[name]],
+        )
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -319,6 +377,7 @@ def finetune_both(args) -> dict[str, Path]:
 
 
 # -- stage 4: measure --------------------------------------------------------------------
+
 
 def measure_sets(args, hh: Household, params, cfg: dict, bc) -> dict[str, list]:
     """``household`` (its later period), ``others`` (everyone else's real recordings and the
@@ -332,10 +391,10 @@ def measure_sets(args, hh: Household, params, cfg: dict, bc) -> dict[str, list]:
     bc = replace(bc, real_exclude_speakers=args.household)
     noise = sorted(c.path for c in realdata.noise_clips())
     out = args.loop_build / "streams"
-    household = testsets.recorded_sets("household", RealFiles(hh.later_keyword, hh.later_other, noise),
-                                       params, sc, out)
-    others = (testsets.synthetic_sets(args.keyword, args.build, params, sc, bc, args.build / "bench" / "streams")
-              + testsets.real_sets(args.keyword, params, sc, bc, out))
+    household = testsets.recorded_sets("household", RealFiles(hh.later_keyword, hh.later_other, noise), params, sc, out)
+    others = testsets.synthetic_sets(
+        args.keyword, args.build, params, sc, bc, args.build / "bench" / "streams"
+    ) + testsets.real_sets(args.keyword, params, sc, bc, out)
     return {"household": household, "others": others}
 
 
@@ -359,12 +418,18 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
     for name, model in models.items():
         decision = DetectConfig().resolve(pipeline.load_meta(model))
         scored = pipeline.score_model(name, model, tests, quiet, run_dir, decision)
-        by_model[name] = {"path": str(model), "threshold": decision.threshold, **{
-            group: pipeline.accuracy_of(scored, items, decision, bc) for group, items in sets.items() if items}}
-    result = {"models": by_model,
-              "tests": {group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours, "clips": t.clips}
-                                for t in items]
-                        for group, items in sets.items()}}
+        by_model[name] = {
+            "path": str(model),
+            "threshold": decision.threshold,
+            **{group: pipeline.accuracy_of(scored, items, decision, bc) for group, items in sets.items() if items},
+        }
+    result = {
+        "models": by_model,
+        "tests": {
+            group: [{"slug": t.spec.slug, "keywords": len(t.spans), "hours": t.hours, "clips": t.clips} for t in items]
+            for group, items in sets.items()
+        },
+    }
     path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -12,6 +12,7 @@ The keyword's end is where its speech ends in the clean clip, by energy
   the keyword's end was played, with the WAV paced at 1x (``--realtime``): the whole live path
   (queue, tick, model, decision, indicator thread).
 """
+
 from __future__ import annotations
 
 import re
@@ -49,8 +50,9 @@ def first_in_window(spans: list[tuple[float, float]], times_s: list[float], tole
     return out
 
 
-def keyword_latencies(spans: list[tuple[float, float]], detection_s: list[float], reported_s: list[float],
-                      tolerance_s: float) -> tuple[list[float], list[float]]:
+def keyword_latencies(
+    spans: list[tuple[float, float]], detection_s: list[float], reported_s: list[float], tolerance_s: float
+) -> tuple[list[float], list[float]]:
     """(frame latencies, event latencies) in s of every keyword that was hit."""
     frame, event = [], []
     for (_start, end), k in zip(spans, first_in_window(spans, detection_s, tolerance_s)):
@@ -79,8 +81,9 @@ def read_edges(edge_log: Path, level_on: int = 1) -> list[float]:
     return out
 
 
-def led_latencies(spans: list[tuple[float, float]], edges_mono: list[float], t0_mono: float,
-                  window_s: float) -> list[float]:
+def led_latencies(
+    spans: list[tuple[float, float]], edges_mono: list[float], t0_mono: float, window_s: float
+) -> list[float]:
     """LED-on latency per keyword whose edge came within ``window_s`` after its end (s)."""
     rel = [t - t0_mono for t in edges_mono]
     out = []

@@ -1,5 +1,6 @@
 """``<loop>/loop-report.md``: the shipped model, a control fine-tune and the fine-tune with the
 household's audio, side by side (``bench/fieldloop.py``)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,11 @@ from bench.report import _miss_cell, _pct
 from bench.testsets import HARD_NEGATIVES
 from device.fsutil import atomic_write_text
 
-LABELS = {"before": "before (shipped)", "control": "control fine-tune (no household audio)",
-          "after": "after one loop (household audio)"}
+LABELS = {
+    "before": "before (shipped)",
+    "control": "control fine-tune (no household audio)",
+    "after": "after one loop (household audio)",
+}
 
 
 def _conditions(group: dict) -> list[str]:
@@ -47,8 +51,9 @@ def _speech_fas(group: dict, cond: str) -> str:
     """False accepts at the model's own threshold on all ordinary negative speech of a condition
     (real and synthetic; the adversarial confusables apart)."""
     slug = cond.replace(" ", "")
-    negs = [v for k, v in group["calibrated"].items()
-            if k.endswith(f"-{slug}-neg") and not k.startswith(HARD_NEGATIVES)]
+    negs = [
+        v for k, v in group["calibrated"].items() if k.endswith(f"-{slug}-neg") and not k.startswith(HARD_NEGATIVES)
+    ]
     hours = sum(v["hours"] for v in negs)
     return f"{sum(v['false_accepts'] for v in negs)} in {hours:.1f} h" if negs else "-"
 
@@ -63,8 +68,12 @@ def others_rows(measured: dict, target: float = 0.5) -> list[str]:
         conds = _conditions(group)
         cells += [_at_threshold(group, "real", cond)[0] for cond in conds]
         cells += [_speech_fas(group, cond) for cond in conds]
-        cells.append(" / ".join(str(group["calibrated"].get(f"{HARD_NEGATIVES}-{c.replace(' ', '')}-neg", {})
-                                    .get("false_accepts", "-")) for c in conds))
+        cells.append(
+            " / ".join(
+                str(group["calibrated"].get(f"{HARD_NEGATIVES}-{c.replace(' ', '')}-neg", {}).get("false_accepts", "-"))
+                for c in conds
+            )
+        )
         for source in ("real", "synthetic"):
             cells += [_miss_cell(group, source, cond, target) for cond in conds]
         out.append("| " + " | ".join(cells) + " |")
@@ -81,8 +90,12 @@ def write_report(args, hh, measured: dict) -> Path:
     counts = hh.counts()
     later = {t["slug"]: t for t in measured["tests"].get("household", [])}
     later_h = later.get("household-clean-neg", {}).get("hours", 0.0)
-    confusables = next((t.get("clips") for t in measured["tests"].get("others", [])
-                        if t["slug"].startswith(HARD_NEGATIVES)), None) or "?"
+    confusables = (
+        next(
+            (t.get("clips") for t in measured["tests"].get("others", []) if t["slug"].startswith(HARD_NEGATIVES)), None
+        )
+        or "?"
+    )
     lines = [
         f'# One turn of the field loop: "{args.keyword}"',
         "",
@@ -117,7 +130,7 @@ def write_report(args, hh, measured: dict) -> Path:
         "The real recordings of the speakers outside the household and the held-out synthetic voices of the "
         "benchmark: misses and false accepts on all their other speech at each model's own threshold, then "
         "misses with the threshold swept to 0.5 false accepts per hour on that speech. Near-homophones "
-        "(\"commuter\", \"calm pewter\"... by the held-out voices, 2 s apart) are counted apart:",
+        '("commuter", "calm pewter"... by the held-out voices, 2 s apart) are counted apart:',
         "",
         f"| model | real miss, clean | real miss, 10 dB | false accepts, clean | false accepts, 10 dB "
         f"| near-homophones fired (of {confusables}), clean / 10 dB "

@@ -13,6 +13,7 @@ starts it as a subprocess and reads its output.
 
 The WAV must be 16-bit mono at the engine's rate (16 kHz), as the benchmark writes them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,12 +83,12 @@ def run_porcupine(args) -> float:
         pending = np.concatenate([pending, block])
         n = len(pending) // frame
         for k in range(n):
-            pcm = pending[k * frame:(k + 1) * frame]
+            pcm = pending[k * frame : (k + 1) * frame]
             done += frame
             for s, step in zip(settings, steps):
                 if step(pcm) >= 0:
                     emit({"setting": s, "time_s": done / rate})
-        pending = pending[n * frame:]
+        pending = pending[n * frame :]
     for eng in engines:
         eng.delete()
     return done / rate
@@ -105,11 +106,11 @@ def run_openwakeword(args) -> float:
     for rate, block in blocks(args.wav, args.max_audio_s):
         pending = np.concatenate([pending, block])
         n = len(pending) // chunk
-        probs = [float(model.predict(pending[k * chunk:(k + 1) * chunk])[key]) for k in range(n)]
+        probs = [float(model.predict(pending[k * chunk : (k + 1) * chunk])[key]) for k in range(n)]
         if probs:
             emit({"frame_s": chunk / rate, "start_s": done / rate, "probs": probs})
         done += n * chunk
-        pending = pending[n * chunk:]
+        pending = pending[n * chunk :]
     return done / 16000
 
 

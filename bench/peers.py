@@ -15,6 +15,7 @@ through :mod:`bench.peer_runner` as a subprocess, fed the very WAVs the daemon p
 CPU per audio hour is measured like the daemon's: a run over ``cost_audio_s`` of audio at one
 setting, minus a start-up run, from the kernel's accounting of the child.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,14 +60,47 @@ class Peer:
 
 
 PEERS = (
-    Peer("porcupine 1.9.5", "porcupine", ("pvporcupine==1.9.5",), ("numpy",),
-         frozenset({"alexa", "americano", "blueberry", "bumblebee", "computer", "grapefruit", "grasshopper",
-                    "hey google", "hey siri", "jarvis", "ok google", "picovoice", "porcupine", "terminator"}), False),
-    Peer("openwakeword 0.5.1", "openwakeword", ("openwakeword==0.5.1",),
-         ("numpy", "onnxruntime", "scipy", "scikit-learn", "tqdm"),
-         frozenset({"alexa", "hey jarvis", "hey mycroft", "hey rhasspy", "timer", "weather"}), True),
-    Peer("pymicro-wakeword 2.5.0", "pymicro", ("pymicro-wakeword==2.5.0",), ("pymicro-features>=2,<3", "numpy"),
-         frozenset({"alexa", "hey jarvis", "hey mycroft", "okay nabu"}), True),
+    Peer(
+        "porcupine 1.9.5",
+        "porcupine",
+        ("pvporcupine==1.9.5",),
+        ("numpy",),
+        frozenset(
+            {
+                "alexa",
+                "americano",
+                "blueberry",
+                "bumblebee",
+                "computer",
+                "grapefruit",
+                "grasshopper",
+                "hey google",
+                "hey siri",
+                "jarvis",
+                "ok google",
+                "picovoice",
+                "porcupine",
+                "terminator",
+            }
+        ),
+        False,
+    ),
+    Peer(
+        "openwakeword 0.5.1",
+        "openwakeword",
+        ("openwakeword==0.5.1",),
+        ("numpy", "onnxruntime", "scipy", "scikit-learn", "tqdm"),
+        frozenset({"alexa", "hey jarvis", "hey mycroft", "hey rhasspy", "timer", "weather"}),
+        True,
+    ),
+    Peer(
+        "pymicro-wakeword 2.5.0",
+        "pymicro",
+        ("pymicro-wakeword==2.5.0",),
+        ("pymicro-features>=2,<3", "numpy"),
+        frozenset({"alexa", "hey jarvis", "hey mycroft", "okay nabu"}),
+        True,
+    ),
 )
 
 
@@ -80,9 +114,11 @@ def ensure_venv(root: Path, peer: Peer) -> Path:
     if python.is_file() and marker.is_file() and json.loads(marker.read_text()) == wanted:
         return python
     log.info("installing %s into %s", ", ".join(peer.engine_packages + peer.runtime_packages), venv)
-    steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
-             [str(python), "-m", "pip", "install", "--quiet", "--no-deps", *peer.engine_packages],
-             [str(python), "-m", "pip", "install", "--quiet", *peer.runtime_packages]]
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", *peer.engine_packages],
+        [str(python), "-m", "pip", "install", "--quiet", *peer.runtime_packages],
+    ]
     for argv in steps:
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -98,17 +134,39 @@ def installed(python: Path) -> list[str]:
     return sorted(ln for ln in proc.stdout.splitlines() if "==" in ln)
 
 
-def run_runner(python: Path, peer: Peer, keyword: str, wav: Path, log_path: Path, *,
-               sensitivities: tuple[float, ...] = (0.5,), max_audio_s: float | None = None
-               ) -> tuple[list[dict], float, float]:
+def run_runner(
+    python: Path,
+    peer: Peer,
+    keyword: str,
+    wav: Path,
+    log_path: Path,
+    *,
+    sensitivities: tuple[float, ...] = (0.5,),
+    max_audio_s: float | None = None,
+) -> tuple[list[dict], float, float]:
     """(JSON lines, CPU s, peak RSS MiB) of one runner process."""
-    argv = [str(python), str(RUNNER), peer.engine, "--keyword", keyword, "--wav", str(wav),
-            "--sensitivities", ",".join(f"{s:g}" for s in sensitivities)]
+    argv = [
+        str(python),
+        str(RUNNER),
+        peer.engine,
+        "--keyword",
+        keyword,
+        "--wav",
+        str(wav),
+        "--sensitivities",
+        ",".join(f"{s:g}" for s in sensitivities),
+    ]
     argv += ["--max-audio-s", f"{max_audio_s:g}"] if max_audio_s else []
     lines = []
     with open(log_path, "w") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                                env=dict(os.environ, OMP_NUM_THREADS="1"))
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
         assert proc.stdout is not None  # stdout=PIPE
         rss = daemon.PeakRss(proc.pid)
         try:
@@ -134,12 +192,13 @@ def _frames(lines: list[dict]) -> tuple[np.ndarray, float]:
     probs = np.zeros(total)
     for ln in lines:
         i = round(ln["start_s"] / frame_s)
-        probs[i:i + len(ln["probs"])] = ln["probs"]
+        probs[i : i + len(ln["probs"])] = ln["probs"]
     return probs, frame_s
 
 
-def peer_accuracy(python: Path, peer: Peer, keyword: str, tests: list[TestAudio], bc, decision: DecisionConfig,
-                  run_dir: Path) -> list[dict]:
+def peer_accuracy(
+    python: Path, peer: Peer, keyword: str, tests: list[TestAudio], bc, decision: DecisionConfig, run_dir: Path
+) -> list[dict]:
     """The peer's DET curve per (voices, condition), like ours (same negatives, same counting)."""
     from bench.pipeline import set_row
 
@@ -149,17 +208,36 @@ def peer_accuracy(python: Path, peer: Peer, keyword: str, tests: list[TestAudio]
             lines, _, _ = run_runner(python, peer, keyword, t.wav, run_dir / f"peer-{peer.engine}-{t.spec.slug}.log")
             probs, frame_s = _frames(lines)
             streams[t.wav.name] = accuracy.scored(t, probs, frame_s)
-        sets = accuracy.model_sets(tests, streams, decision, bc.fa_targets_per_hour,
-                                   accuracy.sweep_thresholds(bc.sweep_thresholds), bc.tolerance_s)
+        sets = accuracy.model_sets(
+            tests,
+            streams,
+            decision,
+            bc.fa_targets_per_hour,
+            accuracy.sweep_thresholds(bc.sweep_thresholds),
+            bc.tolerance_s,
+        )
         rule = accuracy.rule_detections(streams, decision)
-        return [set_row(s.source, s.condition, s.curve, s.points,
-                        accuracy.side_counts(tests, s.condition, [p.threshold for p in s.points], rule, bc.tolerance_s))
-                for s in sets]
+        return [
+            set_row(
+                s.source,
+                s.condition,
+                s.curve,
+                s.points,
+                accuracy.side_counts(tests, s.condition, [p.threshold for p in s.points], rule, bc.tolerance_s),
+            )
+            for s in sets
+        ]
     # detections only: one engine per sensitivity; "threshold" = 1 - sensitivity (higher: fewer detections)
     runs: dict[float, dict[str, list[float]]] = {1 - s: {} for s in bc.peer_sensitivities}
     for t in tests:
-        lines, _, _ = run_runner(python, peer, keyword, t.wav, run_dir / f"peer-{peer.engine}-{t.spec.slug}.log",
-                                 sensitivities=bc.peer_sensitivities)
+        lines, _, _ = run_runner(
+            python,
+            peer,
+            keyword,
+            t.wav,
+            run_dir / f"peer-{peer.engine}-{t.spec.slug}.log",
+            sensitivities=bc.peer_sensitivities,
+        )
         for s in bc.peer_sensitivities:
             times = [ln["time_s"] for ln in lines if abs(ln["setting"] - s) < 1e-9]
             runs[1 - s][t.wav.name] = accuracy.refractory(times, decision.refractory_s)
@@ -172,21 +250,26 @@ def peer_accuracy(python: Path, peer: Peer, keyword: str, tests: list[TestAudio]
     for source, condition in sorted({(t.spec.source, t.spec.condition) for t in tests if t.spec.positive}):
         curve = accuracy.detections_curve(runs, tests, condition, source, bc.tolerance_s)
         points = accuracy.curve_points(curve, bc.fa_targets_per_hour)
-        row = set_row(source, condition, curve, points,
-                      accuracy.side_counts(tests, condition, [p.threshold for p in points], at_setting, bc.tolerance_s))
+        row = set_row(
+            source,
+            condition,
+            curve,
+            points,
+            accuracy.side_counts(tests, condition, [p.threshold for p in points], at_setting, bc.tolerance_s),
+        )
         for p in row["points"]:
             p["sensitivity"] = 1 - p["threshold"] if p["threshold"] < 1 else None
         rows.append(row)
     return rows
 
 
-def peer_cpu(python: Path, peer: Peer, keyword: str, wav: Path, wav_s: float, audio_s: float,
-             run_dir: Path) -> tuple[float, float]:
+def peer_cpu(
+    python: Path, peer: Peer, keyword: str, wav: Path, wav_s: float, audio_s: float, run_dir: Path
+) -> tuple[float, float]:
     """(CPU s per audio hour at one setting with start-up subtracted, peak RSS MiB)."""
     audio_s = min(audio_s, wav_s)
     _, startup, _ = run_runner(python, peer, keyword, wav, run_dir / f"peer-{peer.engine}-cost0.log", max_audio_s=0.1)
-    _, full, rss = run_runner(python, peer, keyword, wav, run_dir / f"peer-{peer.engine}-cost.log",
-                              max_audio_s=audio_s)
+    _, full, rss = run_runner(python, peer, keyword, wav, run_dir / f"peer-{peer.engine}-cost.log", max_audio_s=audio_s)
     return max(full - startup, 0.0) / audio_s * 3600, rss
 
 
@@ -206,8 +289,9 @@ def run_all(keyword: str, tests: list[TestAudio], build: Path, bc, decision: Dec
     return out
 
 
-def run_peer(peer: Peer, keyword: str, tests: list[TestAudio], root: Path, bc, decision: DecisionConfig,
-             run_dir: Path) -> dict:
+def run_peer(
+    peer: Peer, keyword: str, tests: list[TestAudio], root: Path, bc, decision: DecisionConfig, run_dir: Path
+) -> dict:
     python = ensure_venv(root, peer)
     longest = max(tests, key=lambda t: t.duration_s)
     if keyword.lower() not in peer.keywords:
@@ -215,16 +299,28 @@ def run_peer(peer: Peer, keyword: str, tests: list[TestAudio], root: Path, bc, d
         other = sorted(peer.keywords)[0]
         log.info("%s has no built-in %r model; measuring its cost with %r", peer.name, keyword, other)
         cpu, rss = peer_cpu(python, peer, other, longest.wav, longest.duration_s, bc.cost_audio_s, run_dir)
-        return {"kind": "peer", "sets": [], "cpu_s_per_audio_hour": cpu, "max_rss_mb": rss,
-                "packages": installed(python),
-                "note": f"has no {keyword!r} model: only its cost is shown, measured with its {other!r} model "
-                        "on the same audio."}
+        return {
+            "kind": "peer",
+            "sets": [],
+            "cpu_s_per_audio_hour": cpu,
+            "max_rss_mb": rss,
+            "packages": installed(python),
+            "note": f"has no {keyword!r} model: only its cost is shown, measured with its {other!r} model "
+            "on the same audio.",
+        }
     cpu, rss = peer_cpu(python, peer, keyword, longest.wav, longest.duration_s, bc.cost_audio_s, run_dir)
-    entry = {"kind": "peer", "sets": peer_accuracy(python, peer, keyword, tests, bc, decision, run_dir),
-             "cpu_s_per_audio_hour": cpu, "max_rss_mb": rss, "packages": installed(python)}
+    entry = {
+        "kind": "peer",
+        "sets": peer_accuracy(python, peer, keyword, tests, bc, decision, run_dir),
+        "cpu_s_per_audio_hour": cpu,
+        "max_rss_mb": rss,
+        "packages": installed(python),
+    }
     if not peer.scores:
-        entry["note"] = (f"DET from one pass per sensitivity ({', '.join(f'{s:g}' for s in bc.peer_sensitivities)}); "
-                         f"the {decision.refractory_s:g} s refractory period applied to its detections; its C "
-                         "function is called on a numpy buffer (its Python wrapper's per-frame list conversion "
-                         "would add more CPU than the engine itself).")
+        entry["note"] = (
+            f"DET from one pass per sensitivity ({', '.join(f'{s:g}' for s in bc.peer_sensitivities)}); "
+            f"the {decision.refractory_s:g} s refractory period applied to its detections; its C "
+            "function is called on a numpy buffer (its Python wrapper's per-frame list conversion "
+            "would add more CPU than the engine itself)."
+        )
     return entry

@@ -1,4 +1,5 @@
 """The report's pictures: DET curves of every engine, and the latency histogram."""
+
 from __future__ import annotations
 
 import logging
@@ -26,14 +27,16 @@ def _pyplot():
 def det_plot(result: dict, path: Path) -> bool:
     """One panel per (voices, condition); a line per engine; markers at the target rates."""
     plt = _pyplot()
-    panels = sorted({(s["source"], s["condition"]) for e in result["engines"].values() for s in e.get("sets", [])},
-                    key=lambda p: (p[0] != "real", p[1] != "clean", p))
+    panels = sorted(
+        {(s["source"], s["condition"]) for e in result["engines"].values() for s in e.get("sets", [])},
+        key=lambda p: (p[0] != "real", p[1] != "clean", p),
+    )
     if not panels:
         return False
     ncols = min(2, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (source, condition) in zip(axes.flat, panels):
         for name, engine in result["engines"].items():
@@ -45,7 +48,7 @@ def det_plot(result: dict, path: Path) -> bool:
                 fa = np.maximum(fa[start:], FA_FLOOR_PER_HOUR)
                 miss = np.asarray(s["curve"]["miss_rate"], float)[start:]
                 order = np.argsort(fa)
-                line, = ax.step(fa[order], 100 * miss[order], where="post", label=name)
+                (line,) = ax.step(fa[order], 100 * miss[order], where="post", label=name)
                 for p in s["points"]:  # the operating points, where they really are
                     fa_p = p["fa_per_hour"] if p["fa_per_hour"] == p["fa_per_hour"] else p["target_fa_per_hour"]
                     ax.plot(max(fa_p, FA_FLOOR_PER_HOUR), 100 * p["miss_rate"], "o", color=line.get_color(), ms=4)
@@ -60,9 +63,15 @@ def det_plot(result: dict, path: Path) -> bool:
     for row in axes:
         row[0].set_ylabel("miss rate (%)")
     axes.flat[0].legend(loc="lower left", fontsize=8)
-    fig.text(0.99, 0.005,
-             f"grey lines: the target rates; dots: operating points; 0 FA/h drawn at {FA_FLOOR_PER_HOUR:g}",
-             ha="right", va="bottom", fontsize=7, color="0.4")
+    fig.text(
+        0.99,
+        0.005,
+        f"grey lines: the target rates; dots: operating points; 0 FA/h drawn at {FA_FLOOR_PER_HOUR:g}",
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="0.4",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -79,8 +88,13 @@ def latency_plot(result: dict, path: Path) -> bool:
     values = np.concatenate([r["event_values_s"] for r in runs])
     bins = np.linspace(min(0.0, values.min()), max(values.max(), 0.1), 40)
     for r in runs:
-        ax.hist(r["event_values_s"], bins=bins, histtype="step", lw=1.5,
-                label=f"step {r['hop_s']:g} s (median {r['event']['median_s']:.2f} s)")
+        ax.hist(
+            r["event_values_s"],
+            bins=bins,
+            histtype="step",
+            lw=1.5,
+            label=f"step {r['hop_s']:g} s (median {r['event']['median_s']:.2f} s)",
+        )
     ax.set_xlabel("keyword end -> detection reported (s)")
     ax.set_ylabel("keywords")
     ax.legend(fontsize=8)

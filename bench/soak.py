@@ -34,6 +34,7 @@ Writes ``<out>/soak-report.md`` and ``<out>/soak.json``; exit status 1 when a ha
 to judge it, a device that did not come back, a broken save, a hook left running), 2 when the
 bench cannot run (one line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -141,8 +142,10 @@ def plan_faults(duration_s: float, s: Settings, step_s: float) -> list[Fault]:
     final_s = duration_s - 2 * s.every_s
     _, round_s = one_round(0.0, True)
     if s.gap_s + round_s > final_s:
-        raise SoakError(f"{duration_s / 60:.2f} min of audio is too short for one round of faults "
-                        f"(needs {(s.gap_s + round_s + 2 * s.every_s) / 60:.2f} min with these settings)")
+        raise SoakError(
+            f"{duration_s / 60:.2f} min of audio is too short for one round of faults "
+            f"(needs {(s.gap_s + round_s + 2 * s.every_s) / 60:.2f} min with these settings)"
+        )
     rounds = max(1, int((final_s - s.gap_s) // max(round_s, s.fault_every_min * 60)))
     spacing = (final_s - s.gap_s) / rounds
     faults = []
@@ -187,18 +190,42 @@ max_mb = {max(0.5, s.disk_mib * 0.5):g}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = Settings()
     ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="model.onnx, or `tone` (the test suite's tone model, built here); "
-                    "default <build>/model.onnx, with --quick the tone model")
-    ap.add_argument("--audio", type=Path, metavar="WAV", help="keyword audio for a real model: a 16 kHz WAV "
-                    "with a .json sidecar of keyword_spans (e.g. a `make bench` positive stream), repeated")
+    ap.add_argument(
+        "--model",
+        help="model.onnx, or `tone` (the test suite's tone model, built here); "
+        "default <build>/model.onnx, with --quick the tone model",
+    )
+    ap.add_argument(
+        "--audio",
+        type=Path,
+        metavar="WAV",
+        help="keyword audio for a real model: a 16 kHz WAV "
+        "with a .json sidecar of keyword_spans (e.g. a `make bench` positive stream), repeated",
+    )
     ap.add_argument("--minutes", type=float, help=f"minutes of audio (default {d.minutes:g}; --quick 3)")
     ap.add_argument("--out", type=Path, help="report folder (default <build>/soak)")
     ap.add_argument("--keyword", default="computer", help="(from make) names the default build folder")
     ap.add_argument("--build", type=Path, help="build folder (default build/<keyword>)")
     ap.add_argument("--quick", action="store_true", help="a few minutes; the tone model unless --model")
-    for name in ("every_s", "fault_every_min", "stall_s", "overrun_s", "loss_s", "full_disk_s", "hook_timeout_s",
-                 "queue_s", "stale_after_s", "retry_max_s", "no_audio_s", "gap_s", "settle_s", "disk_mib", "wedge_s",
-                 "watchdog_s", "judge_rss_min"):
+    for name in (
+        "every_s",
+        "fault_every_min",
+        "stall_s",
+        "overrun_s",
+        "loss_s",
+        "full_disk_s",
+        "hook_timeout_s",
+        "queue_s",
+        "stale_after_s",
+        "retry_max_s",
+        "no_audio_s",
+        "gap_s",
+        "settle_s",
+        "disk_mib",
+        "wedge_s",
+        "watchdog_s",
+        "judge_rss_min",
+    ):
         ap.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name), metavar="N")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep-audio", action="store_true", help="keep the soak WAV (hours of audio are large)")

@@ -9,6 +9,7 @@
 
 Either way the result is the WAV and its events; the bench compares detections against them.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def _pcm16(x: np.ndarray) -> bytes:
     return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
 
 
-def write_tone_stream(path: Path, duration_s: float, every_s: float = 5.0, seed: int = 0,
-                      rate_hz: int = 16000, p_event: float = 0.85) -> list[Event]:
+def write_tone_stream(
+    path: Path, duration_s: float, every_s: float = 5.0, seed: int = 0, rate_hz: int = 16000, p_event: float = 0.85
+) -> list[Event]:
     """``duration_s`` of tone-model audio -> its events. Each burst lies wholly inside its slot,
     at least 1 s after the slot starts and 1.5 s before it ends (slots of 4 s or more)."""
     tm = toymodels()

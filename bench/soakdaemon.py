@@ -7,6 +7,7 @@ and -- when it exits without being asked to -- records a crash and starts it aga
 (``Restart=on-failure``); :meth:`DaemonRun.abort_for_watchdog` is systemd's other way of ending
 it. Its CPU time comes from the kernel (``os.wait4``) when it is reaped.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ class Exit:
     @property
     def asked(self) -> bool:
         return self.cause == "stop"
+
     cpu_s: float
     last_line: str
 
@@ -65,8 +67,11 @@ class Sample:
 
 def daemon_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment of every process the bench runs from this checkout."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "INVOCATION_ID", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NOTIFY_SOCKET", "INVOCATION_ID", "WATCHDOG_USEC", "WATCHDOG_PID")
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
@@ -75,8 +80,14 @@ def daemon_env(extra: dict[str, str]) -> dict[str, str]:
 
 def code_under_test(env: dict[str, str]) -> str:
     """Where the daemon's ``device`` package is imported from with ``env`` (the report says it)."""
-    r = subprocess.run([sys.executable, "-c", "import device, os; print(os.path.dirname(device.__file__))"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", "import device, os; print(os.path.dirname(device.__file__))"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return r.stdout.strip() or f"(unknown: {r.stderr.strip()[-120:]})"
 
 
@@ -111,9 +122,16 @@ class DaemonRun:
         self._sampler.start()
 
     def _spawn(self) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "device.cli", *self.argv], cwd=REPO, env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors="replace")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "device.cli", *self.argv],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
         with self._lock:
             self.proc, self._alive = proc, True
             self.starts.append(time.monotonic())
@@ -131,8 +149,10 @@ class DaemonRun:
         cause = "stop" if self._stopping else self._abort_cause or "crash"
         self._abort_cause = ""
         self.exits.append(Exit(time.monotonic(), proc.returncode, cause, ru.ru_utime + ru.ru_stime, last))
-        self._note(f"[bench] daemon pid {proc.pid} exited with {proc.returncode}"
-                   f"{'' if cause == 'stop' else f' ({cause}: restarting)'}")
+        self._note(
+            f"[bench] daemon pid {proc.pid} exited with {proc.returncode}"
+            f"{'' if cause == 'stop' else f' ({cause}: restarting)'}"
+        )
         if cause == "stop":
             self._done.set()
             return

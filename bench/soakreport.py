@@ -13,6 +13,7 @@ sound path cannot skew).
   arrives more than ``tolerance_s`` (``stale_after_s`` + one step + 1 s) after that keyword ended
   -- what the stale-audio rule exists to prevent -- and **unexpected** when it matches nothing new.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,11 @@ RSS_LIMIT_MIB_PER_H = 1.0
 
 
 def _outages(soak, faults, lead_s: float, settle_s: float) -> list[tuple[float, float, str]]:
-    out = [(f.start_s - lead_s, f.end_s + settle_s, f.kind) for f in faults
-           if f.outage and f.start_s is not None and f.end_s is not None]
+    out = [
+        (f.start_s - lead_s, f.end_s + settle_s, f.kind)
+        for f in faults
+        if f.outage and f.start_s is not None and f.end_s is not None
+    ]
     # the rig's own gaps: audio the player could not take in time (merged when close together)
     gaps: list[list[float]] = []
     for at, dur in getattr(soak.mic, "drops", []):
@@ -101,11 +105,16 @@ def _rss(samples, from_at: float, to_at: float) -> dict:
     slope = float(np.polyfit(hours, mib, 1)[0]) if hours[-1] > 0 else 0.0
     every = max(1, len(pts) // 200)
     series = [[round(float(a - t[0]), 1), round(float(b), 2)] for a, b in zip(t[::every], mib[::every])]
-    return {"samples": len(pts), "series_s_mib": series,
-            "start_mib": round(float(mib[0]), 2), "end_mib": round(float(mib[-1]), 2),
-            "max_mib": round(float(mib.max()), 2), "span_h": round(float(hours[-1]), 3),
-            "growth_mib_per_h": round(slope, 3),
-            "end_minus_start_per_h": round(float((mib[-1] - mib[0]) / hours[-1]), 3) if hours[-1] > 0 else None}
+    return {
+        "samples": len(pts),
+        "series_s_mib": series,
+        "start_mib": round(float(mib[0]), 2),
+        "end_mib": round(float(mib[-1]), 2),
+        "max_mib": round(float(mib.max()), 2),
+        "span_h": round(float(hours[-1]), 3),
+        "growth_mib_per_h": round(slope, 3),
+        "end_minus_start_per_h": round(float((mib[-1] - mib[0]) / hours[-1]), 3) if hours[-1] > 0 else None,
+    }
 
 
 def _cpu(samples, exits, from_at: float, to_at: float, audio_h: float) -> dict:
@@ -121,15 +130,21 @@ def _cpu(samples, exits, from_at: float, to_at: float, audio_h: float) -> dict:
 
 def _watchdog(soak, faults) -> dict:
     pings = soak.notify.log.times("WATCHDOG=1")
-    quiet = [(soak.t0 + f.start_s, soak.t0 + f.end_s + 1.0) for f in faults
-             if f.kind in ("stall", "overrun", "wedged_device") and f.start_s is not None]
+    quiet = [
+        (soak.t0 + f.start_s, soak.t0 + f.end_s + 1.0)
+        for f in faults
+        if f.kind in ("stall", "overrun", "wedged_device") and f.start_s is not None
+    ]
     quiet += [(e.at - 5.0, e.at + 60.0) for e in soak.daemon.exits]  # a restart, or the end
-    gaps = [(b - a, a) for a, b in zip(pings, pings[1:])
-            if not any(qa < b and a < qb for qa, qb in quiet)]
+    gaps = [(b - a, a) for a, b in zip(pings, pings[1:]) if not any(qa < b and a < qb for qa, qb in quiet)]
     worst = max(gaps, default=(0.0, 0.0))
-    return {"pings": len(pings), "ready": len(soak.notify.log.times("READY=1")),
-            "stopping": len(soak.notify.log.times("STOPPING=1")),
-            "max_gap_s_outside_stalls": round(worst[0], 3), "max_gap_at_s": round(worst[1] - soak.t0, 1)}
+    return {
+        "pings": len(pings),
+        "ready": len(soak.notify.log.times("READY=1")),
+        "stopping": len(soak.notify.log.times("STOPPING=1")),
+        "max_gap_s_outside_stalls": round(worst[0], 3),
+        "max_gap_at_s": round(worst[1] - soak.t0, 1),
+    }
 
 
 def _status(soak) -> dict:
@@ -137,8 +152,12 @@ def _status(soak) -> dict:
     last = statuses[-1][1] if statuses else ""
     dropped = [float(m.group(1)) for _, s in statuses for m in [re.search(r"dropped ([0-9.]+) s", s)] if m]
     overruns = [int(m.group(1)) for _, s in statuses for m in [re.search(r"(\d+) ALSA overruns", s)] if m]
-    return {"last": last, "dropped_s": max(dropped, default=0.0), "alsa_overruns": max(overruns, default=0),
-            "messages": len(statuses)}
+    return {
+        "last": last,
+        "dropped_s": max(dropped, default=0.0),
+        "alsa_overruns": max(overruns, default=0),
+        "messages": len(statuses),
+    }
 
 
 def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, saves: dict, step_s: float) -> dict:
@@ -169,69 +188,144 @@ def analyse(s, meta, model: Path, events, reference: list[float], soak, faults, 
     status = _status(soak)
     stop_line = next((ln for _, ln in reversed(soak.daemon.lines) if "stopped on signal" in ln), "")
     figures = {
-        "events": len(events), "considered": len(considered), "audible_offline": sum(audible[i] for i in considered),
+        "events": len(events),
+        "considered": len(considered),
+        "audible_offline": sum(audible[i] for i in considered),
         "not_heard_offline": sum(not audible[i] for i in considered),
         "excluded_outage": sum(in_outage[i] and audible[i] for i in considered),
         "excluded_but_seen": sum(in_outage[i] and audible[i] and i in matched for i in considered),
-        "expected": len(expected), "seen": len(expected) - len(missed), "missed": len(missed),
-        "late": len(late), "unexpected": len(unexpected), "offline_unexpected": len(ref_unexpected),
-        "offline_detections": len(ref), "live_detections": len(arrivals),
+        "expected": len(expected),
+        "seen": len(expected) - len(missed),
+        "missed": len(missed),
+        "late": len(late),
+        "unexpected": len(unexpected),
+        "offline_unexpected": len(ref_unexpected),
+        "offline_detections": len(ref),
+        "live_detections": len(arrivals),
         "latency_s": {"median": _q(latencies, 0.5), "p95": _q(latencies, 0.95), "max": _q(latencies, 1.0)},
-        "late_by_own_clock": len(own_late), "own_lateness_max_s": round(max(own, default=0.0), 3),
-        "tolerance_s": round(tolerance_s, 3)}
+        "late_by_own_clock": len(own_late),
+        "own_lateness_max_s": round(max(own, default=0.0), 3),
+        "tolerance_s": round(tolerance_s, 3),
+    }
     judge_rss = s.minutes >= s.judge_rss_min
     growth = rss.get("growth_mib_per_h")
     hook_faults = [f for f in faults if f.kind == "hook_hang"]
     disk_faults = [f for f in faults if f.kind == "full_disk"]
     wedges = [f for f in faults if f.kind == "wedged_device"]
     criteria = [
-        _crit("no crash", not crashes, f"{len(crashes)} crash(es); {len(soak.daemon.starts) - 1} restart(s), "
-              f"{len(aborts)} of them by the watchdog"),
-        _crit("clean stop on SIGTERM", final is not None and final.code == 0 and bool(stop_line),
-              f"exit {final.code if final else '-'}; {stop_line.strip()[:140]}"),
-        _crit("no late detection", not late and not own_late,
-              f"{len(late)} late against the audio's schedule (tolerance {tolerance_s:.2f} s), {len(own_late)} "
-              f"by the daemon's own clock (more than {lead_s:.2f} s behind its punctual detections)"),
-        _crit("no more unexpected detections than offline", len(unexpected) <= len(ref_unexpected),
-              f"{len(unexpected)} live, {len(ref_unexpected)} offline (a late detection can also land here)"),
-        _crit("every audible keyword detected", not missed and bool(expected),
-              f"{len(expected) - len(missed)}/{len(expected)} seen"),
-        _crit("RSS growth <= 1 MiB/h", (growth is not None and growth <= RSS_LIMIT_MIB_PER_H) if judge_rss else None,
-              f"{growth} MiB/h over {rss.get('span_h', 0):.2f} h" + ("" if judge_rss else
-                                                                     f" (not judged under {s.judge_rss_min:g} min)")),
-        _crit("device loss recovered", all(f.ok for f in faults if f.kind == "device_loss"),
-              "; ".join(f.note for f in faults if f.kind == "device_loss")),
-        _crit("hung hook killed, nothing left", all(f.ok for f in hook_faults) and
-              not any(saves["hook_leftovers"].values()), "; ".join(f.note for f in hook_faults)),
-        _crit("full disk survived", None if all(f.ok is None for f in disk_faults) else
-              all(f.ok is not False for f in disk_faults), "; ".join(f.note for f in disk_faults)),
-        _crit("saves whole after SIGTERM mid-save", not saves["tmp_left"] and not saves["wav_without_json"]
-              and not saves["json_without_wav"] and saves["pending_saved"] is not False,
-              f"{saves['wav']} WAV / {saves['json']} JSON, {len(saves['tmp_left'])} temp file(s), "
-              f"{len(saves['wav_without_json'])} WAV without JSON, pending clip "
-              f"{'saved' if saves['pending_saved'] else 'MISSING' if saves['pending_saved'] is False else '-'}"),
-        _crit("wedged device: watchdog restart, then listening", all(f.ok for f in wedges) if wedges else None,
-              "; ".join(f.note for f in wedges)),
-        _crit("watchdog kept pinging", wd["max_gap_s_outside_stalls"] < WATCHDOG_SEC / 2,
-              f"{wd['pings']} pings, longest gap outside stalls and wedges {wd['max_gap_s_outside_stalls']} s"),
+        _crit(
+            "no crash",
+            not crashes,
+            f"{len(crashes)} crash(es); {len(soak.daemon.starts) - 1} restart(s), "
+            f"{len(aborts)} of them by the watchdog",
+        ),
+        _crit(
+            "clean stop on SIGTERM",
+            final is not None and final.code == 0 and bool(stop_line),
+            f"exit {final.code if final else '-'}; {stop_line.strip()[:140]}",
+        ),
+        _crit(
+            "no late detection",
+            not late and not own_late,
+            f"{len(late)} late against the audio's schedule (tolerance {tolerance_s:.2f} s), {len(own_late)} "
+            f"by the daemon's own clock (more than {lead_s:.2f} s behind its punctual detections)",
+        ),
+        _crit(
+            "no more unexpected detections than offline",
+            len(unexpected) <= len(ref_unexpected),
+            f"{len(unexpected)} live, {len(ref_unexpected)} offline (a late detection can also land here)",
+        ),
+        _crit(
+            "every audible keyword detected",
+            not missed and bool(expected),
+            f"{len(expected) - len(missed)}/{len(expected)} seen",
+        ),
+        _crit(
+            "RSS growth <= 1 MiB/h",
+            (growth is not None and growth <= RSS_LIMIT_MIB_PER_H) if judge_rss else None,
+            f"{growth} MiB/h over {rss.get('span_h', 0):.2f} h"
+            + ("" if judge_rss else f" (not judged under {s.judge_rss_min:g} min)"),
+        ),
+        _crit(
+            "device loss recovered",
+            all(f.ok for f in faults if f.kind == "device_loss"),
+            "; ".join(f.note for f in faults if f.kind == "device_loss"),
+        ),
+        _crit(
+            "hung hook killed, nothing left",
+            all(f.ok for f in hook_faults) and not any(saves["hook_leftovers"].values()),
+            "; ".join(f.note for f in hook_faults),
+        ),
+        _crit(
+            "full disk survived",
+            None if all(f.ok is None for f in disk_faults) else all(f.ok is not False for f in disk_faults),
+            "; ".join(f.note for f in disk_faults),
+        ),
+        _crit(
+            "saves whole after SIGTERM mid-save",
+            not saves["tmp_left"]
+            and not saves["wav_without_json"]
+            and not saves["json_without_wav"]
+            and saves["pending_saved"] is not False,
+            f"{saves['wav']} WAV / {saves['json']} JSON, {len(saves['tmp_left'])} temp file(s), "
+            f"{len(saves['wav_without_json'])} WAV without JSON, pending clip "
+            f"{'saved' if saves['pending_saved'] else 'MISSING' if saves['pending_saved'] is False else '-'}",
+        ),
+        _crit(
+            "wedged device: watchdog restart, then listening",
+            all(f.ok for f in wedges) if wedges else None,
+            "; ".join(f.note for f in wedges),
+        ),
+        _crit(
+            "watchdog kept pinging",
+            wd["max_gap_s_outside_stalls"] < WATCHDOG_SEC / 2,
+            f"{wd['pings']} pings, longest gap outside stalls and wedges {wd['max_gap_s_outside_stalls']} s",
+        ),
     ]
-    return {"model": str(model), "keyword": meta.keyword, "model_version": meta.model_version,
-            "audio_min": round(s.minutes, 2), "played_min": round(end_s / 60, 2),
-            "settings": {k: getattr(s, k) for k in s.__dataclass_fields__}, "figures": figures,
-            "missed": [_ev(events[i]) for i in missed], "late": [{**_ev(events[i]), "latency_s": round(x, 3)}
-                                                              for i, x in late],
-            "unexpected_at_s": [round(a, 3) for a in unexpected], "late_by_own_clock": own_late,
-            "outages": [{"from_s": round(a, 2), "to_s": round(b, 2), "kind": k} for a, b, k in outages],
-            "faults": [_fault(f) for f in faults],
-            "daemon": {"starts": len(soak.daemon.starts), "restarts": len(soak.daemon.starts) - 1,
-                       "crashes": len(crashes), "watchdog_aborts": len(aborts),
-                       "exits": [{"at_s": round(e.at - soak.t0, 2), "code": e.code, "cause": e.cause,
-                                  "cpu_s": round(e.cpu_s, 2), "last_line": e.last_line[:200]}
-                                 for e in soak.daemon.exits], "stop_line": stop_line.strip()},
-            "rss": rss, "cpu": cpu, "notify": wd, "status": status, "saves": saves,
-            "feeder": {"frames_played": soak.feeder.frames_played, "frames_lost": soak.feeder.frames_lost,
-                   "dropped_behind_s": round(soak.mic.overflowed_bytes / 2 / soak.feeder.rate_hz, 2)},
-            "criteria": criteria, "passed": all(c["ok"] is not False for c in criteria)}
+    return {
+        "model": str(model),
+        "keyword": meta.keyword,
+        "model_version": meta.model_version,
+        "audio_min": round(s.minutes, 2),
+        "played_min": round(end_s / 60, 2),
+        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__},
+        "figures": figures,
+        "missed": [_ev(events[i]) for i in missed],
+        "late": [{**_ev(events[i]), "latency_s": round(x, 3)} for i, x in late],
+        "unexpected_at_s": [round(a, 3) for a in unexpected],
+        "late_by_own_clock": own_late,
+        "outages": [{"from_s": round(a, 2), "to_s": round(b, 2), "kind": k} for a, b, k in outages],
+        "faults": [_fault(f) for f in faults],
+        "daemon": {
+            "starts": len(soak.daemon.starts),
+            "restarts": len(soak.daemon.starts) - 1,
+            "crashes": len(crashes),
+            "watchdog_aborts": len(aborts),
+            "exits": [
+                {
+                    "at_s": round(e.at - soak.t0, 2),
+                    "code": e.code,
+                    "cause": e.cause,
+                    "cpu_s": round(e.cpu_s, 2),
+                    "last_line": e.last_line[:200],
+                }
+                for e in soak.daemon.exits
+            ],
+            "stop_line": stop_line.strip(),
+        },
+        "rss": rss,
+        "cpu": cpu,
+        "notify": wd,
+        "status": status,
+        "saves": saves,
+        "feeder": {
+            "frames_played": soak.feeder.frames_played,
+            "frames_lost": soak.feeder.frames_lost,
+            "dropped_behind_s": round(soak.mic.overflowed_bytes / 2 / soak.feeder.rate_hz, 2),
+        },
+        "criteria": criteria,
+        "passed": all(c["ok"] is not False for c in criteria),
+    }
 
 
 def _q(xs: list[float], q: float):
@@ -243,9 +337,15 @@ def _ev(e) -> dict:
 
 
 def _fault(f) -> dict:
-    return {"kind": f.kind, "planned_s": f.at_s, "duration_s": f.duration_s,
-            "start_s": None if f.start_s is None else round(f.start_s, 2),
-            "end_s": None if f.end_s is None else round(f.end_s, 2), "ok": f.ok, "note": f.note}
+    return {
+        "kind": f.kind,
+        "planned_s": f.at_s,
+        "duration_s": f.duration_s,
+        "start_s": None if f.start_s is None else round(f.start_s, 2),
+        "end_s": None if f.end_s is None else round(f.end_s, 2),
+        "ok": f.ok,
+        "note": f.note,
+    }
 
 
 def _crit(name: str, ok: bool | None, detail: str) -> dict:
@@ -262,14 +362,21 @@ def write(result: dict, out: Path) -> Path:
     f, r = result["figures"], result
     lat = f["latency_s"]
     lines = [
-        f"# Soak: {r['keyword']!r} for {r['played_min']:.1f} min of live audio", "",
+        f"# Soak: {r['keyword']!r} for {r['played_min']:.1f} min of live audio",
+        "",
         f"`{r['command']}`, started {r['started']}, {r['wall_min']:.1f} min wall clock; "
-        f"model `{r['model']}` ({r['model_version']}); daemon code from `{r['code']}`.", "",
-        f"**{'PASSED' if r['passed'] else 'FAILED'}**", "",
-        "| criterion | result | detail |", "|---|---|---|",
-        *[f"| {c['name']} | {_mark(c['ok'])} | {c['detail']} |" for c in r["criteria"]], "",
-        "## Detections", "",
-        "| figure | value |", "|---|---|",
+        f"model `{r['model']}` ({r['model_version']}); daemon code from `{r['code']}`.",
+        "",
+        f"**{'PASSED' if r['passed'] else 'FAILED'}**",
+        "",
+        "| criterion | result | detail |",
+        "|---|---|---|",
+        *[f"| {c['name']} | {_mark(c['ok'])} | {c['detail']} |" for c in r["criteria"]],
+        "",
+        "## Detections",
+        "",
+        "| figure | value |",
+        "|---|---|",
         f"| keyword events in the audio (before the final SIGTERM) | {f['considered']} |",
         f"| heard by the offline reference run (audible) | {f['audible_offline']} |",
         f"| excluded: inside an injected outage | {f['excluded_outage']} ({f['excluded_but_seen']} detected anyway) |",
@@ -280,8 +387,10 @@ def write(result: dict, out: Path) -> Path:
         f"| unexpected (matching no new keyword) | {f['unexpected']} (offline run: {f['offline_unexpected']}) |",
         f"| latency after keyword end: median / p95 / max (s) | {lat['median']} / {lat['p95']} / {lat['max']} |",
         "",
-        "## Cost", "",
-        "| figure | value |", "|---|---|",
+        "## Cost",
+        "",
+        "| figure | value |",
+        "|---|---|",
         f"| RSS start / end / max (MiB, after warm-up) | {r['rss'].get('start_mib')} / {r['rss'].get('end_mib')} / "
         f"{r['rss'].get('max_mib')} |",
         f"| RSS growth (least squares over {r['rss'].get('samples')} samples, {r['rss'].get('span_h')} h) | "
@@ -298,15 +407,23 @@ def write(result: dict, out: Path) -> Path:
         f"| rig: audio the player could not take in time (dropped to stay on schedule) | "
         f"{r['feeder']['dropped_behind_s']} s |",
         "",
-        "## Faults", "",
-        "| fault | planned (s) | began | ended | ok | what happened |", "|---|---|---|---|---|---|",
-        *[f"| {x['kind']} | {x['planned_s']} | {x['start_s']} | {x['end_s']} | {_mark(x['ok'])} | {x['note']} |"
-          for x in r["faults"]],
+        "## Faults",
+        "",
+        "| fault | planned (s) | began | ended | ok | what happened |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {x['kind']} | {x['planned_s']} | {x['start_s']} | {x['end_s']} | {_mark(x['ok'])} | {x['note']} |"
+            for x in r["faults"]
+        ],
         "",
         f"Missed: {r['missed'][:20] or 'none'}. Late: {r['late'][:20] or 'none'}. "
-        f"Unexpected at: {r['unexpected_at_s'][:20] or 'none'}.", "",
-        f"Last STATUS: `{r['status']['last']}`", "",
-        f"Stop: `{r['daemon']['stop_line']}`", ""]
+        f"Unexpected at: {r['unexpected_at_s'][:20] or 'none'}.",
+        "",
+        f"Last STATUS: `{r['status']['last']}`",
+        "",
+        f"Stop: `{r['daemon']['stop_line']}`",
+        "",
+    ]
     path = out / "soak-report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -18,6 +18,7 @@ paths are limited to 108 bytes; ALSA config strings must not need quoting).
 so the full-disk fault fills a real filesystem (``ENOSPC``) without touching the machine's
 disks; without root, a plain folder and the full-disk fault is skipped (the report says so).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,7 +68,8 @@ class PulseMic:
         self.socket = self.dir / "native"
         (self.dir / "client.conf").write_text("autospawn = no\n")
         (self.dir / "asound.conf").write_text(
-            f'pcm.{PCM} {{\n  type pulse\n  server "unix:{self.socket}"\n  device "{SINK}.monitor"\n}}\n')
+            f'pcm.{PCM} {{\n  type pulse\n  server "unix:{self.socket}"\n  device "{SINK}.monitor"\n}}\n'
+        )
         self._server: subprocess.Popen | None = None
         self._player: subprocess.Popen | None = None
         self._frozen = False
@@ -80,20 +82,37 @@ class PulseMic:
 
     def env(self) -> dict[str, str]:
         """What a client (the daemon, pacat) needs to find this device and only this server."""
-        return {"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{self.dir / 'asound.conf'}",
-                "PULSE_SERVER": f"unix:{self.socket}", "PULSE_CLIENTCONFIG": str(self.dir / "client.conf"),
-                "PULSE_RUNTIME_PATH": str(self.dir / "run"), "PULSE_STATE_PATH": str(self.dir / "state")}
+        return {
+            "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{self.dir / 'asound.conf'}",
+            "PULSE_SERVER": f"unix:{self.socket}",
+            "PULSE_CLIENTCONFIG": str(self.dir / "client.conf"),
+            "PULSE_RUNTIME_PATH": str(self.dir / "run"),
+            "PULSE_STATE_PATH": str(self.dir / "state"),
+        }
 
     def start(self, timeout_s: float = 20.0) -> None:
         """Start the server and the player; returns once the sink takes audio."""
         env = dict(os.environ, **self.env(), HOME=str(self.dir))
         with open(self.log_path, "ab") as out:
             self._server = subprocess.Popen(
-                [self.pulseaudio, "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-                 "--realtime=no", "--high-priority=no", "--disable-shm=yes",
-                 f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
-                 f"--load=module-null-sink sink_name={SINK} rate={self.rate_hz} channels=1 format=s16le"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True)
+                [
+                    self.pulseaudio,
+                    "-n",
+                    "--daemonize=no",
+                    "--exit-idle-time=-1",
+                    "--use-pid-file=no",
+                    "--realtime=no",
+                    "--high-priority=no",
+                    "--disable-shm=yes",
+                    f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
+                    f"--load=module-null-sink sink_name={SINK} rate={self.rate_hz} channels=1 format=s16le",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                start_new_session=True,
+            )
         _unnice(self._server.pid)
         deadline = time.monotonic() + timeout_s
         while not self.socket.exists():
@@ -109,9 +128,22 @@ class PulseMic:
     def _start_player(self) -> subprocess.Popen:
         env = dict(os.environ, **self.env(), HOME=str(self.dir))
         player = subprocess.Popen(
-            [self.pacat, "--playback", "--raw", f"--device={SINK}", f"--rate={self.rate_hz}", "--channels=1",
-             "--format=s16le", "--latency-msec=40", "--client-name=soak-player"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            [
+                self.pacat,
+                "--playback",
+                "--raw",
+                f"--device={SINK}",
+                f"--rate={self.rate_hz}",
+                "--channels=1",
+                "--format=s16le",
+                "--latency-msec=40",
+                "--client-name=soak-player",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         _unnice(player.pid)
         # A small pipe written without blocking: when the player falls behind, the audio that does
         # not fit is dropped, and what follows is still heard on time. (A full 64 KiB pipe held the
@@ -223,8 +255,7 @@ class Feeder(threading.Thread):
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
                 # everything that is due by now (catches up after the bench itself was descheduled)
-                upto = min(self.total_frames, max(pos + self.chunk,
-                                                  int((time.monotonic() - t0) * self.rate_hz)))
+                upto = min(self.total_frames, max(pos + self.chunk, int((time.monotonic() - t0) * self.rate_hz)))
                 data = self._wav.readframes(upto - pos)
                 if self.mic.play(data):
                     self.frames_played += upto - pos
@@ -261,8 +292,11 @@ class SaveDisk:
         if os.geteuid() != 0:
             self.why_not = "not root: no tmpfs to fill"
             return
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size_mib * 1024)}k,mode=0755",
-                            "tmpfs", str(folder)], capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={int(size_mib * 1024)}k,mode=0755", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             self.why_not = f"mount failed: {(r.stderr or r.stdout).strip()[:120]}"
             return
@@ -306,13 +340,14 @@ class SaveDisk:
 @dataclass
 class NotifyLog:
     """Everything the daemon sent to its ``NOTIFY_SOCKET``: ``(monotonic_s, message)``."""
+
     messages: list[tuple[float, str]] = field(default_factory=list)
 
     def times(self, message: str) -> list[float]:
         return [t for t, m in self.messages if m == message]
 
     def statuses(self) -> list[tuple[float, str]]:
-        return [(t, m[len("STATUS="):]) for t, m in self.messages if m.startswith("STATUS=")]
+        return [(t, m[len("STATUS=") :]) for t, m in self.messages if m.startswith("STATUS=")]
 
 
 class NotifySocket:
@@ -366,7 +401,7 @@ def proc_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of ``pid`` so far (``/proc/<pid>/stat``), or None."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     except (OSError, ValueError, IndexError):
         return None
@@ -380,7 +415,7 @@ def processes_in_group(pgid: int) -> list[int]:
             continue
         try:
             stat = (d / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) == pgid and fields[0] != "Z":
                 out.append(int(d.name))
         except (OSError, ValueError, IndexError):

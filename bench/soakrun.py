@@ -1,4 +1,5 @@
 """One soak run, top to bottom: audio, offline reference, rig, daemon, faults, report (:mod:`bench.soak`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def resolve_model(args: argparse.Namespace, build: Path) -> Path:
     if name != "tone":
         path = Path(name)
         if not path.is_file():
-            raise SoakError(f"no model at {path} (make train export first, or MODEL=..., or QUICK=1 for the "
-                            "tone model)")
+            raise SoakError(
+                f"no model at {path} (make train export first, or MODEL=..., or QUICK=1 for the tone model)"
+            )
         return path.resolve()
     path = Path("build") / "tone" / "tone.onnx"
     if not path.is_file():
@@ -57,8 +59,10 @@ def keyword_audio(args, build: Path, keyword: str) -> Path | None:
         found = sorted(streams.glob(pattern))
         if found:
             return found[0]
-    raise SoakError(f"no keyword audio for {keyword!r}: run `make bench` first (its positive test streams are "
-                    "the soak's keywords), give AUDIO=file.wav (+ .json keyword_spans), or QUICK=1 for the tone model")
+    raise SoakError(
+        f"no keyword audio for {keyword!r}: run `make bench` first (its positive test streams are "
+        "the soak's keywords), give AUDIO=file.wav (+ .json keyword_spans), or QUICK=1 for the tone model"
+    )
 
 
 def make_audio(source: Path | None, s: Settings, wav: Path) -> list[Event]:
@@ -75,9 +79,14 @@ def offline_reference(model: Path, wav: Path, out: Path) -> list[float]:
 
     err = out / "offline.log"
     with open(err, "w") as e:
-        r = subprocess.run([sys.executable, "-m", "device.cli", "listen", "--model", str(model), "--input",
-                            str(wav), "--json"], cwd=REPO, env=daemon_env({}),
-                           stdout=subprocess.PIPE, stderr=e, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "device.cli", "listen", "--model", str(model), "--input", str(wav), "--json"],
+            cwd=REPO,
+            env=daemon_env({}),
+            stdout=subprocess.PIPE,
+            stderr=e,
+            text=True,
+        )
     if r.returncode != 0:
         raise DaemonError(f"the offline reference run failed ({r.returncode}); see {err}")
     return [t for t, _ in parse_lines(r.stdout.splitlines()).detections]
@@ -96,12 +105,18 @@ class Soak:
         self.hook_log, self.hook_flag = out / "hook.log", out / "hook.hang"
         self.hook_log.write_text("")
         self.hook_flag.unlink(missing_ok=True)
-        cfg = daemon_config(out / "daemon.toml", s, self.disk.folder, ["/bin/sh", str(hook.resolve()),
-                            str(self.hook_log.resolve()), str(self.hook_flag.resolve())], PCM)
+        cfg = daemon_config(
+            out / "daemon.toml",
+            s,
+            self.disk.folder,
+            ["/bin/sh", str(hook.resolve()), str(self.hook_log.resolve()), str(self.hook_flag.resolve())],
+            PCM,
+        )
         self.env = daemon_env({**self.mic.env(), "NOTIFY_SOCKET": str(self.notify.path)})
         self.code = code_under_test(self.env)
-        self.daemon = DaemonRun(["listen", "--model", str(model), "--config", str(cfg), "--json"], self.env,
-                                out / "daemon.log")
+        self.daemon = DaemonRun(
+            ["listen", "--model", str(model), "--config", str(cfg), "--json"], self.env, out / "daemon.log"
+        )
         self.feeder = Feeder(wav, self.mic)
         self.t0 = 0.0
         self.hook_pgids: list[int] = []
@@ -159,8 +174,10 @@ class Soak:
         self.daemon.signal(signal.SIGCONT)
         f.end_s = self.now_s()
         time.sleep(self.s.stale_after_s + 2 * self.step_s)  # a STATUS line after the catch-up
-        f.note = (f"SIGSTOP {f.duration_s:g} s; the daemon dropped {self._dropped_s() - before:.1f} s of stale or "
-                  "overflowed audio")
+        f.note = (
+            f"SIGSTOP {f.duration_s:g} s; the daemon dropped {self._dropped_s() - before:.1f} s of stale or "
+            "overflowed audio"
+        )
         behind = [ln for at, ln in self.daemon.lines if at >= self.t0 + f.start_s and "fell behind by" in ln]
         if behind:  # the daemon logs this at most once a minute
             f.note += "; it logged: " + behind[0].split("WARNING: ", 1)[-1]
@@ -207,36 +224,57 @@ class Soak:
         self.mic.stop()
         self.mic.start()
         thawed = self.now_s()
-        back = self._wait(lambda: self.daemon.lines_since(since, "back: listening")
-                          or [t for t in self.notify.log.times("READY=1") if t > since], self.s.retry_max_s + 60)
+        back = self._wait(
+            lambda: (
+                self.daemon.lines_since(since, "back: listening")
+                or [t for t in self.notify.log.times("READY=1") if t > since]
+            ),
+            self.s.retry_max_s + 60,
+        )
         f.end_s = (back[0] - self.t0) if back else self.now_s()
         pings = [t for t in self.notify.log.times("WATCHDOG=1") if since <= t <= self.t0 + f.end_s]
         gap = max((b - a for a, b in zip(pings, pings[1:])), default=f.end_s - f.start_s)
         aborts = [t - self.t0 for t in self.watchdog_aborts if since <= t]
         f.ok = back is not None and (bool(aborts) or gap <= self.s.watchdog_s)
-        f.note = (f"sound server frozen {f.duration_s:g} s, then reset; "
-                  + (f"the loop went silent, the watchdog aborted it at {aborts[0] - f.start_s:.1f} s "
-                     "and it was started again; " if aborts else f"it kept pinging (longest gap {gap:.1f} s); ")
-                  + (f"listening again {f.end_s - thawed:.1f} s after the reset" if back else "NOT listening again"))
+        f.note = (
+            f"sound server frozen {f.duration_s:g} s, then reset; "
+            + (
+                f"the loop went silent, the watchdog aborted it at {aborts[0] - f.start_s:.1f} s "
+                "and it was started again; "
+                if aborts
+                else f"it kept pinging (longest gap {gap:.1f} s); "
+            )
+            + (f"listening again {f.end_s - thawed:.1f} s after the reset" if back else "NOT listening again")
+        )
 
     def _hook_hang(self, f: Fault) -> None:
         f.start_s = self.now_s()
         self.hook_flag.write_text("")
-        hung = self._wait(lambda: [ln for ln in self.hook_log.read_text().splitlines() if ln.endswith(" hang")
-                                   and int(ln.split()[0]) not in self.hook_pgids], 6 * self.s.every_s)
+        hung = self._wait(
+            lambda: [
+                ln
+                for ln in self.hook_log.read_text().splitlines()
+                if ln.endswith(" hang") and int(ln.split()[0]) not in self.hook_pgids
+            ],
+            6 * self.s.every_s,
+        )
         if not hung:
             f.ok, f.note = False, "no detection came to run the hook"
             return
         pgid = int(hung[0].split()[0])
         self.hook_pgids.append(pgid)
-        killed = self.daemon.wait_for_line("killed after", self.t0 + f.start_s,
-                                           self.s.hook_timeout_s + self.step_s + 10)
+        killed = self.daemon.wait_for_line(
+            "killed after", self.t0 + f.start_s, self.s.hook_timeout_s + self.step_s + 10
+        )
         f.end_s = self.now_s()
         time.sleep(0.5)
         left = processes_in_group(pgid)
         f.ok = killed is not None and not left
-        f.note = (f"hook pid {pgid} hung with a child; " + ("killed by the daemon" if killed else "NOT killed")
-                  + (f"; {len(left)} process(es) left running" if left else "; nothing left running"))
+        f.note = (
+            f"hook pid {pgid} hung with a child; "
+            + ("killed by the daemon" if killed else "NOT killed")
+            + (f"; {len(left)} process(es) left running" if left else "; nothing left running")
+        )
 
     def _full_disk(self, f: Fault) -> None:
         if not self.disk.can_fill:
@@ -252,8 +290,10 @@ class Soak:
         failed = self.daemon.lines_since(self.t0 + f.start_s, "could not save detection audio")
         dets = [d for d in self.daemon.detections if f.start_s <= d.at - self.t0 <= f.end_s]
         f.ok = self.daemon.alive and (bool(failed) or not dets)
-        f.note = (f"filled {filled / 1024:.0f} KiB to ENOSPC; {len(dets)} detection(s) meanwhile, "
-                  f"{len(failed)} save(s) refused with a warning" + ("" if dets else " (not exercised)"))
+        f.note = (
+            f"filled {filled / 1024:.0f} KiB to ENOSPC; {len(dets)} detection(s) meanwhile, "
+            f"{len(failed)} save(s) refused with a warning" + ("" if dets else " (not exercised)")
+        )
 
     def _device_loss(self, f: Fault) -> None:
         f.start_s = self.now_s()
@@ -265,8 +305,11 @@ class Soak:
         f.end_s = (back - self.t0) if back is not None else self.now_s()
         lost = self.daemon.lines_since(self.t0 + f.start_s, "lost (")
         f.ok = back is not None
-        f.note = (("lost seen; " if lost else "") + (f"device back at {back_from:.1f} s, daemon listening again "
-                  f"{f.end_s - back_from:.1f} s later" if back else "the daemon did NOT reconnect"))
+        f.note = ("lost seen; " if lost else "") + (
+            f"device back at {back_from:.1f} s, daemon listening again {f.end_s - back_from:.1f} s later"
+            if back
+            else "the daemon did NOT reconnect"
+        )
 
     def _sigterm_mid_save(self, f: Fault) -> None:
         det = self.daemon.wait_for_detection(time.monotonic(), 3 * self.s.every_s)
@@ -277,8 +320,14 @@ class Soak:
         f.end_s = self.now_s()
         self.pending_time_s = det.time_s if det is not None else None
         f.ok = stopped
-        f.note = ((f"SIGTERM {self.post_roll_s / 2:g} s after the detection at stream time {det.time_s:.2f} s "
-                   "(its clip still pending); ") if det else "no detection came: SIGTERM without a pending save; ")
+        f.note = (
+            (
+                f"SIGTERM {self.post_roll_s / 2:g} s after the detection at stream time {det.time_s:.2f} s "
+                "(its clip still pending); "
+            )
+            if det
+            else "no detection came: SIGTERM without a pending save; "
+        )
         f.note += "stopped" if stopped else "did NOT stop within 30 s (killed)"
 
     @staticmethod
@@ -304,10 +353,16 @@ class Soak:
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     if abs(json.loads((folder / f"{stem}.json").read_text())["time_s"] - pending) < 0.01:
                         found = stem
-        return {"wav": len(wavs), "json": len(jsons), "tmp_left": tmp, "wav_without_json": sorted(wavs - jsons),
-                "json_without_wav": sorted(jsons - wavs), "pending_time_s": pending,
-                "pending_saved": None if pending is None else found is not None,
-                "hook_leftovers": {pg: processes_in_group(pg) for pg in self.hook_pgids}}
+        return {
+            "wav": len(wavs),
+            "json": len(jsons),
+            "tmp_left": tmp,
+            "wav_without_json": sorted(wavs - jsons),
+            "json_without_wav": sorted(jsons - wavs),
+            "pending_time_s": pending,
+            "pending_saved": None if pending is None else found is not None,
+            "hook_leftovers": {pg: processes_in_group(pg) for pg in self.hook_pgids},
+        }
 
     def close(self) -> None:
         self._wd_stop.set()
@@ -357,7 +412,11 @@ def run(args: argparse.Namespace, s: Settings, command: str) -> dict:
         if not args.keep_audio:
             wav.unlink(missing_ok=True)
     result = analyse(s, meta, model, events, reference, soak, faults, saves, step_s)
-    result.update(command=command, started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall0)),
-                  wall_min=round((time.time() - wall0) / 60, 2), code=soak.code)
+    result.update(
+        command=command,
+        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall0)),
+        wall_min=round((time.time() - wall0) / 60, 2),
+        code=soak.code,
+    )
     result["report"] = str(write(result, out))
     return result

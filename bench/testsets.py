@@ -21,6 +21,7 @@ the noise). Every stream of one (source, condition, side) is joined end to end i
 WAV's time). Both are written atomically under ``<build>/bench/streams/``, named by a hash of
 everything they are built from, so a second run finds them and a changed input rebuilds.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,9 @@ StreamIter = Iterable[tuple]
 the group names a :class:`SetSpec`."""
 
 
-def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Callable[[], StreamIter],
-                sample_rate: int) -> list[TestAudio]:
+def materialize(
+    out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Callable[[], StreamIter], sample_rate: int
+) -> list[TestAudio]:
     """One WAV + sidecar per spec, built from ``streams()`` unless all are cached under ``key``.
 
     Streams of groups not in ``specs`` are skipped. Specs that received no stream are left out.
@@ -122,8 +124,9 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
             offset_s = w["samples"] / sample_rate
             files[group].write(np.clip(np.asarray(audio, np.float32), -1.0, 1.0))
             w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in spans]
-            w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6))
-                            for a, b in (item[4] if len(item) > 4 else ())]
+            w["ignore"] += [
+                (round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in (item[4] if len(item) > 4 else ())
+            ]
             w["samples"] += len(audio)
             w["streams"] += 1
         for f in files.values():
@@ -134,13 +137,22 @@ def materialize(out_dir: Path, key: str, specs: dict[str, SetSpec], streams: Cal
         if not w["streams"]:
             (out_dir / f"{spec.slug}-{key}.wav").unlink(missing_ok=True)
             continue
-        meta = {"format": FORMAT, "spec": asdict(spec), "wav": f"{spec.slug}-{key}.wav", "spans": w["spans"],
-                "duration_s": w["samples"] / sample_rate, "streams": w["streams"], "clips": w["clips"],
-                "ignore": w["ignore"]}
+        meta = {
+            "format": FORMAT,
+            "spec": asdict(spec),
+            "wav": f"{spec.slug}-{key}.wav",
+            "spans": w["spans"],
+            "duration_s": w["samples"] / sample_rate,
+            "streams": w["streams"],
+            "clips": w["clips"],
+            "ignore": w["ignore"],
+        }
         atomic_write_text(sidecars[group], json.dumps(meta) + "\n")
         sets.append(_load(sidecars[group]))
-    atomic_write_text(done, json.dumps({"sets": [str(sidecars[g]) for g, s in specs.items()
-                                                 if any(t.spec == s for t in sets)]}) + "\n")
+    atomic_write_text(
+        done,
+        json.dumps({"sets": [str(sidecars[g]) for g, s in specs.items() if any(t.spec == s for t in sets)]}) + "\n",
+    )
     return sets
 
 
@@ -152,12 +164,19 @@ def _load(sidecar: str | Path) -> TestAudio:
     wav = sidecar.parent / meta["wav"]
     if not wav.is_file():
         raise ValueError(f"{wav} is missing")
-    return TestAudio(SetSpec(**meta["spec"]), wav, tuple(tuple(s) for s in meta["spans"]),
-                     float(meta["duration_s"]), int(meta["streams"]), int(meta.get("clips", 0)),
-                     tuple(tuple(s) for s in meta.get("ignore", [])))
+    return TestAudio(
+        SetSpec(**meta["spec"]),
+        wav,
+        tuple(tuple(s) for s in meta["spans"]),
+        float(meta["duration_s"]),
+        int(meta["streams"]),
+        int(meta.get("clips", 0)),
+        tuple(tuple(s) for s in meta.get("ignore", [])),
+    )
 
 
 # -- the two sources ----------------------------------------------------------------------
+
 
 def synthetic_sets(keyword: str, build: Path, params: AudioParams, streams_cfg, bc, out_dir: Path) -> list[TestAudio]:
     """Held-out synthetic voices (the dataset's ``bc.synthetic_split`` speakers); [] without a dataset."""
@@ -169,15 +188,31 @@ def synthetic_sets(keyword: str, build: Path, params: AudioParams, streams_cfg, 
     if not index.is_file():
         log.warning("no rendered sources under %s (run `make data`): no synthetic test voices", index.parent)
         return []
-    plan = HeldoutPlan(split=bc.synthetic_split, speech_hours=bc.speech_hours, noise_hours=0.0, seed=bc.seed,
-                       negative_kinds=("speech",))
+    plan = HeldoutPlan(
+        split=bc.synthetic_split,
+        speech_hours=bc.speech_hours,
+        noise_hours=0.0,
+        seed=bc.seed,
+        negative_kinds=("speech",),
+    )
     noisy = condition_name(streams_cfg.snr_db)
-    specs = {"clean": SetSpec("synthetic", "clean", True),
-             f"noisy {streams_cfg.snr_db:g} dB": SetSpec("synthetic", noisy, True),
-             "speech": SetSpec("synthetic", "clean", False), "speech + noise": SetSpec("synthetic", noisy, False),
-             "conf clean": SetSpec(HARD_NEGATIVES, "clean", False), "conf noisy": SetSpec(HARD_NEGATIVES, noisy, False)}
-    key = cache_key(kind="synthetic", format=FORMAT, keyword=keyword, split=split_fingerprint(build, plan.split),
-                    params=params, streams=streams_cfg, plan=plan)
+    specs = {
+        "clean": SetSpec("synthetic", "clean", True),
+        f"noisy {streams_cfg.snr_db:g} dB": SetSpec("synthetic", noisy, True),
+        "speech": SetSpec("synthetic", "clean", False),
+        "speech + noise": SetSpec("synthetic", noisy, False),
+        "conf clean": SetSpec(HARD_NEGATIVES, "clean", False),
+        "conf noisy": SetSpec(HARD_NEGATIVES, noisy, False),
+    }
+    key = cache_key(
+        kind="synthetic",
+        format=FORMAT,
+        keyword=keyword,
+        split=split_fingerprint(build, plan.split),
+        params=params,
+        streams=streams_cfg,
+        plan=plan,
+    )
     try:
         source = heldout_source(keyword, Path(build), params, plan, streams_cfg)
 
@@ -216,8 +251,11 @@ def _confusable_streams(build: Path, params: AudioParams, streams_cfg, plan) -> 
     from train.streams import Clip, negative_streams
 
     speakers = {s for s, split in load_index(Path(build) / "sources")["speakers"].items() if split == plan.split}
-    clips = [Clip(read_audio(c.path, params), None, c.path.stem)
-             for c in list_sources(build, plan.split, "confusable") if c.speaker in speakers]
+    clips = [
+        Clip(read_audio(c.path, params), None, c.path.stem)
+        for c in list_sources(build, plan.split, "confusable")
+        if c.speaker in speakers
+    ]
     if not clips:
         return
     # one stream holding every clip (so the count is exact), each clip 2-2.5 s after the last
@@ -235,8 +273,9 @@ def pick_evenly(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
-def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
-              heard_speakers: Iterable[str] = ()) -> list[TestAudio]:
+def real_sets(
+    keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path, heard_speakers: Iterable[str] = ()
+) -> list[TestAudio]:
     """Real recordings of ``../shared/data`` (when present and it has the keyword), else [].
     Speakers the model has heard (``heard_speakers``: those the dataset trained on, ``[data]
     use_shared_negatives``, and those export calibrated on, ``[export] shared_calibration_share``)
@@ -249,11 +288,18 @@ def real_sets(keyword: str, params: AudioParams, streams_cfg, bc, out_dir: Path,
         log.info("no real recordings of %r (../shared/data absent or without the keyword)", keyword)
         return []
     if left_out:
-        log.info("real recordings: %d keyword takes, %d negatives (%d speakers the model heard or "
-                 "[bench] real_exclude_speakers names left out)", len(files.keyword), len(files.negative),
-                 len(left_out))
-    files = RealFiles(pick_evenly(files.keyword, bc.real_keyword_clips),
-                      pick_evenly(files.negative, bc.real_negative_clips), files.noise)
+        log.info(
+            "real recordings: %d keyword takes, %d negatives (%d speakers the model heard or "
+            "[bench] real_exclude_speakers names left out)",
+            len(files.keyword),
+            len(files.negative),
+            len(left_out),
+        )
+    files = RealFiles(
+        pick_evenly(files.keyword, bc.real_keyword_clips),
+        pick_evenly(files.negative, bc.real_negative_clips),
+        files.noise,
+    )
     return recorded_sets("real", files, params, streams_cfg, out_dir)
 
 
@@ -264,12 +310,20 @@ def recorded_sets(source: str, files, params: AudioParams, streams_cfg, out_dir:
     from train.evalsets import real_streams
     from train.streams import cache_key, file_fingerprint
 
-    key = cache_key(kind=source, format=FORMAT, files=[file_fingerprint(files.keyword),
-                    file_fingerprint(files.negative), file_fingerprint(files.noise)],
-                    params=params, streams=streams_cfg)
+    key = cache_key(
+        kind=source,
+        format=FORMAT,
+        files=[file_fingerprint(files.keyword), file_fingerprint(files.negative), file_fingerprint(files.noise)],
+        params=params,
+        streams=streams_cfg,
+    )
     noisy = condition_name(streams_cfg.snr_db)
-    specs = {"clean/pos": SetSpec(source, "clean", True), "noisy/pos": SetSpec(source, noisy, True),
-             "clean/neg": SetSpec(source, "clean", False), "noisy/neg": SetSpec(source, noisy, False)}
+    specs = {
+        "clean/pos": SetSpec(source, "clean", True),
+        "noisy/pos": SetSpec(source, noisy, True),
+        "clean/neg": SetSpec(source, "clean", False),
+        "noisy/neg": SetSpec(source, noisy, False),
+    }
 
     def streams() -> StreamIter:
         built = real_streams(files, params, streams_cfg, cache_dir=None)
@@ -283,6 +337,8 @@ def recorded_sets(source: str, files, params: AudioParams, streams_cfg, out_dir:
 
 def describe(sets: list[TestAudio]) -> list[str]:
     """One line per set, for the log and the report."""
-    return [f"{t.spec.source} {t.spec.condition} {'positives' if t.spec.positive else 'negatives'}: "
-            f"{len(t.spans)} keywords, {t.hours:.2f} h{f', {t.clips} utterances' if t.clips else ''} ({t.wav.name})"
-            for t in sets]
+    return [
+        f"{t.spec.source} {t.spec.condition} {'positives' if t.spec.positive else 'negatives'}: "
+        f"{len(t.spans)} keywords, {t.hours:.2f} h{f', {t.clips} utterances' if t.clips else ''} ({t.wav.name})"
+        for t in sets
+    ]

@@ -31,6 +31,7 @@ about 200 MB of wheels the first time, pip's cache after that). Before writing, 
 installed-checked as the Pi will (``pip download --require-hashes`` for each of its targets).
 Exit 0, or 1 with one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,7 @@ MANYLINUX_FLOOR = 17
 @dataclass(frozen=True)
 class Target:
     """A Python and an architecture a Pi may run, with its OS's glibc (the newest manylinux tag)."""
+
     python: tuple[int, int]
     machine: str
     """``uname -m``: aarch64 or x86_64."""
@@ -78,11 +80,20 @@ class Target:
         return f"cp{self.python[0]}{self.python[1]}-{self.machine}"
 
     def pip_args(self) -> list[str]:
-        platforms = [f"manylinux_{self.glibc[0]}_{minor}_{self.machine}"
-                     for minor in range(self.glibc[1], MANYLINUX_FLOOR - 1, -1)]
+        platforms = [
+            f"manylinux_{self.glibc[0]}_{minor}_{self.machine}"
+            for minor in range(self.glibc[1], MANYLINUX_FLOOR - 1, -1)
+        ]
         platforms.append(f"manylinux2014_{self.machine}")
-        args = ["--only-binary=:all:", "--implementation", "cp", "--python-version",
-                f"{self.python[0]}.{self.python[1]}", "--abi", f"cp{self.python[0]}{self.python[1]}"]
+        args = [
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            f"{self.python[0]}.{self.python[1]}",
+            "--abi",
+            f"cp{self.python[0]}{self.python[1]}",
+        ]
         for p in platforms:
             args += ["--platform", p]
         return args
@@ -90,10 +101,18 @@ class Target:
     def marker_env(self) -> dict[str, str]:
         """The environment markers of ``Requires-Dist`` lines evaluate against on this target."""
         version = f"{self.python[0]}.{self.python[1]}"
-        return {"python_version": version, "python_full_version": f"{version}.0", "os_name": "posix",
-                "sys_platform": "linux", "platform_system": "Linux", "platform_machine": self.machine,
-                "platform_python_implementation": "CPython", "implementation_name": "cpython",
-                "implementation_version": f"{version}.0", "extra": ""}
+        return {
+            "python_version": version,
+            "python_full_version": f"{version}.0",
+            "os_name": "posix",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "implementation_name": "cpython",
+            "implementation_version": f"{version}.0",
+            "extra": "",
+        }
 
 
 TARGETS = (
@@ -149,16 +168,35 @@ def read_wheel(path: Path) -> Wheel:
     return Wheel(canonicalize_name(name), str(version), hashlib.sha256(path.read_bytes()).hexdigest(), requires)
 
 
-def download(requirements: list[str], constraints: dict[str, str], target: Target, work: Path,
-             probe: dict[str, str] | None = None) -> dict[str, Wheel]:
+def download(
+    requirements: list[str],
+    constraints: dict[str, str],
+    target: Target,
+    work: Path,
+    probe: dict[str, str] | None = None,
+) -> dict[str, Wheel]:
     """``pip download`` the requirements and their dependencies for ``target``, each package held
     to ``constraints`` where it names it; canonical name -> wheel. Raises LockError when pip cannot,
     naming the packages of ``probe`` (name -> version) that have no wheel for the target."""
     dest = Path(tempfile.mkdtemp(prefix=f"{target.tag}-", dir=work))
     cfile = dest.with_suffix(".constraints.txt")
     cfile.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())))
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--index-url", INDEX_URL,
-           *target.pip_args(), "-d", str(dest), "-c", str(cfile), *requirements]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-input",
+        "--index-url",
+        INDEX_URL,
+        *target.pip_args(),
+        "-d",
+        str(dest),
+        "-c",
+        str(cfile),
+        *requirements,
+    ]
     proc = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         lacking = [f"{n}=={v}" for n, v in sorted((probe or {}).items()) if not has_wheel(n, v, target, dest)]
@@ -173,8 +211,21 @@ def download(requirements: list[str], constraints: dict[str, str], target: Targe
 def has_wheel(name: str, version: str, target: Target, work: Path) -> bool:
     """Does PyPI have a wheel of exactly ``name==version`` for ``target``? (Asked one package at
     a time, without dependencies, to say which one a failed resolution lacks.)"""
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--no-deps", "--index-url", INDEX_URL,
-           *target.pip_args(), "-d", str(work / "probe"), f"{name}=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-input",
+        "--no-deps",
+        "--index-url",
+        INDEX_URL,
+        *target.pip_args(),
+        "-d",
+        str(work / "probe"),
+        f"{name}=={version}",
+    ]
     return subprocess.run(cmd, env=pip_env(), capture_output=True).returncode == 0
 
 
@@ -200,6 +251,7 @@ def closure(roots: list[str], wheels: dict[str, Wheel], target: Target) -> dict[
 @dataclass
 class Group:
     """One lock file: its input requirements and, per target covered, what they resolve to."""
+
     name: str
     requirements: list[str]
     per_target: dict[str, dict[str, Wheel]]
@@ -209,8 +261,14 @@ class Group:
     """Target tag -> why it is not covered."""
 
 
-def resolve(name: str, requirements: list[str], pins: dict[str, str], work: Path, exclude: set[str] = frozenset(),
-            required: bool = True) -> Group:
+def resolve(
+    name: str,
+    requirements: list[str],
+    pins: dict[str, str],
+    work: Path,
+    exclude: set[str] = frozenset(),
+    required: bool = True,
+) -> Group:
     """Resolve ``requirements`` for every target: the reference against ``pins``, every other
     target against the reference's versions. ``exclude``: packages another group already locks."""
     group = Group(name, requirements, {}, {}, {})
@@ -218,8 +276,9 @@ def resolve(name: str, requirements: list[str], pins: dict[str, str], work: Path
     for i, target in enumerate(TARGETS):
         constraints = dict(pins, **reference)
         # What to blame if pip fails: the reference's versions, or the venv's of the inputs themselves.
-        probe = reference or {n: pins[n] for n in (canonicalize_name(Requirement(r).name) for r in requirements)
-                              if n in pins}
+        probe = reference or {
+            n: pins[n] for n in (canonicalize_name(Requirement(r).name) for r in requirements) if n in pins
+        }
         try:
             wheels = download(requirements, constraints, target, work, probe)
         except LockError as exc:
@@ -250,8 +309,22 @@ def verify(lock: Path, work: Path) -> None:
     for target in TARGETS:
         if target.tag not in tags:
             continue
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--require-hashes",
-               "--index-url", INDEX_URL, *target.pip_args(), "-d", tempfile.mkdtemp(dir=work), "-r", str(lock)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-input",
+            "--require-hashes",
+            "--index-url",
+            INDEX_URL,
+            *target.pip_args(),
+            "-d",
+            tempfile.mkdtemp(dir=work),
+            "-r",
+            str(lock),
+        ]
         proc = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             raise LockError(f"{lock.name} does not install on {target.tag}: {proc.stderr.strip()[-300:]}")
@@ -261,7 +334,7 @@ def targets_of(text: str) -> list[str]:
     """The ``# targets:`` line of a lock file's text, as a list."""
     for line in text.splitlines():
         if line.startswith("# targets:"):
-            return line[len("# targets:"):].split()
+            return line[len("# targets:") :].split()
     return []
 
 
@@ -307,8 +380,9 @@ def make_locks(out_dir: Path, pyproject: Path = REPO / "pyproject.toml") -> dict
     with tempfile.TemporaryDirectory(prefix="wakeword-lock-") as tmp:
         base = resolve("device", device_requirements(pyproject), pins, Path(tmp))
         base_pins = {n: w.version for n, w in base.per_target[TARGETS[0].tag].items()}
-        gpio = resolve("gpio", GPIO_REQUIREMENTS, dict(pins, **base_pins), Path(tmp),
-                       exclude=set(base_pins), required=False)
+        gpio = resolve(
+            "gpio", GPIO_REQUIREMENTS, dict(pins, **base_pins), Path(tmp), exclude=set(base_pins), required=False
+        )
         texts = {LOCK.name: render(base), GPIO_LOCK.name: render(gpio)}
         for name, text in texts.items():
             (Path(tmp) / name).write_text(text)

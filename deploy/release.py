@@ -26,6 +26,7 @@ deploying it again changes nothing. Usage::
 
 prints the release directory. A missing or empty input is one line on stderr and exit 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,16 +106,19 @@ def checked_lock(path: Path, requirements: list[str]) -> str:
     if not path.is_file():
         raise ReleaseError(f"{path} is missing: run `make lock`")
     text = path.read_text()
-    header = next((line[len("# input:"):].strip() for line in text.splitlines()
-                   if line.startswith("# input:")), "null")
+    header = next(
+        (line[len("# input:") :].strip() for line in text.splitlines() if line.startswith("# input:")), "null"
+    )
     try:
         made_from = json.loads(header)
         lockfile.parse(text)
     except (ValueError, lockfile.LockError) as exc:
         raise ReleaseError(f"{path} is not what `make lock` writes ({exc}): run `make lock`") from None
     if made_from != requirements:
-        raise ReleaseError(f"{path} was made for {made_from}, the Pi needs {requirements} "
-                           "(pyproject.toml's device extra changed): run `make lock`")
+        raise ReleaseError(
+            f"{path} was made for {made_from}, the Pi needs {requirements} "
+            "(pyproject.toml's device extra changed): run `make lock`"
+        )
     if not lockfile.targets(text):
         raise ReleaseError(f"{path} has wheels for no Pi at all (no '# targets:'): run `make lock`")
     return text
@@ -162,8 +166,14 @@ def _device_files(device_dir: Path) -> list[Path]:
     return files
 
 
-def _stage(tmp: Path, model: Path, config_text: str, locks: dict[str, str], device_dir: Path,
-           extra: dict[str, Path] | None = None) -> None:
+def _stage(
+    tmp: Path,
+    model: Path,
+    config_text: str,
+    locks: dict[str, str],
+    device_dir: Path,
+    extra: dict[str, Path] | None = None,
+) -> None:
     """Write every hashed file of the release into ``tmp``."""
     for rel in _device_files(device_dir):
         dst = tmp / "lib" / "device" / rel
@@ -199,13 +209,21 @@ def _manifest(root: Path) -> str:
     return "".join(lines)
 
 
-def build(model: Path, out: Path, config: Path | None = None, device_dir: Path = REPO / "device",
-          keyword: str = "", extra_models: list[Path] = (), lock_dir: Path = DEPLOY) -> Release:
+def build(
+    model: Path,
+    out: Path,
+    config: Path | None = None,
+    device_dir: Path = REPO / "device",
+    keyword: str = "",
+    extra_models: list[Path] = (),
+    lock_dir: Path = DEPLOY,
+) -> Release:
     """Build (or find, if already built) the release for these inputs under ``out``."""
     model = Path(model)
     if not model.is_file() or model.stat().st_size == 0:
-        raise ReleaseError(f"model {model} not found (or empty): run `make train export`, "
-                           "or pass MODEL=path/to/model.onnx")
+        raise ReleaseError(
+            f"model {model} not found (or empty): run `make train export`, or pass MODEL=path/to/model.onnx"
+        )
     extra_models = [Path(m) for m in extra_models]
     if len(extra_models) > MAX_EXTRA_MODELS:
         raise ReleaseError(f"{len(extra_models)} extra models: one daemon runs at most {MAX_EXTRA_MODELS + 1} keywords")
@@ -220,8 +238,10 @@ def build(model: Path, out: Path, config: Path | None = None, device_dir: Path =
     else:
         config_text = default_config(device_dir / "config.example.toml", list(extra))
     requirements = device_requirements(REPO / "pyproject.toml")
-    locks = {name: checked_lock(Path(lock_dir) / name, requirements if reqs is None else reqs)
-             for name, reqs in LOCKS.items()}
+    locks = {
+        name: checked_lock(Path(lock_dir) / name, requirements if reqs is None else reqs)
+        for name, reqs in LOCKS.items()
+    }
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".release-", dir=out))
     tmp.chmod(0o755)  # mkdtemp's 0700 would travel to the Pi, where the service user must read it
@@ -230,11 +250,19 @@ def build(model: Path, out: Path, config: Path | None = None, device_dir: Path =
         manifest = _manifest(tmp)
         release_id = hashlib.sha256(manifest.encode()).hexdigest()[:12]
         (tmp / "MANIFEST.sha256").write_text(manifest)
-        (tmp / "RELEASE").write_text(json.dumps({
-            "id": release_id, "keyword": keyword, "model": str(model),
-            "extra_models": {f"models/{name}": str(path) for name, path in extra.items()},
-            "config": str(config) if config else "device/config.example.toml",
-        }, indent=2) + "\n")
+        (tmp / "RELEASE").write_text(
+            json.dumps(
+                {
+                    "id": release_id,
+                    "keyword": keyword,
+                    "model": str(model),
+                    "extra_models": {f"models/{name}": str(path) for name, path in extra.items()},
+                    "config": str(config) if config else "device/config.example.toml",
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         final = out / release_id
         if final.is_dir():
             shutil.rmtree(tmp)  # same content already built
@@ -248,8 +276,11 @@ def build(model: Path, out: Path, config: Path | None = None, device_dir: Path =
 
 def prune(out: Path, keep: int = 5) -> None:
     """Remove all but the ``keep`` newest releases under ``out`` (workstation side only)."""
-    releases = sorted((p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
+    releases = sorted(
+        (p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     for old in releases[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -257,10 +288,20 @@ def prune(out: Path, keep: int = 5) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="deploy.release", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, type=Path, help="the model.onnx to ship")
-    ap.add_argument("--config", type=Path, default=None,
-                    help="config.toml to install where none exists (default: the commented example)")
-    ap.add_argument("--extra-model", action="append", default=[], type=Path, dest="extra_models",
-                    help="another keyword's model.onnx, shipped under models/ (repeatable)")
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config.toml to install where none exists (default: the commented example)",
+    )
+    ap.add_argument(
+        "--extra-model",
+        action="append",
+        default=[],
+        type=Path,
+        dest="extra_models",
+        help="another keyword's model.onnx, shipped under models/ (repeatable)",
+    )
     ap.add_argument("--keyword", default="", help="recorded in RELEASE")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "release", help="releases go here")
     args = ap.parse_args(argv)

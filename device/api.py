@@ -14,6 +14,7 @@ The very same :class:`device.engine.Engine` (streaming ONNX, state carried betwe
 soxr as the daemon's capture does, and several channels (``[frames, channels]``) are averaged.
 Feeding a stream in 1 ms or 10 s pieces gives the same detections.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,14 @@ __all__ = ["Detector", "Detection"]
 class Detector:
     """One keyword model over one audio stream (make one per stream; :meth:`fork` shares the model)."""
 
-    def __init__(self, model: str | os.PathLike | Engine, threshold: float | None = None,
-                 smoothing_frames: int | None = None, refractory_s: float | None = None,
-                 max_step_s: float = 0.96):
+    def __init__(
+        self,
+        model: str | os.PathLike | Engine,
+        threshold: float | None = None,
+        smoothing_frames: int | None = None,
+        refractory_s: float | None = None,
+        max_step_s: float = 0.96,
+    ):
         """``model``: a ``model.onnx`` path (refused with :class:`device.engine.EngineError`, one
         line, when the daemon could not run it) or a loaded :class:`Engine`. The decision
         settings default to what the model was calibrated with. ``max_step_s``: the longest
@@ -58,8 +64,13 @@ class Detector:
 
     def fork(self) -> Detector:
         """Another detector for another stream, sharing this one's loaded model (no second session)."""
-        return Detector(self.engine.fork(), self.decision.threshold, self.decision.smoothing_frames,
-                        self.decision.refractory_s, self._max_step / self.params.sample_rate)
+        return Detector(
+            self.engine.fork(),
+            self.decision.threshold,
+            self.decision.smoothing_frames,
+            self.decision.refractory_s,
+            self._max_step / self.params.sample_rate,
+        )
 
     def reset(self) -> None:
         """Start a new stream: model state, decision history, resampler, clock."""
@@ -85,7 +96,7 @@ class Detector:
         usable = len(buf) // hop * hop
         probs, found = [], []
         for start in range(0, usable, self._max_step):
-            p = self.engine.step(buf[start:min(usable, start + self._max_step)])
+            p = self.engine.step(buf[start : min(usable, start + self._max_step)])
             found += self._decider.feed(p, self.time_s)
             self._frames += len(p)
             probs.append(p)

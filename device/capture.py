@@ -11,6 +11,7 @@ a fresh PyAudio instance: a microphone that was unplugged and plugged back in is
 again. alsa-lib and JACK print pages of harmless probing noise on stderr during that scan;
 it is silenced (fd 2 is pointed at /dev/null for the duration), unless ``quiet=False``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,8 +78,9 @@ def list_input_devices(pa) -> list[DeviceInfo]:
     for i in range(pa.get_device_count()):
         d = pa.get_device_info_by_index(i)
         if int(d.get("maxInputChannels", 0)) > 0:
-            out.append(DeviceInfo(i, str(d["name"]), int(d["maxInputChannels"]),
-                                  int(round(float(d["defaultSampleRate"])))))
+            out.append(
+                DeviceInfo(i, str(d["name"]), int(d["maxInputChannels"]), int(round(float(d["defaultSampleRate"]))))
+            )
     return out
 
 
@@ -89,8 +91,9 @@ def find_input_device(devices: list[DeviceInfo], name: str) -> DeviceInfo:
     the first input device.
     """
     if not devices:
-        raise DeviceNotFound("no audio input devices found (is the microphone plugged in? "
-                             "`arecord -l` lists ALSA capture cards)")
+        raise DeviceNotFound(
+            "no audio input devices found (is the microphone plugged in? `arecord -l` lists ALSA capture cards)"
+        )
     wanted = name.strip()
     if wanted in ("", "default"):
         return next((d for d in devices if d.name == "default"), devices[0])
@@ -111,8 +114,9 @@ def supported_rates(pa, dev: DeviceInfo, channels: int) -> list[int]:
     ok = []
     for rate in STANDARD_RATES_HZ:
         try:
-            if pa.is_format_supported(rate, input_device=dev.index, input_channels=channels,
-                                      input_format=pyaudio.paInt16):
+            if pa.is_format_supported(
+                rate, input_device=dev.index, input_channels=channels, input_format=pyaudio.paInt16
+            ):
                 ok.append(rate)
         except ValueError:
             pass
@@ -132,8 +136,16 @@ def describe_devices(quiet: bool = True) -> list[tuple[DeviceInfo, list[int]]]:
 class Capture:
     """One open input stream; blocks go to ``queue``. Not reusable: open a new one to reconnect."""
 
-    def __init__(self, device: str, channels: int = 0, rate_hz: int = 0, block_ms: float = 32.0,
-                 session: int = 0, max_s: float | None = None, quiet: bool = True):
+    def __init__(
+        self,
+        device: str,
+        channels: int = 0,
+        rate_hz: int = 0,
+        block_ms: float = 32.0,
+        session: int = 0,
+        max_s: float | None = None,
+        quiet: bool = True,
+    ):
         """``channels``/``rate_hz`` 0 mean the device's maximum channels / default rate;
         ``max_s`` ends the stream (:attr:`finished`) after that much audio (counted in frames)."""
         self.device = device
@@ -167,21 +179,28 @@ class Capture:
             self.channels = self._want_channels or info.max_input_channels
             self.rate_hz = self._want_rate_hz or info.default_rate_hz
             if self.channels > info.max_input_channels:
-                raise CaptureError(f"{info.name!r} has {info.max_input_channels} input "
-                                   f"channel(s), {self.channels} were asked for")
+                raise CaptureError(
+                    f"{info.name!r} has {info.max_input_channels} input channel(s), {self.channels} were asked for"
+                )
             if self._max_s is not None:
                 self.max_frames = round(self._max_s * self.rate_hz)
             self.queue = DropOldestQueue(max(1, round(queue_s * self.rate_hz)))
             block_frames = max(1, round(self._block_ms / 1000 * self.rate_hz))
             with _quiet_stderr(self.quiet):
                 self._stream = pa.open(
-                    format=pyaudio.paInt16, channels=self.channels, rate=self.rate_hz, input=True,
-                    input_device_index=info.index, frames_per_buffer=block_frames,
-                    stream_callback=self._callback)
+                    format=pyaudio.paInt16,
+                    channels=self.channels,
+                    rate=self.rate_hz,
+                    input=True,
+                    input_device_index=info.index,
+                    frames_per_buffer=block_frames,
+                    stream_callback=self._callback,
+                )
         except (OSError, ValueError) as exc:
             self.close()
-            raise CaptureError(f"cannot open {self.device!r} ({self.channels} ch, {self.rate_hz} Hz, "
-                               f"int16): {exc}") from None
+            raise CaptureError(
+                f"cannot open {self.device!r} ({self.channels} ch, {self.rate_hz} Hz, int16): {exc}"
+            ) from None
         except BaseException:
             self.close()
             raise

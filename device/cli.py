@@ -13,6 +13,7 @@ Exit status: 0 done (end of file, or SIGTERM/SIGINT); 1 a runtime failure (unrea
 input file, GPIO unavailable); 2 a bad command line or config; 3 a model the daemon cannot
 run (missing, corrupt, other format, metadata not matching the graph).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,21 +46,38 @@ def _parser() -> argparse.ArgumentParser:
     src = ls.add_mutually_exclusive_group()
     src.add_argument("--device", help="(part of) the input device name (overrides [capture] device)")
     src.add_argument("--input", metavar="FILE.wav", help="stream a WAV file instead of a microphone")
-    ls.add_argument("--realtime", action="store_true",
-                    help="with --input: play the file at 1x speed, like a microphone (default: as fast as possible)")
-    ls.add_argument("--json", action="store_true",
-                    help='print one JSON line per detection: {"time_s", "score", "keyword"}')
-    ls.add_argument("--scores", action="store_true",
-                    help='also print one JSON line per inference step: {"time_s", "score"} (max probability)')
-    ls.add_argument("--frame-scores", action="store_true",
-                    help='also print every output frame\'s probability, one JSON line per step: '
-                         '{"start_s", "frame_s", "probs": [...]} (threshold sweeps with the exact decision rule)')
-    ls.add_argument("--infer-every-s", type=float, metavar="S",
-                    help="audio per inference step (overrides [capture] infer_every_s; "
-                         "default the model's own, 0.48 s)")
+    ls.add_argument(
+        "--realtime",
+        action="store_true",
+        help="with --input: play the file at 1x speed, like a microphone (default: as fast as possible)",
+    )
+    ls.add_argument(
+        "--json", action="store_true", help='print one JSON line per detection: {"time_s", "score", "keyword"}'
+    )
+    ls.add_argument(
+        "--scores",
+        action="store_true",
+        help='also print one JSON line per inference step: {"time_s", "score"} (max probability)',
+    )
+    ls.add_argument(
+        "--frame-scores",
+        action="store_true",
+        help="also print every output frame's probability, one JSON line per step: "
+        '{"start_s", "frame_s", "probs": [...]} (threshold sweeps with the exact decision rule)',
+    )
+    ls.add_argument(
+        "--infer-every-s",
+        type=float,
+        metavar="S",
+        help="audio per inference step (overrides [capture] infer_every_s; default the model's own, 0.48 s)",
+    )
     ls.add_argument("--threshold", type=float, help="detection threshold (overrides config and model)")
-    ls.add_argument("--max-audio-s", type=float, metavar="S",
-                    help="stop after S seconds of audio (counted in frames, not wall time)")
+    ls.add_argument(
+        "--max-audio-s",
+        type=float,
+        metavar="S",
+        help="stop after S seconds of audio (counted in frames, not wall time)",
+    )
     ls.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     dv = sub.add_parser("devices", help="list audio capture devices")
@@ -71,11 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--device", help="input device name (overrides the config)")
 
     wy = sub.add_parser("wyoming", help="serve the model(s) to Home Assistant over the Wyoming protocol")
-    wy.add_argument("--model", action="append", default=[], metavar="FILE.onnx",
-                    help="a keyword model; repeat for several (default: the config's model and [wyoming] models)")
+    wy.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="FILE.onnx",
+        help="a keyword model; repeat for several (default: the config's model and [wyoming] models)",
+    )
     wy.add_argument("--config", help="TOML config file (model, [wyoming] uri and models, log level)")
-    wy.add_argument("--uri", help="where to listen: tcp://HOST:PORT or unix:///PATH "
-                                  "(default: the config's [wyoming] uri, tcp://0.0.0.0:10400)")
+    wy.add_argument(
+        "--uri",
+        help="where to listen: tcp://HOST:PORT or unix:///PATH "
+        "(default: the config's [wyoming] uri, tcp://0.0.0.0:10400)",
+    )
     wy.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     sub.add_parser("record", help="record your own keyword takes (see `wakeword record --help`)", add_help=False)
@@ -123,7 +149,7 @@ def _config(args):
     except config.ConfigError as exc:
         raise _Fatal(str(exc), EXIT_USAGE) from None
     if not cfg.model:
-        raise _Fatal("no model: pass --model FILE.onnx or set model = \"...\" in the config", EXIT_USAGE)
+        raise _Fatal('no model: pass --model FILE.onnx or set model = "..." in the config', EXIT_USAGE)
     return cfg
 
 
@@ -151,25 +177,28 @@ def _source_factory(args, cfg):
             mode = None  # WavSource says what is wrong, in one line
         if mode is not None and not stat.S_ISREG(mode):
             # a FIFO would block the open (and SIGTERM with it) until a writer comes
-            raise _Fatal(f"{args.input}: not a regular file (--input takes a WAV file; for live audio use "
-                         "--device, or [capture] device = \"file:...\")", EXIT_FAIL)
+            raise _Fatal(
+                f"{args.input}: not a regular file (--input takes a WAV file; for live audio use "
+                '--device, or [capture] device = "file:...")',
+                EXIT_FAIL,
+            )
         try:
             WavSource(args.input)  # a bad file is one line now, not a retry loop later
         except WavError as exc:
             raise _Fatal(str(exc), EXIT_FAIL) from None
-        return lambda session: WavSource(args.input, cfg.capture.block_ms, args.realtime, session,
-                                         args.max_audio_s)
+        return lambda session: WavSource(args.input, cfg.capture.block_ms, args.realtime, session, args.max_audio_s)
     c = cfg.capture
     if c.device.startswith("file:"):
         # A WAV file standing in for the microphone, paced at 1x (test rigs without audio hardware).
-        path = c.device[len("file:"):]
+        path = c.device[len("file:") :]
         try:
             WavSource(path)
         except WavError as exc:
             raise _Fatal(str(exc), EXIT_FAIL) from None
         return lambda session: WavSource(path, c.block_ms, True, session, args.max_audio_s)
-    return lambda session: Capture(c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s,
-                                   quiet=cfg.log_level != "debug")
+    return lambda session: Capture(
+        c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s, quiet=cfg.log_level != "debug"
+    )
 
 
 def _mqtt_output(cfg, keywords: list[str], outputs):
@@ -207,23 +236,33 @@ def _more_keywords(cfg, main_engine, main_outputs):
                 raise _Fatal(f"{where}: {exc}", EXIT_MODEL) from None
             p = engine.params
             if (p.sample_rate, p.output_hop_samples) != (main.sample_rate, main.output_hop_samples):
-                raise _Fatal(f"{where}: its model hears {p.sample_rate} Hz in {p.output_hop_s:g} s frames, the "
-                             f"main model {main.sample_rate} Hz in {main.output_hop_s:g} s frames: one daemon "
-                             "steps all its models on the same audio", EXIT_MODEL)
+                raise _Fatal(
+                    f"{where}: its model hears {p.sample_rate} Hz in {p.output_hop_s:g} s frames, the "
+                    f"main model {main.sample_rate} Hz in {main.output_hop_s:g} s frames: one daemon "
+                    "steps all its models on the same audio",
+                    EXIT_MODEL,
+                )
             if engine.meta.keyword in [main_engine.meta.keyword, *(u.keyword for u in units)]:
                 raise _Fatal(f"{where}: keyword {engine.meta.keyword!r} is already listened for", EXIT_USAGE)
             indicator = main_outputs.indicator
             if kc.gpio is not None:
                 try:
-                    indicator = Indicator(open_pin(kc.gpio.backend, kc.gpio.pin, kc.gpio.active_high,
-                                                   kc.gpio.fake_edge_log), kc.gpio)
+                    indicator = Indicator(
+                        open_pin(kc.gpio.backend, kc.gpio.pin, kc.gpio.active_high, kc.gpio.fake_edge_log), kc.gpio
+                    )
                 except GpioError as exc:
                     raise _Fatal(f"{where}: {exc}", EXIT_FAIL) from None
             outputs = Outputs(engine.meta.keyword, indicator, HookRunner(kc.hook))
             units.append(KeywordUnit(engine, Decider(decision, engine.params.output_hop_s), outputs))
-            log.info("model %s: keyword %r, version %r; threshold %.3f, smoothing %d frame(s), refractory %g s",
-                     kc.model, engine.meta.keyword, engine.meta.model_version, decision.threshold,
-                     decision.smoothing_frames, decision.refractory_s)
+            log.info(
+                "model %s: keyword %r, version %r; threshold %.3f, smoothing %d frame(s), refractory %g s",
+                kc.model,
+                engine.meta.keyword,
+                engine.meta.model_version,
+                decision.threshold,
+                decision.smoothing_frames,
+                decision.refractory_s,
+            )
     except _Fatal:
         for o in (*(u.outputs for u in units), main_outputs):
             o.close()
@@ -262,29 +301,65 @@ def _build(args, cfg, engine, notifier):
     rate = engine.params.sample_rate
     keepers = Keepers(
         ClipSaver(cfg.save, rate, meta.keyword, meta.model_version, decision.threshold, lag_s)
-        if cfg.save.enabled else None,
-        SnippetKeeper(cfg.snippets, rate, meta.keyword, meta.model_version, decision.threshold,
-                      engine.params.output_hop_s, lag_s) if cfg.snippets.enabled else None)
+        if cfg.save.enabled
+        else None,
+        SnippetKeeper(
+            cfg.snippets, rate, meta.keyword, meta.model_version, decision.threshold, engine.params.output_hop_s, lag_s
+        )
+        if cfg.snippets.enabled
+        else None,
+    )
     saver = keepers or None
-    on_det = (lambda d: _emit({"time_s": round(d.time_s, 6), "score": round(d.score, 6),
-                               "keyword": d.keyword or meta.keyword})) if args.json else None
+    on_det = (
+        (
+            lambda d: _emit(
+                {"time_s": round(d.time_s, 6), "score": round(d.score, 6), "keyword": d.keyword or meta.keyword}
+            )
+        )
+        if args.json
+        else None
+    )
     on_step = (lambda t, p: _emit({"time_s": round(t, 6), "score": round(p, 6)})) if args.scores else None
     frame_s = round(engine.params.output_hop_s, 6)
-    on_frames = (lambda t, probs: _emit({"start_s": round(t, 6), "frame_s": frame_s,
-                                         "probs": [round(float(p), 8) for p in probs]})
-                 ) if args.frame_scores else None
-    log.info("model %s: keyword %r, version %r, %d Hz; threshold %.3f, smoothing %d frame(s), "
-             "refractory %g s", cfg.model, meta.keyword, meta.model_version, engine.params.sample_rate,
-             decision.threshold, decision.smoothing_frames, decision.refractory_s)
+    on_frames = (
+        (
+            lambda t, probs: _emit(
+                {"start_s": round(t, 6), "frame_s": frame_s, "probs": [round(float(p), 8) for p in probs]}
+            )
+        )
+        if args.frame_scores
+        else None
+    )
+    log.info(
+        "model %s: keyword %r, version %r, %d Hz; threshold %.3f, smoothing %d frame(s), refractory %g s",
+        cfg.model,
+        meta.keyword,
+        meta.model_version,
+        engine.params.sample_rate,
+        decision.threshold,
+        decision.smoothing_frames,
+        decision.refractory_s,
+    )
     more = _more_keywords(cfg, engine, outputs)
     mqtt = _mqtt_output(cfg, [meta.keyword, *(u.keyword for u in more)], outputs)
     for o in (outputs, *(u.outputs for u in more)):
         o.mqtt = mqtt  # one publisher, one discovery entity per keyword
     try:
-        return Listener(engine, Decider(decision, engine.params.output_hop_s), outputs, make_source, cfg.capture,
-                        live=not args.input or args.realtime, notifier=notifier, saver=saver,
-                        gate=EnergyGate(cfg.gate) if cfg.gate.enabled else None,
-                        on_step=on_step, on_detection=on_det, on_frames=on_frames, more_keywords=more)
+        return Listener(
+            engine,
+            Decider(decision, engine.params.output_hop_s),
+            outputs,
+            make_source,
+            cfg.capture,
+            live=not args.input or args.realtime,
+            notifier=notifier,
+            saver=saver,
+            gate=EnergyGate(cfg.gate) if cfg.gate.enabled else None,
+            on_step=on_step,
+            on_detection=on_det,
+            on_frames=on_frames,
+            more_keywords=more,
+        )
     except ParamsError as exc:
         for u in more:
             u.outputs.close()
@@ -320,8 +395,15 @@ def listen(args) -> int:
         notifier.close()
     s = listener.stats
     why = f" on signal {stop.signal}" if stop.signal else ""
-    log.info("stopped%s: %.1f s of audio, %d detection(s), %d step(s), %.1f s dropped, %.4f CPU s",
-             why, s.audio_s, s.detections, s.steps, listener.dropped_s, time.process_time() - cpu0)
+    log.info(
+        "stopped%s: %.1f s of audio, %d detection(s), %d step(s), %.1f s dropped, %.4f CPU s",
+        why,
+        s.audio_s,
+        s.detections,
+        s.steps,
+        listener.dropped_s,
+        time.process_time() - cpu0,
+    )
     return EXIT_OK
 
 
@@ -340,8 +422,9 @@ def wyoming(args) -> int:
         raise _Fatal(str(exc), EXIT_USAGE) from None
     models = args.model or ([cfg.model] if cfg.model else []) + list(cfg.wyoming.models)
     if not models:
-        raise _Fatal("no model: pass --model FILE.onnx (repeat for several) or set model = \"...\" in the config",
-                     EXIT_USAGE)
+        raise _Fatal(
+            'no model: pass --model FILE.onnx (repeat for several) or set model = "..." in the config', EXIT_USAGE
+        )
     setup_logging(getattr(logging, cfg.log_level.upper()))
     from device.wyoming_server import load_service, serve
 
@@ -369,8 +452,15 @@ def devices(args) -> int:
     found = describe_devices()
     if args.json:
         for d, rates in found:
-            _emit({"index": d.index, "name": d.name, "channels": d.max_input_channels,
-                   "default_rate_hz": d.default_rate_hz, "rates_hz": rates})
+            _emit(
+                {
+                    "index": d.index,
+                    "name": d.name,
+                    "channels": d.max_input_channels,
+                    "default_rate_hz": d.default_rate_hz,
+                    "rates_hz": rates,
+                }
+            )
         return EXIT_OK
     if not found:
         print("no capture devices found (is the microphone plugged in? `arecord -l` lists ALSA cards)")

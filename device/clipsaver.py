@@ -19,6 +19,7 @@ random snippets of what the Pi hears, *never near a detection* (nor near a frame
 sound -- TV, talk, the kettle -- that ``make collect`` fetches and ``make finetune`` learns as
 negatives. Local files only, capped the same way.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,15 @@ class SaveConfig:
 
 
 class ClipSaver:
-    def __init__(self, cfg: SaveConfig, rate_hz: int, keyword: str, model_version: str = "",
-                 threshold: float = 0.0, lag_s: float = 5.0):
+    def __init__(
+        self,
+        cfg: SaveConfig,
+        rate_hz: int,
+        keyword: str,
+        model_version: str = "",
+        threshold: float = 0.0,
+        lag_s: float = 5.0,
+    ):
         """``lag_s``: how far behind the newest audio a detection may be reported (the
         longest inference step), so its pre-roll is still in the history."""
         self.cfg = cfg
@@ -74,7 +82,7 @@ class ClipSaver:
         self.dir = Path(cfg.dir)
         self._keep = int(round((cfg.pre_roll_s + cfg.post_roll_s + lag_s) * rate_hz))
         self._buf = np.zeros(0, np.float32)
-        self._end_s = 0.0       # stream time of the end of _buf
+        self._end_s = 0.0  # stream time of the end of _buf
         self._pending: list[tuple[Detection, float]] = []  # (detection, wall clock time)
         self.saved = 0
 
@@ -85,7 +93,7 @@ class ClipSaver:
 
     def feed(self, audio: np.ndarray, start_s: float) -> None:
         """Audio the model heard, float32 ``[n]`` starting at stream time ``start_s``."""
-        self._buf = np.concatenate([self._buf, audio])[-self._keep:]
+        self._buf = np.concatenate([self._buf, audio])[-self._keep :]
         self._end_s = start_s + len(audio) / self.rate_hz
         while self._pending and self._end_s >= self._pending[0][0].time_s + self.cfg.post_roll_s - 1e-9:
             self._write(*self._pending.pop(0))
@@ -106,18 +114,33 @@ class ClipSaver:
         end_s = min(det.time_s + self.cfg.post_roll_s, self._end_s)
         i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
         i1 = len(self._buf) - int(round((self._end_s - end_s) * self.rate_hz))
-        clip = self._buf[max(0, i0):max(0, i1)]
+        clip = self._buf[max(0, i0) : max(0, i1)]
         stamp = datetime.fromtimestamp(wall, UTC)
         keyword = det.keyword or self.keyword
         stem = _stem(wall, det.time_s, keyword)
         try:
-            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
-                "version": SIDECAR_VERSION, "keyword": keyword, "score": round(det.score, 6),
-                "time_s": round(det.time_s, 6), "clip_start_s": round(start_s, 6),
-                "detected_at_s": round(det.time_s - start_s, 6),
-                "wall_time": stamp.isoformat(timespec="milliseconds"),
-                "model_version": self.model_version, "threshold": self.threshold,
-                "sample_rate": self.rate_hz, "host": socket.gethostname()}, indent=1) + "\n")
+            write_pair(
+                self.dir / stem,
+                clip,
+                self.rate_hz,
+                json.dumps(
+                    {
+                        "version": SIDECAR_VERSION,
+                        "keyword": keyword,
+                        "score": round(det.score, 6),
+                        "time_s": round(det.time_s, 6),
+                        "clip_start_s": round(start_s, 6),
+                        "detected_at_s": round(det.time_s - start_s, 6),
+                        "wall_time": stamp.isoformat(timespec="milliseconds"),
+                        "model_version": self.model_version,
+                        "threshold": self.threshold,
+                        "sample_rate": self.rate_hz,
+                        "host": socket.gethostname(),
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
         except OSError as exc:
             # Saving is a convenience: a full or read-only disk must not stop detection.
             log.warning("could not save detection audio in %s: %s", self.dir, exc.strerror or exc)
@@ -220,8 +243,17 @@ class SnippetKeeper:
     stream and digital silence is not kept. Same calls as :class:`ClipSaver` (``feed``,
     ``detected``, ``discontinuity``, ``flush``) plus ``scored`` (every output frame's probability)."""
 
-    def __init__(self, cfg: SnippetConfig, rate_hz: int, keyword: str, model_version: str = "",
-                 threshold: float = 0.5, hop_s: float = 0.08, lag_s: float = 5.0, seed: int | None = None):
+    def __init__(
+        self,
+        cfg: SnippetConfig,
+        rate_hz: int,
+        keyword: str,
+        model_version: str = "",
+        threshold: float = 0.5,
+        hop_s: float = 0.08,
+        lag_s: float = 5.0,
+        seed: int | None = None,
+    ):
         self.cfg = cfg
         self.rate_hz = rate_hz
         self.keyword = keyword
@@ -235,7 +267,7 @@ class SnippetKeeper:
         self._buf = np.zeros(0, np.float32)
         self._end_s = 0.0
         self._next: float | None = None  # stream time the next snippet starts
-        self._alarms: list[float] = []    # stream times of detections and near misses
+        self._alarms: list[float] = []  # stream times of detections and near misses
         self.kept = 0
         self.skipped = 0
 
@@ -250,7 +282,7 @@ class SnippetKeeper:
 
     def feed(self, audio: np.ndarray, start_s: float) -> None:
         nxt = self._next if self._next is not None and len(self._buf) else self._draw(start_s)
-        self._buf = np.concatenate([self._buf, audio])[-self._keep:]
+        self._buf = np.concatenate([self._buf, audio])[-self._keep :]
         self._end_s = start_s + len(audio) / self.rate_hz
         buf_start = self._end_s - len(self._buf) / self.rate_hz
         while self._end_s >= nxt + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
@@ -279,20 +311,35 @@ class SnippetKeeper:
             self.skipped += 1
             return
         i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
-        clip = self._buf[max(0, i0):max(0, i0 + int(round(self.cfg.length_s * self.rate_hz)))]
+        clip = self._buf[max(0, i0) : max(0, i0 + int(round(self.cfg.length_s * self.rate_hz)))]
         if not len(clip) or float(np.max(np.abs(clip))) < 1e-4:  # digital silence teaches nothing
             self.skipped += 1
             return
         wall = time.time() - (self._end_s - start_s)
         stem = _stem(wall, start_s, "snippet")
         try:
-            write_pair(self.dir / stem, clip, self.rate_hz, json.dumps({
-                "version": SIDECAR_VERSION, "kind": "snippet", "keyword": self.keyword,
-                "time_s": round(start_s, 6), "length_s": round(len(clip) / self.rate_hz, 6),
-                "guard_s": self.cfg.guard_s,
-                "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
-                "model_version": self.model_version, "threshold": self.threshold,
-                "sample_rate": self.rate_hz, "host": socket.gethostname()}, indent=1) + "\n")
+            write_pair(
+                self.dir / stem,
+                clip,
+                self.rate_hz,
+                json.dumps(
+                    {
+                        "version": SIDECAR_VERSION,
+                        "kind": "snippet",
+                        "keyword": self.keyword,
+                        "time_s": round(start_s, 6),
+                        "length_s": round(len(clip) / self.rate_hz, 6),
+                        "guard_s": self.cfg.guard_s,
+                        "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
+                        "model_version": self.model_version,
+                        "threshold": self.threshold,
+                        "sample_rate": self.rate_hz,
+                        "host": socket.gethostname(),
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
         except OSError as exc:
             log.warning("could not save a snippet in %s: %s", self.dir, exc.strerror or exc)
             return

@@ -14,6 +14,7 @@ Any problem -- unreadable file, bad TOML, unknown key, wrong type, value out of 
 is a :class:`ConfigError` whose message is one line naming the file and the key; the
 command line turns it into exit status 2.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,7 +71,8 @@ class DetectConfig:
             return DecisionConfig(
                 threshold=self.threshold if self.threshold is not None else meta.threshold,
                 smoothing_frames=pick(self.smoothing_frames, "smoothing_frames", DEFAULT_SMOOTHING_FRAMES),
-                refractory_s=pick(self.refractory_s, "refractory_s", DEFAULT_REFRACTORY_S))
+                refractory_s=pick(self.refractory_s, "refractory_s", DEFAULT_REFRACTORY_S),
+            )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"decision settings from the model's calibration are unusable: {exc}") from None
 
@@ -90,14 +92,18 @@ class WyomingConfig:
             port = uri.port if uri.scheme == "tcp" else None
         except ValueError:
             raise ValueError(f"uri {self.uri!r} is not tcp://HOST:PORT or unix:///PATH") from None
-        if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and (not uri.hostname or port is None)) \
-                or (uri.scheme == "unix" and not uri.path):
+        if (
+            uri.scheme not in ("tcp", "unix")
+            or (uri.scheme == "tcp" and (not uri.hostname or port is None))
+            or (uri.scheme == "unix" and not uri.path)
+        ):
             raise ValueError(f"uri {self.uri!r} is not tcp://HOST:PORT or unix:///PATH")
 
 
 @dataclass(frozen=True)
 class KeywordConfig:
     """One more keyword beside ``model`` (a ``[[keywords]]`` table), with its own actions."""
+
     model: str = ""
     """Path of this keyword's ``model.onnx`` (required)."""
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -162,8 +168,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{where}[{i}]" if dataclasses.is_dataclass(args[0]) else where)
-                     for i, v in enumerate(value))
+        return tuple(
+            _coerce(v, args[0], f"{where}[{i}]" if dataclasses.is_dataclass(args[0]) else where)
+            for i, v in enumerate(value)
+        )
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {value!r}")

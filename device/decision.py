@@ -11,6 +11,7 @@ So one spoken keyword gives one detection, and a score that stays high gives no 
 :class:`Decider` applies the rule incrementally (the daemon); :func:`detect` applies the
 identical rule to a whole score array at once (benchmarks and threshold sweeps), fast.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -96,8 +97,7 @@ def smooth(probs: np.ndarray, smoothing_frames: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def detect(probs: np.ndarray, frame_s: float, cfg: DecisionConfig,
-           start_time_s: float = 0.0) -> list[Detection]:
+def detect(probs: np.ndarray, frame_s: float, cfg: DecisionConfig, start_time_s: float = 0.0) -> list[Detection]:
     """The same rule as :class:`Decider` over a whole score array (one stream, fresh state).
 
     Works run by run (maximal stretches at or above threshold), so its cost grows with the

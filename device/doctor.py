@@ -5,6 +5,7 @@ status 0 when nothing failed, 1 otherwise (2 for a bad config, as everywhere). T
 the machine itself (a 64-bit OS, Python 3.11+); where it fails, nothing else is checked. In a
 deployed release, the next is whether the venv runs the versions its lock pins.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,19 +50,26 @@ def platform_problem(machine: str, pointer_bits: int, python: tuple[int, int]) -
     arm = machine.startswith(("arm", "aarch64"))
     if pointer_bits < 64 and arm:
         userland = machine if machine.startswith("arm") else f"a 32-bit userland on the {machine} kernel"
-        return (f"unsupported Pi: a 32-bit OS ({userland}); onnxruntime publishes no 32-bit ARM wheel: "
-                "install the 64-bit Raspberry Pi OS (arm64)")
+        return (
+            f"unsupported Pi: a 32-bit OS ({userland}); onnxruntime publishes no 32-bit ARM wheel: "
+            "install the 64-bit Raspberry Pi OS (arm64)"
+        )
     if pointer_bits < 64 or machine not in ("aarch64", "arm64", "x86_64", "amd64"):
-        return (f"unsupported machine: {pointer_bits}-bit {machine}; onnxruntime publishes wheels for "
-                "64-bit ARM and x86 only: install the 64-bit Raspberry Pi OS (arm64)")
+        return (
+            f"unsupported machine: {pointer_bits}-bit {machine}; onnxruntime publishes wheels for "
+            "64-bit ARM and x86 only: install the 64-bit Raspberry Pi OS (arm64)"
+        )
     if tuple(python) < MIN_PYTHON:
-        return (f"unsupported Pi: Python {python[0]}.{python[1]}; wakeword needs Python 3.11 or newer: "
-                "install the 64-bit Raspberry Pi OS Bookworm or later")
+        return (
+            f"unsupported Pi: Python {python[0]}.{python[1]}; wakeword needs Python 3.11 or newer: "
+            "install the 64-bit Raspberry Pi OS Bookworm or later"
+        )
     return None
 
 
-def check_platform(r: Report, machine: str | None = None, pointer_bits: int | None = None,
-                   python: tuple[int, int] | None = None) -> bool:
+def check_platform(
+    r: Report, machine: str | None = None, pointer_bits: int | None = None, python: tuple[int, int] | None = None
+) -> bool:
     """One line on this machine (or the one described); False when the daemon cannot run here."""
     machine = machine or platform.machine()
     pointer_bits = pointer_bits or struct.calcsize("P") * 8
@@ -93,18 +101,24 @@ def check_lock(r: Report, release: Path | None = None) -> None:
         return
     tag = lockfile.this_target()
     if tag not in lockfile.targets(text):
-        r.fail(f"{lock} has no wheels for this Python and architecture ({tag}; it has "
-               f"{' '.join(lockfile.targets(text)) or 'none'}): add it to deploy/lock.py, run make lock, deploy again")
+        r.fail(
+            f"{lock} has no wheels for this Python and architecture ({tag}; it has "
+            f"{' '.join(lockfile.targets(text)) or 'none'}): add it to deploy/lock.py, run make lock, deploy again"
+        )
         return
     # rpi-lgpio's lock applies where install.sh took it from pip: compare what is installed of it.
     found = lockfile.differences(pins) + lockfile.differences(gpio_pins, optional=True)
     missing = [d for d in found if " missing " in d]
     if missing:
-        r.fail(f"packages of the release's lock are missing: {'; '.join(missing)} (deploy again: "
-               "install.sh rebuilds the venv)")
+        r.fail(
+            f"packages of the release's lock are missing: {'; '.join(missing)} (deploy again: "
+            "install.sh rebuilds the venv)"
+        )
     elif found:
-        r.warn(f"installed versions differ from the release's lock: {'; '.join(found)}: this Pi runs "
-               "versions the workstation did not test (deploy again: install.sh rebuilds the venv)")
+        r.warn(
+            f"installed versions differ from the release's lock: {'; '.join(found)}: this Pi runs "
+            "versions the workstation did not test (deploy again: install.sh rebuilds the venv)"
+        )
     else:
         main_pins = ", ".join(f"{p.name} {p.version}" for p in pins if p.name in ("onnxruntime", "numpy"))
         r.ok(f"Python packages match the release's lock ({len(pins)} pinned; {main_pins})")
@@ -114,7 +128,7 @@ def check_model(r: Report, cfg):
     from device.engine import Engine, EngineError
 
     if not cfg.model:
-        r.fail("no model configured: set model = \"...\" in the config or pass --model")
+        r.fail('no model configured: set model = "..." in the config or pass --model')
         return None
     try:
         engine = Engine.load(cfg.model, threads=cfg.threads)
@@ -122,8 +136,10 @@ def check_model(r: Report, cfg):
         r.fail(str(exc))
         return None
     m = engine.meta
-    r.ok(f"model {cfg.model}: keyword {m.keyword!r}, version {m.model_version or '?'}, "
-         f"threshold {m.threshold:.3f}, {m.params.sample_rate} Hz, steps of {m.params.infer_every_s:g} s")
+    r.ok(
+        f"model {cfg.model}: keyword {m.keyword!r}, version {m.model_version or '?'}, "
+        f"threshold {m.threshold:.3f}, {m.params.sample_rate} Hz, steps of {m.params.infer_every_s:g} s"
+    )
     return engine
 
 
@@ -135,12 +151,14 @@ def check_audio(r: Report, cfg, listen_s: float = 0.5) -> None:
         from device.wavio import WavError, wav_info
 
         try:
-            wi = wav_info(c.device[len("file:"):])
+            wi = wav_info(c.device[len("file:") :])
         except WavError as exc:
             r.fail(str(exc))
             return
-        r.warn(f"audio comes from a WAV file, not a microphone ({wi.channels} ch, {wi.rate_hz} Hz, "
-               f"{wi.duration_s:.1f} s; the daemon stops at its end)")
+        r.warn(
+            f"audio comes from a WAV file, not a microphone ({wi.channels} ch, {wi.rate_hz} Hz, "
+            f"{wi.duration_s:.1f} s; the daemon stops at its end)"
+        )
         return
     try:
         found = describe_devices(quiet=cfg.log_level != "debug")
@@ -148,8 +166,10 @@ def check_audio(r: Report, cfg, listen_s: float = 0.5) -> None:
         r.fail(f"PortAudio/PyAudio does not work here: {exc}")
         return
     if not found:
-        r.fail("no audio capture devices at all (is the microphone plugged in? `arecord -l` lists cards; "
-               "is the service user in the 'audio' group?)")
+        r.fail(
+            "no audio capture devices at all (is the microphone plugged in? `arecord -l` lists cards; "
+            "is the service user in the 'audio' group?)"
+        )
         return
     cap = Capture(c.device, c.channels, c.rate_hz, c.block_ms)
     try:
@@ -180,7 +200,7 @@ def check_gpio(r: Report, cfg) -> None:
 
     g = cfg.gpio
     if g.backend in ("log", "fake"):
-        r.warn(f"GPIO backend {g.backend!r}: the LED is not driven (set [gpio] backend = \"rpi\" on a Pi)")
+        r.warn(f'GPIO backend {g.backend!r}: the LED is not driven (set [gpio] backend = "rpi" on a Pi)')
         return
     why = rpi_gpio_available()
     if why and g.backend == "rpi":
@@ -216,8 +236,7 @@ def check_systemd(r: Report) -> None:
 
         r.ok("systemd-python present: logs go to the journal with their priority")
     except ImportError:
-        r.warn("systemd-python missing (apt install python3-systemd): logs go to stderr, "
-               "which the journal also keeps")
+        r.warn("systemd-python missing (apt install python3-systemd): logs go to stderr, which the journal also keeps")
 
 
 def check_outputs(r: Report, cfg) -> None:
@@ -239,7 +258,8 @@ def check_outputs(r: Report, cfg) -> None:
             return
         free_mb = shutil.disk_usage(d).free / 1e6
         (r.ok if free_mb > cfg.save.max_mb else r.warn)(
-            f"saving detections to {d} (cap {cfg.save.max_mb:g} MB, {free_mb:.0f} MB free)")
+            f"saving detections to {d} (cap {cfg.save.max_mb:g} MB, {free_mb:.0f} MB free)"
+        )
 
 
 def check_mqtt(r: Report, cfg) -> None:
@@ -254,8 +274,10 @@ def check_mqtt(r: Report, cfg) -> None:
     except MqttError as exc:
         r.fail(f"{exc} (detection still works; it retries in the background)")
         return
-    r.ok(f"MQTT broker {m.host}:{m.port} accepts {m.client_name!r}{' over TLS' if m.tls else ''}; "
-         f"Home Assistant discovery under {m.discovery_prefix}/")
+    r.ok(
+        f"MQTT broker {m.host}:{m.port} accepts {m.client_name!r}{' over TLS' if m.tls else ''}; "
+        f"Home Assistant discovery under {m.discovery_prefix}/"
+    )
 
 
 def main(args) -> int:

@@ -5,6 +5,7 @@ streaming resampling to the model's rate with soxr (a proper band-limited resamp
 decimation, so 48 kHz USB microphones do not alias into the keyword band). The resampler
 keeps state between calls, so the output does not depend on how the input was chunked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,13 +13,14 @@ import soxr
 
 
 class Downmixer:
-    def __init__(self, in_rate_hz: int, channels: int, out_rate_hz: int,
-                 use_channels: tuple[int, ...] = ()):
+    def __init__(self, in_rate_hz: int, channels: int, out_rate_hz: int, use_channels: tuple[int, ...] = ()):
         """``use_channels``: 0-based channels to average (empty = all of them)."""
         bad = [c for c in use_channels if not 0 <= c < channels]
         if bad:
-            raise ValueError(f"channel(s) {bad} do not exist on a {channels}-channel input "
-                             f"(channels are numbered 0 to {channels - 1})")
+            raise ValueError(
+                f"channel(s) {bad} do not exist on a {channels}-channel input "
+                f"(channels are numbered 0 to {channels - 1})"
+            )
         self.in_rate_hz = in_rate_hz
         self.out_rate_hz = out_rate_hz
         self.channels = channels
@@ -28,8 +30,11 @@ class Downmixer:
 
     def reset(self) -> None:
         """Forget resampler history (after a gap in the input)."""
-        self._resampler = (None if self.in_rate_hz == self.out_rate_hz else
-                           soxr.ResampleStream(self.in_rate_hz, self.out_rate_hz, 1, dtype="float32"))
+        self._resampler = (
+            None
+            if self.in_rate_hz == self.out_rate_hz
+            else soxr.ResampleStream(self.in_rate_hz, self.out_rate_hz, 1, dtype="float32")
+        )
 
     def mono(self, data: bytes) -> np.ndarray:
         """Interleaved int16 bytes -> float32 ``[frames]`` at the input rate."""

@@ -11,6 +11,7 @@ rate (or hop) is not the one it was built for.
 One intra-op thread by default: a wake-word model is small, and on a Pi the other cores
 belong to whatever else runs there.
 """
+
 from __future__ import annotations
 
 import copy
@@ -85,17 +86,21 @@ class Engine:
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
         if modelmeta.INPUT_AUDIO not in inputs or modelmeta.OUTPUT_PROBS not in outputs:
-            raise EngineError(f"{where} does not follow the wakeword graph contract (needs input "
-                              f"{modelmeta.INPUT_AUDIO!r} and output {modelmeta.OUTPUT_PROBS!r})")
+            raise EngineError(
+                f"{where} does not follow the wakeword graph contract (needs input "
+                f"{modelmeta.INPUT_AUDIO!r} and output {modelmeta.OUTPUT_PROBS!r})"
+            )
         for name, arg in inputs.items():
             if arg.type != _FLOAT:
                 raise EngineError(f"{where}: input {name!r} is {arg.type}, expected float32")
             if name == modelmeta.INPUT_AUDIO:
                 continue
             if not name.startswith(modelmeta.STATE_IN_PREFIX):
-                raise EngineError(f"{where}: unexpected input {name!r} (only {modelmeta.INPUT_AUDIO!r} "
-                                  f"and {modelmeta.STATE_IN_PREFIX}* are allowed)")
-            out = modelmeta.STATE_OUT_PREFIX + name[len(modelmeta.STATE_IN_PREFIX):]
+                raise EngineError(
+                    f"{where}: unexpected input {name!r} (only {modelmeta.INPUT_AUDIO!r} "
+                    f"and {modelmeta.STATE_IN_PREFIX}* are allowed)"
+                )
+            out = modelmeta.STATE_OUT_PREFIX + name[len(modelmeta.STATE_IN_PREFIX) :]
             if out not in outputs:
                 raise EngineError(f"{where}: state input {name!r} has no {out!r} output")
             if not all(isinstance(d, int) and d > 0 for d in arg.shape):
@@ -103,8 +108,7 @@ class Engine:
             self._state_inputs[name] = tuple(arg.shape)
             self._state_outputs[out] = name
         try:
-            modelmeta.check_graph(self.meta, {n: list(a.shape) for n, a in inputs.items()}, list(outputs),
-                                  source=where)
+            modelmeta.check_graph(self.meta, {n: list(a.shape) for n, a in inputs.items()}, list(outputs), source=where)
         except ModelMetaError as exc:
             raise EngineError(str(exc)) from None
 
@@ -117,7 +121,8 @@ class Engine:
             raise EngineError(
                 f"model {self.path}: graph gives {probs.size} output frames for {p.chunk_samples} samples, "
                 f"its metadata promises {want} (sample rate {p.sample_rate} Hz, output hop "
-                f"{p.output_hop_samples} samples); the metadata does not match the graph, re-export it")
+                f"{p.output_hop_samples} samples); the metadata does not match the graph, re-export it"
+            )
         if not np.all(np.isfinite(probs)):
             raise EngineError(f"model {self.path}: the probe step gives non-finite probabilities")
 
@@ -137,8 +142,7 @@ class Engine:
         ``params.output_hop_samples``. Returns float32 ``[n / output_hop_samples]`` probabilities."""
         n = audio.shape[-1]
         if n == 0 or n % self.params.output_hop_samples:
-            raise ValueError(f"step needs a positive multiple of {self.params.output_hop_samples} "
-                             f"samples, got {n}")
+            raise ValueError(f"step needs a positive multiple of {self.params.output_hop_samples} samples, got {n}")
         feeds = dict(self._state)
         feeds[modelmeta.INPUT_AUDIO] = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, n)
         outs = self._session.run(self._output_names, feeds)

@@ -7,6 +7,7 @@ the PortAudio callback would. By default it goes as fast as the consumer takes t
 machine speed). With ``realtime=True`` it is paced at 1x and pushes without waiting, like
 a microphone, so drops, stall handling and LED latency behave as they would live.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ class _Info:
 
 
 class WavSource:
-    def __init__(self, path: str, block_ms: float = 32.0, realtime: bool = False,
-                 session: int = 0, max_s: float | None = None):
+    def __init__(
+        self, path: str, block_ms: float = 32.0, realtime: bool = False, session: int = 0, max_s: float | None = None
+    ):
         self.path = str(path)
         self.realtime = realtime
         self.session = session

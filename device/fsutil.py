@@ -1,5 +1,6 @@
 """Atomic file writes: write a temp file beside the target, fsync, rename. A crash or
 Ctrl-C leaves either the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import os

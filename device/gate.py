@@ -9,6 +9,7 @@ frames after it (where the model fires) are always run.
 
 Pure logic over float32 chunks; the listener decides what skipping means for model state.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

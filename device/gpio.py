@@ -13,6 +13,7 @@ wiring) and ``close()`` (off, release):
 
 Electrical ``level`` is 1 for a high pin; with ``active_high = false`` "on" drives the pin low.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,10 @@ class RpiPin(Pin):
             self._gpio.setmode(self._gpio.BCM)
             self._gpio.setup(pin, self._gpio.OUT, initial=self.level(False))
         except Exception as exc:  # RuntimeError/OSError/lgpio.error depending on the provider
-            raise GpioError(f"cannot set up GPIO {pin} as an output: {exc} (is the service user in "
-                            "the 'gpio' group, and is the pin number a BCM number?)") from None
+            raise GpioError(
+                f"cannot set up GPIO {pin} as an output: {exc} (is the service user in "
+                "the 'gpio' group, and is the pin number a BCM number?)"
+            ) from None
 
     def _write(self, level: int) -> None:
         self._gpio.output(self.pin, level)
@@ -110,8 +113,10 @@ def _import_rpi_gpio():
     try:
         import RPi.GPIO as GPIO
     except ImportError as exc:
-        raise GpioError(f"GPIO backend 'rpi' needs RPi.GPIO ({exc}): install python3-rpi.gpio, or "
-                        "rpi-lgpio on a Pi 5; or set [gpio] backend = \"log\"") from None
+        raise GpioError(
+            f"GPIO backend 'rpi' needs RPi.GPIO ({exc}): install python3-rpi.gpio, or "
+            'rpi-lgpio on a Pi 5; or set [gpio] backend = "log"'
+        ) from None
     except RuntimeError as exc:  # RPi.GPIO raises this off a Pi ("This module can only be run on a Raspberry Pi!")
         raise GpioError(f"RPi.GPIO cannot run here: {exc}") from None
     return GPIO
@@ -131,8 +136,9 @@ def open_pin(backend: str, pin: int, active_high: bool = True, edge_log: str = "
     if backend == "auto":
         why = rpi_gpio_available()
         if why:
-            log.warning("no GPIO here (%s); the LED is only logged. Set [gpio] backend = \"log\" "
-                        "to silence this warning", why)
+            log.warning(
+                'no GPIO here (%s); the LED is only logged. Set [gpio] backend = "log" to silence this warning', why
+            )
             return LogPin(pin, active_high)
         backend = "rpi"
     if backend == "rpi":

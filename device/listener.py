@@ -26,6 +26,7 @@ it continues from the wall-clock gap).
 With a file source (``live=False``) there is no clock: each step takes exactly
 ``infer_every_s`` of audio as soon as it is there, so results do not depend on machine speed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,6 +62,7 @@ class ChannelError(ValueError):
 
 class Source(Protocol):
     """What :class:`device.capture.Capture` and :class:`device.filesource.WavSource` offer."""
+
     channels: int
     rate_hz: int
     session: int
@@ -109,8 +111,7 @@ class CaptureConfig:
         if any(c < 0 for c in self.use_channels):
             raise ValueError(f"use_channels must be 0-based channel numbers, got {list(self.use_channels)}")
         if self.channels and any(c >= self.channels for c in self.use_channels):
-            raise ValueError(f"use_channels {list(self.use_channels)} name a channel beyond "
-                             f"channels = {self.channels}")
+            raise ValueError(f"use_channels {list(self.use_channels)} name a channel beyond channels = {self.channels}")
         if self.infer_every_s < 0:
             raise ValueError(f"infer_every_s must be >= 0 (0 = the model's own), got {self.infer_every_s}")
         for name in ("block_ms", "queue_s", "stale_after_s", "no_audio_s", "retry_min_s"):
@@ -119,13 +120,16 @@ class CaptureConfig:
         if self.retry_max_s < self.retry_min_s:
             raise ValueError("retry_max_s must be >= retry_min_s")
         if self.infer_every_s >= self.stale_after_s:
-            raise ValueError(f"infer_every_s ({self.infer_every_s:g} s) must be shorter than stale_after_s "
-                             f"({self.stale_after_s:g} s): every step's audio would be dropped as stale")
+            raise ValueError(
+                f"infer_every_s ({self.infer_every_s:g} s) must be shorter than stale_after_s "
+                f"({self.stale_after_s:g} s): every step's audio would be dropped as stale"
+            )
 
 
 @dataclass
 class KeywordUnit:
     """One keyword the daemon listens for: its model, its decision rule, what its detections do."""
+
     engine: Engine
     decider: Decider
     outputs: Outputs
@@ -139,6 +143,7 @@ class KeywordUnit:
 @dataclass
 class Stats:
     """Counters for the STATUS line and the end-of-run summary."""
+
     steps: int = 0
     skipped_steps: int = 0
     detections: int = 0
@@ -154,14 +159,23 @@ class Stats:
 
 
 class Listener:
-    def __init__(self, engine: Engine, decider: Decider, outputs: Outputs,
-                 open_source: Callable[[int], Source], cfg: CaptureConfig, *, live: bool = True,
-                 notifier: Notifier | None = None, saver: Keepers | None = None,
-                 gate: EnergyGate | None = None,
-                 on_step: Callable[[float, float], None] | None = None,
-                 on_detection: Callable[[Detection], None] | None = None,
-                 on_frames: Callable[[float, np.ndarray], None] | None = None,
-                 more_keywords: tuple[KeywordUnit, ...] = ()):
+    def __init__(
+        self,
+        engine: Engine,
+        decider: Decider,
+        outputs: Outputs,
+        open_source: Callable[[int], Source],
+        cfg: CaptureConfig,
+        *,
+        live: bool = True,
+        notifier: Notifier | None = None,
+        saver: Keepers | None = None,
+        gate: EnergyGate | None = None,
+        on_step: Callable[[float, float], None] | None = None,
+        on_detection: Callable[[Detection], None] | None = None,
+        on_frames: Callable[[float, np.ndarray], None] | None = None,
+        more_keywords: tuple[KeywordUnit, ...] = (),
+    ):
         """``open_source(session)`` makes a new, unopened source for each (re)connection;
         ``on_step(end_time_s, max_prob)``, ``on_frames(start_time_s, probs)`` (every output
         frame of the step; both of the first keyword's model) and ``on_detection(det)`` (any
@@ -174,8 +188,9 @@ class Listener:
         self.engine = engine
         # the step size is the only audio number the daemon may choose: it does not change
         # what the model computes, only how much audio each call gets
-        self.params = (dataclasses.replace(engine.params, infer_every_s=cfg.infer_every_s)
-                       if cfg.infer_every_s else engine.params)
+        self.params = (
+            dataclasses.replace(engine.params, infer_every_s=cfg.infer_every_s) if cfg.infer_every_s else engine.params
+        )
         self.decider = decider
         self.outputs = outputs
         self.units = [KeywordUnit(engine, decider, outputs), *more_keywords]
@@ -196,7 +211,7 @@ class Listener:
         self._expected_frame: int | None = None
         self._mix: Downmixer | None = None
         self._pending = np.zeros(0, np.float32)  # model-rate audio not yet stepped
-        self._pieces: list[np.ndarray] = []       # ... and what arrived since (joined lazily)
+        self._pieces: list[np.ndarray] = []  # ... and what arrived since (joined lazily)
         self._seg_start_s = 0.0
         self._seg_samples = 0
         self._session_offset_s = 0.0
@@ -264,9 +279,16 @@ class Listener:
         self._retry_s = self.cfg.retry_min_s
         self.device_name = getattr(getattr(src, "info", None), "name", self.cfg.device)
         how = "back: " if self._waiting_reason else ""
-        log.info("%slistening on %r (%d ch, %d Hz -> %d Hz mono, channels %s) for %s",
-                 how, self.device_name, src.channels, src.rate_hz, self.params.sample_rate,
-                 list(self._mix.use_channels), ", ".join(repr(u.keyword) for u in self.units))
+        log.info(
+            "%slistening on %r (%d ch, %d Hz -> %d Hz mono, channels %s) for %s",
+            how,
+            self.device_name,
+            src.channels,
+            src.rate_hz,
+            self.params.sample_rate,
+            list(self._mix.use_channels),
+            ", ".join(repr(u.keyword) for u in self.units),
+        )
         self._waiting_reason = ""
         return True
 
@@ -379,7 +401,11 @@ class Listener:
         quiet = now - self._last_stale_warning < STALE_WARNING_EVERY_S
         (log.debug if quiet else log.warning)(
             "inference fell behind by %.1f s: dropped %.1f s of stale audio and reset the model "
-            "(%d such drop(s) so far)", total / rate, dropped / rate, self.stats.stale_drops)
+            "(%d such drop(s) so far)",
+            total / rate,
+            dropped / rate,
+            self.stats.stale_drops,
+        )
         if not quiet:
             self._last_stale_warning = now
         return blocks
@@ -487,8 +513,10 @@ class Listener:
     def status_text(self) -> str:
         s = self.stats
         if self.source is None:
-            return (f"waiting for audio device {self.cfg.device!r}: {self._waiting_reason or 'opening'}"
-                    f"{self.outputs.status()}")
+            return (
+                f"waiting for audio device {self.cfg.device!r}: {self._waiting_reason or 'opening'}"
+                f"{self.outputs.status()}"
+            )
         last = ""
         if s.last is not None:
             which = f"{s.last.keyword!r} " if len(self.units) > 1 else ""
@@ -499,8 +527,10 @@ class Listener:
         gate += f", {overruns} ALSA overruns" if overruns else ""
         gate += self.saver.status() if self.saver is not None else ""
         keywords = ", ".join(repr(u.keyword) for u in self.units)
-        return (f"listening for {keywords} on {self.device_name!r}: {s.detections} detection(s){counts}{last}; "
-                f"dropped {self.dropped_s:.1f} s{gate}{self.outputs.status()}")
+        return (
+            f"listening for {keywords} on {self.device_name!r}: {s.detections} detection(s){counts}{last}; "
+            f"dropped {self.dropped_s:.1f} s{gate}{self.outputs.status()}"
+        )
 
     def _publish(self) -> None:
         if not self.notifier.enabled:

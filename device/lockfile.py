@@ -9,6 +9,7 @@ the Pythons and architectures it has wheels for.
     python -m device.lockfile LOCK [LOCK...]    exit 0 when this Python runs every pinned version,
                                                 else 1 and one line per difference
 """
+
 from __future__ import annotations
 
 import platform
@@ -80,7 +81,7 @@ def targets(text: str) -> list[str]:
     """The ``# targets:`` line: ``["cp311-aarch64", ...]`` (empty when there is none)."""
     for line in text.splitlines():
         if line.startswith("# targets:"):
-            return line[len("# targets:"):].split()
+            return line[len("# targets:") :].split()
     return []
 
 
@@ -98,8 +99,9 @@ def installed_version(name: str) -> str | None:
         return None
 
 
-def differences(pins: list[Pin], installed: Callable[[str], str | None] | None = None,
-                optional: bool = False) -> list[str]:
+def differences(
+    pins: list[Pin], installed: Callable[[str], str | None] | None = None, optional: bool = False
+) -> list[str]:
     """One phrase per pin this Python does not run: ``numpy 1.24.2 (lock: 2.4.6)``, ``wyoming
     missing (lock: 1.10.2)``. ``installed``: name -> version or None (default: what this Python
     imports). A missing package counts unless ``optional`` or the pin has a marker (some targets only)."""

@@ -26,6 +26,7 @@ do not know.
 ``wakeword.stream`` repeats the chunk rules derived from the audio parameters (for people and
 tools reading the file); :func:`check_graph` checks a graph's inputs against the metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,16 +45,16 @@ OUTPUT_PROBS = "probs"
 STATE_IN_PREFIX = "state_"
 STATE_OUT_PREFIX = "next_"
 
-KEY_FORMAT = "wakeword.format"               # "1"
-KEY_KEYWORD = "wakeword.keyword"             # "computer"
-KEY_AUDIO_PARAMS = "wakeword.audio_params"   # AudioParams.to_json()
-KEY_THRESHOLD = "wakeword.threshold"         # "0.83": the calibrated default threshold
-KEY_CALIBRATION = "wakeword.calibration"     # JSON: how the threshold was chosen (targets, miss rates)
-KEY_MODEL_VERSION = "wakeword.model_version" # free text, e.g. "computer-20261124T1030-3f2a9c"
-KEY_TRAINING = "wakeword.training"           # JSON: voices, clip counts, seed, steps, config
-KEY_VERSIONS = "wakeword.versions"           # JSON: torch, onnx, opset, wakeword code version
-KEY_STREAM = "wakeword.stream"               # JSON: chunk rules and state shapes (informative)
-KEY_FRONTEND = "wakeword.frontend"           # JSON: the pretrained front end: name, sha256, origin, licence
+KEY_FORMAT = "wakeword.format"  # "1"
+KEY_KEYWORD = "wakeword.keyword"  # "computer"
+KEY_AUDIO_PARAMS = "wakeword.audio_params"  # AudioParams.to_json()
+KEY_THRESHOLD = "wakeword.threshold"  # "0.83": the calibrated default threshold
+KEY_CALIBRATION = "wakeword.calibration"  # JSON: how the threshold was chosen (targets, miss rates)
+KEY_MODEL_VERSION = "wakeword.model_version"  # free text, e.g. "computer-20261124T1030-3f2a9c"
+KEY_TRAINING = "wakeword.training"  # JSON: voices, clip counts, seed, steps, config
+KEY_VERSIONS = "wakeword.versions"  # JSON: torch, onnx, opset, wakeword code version
+KEY_STREAM = "wakeword.stream"  # JSON: chunk rules and state shapes (informative)
+KEY_FRONTEND = "wakeword.frontend"  # JSON: the pretrained front end: name, sha256, origin, licence
 
 REQUIRED_KEYS = (KEY_FORMAT, KEY_KEYWORD, KEY_AUDIO_PARAMS, KEY_THRESHOLD)
 
@@ -97,17 +98,22 @@ class ModelMeta:
         if missing:
             raise ModelMetaError(
                 f"{source} is not a wakeword model (metadata {', '.join(missing)} missing); "
-                "export it with `make export`")
+                "export it with `make export`"
+            )
         try:
             fmt = int(props[KEY_FORMAT])
         except ValueError:
             raise ModelMetaError(f"{source}: bad {KEY_FORMAT} value {props[KEY_FORMAT]!r}") from None
         if fmt not in SUPPORTED_FORMATS:
-            hint = ("a model of the first version (log-mel CRNN); train it again with `make train export`"
-                    if fmt < FORMAT_VERSION else "update the device code (`make deploy`)")
+            hint = (
+                "a model of the first version (log-mel CRNN); train it again with `make train export`"
+                if fmt < FORMAT_VERSION
+                else "update the device code (`make deploy`)"
+            )
             raise ModelMetaError(
                 f"{source} has model format {fmt}, this wakeword supports "
-                f"{', '.join(map(str, sorted(SUPPORTED_FORMATS)))}: {hint}")
+                f"{', '.join(map(str, sorted(SUPPORTED_FORMATS)))}: {hint}"
+            )
         try:
             params = AudioParams.from_json(props[KEY_AUDIO_PARAMS])
         except (ParamsError, TypeError) as exc:
@@ -126,14 +132,21 @@ class ModelMeta:
                 raise ModelMetaError(f"{source}: metadata {key} is not valid JSON") from None
             return value if isinstance(value, dict) else {}
 
-        return cls(keyword=props[KEY_KEYWORD], params=params, threshold=threshold, format=fmt,
-                   model_version=props.get(KEY_MODEL_VERSION, ""), calibration=_json(KEY_CALIBRATION),
-                   training=_json(KEY_TRAINING), versions=_json(KEY_VERSIONS),
-                   stream=_json(KEY_STREAM), frontend=_json(KEY_FRONTEND))
+        return cls(
+            keyword=props[KEY_KEYWORD],
+            params=params,
+            threshold=threshold,
+            format=fmt,
+            model_version=props.get(KEY_MODEL_VERSION, ""),
+            calibration=_json(KEY_CALIBRATION),
+            training=_json(KEY_TRAINING),
+            versions=_json(KEY_VERSIONS),
+            stream=_json(KEY_STREAM),
+            frontend=_json(KEY_FRONTEND),
+        )
 
 
-def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: list[str],
-                source: str = "model") -> None:
+def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: list[str], source: str = "model") -> None:
     """Check a graph's inputs/outputs against the contract and ``meta``; one-line ModelMetaError.
 
     ``input_shapes``: input name -> shape as onnxruntime reports it (ints, or strings for
@@ -142,12 +155,15 @@ def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: li
     graph was built for fails here instead of running on wrongly framed audio.
     """
     if INPUT_AUDIO not in input_shapes or OUTPUT_PROBS not in output_names:
-        raise ModelMetaError(f"{source} lacks the {INPUT_AUDIO!r} input or the {OUTPUT_PROBS!r} output; "
-                             "re-export it with `make export`")
+        raise ModelMetaError(
+            f"{source} lacks the {INPUT_AUDIO!r} input or the {OUTPUT_PROBS!r} output; re-export it with `make export`"
+        )
     for name in input_shapes:
-        if name.startswith(STATE_IN_PREFIX) and STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX):] not in output_names:
-            raise ModelMetaError(f"{source}: state input {name!r} has no matching "
-                                 f"{STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX):]!r} output")
+        if name.startswith(STATE_IN_PREFIX) and STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX) :] not in output_names:
+            raise ModelMetaError(
+                f"{source}: state input {name!r} has no matching "
+                f"{STATE_OUT_PREFIX + name[len(STATE_IN_PREFIX) :]!r} output"
+            )
     for name, shape in input_shapes.items():
         if name.startswith(STATE_IN_PREFIX) and not all(isinstance(d, int) and d > 0 for d in shape):
             raise ModelMetaError(f"{source}: state input {name!r} has no fixed shape ({shape})")
@@ -157,4 +173,5 @@ def check_graph(meta: ModelMeta, input_shapes: dict[str, list], output_names: li
         raise ModelMetaError(
             f"{source}: graph carries {audio_state} samples of audio context, but its metadata "
             f"({meta.params.sample_rate} Hz, {meta.params.window_ms} ms window, {meta.params.hop_ms} ms hop) "
-            f"needs {want}; the metadata does not describe this graph, re-export it")
+            f"needs {want}; the metadata does not describe this graph, re-export it"
+        )

@@ -18,6 +18,7 @@ thread publishes what is queued while connected. While the broker is unreachable
 ``keep_last`` detections are kept (older ones dropped, one log line per outage) and sent
 when it is back. Every state change (connected, lost, refused) is logged once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -197,8 +198,13 @@ def discovery_config(cfg: MqttConfig, keyword: str) -> dict:
         "payload_not_available": OFFLINE,
         "qos": cfg.qos,
         "icon": "mdi:account-voice",
-        "device": {"identifiers": [f"wakeword_{node_id}"], "name": cfg.node, "manufacturer": "wakeword",
-                   "model": "wakeword", "sw_version": package_version()},
+        "device": {
+            "identifiers": [f"wakeword_{node_id}"],
+            "name": cfg.node,
+            "manufacturer": "wakeword",
+            "model": "wakeword",
+            "sw_version": package_version(),
+        },
         "origin": {"name": "wakeword", "sw_version": package_version()},
     }
 
@@ -206,8 +212,7 @@ def discovery_config(cfg: MqttConfig, keyword: str) -> dict:
 def detection_message(keyword: str, score: float, wall_s: float, host: str) -> dict:
     """The JSON published per detection (``event_type`` is what Home Assistant's event entity reads)."""
     when = datetime.fromtimestamp(wall_s, UTC).isoformat(timespec="milliseconds")
-    return {"event_type": EVENT_TYPE, "keyword": keyword, "score": round(float(score), 4), "time": when,
-            "host": host}
+    return {"event_type": EVENT_TYPE, "keyword": keyword, "score": round(float(score), 4), "time": when, "host": host}
 
 
 def _paho():
@@ -288,8 +293,12 @@ class MqttOutput:
         self._client.on_message = self._on_message
         self._sender = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT: connecting to %s as %r (detections on %s)", self.where, cfg.client_name,
-                 cfg.detection_topic(self.keywords[0]) if len(self.keywords) == 1 else f"{cfg.topic_prefix}/...")
+        log.info(
+            "MQTT: connecting to %s as %r (detections on %s)",
+            self.where,
+            cfg.client_name,
+            cfg.detection_topic(self.keywords[0]) if len(self.keywords) == 1 else f"{cfg.topic_prefix}/...",
+        )
         self._client.connect_async(cfg.host, cfg.port, KEEPALIVE_S)
         self._client.loop_start()
 
@@ -304,8 +313,11 @@ class MqttOutput:
             self._drop_logged |= full
             self._cond.notify_all()
         if first_drop:
-            log.warning("MQTT: broker %s unreachable; keeping the last %d detection(s), dropping older ones",
-                        self.where, self.cfg.keep_last)
+            log.warning(
+                "MQTT: broker %s unreachable; keeping the last %d detection(s), dropping older ones",
+                self.where,
+                self.cfg.keep_last,
+            )
 
     def status(self) -> str:
         """A few words for the STATUS line: ``MQTT up`` / ``MQTT down, 3 queued``."""
@@ -337,8 +349,9 @@ class MqttOutput:
             was, self.state = self.state, "down"
             stopping = self._stopping
         if was != "down" and not stopping:
-            log.warning("MQTT: %s; detecting goes on, retrying in the background (up to every %g s)",
-                        why, self.cfg.retry_max_s)
+            log.warning(
+                "MQTT: %s; detecting goes on, retrying in the background (up to every %g s)", why, self.cfg.retry_max_s
+            )
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == self.cfg.ha_status_topic and msg.payload == ONLINE.encode():
@@ -367,9 +380,13 @@ class MqttOutput:
                 for keyword in self.keywords:
                     self._publish(self.cfg.discovery_topic(keyword), discovery_config(self.cfg, keyword), True)
                 self._publish(self.cfg.availability_topic, ONLINE, True)
-            unsent = [d for d in batch if not self._publish(self.cfg.detection_topic(d[0]),
-                                                            detection_message(d[0], d[1], d[2], self.host),
-                                                            False)]
+            unsent = [
+                d
+                for d in batch
+                if not self._publish(
+                    self.cfg.detection_topic(d[0]), detection_message(d[0], d[1], d[2], self.host), False
+                )
+            ]
             self.sent += len(batch) - len(unsent)
             if unsent:
                 self._requeue(unsent)

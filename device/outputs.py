@@ -9,6 +9,7 @@
   a hook that runs longer than ``timeout_s`` is killed; failures are logged.
 - :class:`device.mqtt.MqttOutput` (optional) queues the detection for its broker and returns.
 """
+
 from __future__ import annotations
 
 import logging
@@ -182,8 +183,14 @@ class HookRunner:
         env = {k: v for k, v in os.environ.items() if k not in HOOK_ENV_DROP}
         env.update(WAKEWORD_KEYWORD=keyword, WAKEWORD_SCORE=f"{det.score:.4f}", WAKEWORD_TIME_S=f"{det.time_s:.3f}")
         try:
-            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except OSError as exc:
             log.warning("hook %s could not start: %s", self.argv[0], exc.strerror or exc)
             return
@@ -217,6 +224,7 @@ class HookRunner:
 @dataclass
 class Outputs:
     """Fan-out of one detection to every configured output."""
+
     keyword: str
     indicator: Indicator | None = None
     hook: HookRunner | None = None

@@ -10,6 +10,7 @@ Array convention used throughout the project: features are ``(time, features)``
 (``[frames, n_mels]``; batched ``[batch, frames, n_mels]``); audio is float32 in
 [-1, 1], mono, at ``sample_rate``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,7 +68,8 @@ class AudioParams:
             if abs(chunk - round(chunk)) > 1e-9 or round(chunk) % self.output_hop_samples:
                 problems.append(
                     f"infer_every_s={self.infer_every_s} is not a whole number of output frames "
-                    f"({self.output_hop_samples} samples each)")
+                    f"({self.output_hop_samples} samples each)"
+                )
         if problems:
             raise ParamsError("; ".join(problems))
 

@@ -10,6 +10,7 @@ is the command line. ``--takes N --yes`` runs without questions (scripts and tes
 ``--config /etc/wakeword/config.toml`` takes the device settings from the daemon's config.
 Runs on the workstation or on a Pi: numpy, soxr and pyaudio only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 class MicSource:
     """A :class:`device.capture.Capture` (or a :class:`device.filesource.WavSource`) reduced to
     mono at the model rate. Waits up to ``timeout_s`` for audio; a dead stream ends the input."""
+
     capture: Capture | WavSource
     rate: int
     use_channels: tuple[int, ...] = ()
@@ -94,8 +96,12 @@ class MicSource:
     def describe(self) -> dict:
         info = self.capture.info
         assert info is not None, "MicSource.open() first"
-        return {"name": info.name, "channels": self.capture.channels,
-                "rate_hz": self.capture.rate_hz, "use_channels": list(self.mix.use_channels)}
+        return {
+            "name": info.name,
+            "channels": self.capture.channels,
+            "rate_hz": self.capture.rate_hz,
+            "use_channels": list(self.mix.use_channels),
+        }
 
     def close(self) -> None:
         self.capture.close()
@@ -140,8 +146,9 @@ class TerminalUI:
             print(f"  no speech heard ({take.ended_by.replace('_', ' ')}); again")
             return "redo"
         start, end = take.speech_span_s
-        print(f"  heard {end - start:.2f} s of speech at {take.speech_dbfs:.0f} dBFS, "
-              f"{take.snr_db:.0f} dB above the room")
+        print(
+            f"  heard {end - start:.2f} s of speech at {take.speech_dbfs:.0f} dBFS, {take.snr_db:.0f} dB above the room"
+        )
         for warning in take.warnings:
             print(f"  warning: {warning}")
         if not self.ask:
@@ -160,11 +167,18 @@ class TerminalUI:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--keyword", required=True, help="the keyword, as you say it")
     ap.add_argument("--out", type=Path, help="recordings folder (default recordings/<keyword>)")
-    ap.add_argument("--kind", choices=KINDS, default="positive",
-                    help="positive: takes of the keyword; negative: other phrases (default positive)")
+    ap.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="positive",
+        help="positive: takes of the keyword; negative: other phrases (default positive)",
+    )
     ap.add_argument("--takes", type=int, default=10, help="takes to keep (default 10)")
-    ap.add_argument("--config", type=Path,
-                    help="take the device settings from the daemon's config [capture] (e.g. /etc/wakeword/config.toml)")
+    ap.add_argument(
+        "--config",
+        type=Path,
+        help="take the device settings from the daemon's config [capture] (e.g. /etc/wakeword/config.toml)",
+    )
     ap.add_argument("--device", help="input device name or part of it (`wakeword devices`; default: ALSA default)")
     ap.add_argument("--input", type=Path, help="read a WAV file instead of a device (for trying things out)")
     ap.add_argument("--channels", type=int, help="channels to open (default: all the device has)")
@@ -174,8 +188,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--phrases", type=Path, help="text file of prompts for --kind negative, one per line")
     ap.add_argument("--max-take-s", type=float, default=SessionConfig.max_take_s, help="longest take (s)")
     ap.add_argument("--yes", action="store_true", help="no questions: keep every take with speech in it")
-    ap.add_argument("--max-audio-s", type=float, metavar="S",
-                    help="stop after S seconds of input audio (counted in frames; for file-backed test devices)")
+    ap.add_argument(
+        "--max-audio-s",
+        type=float,
+        metavar="S",
+        help="stop after S seconds of input audio (counted in frames; for file-backed test devices)",
+    )
 
 
 def session_config(args: argparse.Namespace) -> SessionConfig:
@@ -187,8 +205,14 @@ def session_config(args: argparse.Namespace) -> SessionConfig:
             raise ValueError(f"cannot read --phrases {args.phrases}: {exc}") from None
         if not phrases:
             raise ValueError(f"--phrases {args.phrases} has no lines")
-    return SessionConfig(keyword=args.keyword, kind=args.kind, takes=args.takes, speaker=args.speaker,
-                         phrases=phrases, max_take_s=args.max_take_s)
+    return SessionConfig(
+        keyword=args.keyword,
+        kind=args.kind,
+        takes=args.takes,
+        speaker=args.speaker,
+        phrases=phrases,
+        max_take_s=args.max_take_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -221,8 +245,9 @@ def input_settings(args: argparse.Namespace) -> InputSettings:
     def pick(given, default):
         return default if given is None else given
 
-    return InputSettings(pick(args.device, base.device), pick(args.channels, base.channels),
-                         pick(args.rate, base.rate_hz), use)
+    return InputSettings(
+        pick(args.device, base.device), pick(args.channels, base.channels), pick(args.rate, base.rate_hz), use
+    )
 
 
 def open_source(args: argparse.Namespace, settings: InputSettings, params: AudioParams) -> MicSource:
@@ -260,16 +285,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = open_source(args, settings, params)
     except (LookupError, RuntimeError, ValueError, OSError) as exc:  # DeviceNotFound, CaptureError, WavError
-        hint = ("; if wakeword.service holds the microphone, stop it first: sudo systemctl stop wakeword"
-                if type(exc).__name__ == "CaptureError" else "")
+        hint = (
+            "; if wakeword.service holds the microphone, stop it first: sudo systemctl stop wakeword"
+            if type(exc).__name__ == "CaptureError"
+            else ""
+        )
         print(f"record: {exc}{hint}", file=sys.stderr)
         return 1
     ui = TerminalUI(ask=not args.yes)
     # A live microphone keeps talking while the user decides: drop that audio before the next
     # take. A file does not (and without questions nobody pauses).
     session = Session(source, ui, cfg, out, params, flush_between_takes=not args.yes and not args.input)
-    print(f"record: {cfg.takes} {cfg.kind} take(s) of '{cfg.keyword}' from {source.describe()['name']} "
-          f"into {session.out_dir}; measuring the room for {cfg.calibrate_s:g} s, stay quiet")
+    print(
+        f"record: {cfg.takes} {cfg.kind} take(s) of '{cfg.keyword}' from {source.describe()['name']} "
+        f"into {session.out_dir}; measuring the room for {cfg.calibrate_s:g} s, stay quiet"
+    )
     interrupted = False
     try:
         kept = session.run()
@@ -293,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="wakeword record",
         description="Record your own takes of the keyword (or, with --kind negative, of other phrases): "
-                    "a prompt and a level meter per take, keep or redo; each take is trimmed to the spoken "
-                    "part and saved as a 16 kHz mono WAV with a .json sidecar under <out>/<kind>/.")
+        "a prompt and a level meter per take, keep or redo; each take is trimmed to the spoken "
+        "part and saved as a 16 kHz mono WAV with a .json sidecar under <out>/<kind>/.",
+    )
     add_arguments(ap)
     return run(ap.parse_args(argv))
 

@@ -10,6 +10,7 @@ in the stream, so the consumer sees every gap (a drop, a reconnected device) as 
 A file source may instead wait for room (``push(block, wait=True)``): a file can be paused,
 a microphone cannot.
 """
+
 from __future__ import annotations
 
 import threading
@@ -53,8 +54,9 @@ class DropOldestQueue:
         wait until the consumer makes room (``wait=True``, a file source)."""
         with self._cond:
             if wait:
-                self._cond.wait_for(lambda: self._closed or not self._blocks
-                                    or self._frames + block.frames <= self.capacity_frames)
+                self._cond.wait_for(
+                    lambda: self._closed or not self._blocks or self._frames + block.frames <= self.capacity_frames
+                )
                 if self._closed:
                     return
             self._blocks.append(block)

@@ -8,6 +8,7 @@
   ``JournalHandler`` when the process runs under systemd (``$INVOCATION_ID`` set) and the
   module imports; to stderr otherwise (where systemd also collects them).
 """
+
 from __future__ import annotations
 
 import logging

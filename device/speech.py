@@ -24,6 +24,7 @@ VADs need model files. A take is one speaker close to the microphone, where band
 hysteresis is enough: on ../shared/data it finds speech in 411/411 + 55/57 "computer" clips and
 40/40 other words (the two misses: speech peaking only about 13 dB over the noise).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def frame_db(audio: np.ndarray, sample_rate: int, cfg: SpeechConfig) -> np.ndarr
     frame_samples, win, lead = window_geometry(sample_rate, cfg)
     n_frames = len(audio) // frame_samples
     padded = np.zeros(n_frames * frame_samples + win - frame_samples, dtype=np.float64)
-    padded[lead: lead + n_frames * frame_samples] = audio[: n_frames * frame_samples]
+    padded[lead : lead + n_frames * frame_samples] = audio[: n_frames * frame_samples]
     return windowed_db(padded, n_frames, sample_rate, cfg)
 
 
@@ -174,8 +175,9 @@ def speech_frames(energies_db: np.ndarray, floor_db: float, cfg: SpeechConfig) -
     return merged[0][0], merged[-1][1]
 
 
-def find_speech(audio: np.ndarray, sample_rate: int, cfg: SpeechConfig = SpeechConfig(),
-                floor_db: float | None = None) -> Span | None:
+def find_speech(
+    audio: np.ndarray, sample_rate: int, cfg: SpeechConfig = SpeechConfig(), floor_db: float | None = None
+) -> Span | None:
     """The spoken part of ``audio`` (float32 mono ``[n]`` at ``sample_rate`` Hz), or None.
 
     ``floor_db``: the noise floor in dBFS if known; otherwise it is estimated from ``audio``.
@@ -190,8 +192,7 @@ def find_speech(audio: np.ndarray, sample_rate: int, cfg: SpeechConfig = SpeechC
     return Span(int(frames[0]) * fs, int(frames[1]) * fs)
 
 
-def trim(audio: np.ndarray, span: Span, sample_rate: int, cfg: SpeechConfig = SpeechConfig()
-         ) -> tuple[np.ndarray, int]:
+def trim(audio: np.ndarray, span: Span, sample_rate: int, cfg: SpeechConfig = SpeechConfig()) -> tuple[np.ndarray, int]:
     """Cut ``span`` out of ``audio`` with ``pad_ms`` on each side (clipped to the audio).
 
     Returns the trimmed audio (a copy) and the sample in ``audio`` where it starts, so the
@@ -234,7 +235,7 @@ class Endpointer:
         if n <= 0:
             return
         energies = windowed_db(self._buf, n, self._sample_rate, self.cfg)
-        self._buf = self._buf[n * self._frame_samples:]
+        self._buf = self._buf[n * self._frame_samples :]
         for db in energies:
             self._step(db)
             self._frames += 1

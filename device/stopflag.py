@@ -5,6 +5,7 @@ thread holds a lock; setting a :class:`threading.Event` from it can deadlock. He
 handler only sets a flag and writes a byte to a pipe, and :meth:`StopFlag.wait` sleeps in
 ``select`` on that pipe, so SIGTERM wakes the loop at once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,10 +40,12 @@ class StopFlag:
                 os.read(self._r, 4096)
         return self._set
 
-    def install(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
-                second_sigint_raises: bool = False) -> dict:
+    def install(
+        self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT), second_sigint_raises: bool = False
+    ) -> dict:
         """Make ``signals`` request a stop (call from the main thread) -> the handlers they had.
         ``second_sigint_raises``: a second Ctrl-C raises KeyboardInterrupt (training: "stop now")."""
+
         def handler(signum, frame):
             if second_sigint_raises and self._set and signum == signal.SIGINT:
                 raise KeyboardInterrupt

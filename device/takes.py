@@ -18,6 +18,7 @@ WAVs are 16-bit mono at the model rate, written atomically, the sidecar after th
 Audio arrives through an :class:`AudioSource` (mono float32 at the model rate), so the session
 runs the same on a live microphone (device/record.py) and on arrays in tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,16 +44,34 @@ READ_FRAMES = 3
 """The session looks at the audio in pieces of this many speech frames (30 ms)."""
 CLIP_LEVEL = 0.99
 """Samples at or above this magnitude count as clipped."""
-POSITIVE_HINTS = ("", "a little faster", "a little slower", "louder", "softer", "from further away",
-                  "as if calling across the room", "as a question", "tired", "cheerfully")
+POSITIVE_HINTS = (
+    "",
+    "a little faster",
+    "a little slower",
+    "louder",
+    "softer",
+    "from further away",
+    "as if calling across the room",
+    "as a question",
+    "tired",
+    "cheerfully",
+)
 """Varied delivery makes the takes worth more than ten identical ones."""
 NEGATIVE_PHRASES = (
     "Say something that sounds like '{keyword}' but is not it",
     "Say a word that starts like '{keyword}'",
-    "What time is it?", "Turn the lights off in the kitchen, please.", "I'll be there in a minute.",
-    "Could you pass me the salt?", "The weather looks nice today.", "Where did I put my keys?",
-    "Let's watch a movie tonight.", "Can you hear me now?", "That's a good idea.",
-    "Read me the news.", "Hang on, I'm on the phone.", "Seven, eight, nine, ten.",
+    "What time is it?",
+    "Turn the lights off in the kitchen, please.",
+    "I'll be there in a minute.",
+    "Could you pass me the salt?",
+    "The weather looks nice today.",
+    "Where did I put my keys?",
+    "Let's watch a movie tonight.",
+    "Can you hear me now?",
+    "That's a good idea.",
+    "Read me the news.",
+    "Hang on, I'm on the phone.",
+    "Seven, eight, nine, ten.",
 )
 
 
@@ -159,15 +178,22 @@ def db(x: float) -> float:
     return float(20 * np.log10(max(x, 1e-10)))
 
 
-def assess(raw: np.ndarray, ended_by: str, floor_db: float, sample_rate: int, cfg: SessionConfig,
-           speech_cfg: SpeechConfig) -> Take:
+def assess(
+    raw: np.ndarray, ended_by: str, floor_db: float, sample_rate: int, cfg: SessionConfig, speech_cfg: SpeechConfig
+) -> Take:
     """Find and trim the speech in one raw take and say what is wrong with it, if anything."""
     span = find_speech(raw, sample_rate, speech_cfg)
     if span is None:
-        return Take(np.zeros(0, np.float32), sample_rate, None, "no_speech" if ended_by == "silence" else ended_by,
-                    floor_db, warnings=("no speech found",))
+        return Take(
+            np.zeros(0, np.float32),
+            sample_rate,
+            None,
+            "no_speech" if ended_by == "silence" else ended_by,
+            floor_db,
+            warnings=("no speech found",),
+        )
     audio, offset = trim(raw, span, sample_rate, speech_cfg)
-    speech = raw[span.start:span.end]
+    speech = raw[span.start : span.end]
     # The floor the take itself shows (its pre-roll and trailing silence) is more current than
     # the calibration; a take cut at max_length may have too little quiet to tell, so keep the lower.
     own_floor = noise_floor_db(frame_db(raw, sample_rate, speech_cfg), speech_cfg)
@@ -186,16 +212,33 @@ def assess(raw: np.ndarray, ended_by: str, floor_db: float, sample_rate: int, cf
     if snr < cfg.min_snr_db:
         warnings.append(f"noisy (speech only {snr:.0f} dB above the room)")
     start_s = (span.start - offset) / sample_rate
-    return Take(audio, sample_rate, (start_s, start_s + span.length / sample_rate), ended_by, noise,
-                speech_db, db(peak), snr, clipped, tuple(warnings))
+    return Take(
+        audio,
+        sample_rate,
+        (start_s, start_s + span.length / sample_rate),
+        ended_by,
+        noise,
+        speech_db,
+        db(peak),
+        snr,
+        clipped,
+        tuple(warnings),
+    )
 
 
 class Session:
     """One recording session: calibrate, then take after take until enough are kept."""
 
-    def __init__(self, source: AudioSource, ui: UI, cfg: SessionConfig, out_dir: Path,
-                 params: AudioParams = AudioParams(), speech_cfg: SpeechConfig = SpeechConfig(),
-                 flush_between_takes: bool = True):
+    def __init__(
+        self,
+        source: AudioSource,
+        ui: UI,
+        cfg: SessionConfig,
+        out_dir: Path,
+        params: AudioParams = AudioParams(),
+        speech_cfg: SpeechConfig = SpeechConfig(),
+        flush_between_takes: bool = True,
+    ):
         self.source, self.ui, self.cfg, self.params, self.speech_cfg = source, ui, cfg, params, speech_cfg
         self.out_dir = Path(out_dir) / cfg.kind
         self.flush_between_takes = flush_between_takes
@@ -297,8 +340,10 @@ class Session:
                 continue
             failed_in_a_row += not take.usable
             if failed_in_a_row >= self.cfg.max_failed_in_a_row:
-                self.ui.message(f"{failed_in_a_row} takes in a row without speech: check the device "
-                                "and its level (`wakeword devices`)")
+                self.ui.message(
+                    f"{failed_in_a_row} takes in a row without speech: check the device "
+                    "and its level (`wakeword devices`)"
+                )
                 break
         return len(self.saved)
 
@@ -310,15 +355,25 @@ class Session:
             n += 1
         write_wav(path, take.audio, self.rate)
         meta = {
-            "version": SIDECAR_VERSION, "keyword": self.cfg.keyword, "kind": self.cfg.kind, "prompt": prompt,
-            "take": index + 1, "session": self.session_id,
+            "version": SIDECAR_VERSION,
+            "keyword": self.cfg.keyword,
+            "kind": self.cfg.kind,
+            "prompt": prompt,
+            "take": index + 1,
+            "session": self.session_id,
             "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
-            "sample_rate": self.rate, "duration_s": round(len(take.audio) / self.rate, 4),
+            "sample_rate": self.rate,
+            "duration_s": round(len(take.audio) / self.rate, 4),
             "speech_span_s": [round(t, 4) for t in take.speech_span_s or ()],
-            "speech_dbfs": round(take.speech_dbfs, 1), "peak_dbfs": round(take.peak_dbfs, 1),
-            "noise_dbfs": round(take.noise_dbfs, 1), "snr_db": round(take.snr_db, 1),
-            "clipped_fraction": round(take.clipped_fraction, 5), "ended_by": take.ended_by,
-            "warnings": list(take.warnings), "device": self.source.describe(), "speaker": self.cfg.speaker,
+            "speech_dbfs": round(take.speech_dbfs, 1),
+            "peak_dbfs": round(take.peak_dbfs, 1),
+            "noise_dbfs": round(take.noise_dbfs, 1),
+            "snr_db": round(take.snr_db, 1),
+            "clipped_fraction": round(take.clipped_fraction, 5),
+            "ended_by": take.ended_by,
+            "warnings": list(take.warnings),
+            "device": self.source.describe(),
+            "speaker": self.cfg.speaker,
         }
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
         log.debug("saved %s (%.2f s)", path, len(take.audio) / self.rate)

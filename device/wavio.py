@@ -4,6 +4,7 @@ Reading accepts 8/16/24/32-bit integer PCM with any channel count and rate and y
 interleaved int16 bytes (what the microphone path carries). Writing is 16-bit PCM and
 atomic (:mod:`device.fsutil`), so a saved detection is either complete or absent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,9 @@ def _open(path: str | os.PathLike) -> wave.Wave_read:
     except FileNotFoundError:
         raise WavError(f"{path}: no such file") from None
     except (wave.Error, EOFError) as exc:
-        raise WavError(f"{path}: not a PCM WAV file ({exc}); convert it with "
-                       "`sox IN -b 16 -e signed-integer OUT.wav`") from None
+        raise WavError(
+            f"{path}: not a PCM WAV file ({exc}); convert it with `sox IN -b 16 -e signed-integer OUT.wav`"
+        ) from None
     except OSError as exc:
         raise WavError(f"{path}: cannot read ({exc.strerror or exc})") from None
 

@@ -18,6 +18,7 @@ not JSON, a header over 64 KiB, a payload over :data:`MAX_PAYLOAD_BYTES`) gets a
 event and is disconnected, with one log line; the others carry on. Under systemd the
 service reports READY, pings the watchdog and keeps a status line.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,13 +63,26 @@ class Service:
     detections: int = 0
 
     def info(self) -> Info:
-        models = [WakeModel(name=name, attribution=ATTRIBUTION, installed=True,
-                            description=f"wakeword model for {d.keyword!r} ({d.engine.meta.model_version})",
-                            version=d.engine.meta.model_version, languages=["en"], phrase=d.keyword)
-                  for name, d in self.detectors.items()]
-        program = WakeProgram(name="wakeword", attribution=ATTRIBUTION, installed=True,
-                              description="custom wake words trained from synthetic voices", version=package_version(),
-                              models=models)
+        models = [
+            WakeModel(
+                name=name,
+                attribution=ATTRIBUTION,
+                installed=True,
+                description=f"wakeword model for {d.keyword!r} ({d.engine.meta.model_version})",
+                version=d.engine.meta.model_version,
+                languages=["en"],
+                phrase=d.keyword,
+            )
+            for name, d in self.detectors.items()
+        ]
+        program = WakeProgram(
+            name="wakeword",
+            attribution=ATTRIBUTION,
+            installed=True,
+            description="custom wake words trained from synthetic voices",
+            version=package_version(),
+            models=models,
+        )
         return Info(wake=[program])
 
 
@@ -197,8 +211,10 @@ class WakeHandler(AsyncEventHandler):
         unknown = [n for n in names if n not in self.detectors]
         self.wanted = [n for n in names if n in self.detectors]
         if unknown:
-            text = (f"no wake word named {', '.join(map(repr, unknown))} here; "
-                    f"this service has {', '.join(map(repr, self.detectors))}")
+            text = (
+                f"no wake word named {', '.join(map(repr, unknown))} here; "
+                f"this service has {', '.join(map(repr, self.detectors))}"
+            )
             log.warning("wyoming client %s: %s", self.peer, text)
             await self.write_event(Error(text=text, code="unknown-wake-word").event())
 
@@ -250,8 +266,9 @@ async def serve(uri: str, service: Service, notifier=None) -> None:
         while not stop.is_set():
             if notifier is not None:
                 notifier.watchdog()
-                notifier.status(f"serving {names} on {uri}: {service.clients} client(s), "
-                                f"{service.detections} detection(s)")
+                notifier.status(
+                    f"serving {names} on {uri}: {service.clients} client(s), {service.detections} detection(s)"
+                )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=5.0)
     finally:

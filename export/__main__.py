@@ -5,6 +5,7 @@ and ``<build>/export/{report.md, report.json, det.png, config.json}``. Expected 
 line and exit with the stages' statuses (``train.stagecli``: 2 a bad config; 1 no or a bad checkpoint,
 missing calibration audio, a parity failure); the previous model.onnx is then untouched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,13 @@ log = logging.getLogger("export")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from train import stagecli
 
-    ap = stagecli.parser("python -m export", (
-        "Export <build>/train/best.pt to <build>/model.onnx: a streaming ONNX model with calibrated "
-        "thresholds in its metadata, plus <build>/export/report.md (make export)."))
+    ap = stagecli.parser(
+        "python -m export",
+        (
+            "Export <build>/train/best.pt to <build>/model.onnx: a streaming ONNX model with calibrated "
+            "thresholds in its metadata, plus <build>/export/report.md (make export)."
+        ),
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap.parse_args(argv)
 
@@ -28,8 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     from device.modelmeta import ModelMetaError
     from device.params import ParamsError
     from export.calib_streams import CalibrationDataError
@@ -37,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     from export.source import CheckpointError
     from train import stagecli
 
-    return stagecli.run("export", lambda: _run(args, "python -m export " + " ".join(shlex.quote(a) for a in argv)),
-                        (CheckpointError, CalibrationDataError, ParityError, ModelMetaError, ParamsError),
-                        "model.onnx unchanged")
+    return stagecli.run(
+        "export",
+        lambda: _run(args, "python -m export " + " ".join(shlex.quote(a) for a in argv)),
+        (CheckpointError, CalibrationDataError, ParityError, ModelMetaError, ParamsError),
+        "model.onnx unchanged",
+    )
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
@@ -57,9 +68,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
     save_config(cfg, args.build / "export")
     report = write_report(result, args.build / "export", command)
     cal = result.calibration
-    print(f"wrote {result.model_path} (threshold {result.meta.threshold:.4f} at {cal.config.target_fa_per_hour:g} "
-          f"FA/h on {cal.basis_hours:.2f} h of {' + '.join(cal.to_meta()['basis'])}, "
-          f"miss rate {cal.points[0].miss_rate:.1%}); report {report}")
+    print(
+        f"wrote {result.model_path} (threshold {result.meta.threshold:.4f} at {cal.config.target_fa_per_hour:g} "
+        f"FA/h on {cal.basis_hours:.2f} h of {' + '.join(cal.to_meta()['basis'])}, "
+        f"miss rate {cal.points[0].miss_rate:.1%}); report {report}"
+    )
     return 0
 
 

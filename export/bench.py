@@ -11,6 +11,7 @@ thread (``intra_op_num_threads=1``):
 Wall time comes from ``time.perf_counter``, CPU time from ``time.process_time`` (the whole
 process, which with one intra-op thread is the inference thread plus negligible overhead).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,12 @@ class StepCost:
         return self.window_cpu_ms / self.stream_cpu_ms if self.stream_cpu_ms > 0 else float("nan")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "stream_cpu_s_per_audio_hour": self.stream_cpu_s_per_audio_hour,
-                "window_cpu_s_per_audio_hour": self.window_cpu_s_per_audio_hour, "speedup": self.speedup}
+        return {
+            **asdict(self),
+            "stream_cpu_s_per_audio_hour": self.stream_cpu_s_per_audio_hour,
+            "window_cpu_s_per_audio_hour": self.window_cpu_s_per_audio_hour,
+            "speedup": self.speedup,
+        }
 
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
@@ -68,8 +73,7 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
     return float(np.median(walls) * 1000), cpu_ms
 
 
-def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 10.0,
-              seed: int = 0) -> StepCost:
+def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 10.0, seed: int = 0) -> StepCost:
     """Measure streaming vs whole-window cost per step of the model at ``model_path``.
 
     The audio is seeded noise: every operator in the graph is dense, so cost does not depend
@@ -79,7 +83,7 @@ def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 
     params = stepper.meta.params
     rng = np.random.default_rng(seed)
     chunks = (rng.standard_normal((steps + 1, params.chunk_samples)) * 0.05).astype(np.float32)
-    it = iter(range(10 ** 9))
+    it = iter(range(10**9))
     stream_wall, stream_cpu = _timed(lambda: stepper.step(chunks[next(it) % len(chunks)]), steps)
 
     window_samples = round(window_s * params.sample_rate) // params.output_hop_samples * params.output_hop_samples
@@ -91,5 +95,13 @@ def step_cost(model_path: str | os.PathLike, steps: int = 40, window_s: float = 
         stepper.step(window)
 
     window_wall, window_cpu = _timed(whole_window, window_repeats)
-    return StepCost(Path(model_path).stat().st_size, params.infer_every_s, steps, stream_wall, stream_cpu,
-                    window_samples / params.sample_rate, window_wall, window_cpu)
+    return StepCost(
+        Path(model_path).stat().st_size,
+        params.infer_every_s,
+        steps,
+        stream_wall,
+        stream_cpu,
+        window_samples / params.sample_rate,
+        window_wall,
+        window_cpu,
+    )

@@ -14,6 +14,7 @@ Sources:
 - :func:`heldout_source`: the deterministic evaluation streams the training side builds from
   voices held out of training (``train.streams``).
 """
+
 from __future__ import annotations
 
 import json

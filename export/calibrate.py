@@ -13,6 +13,7 @@ point below. With ``h`` negative hours the smallest non-zero rate that can be me
 ``1 / h`` per hour: with fewer hours than ``1 / target`` the target can only be met with zero
 false accepts, and the result is flagged ``low_confidence``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -97,6 +98,7 @@ class Calibration:
 
     def to_meta(self) -> dict:
         """The ``wakeword.calibration`` JSON stored in the model (see device.modelmeta)."""
+
         def key(target: float) -> str:
             return f"{target:g}"
 
@@ -106,23 +108,29 @@ class Calibration:
             "miss_rate": {key(p.target_fa_per_hour): p.miss_rate for p in self.points},
             "fa_per_hour": {key(p.target_fa_per_hour): p.fa_per_hour for p in self.points},
             "target_met": {key(p.target_fa_per_hour): p.target_met for p in self.points},
-            "decision": {"smoothing_frames": self.config.smoothing_frames,
-                         "refractory_s": self.config.refractory_s},
+            "decision": {"smoothing_frames": self.config.smoothing_frames, "refractory_s": self.config.refractory_s},
             "tolerance_s": self.config.tolerance_s,
-            "fa_per_hour_by_group": {key(p.target_fa_per_hour): {g: round(v, 4) for g, v in
-                                                                   p.fa_per_hour_by_group.items()}
-                                     for p in self.points},
-            "basis": list(self.basis or self.negative_hours_by_group), "basis_hours": round(self.basis_hours, 4),
+            "fa_per_hour_by_group": {
+                key(p.target_fa_per_hour): {g: round(v, 4) for g, v in p.fa_per_hour_by_group.items()}
+                for p in self.points
+            },
+            "basis": list(self.basis or self.negative_hours_by_group),
+            "basis_hours": round(self.basis_hours, 4),
             "negative_hours": round(self.negative_hours, 4),
             "negative_hours_by_group": {k: round(v, 4) for k, v in self.negative_hours_by_group.items()},
-            "keywords": self.keywords, "keywords_by_group": self.keywords_by_group,
+            "keywords": self.keywords,
+            "keywords_by_group": self.keywords_by_group,
             "low_confidence": self.low_confidence,
             **({"real_negatives": self.real_negatives} if self.real_negatives else {}),
         }
 
     def to_dict(self) -> dict:
-        return {**self.to_meta(), "points": [asdict(p) for p in self.points], "curve": self.curve,
-                "other_bases": self.other_bases}
+        return {
+            **self.to_meta(),
+            "points": [asdict(p) for p in self.points],
+            "curve": self.curve,
+            "other_bases": self.other_bases,
+        }
 
 
 def _rule(cfg: CalibrationConfig, threshold: float) -> DecisionConfig:
@@ -158,8 +166,9 @@ def lowest_threshold(negatives: list[ScoredStream], cfg: CalibrationConfig, targ
     return float(1.0 / (1.0 + np.exp(-hi))), True
 
 
-def _miss_rates(positives: dict[str, list[ScoredStream]], cfg: CalibrationConfig,
-                threshold: float) -> tuple[float, dict]:
+def _miss_rates(
+    positives: dict[str, list[ScoredStream]], cfg: CalibrationConfig, threshold: float
+) -> tuple[float, dict]:
     keywords = hits = 0
     by_group = {}
     for group, streams in positives.items():
@@ -169,8 +178,12 @@ def _miss_rates(positives: dict[str, list[ScoredStream]], cfg: CalibrationConfig
     return (1.0 - hits / keywords if keywords else float("nan")), by_group
 
 
-def calibrate(negatives: dict[str, list[ScoredStream]], positives: dict[str, list[ScoredStream]],
-              cfg: CalibrationConfig = CalibrationConfig(), basis: tuple = ()) -> Calibration:
+def calibrate(
+    negatives: dict[str, list[ScoredStream]],
+    positives: dict[str, list[ScoredStream]],
+    cfg: CalibrationConfig = CalibrationConfig(),
+    basis: tuple = (),
+) -> Calibration:
     """Choose a threshold per target FA/h on ``negatives`` and measure misses on ``positives``.
 
     Both map a group name (e.g. ``"speech"``, ``"noise"``; ``"clean"``, ``"noisy 10 dB"``) to
@@ -193,19 +206,37 @@ def calibrate(negatives: dict[str, list[ScoredStream]], positives: dict[str, lis
         miss, miss_by_group = _miss_rates(positives, cfg, thr)
         by_group = {g: fa_per_hour(ss, cfg, thr)[0] for g, ss in negatives.items() if ss}
         points.append(OperatingPoint(target, thr, fa_h, fas, miss, miss_by_group, met, by_group))
-        log.info("target %g FA/h: threshold %.4f, %d false accepts in %.2f h%s, miss rate %.3f", target, thr,
-                 fas, hours, f" of {' + '.join(basis)}" if basis else "", miss)
+        log.info(
+            "target %g FA/h: threshold %.4f, %d false accepts in %.2f h%s, miss rate %.3f",
+            target,
+            thr,
+            fas,
+            hours,
+            f" of {' + '.join(basis)}" if basis else "",
+            miss,
+        )
     low = hours < cfg.min_negative_hours
     if low:
-        log.warning("only %.2f h of negative audio to calibrate on (want >= %g h): thresholds are low-confidence",
-                    hours, cfg.min_negative_hours)
+        log.warning(
+            "only %.2f h of negative audio to calibrate on (want >= %g h): thresholds are low-confidence",
+            hours,
+            cfg.min_negative_hours,
+        )
     keywords_by_group = {g: sum(len(s.keyword_spans) for s in ss) for g, ss in positives.items()}
-    return Calibration(cfg, points, sum(hours_by_group.values()), hours_by_group, sum(keywords_by_group.values()),
-                       keywords_by_group, low, _curve(negs, positives, cfg), tuple(basis))
+    return Calibration(
+        cfg,
+        points,
+        sum(hours_by_group.values()),
+        hours_by_group,
+        sum(keywords_by_group.values()),
+        keywords_by_group,
+        low,
+        _curve(negs, positives, cfg),
+        tuple(basis),
+    )
 
 
-def _curve(negatives: list[ScoredStream], positives: dict[str, list[ScoredStream]],
-           cfg: CalibrationConfig) -> dict:
+def _curve(negatives: list[ScoredStream], positives: dict[str, list[ScoredStream]], cfg: CalibrationConfig) -> dict:
     """FA/h and miss rate over a coarse grid, for the DET plot and the report table."""
     grid = 1.0 / (1.0 + np.exp(-GRID_LOGITS[::3]))
     fa = [fa_per_hour(negatives, cfg, t)[0] for t in grid]

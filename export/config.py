@@ -1,4 +1,5 @@
 """The ``[export]`` section of the configuration (configs/default.toml)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -100,5 +101,11 @@ class ExportConfig:
             raise ValueError("bench_steps, bench_window_s and score_threads must be positive")
 
     def calibration(self) -> CalibrationConfig:
-        return CalibrationConfig(self.target_fa_per_hour, self.extra_targets_fa_per_hour, self.smoothing_frames,
-                                 self.refractory_s, self.tolerance_s, self.min_negative_hours)
+        return CalibrationConfig(
+            self.target_fa_per_hour,
+            self.extra_targets_fa_per_hour,
+            self.smoothing_frames,
+            self.refractory_s,
+            self.tolerance_s,
+            self.min_negative_hours,
+        )

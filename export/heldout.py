@@ -24,6 +24,7 @@ recordings on development machines, see :func:`export.pipeline.real_negatives`).
 batch by batch so hours of it never sit in memory at once; rendering costs about a minute per hour of
 speech (espeak-ng in process).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -80,8 +81,12 @@ class RealNegatives:
     machines ``../shared/data``'s noise); without them, generated noise and babble of the real audio."""
 
     def describe(self) -> dict:
-        return {"files": len(self.files), "folders": list(self.folders), "shared_speakers": list(self.shared_speakers),
-                "noise_files": len(self.noise_files)}
+        return {
+            "files": len(self.files),
+            "folders": list(self.folders),
+            "shared_speakers": list(self.shared_speakers),
+            "noise_files": len(self.noise_files),
+        }
 
 
 def heldout_source(keyword: str, build: Path, params: AudioParams, plan: HeldoutPlan, streams_cfg) -> Source:
@@ -97,9 +102,16 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
     negative_clips = [c for c in clips if c.kind in plan.negative_kinds]
     if not keyword_clips:
         raise CalibrationDataError(f"no {plan.split!r} keyword utterances under {build}/sources; run `make data`")
-    log.info("held-out calibration: %d keyword and %d negative %s utterances by %d speakers, "
-             "+%.1f h rendered speech, +%.1f h noise", len(keyword_clips), len(negative_clips), plan.split,
-             len(speakers), plan.speech_hours, plan.noise_hours)
+    log.info(
+        "held-out calibration: %d keyword and %d negative %s utterances by %d speakers, "
+        "+%.1f h rendered speech, +%.1f h noise",
+        len(keyword_clips),
+        len(negative_clips),
+        plan.split,
+        len(speakers),
+        plan.speech_hours,
+        plan.noise_hours,
+    )
 
     def streams() -> Iterator[Stream]:
         from train.audio_io import read_audio
@@ -114,17 +126,32 @@ def heldout_source(keyword: str, build: Path, params: AudioParams, plan: Heldout
         for k, batch in enumerate(batches):
             noisy = seconds[True] < seconds[False]
             seconds[noisy] += sum(len(a) for a in batch) / params.sample_rate
-            yield from _negatives(batch, noise if noisy else (), params, streams_cfg,
-                                  streams_cfg.snr_db if noisy else None, plan.seed + 10 + k,
-                                  "speech + noise" if noisy else "speech", k)
+            yield from _negatives(
+                batch,
+                noise if noisy else (),
+                params,
+                streams_cfg,
+                streams_cfg.snr_db if noisy else None,
+                plan.seed + 10 + k,
+                "speech + noise" if noisy else "speech",
+                k,
+            )
         if plan.real is not None:
             real_noise = _real_noise(plan.real.noise_files, params)
             for k, batch in enumerate(_real_batches(plan.real.files, params, streams_cfg)):
                 if not real_noise:  # no recordings: generated noise with babble of the real voices
                     real_noise = noise_recordings(params, batch, plan.seed + 5000)
                 for group, snr in zip(REAL_GROUPS, (None, streams_cfg.snr_db)):
-                    yield from _negatives(batch, real_noise if snr is not None else (), params, streams_cfg, snr,
-                                          plan.seed + 5000 + k, group, k)
+                    yield from _negatives(
+                        batch,
+                        real_noise if snr is not None else (),
+                        params,
+                        streams_cfg,
+                        snr,
+                        plan.seed + 5000 + k,
+                        group,
+                        k,
+                    )
 
     return streams
 
@@ -156,7 +183,7 @@ def _real_batches(files, params: AudioParams, cfg, batch_s: float = 600.0) -> It
     batch, held = [], 0
     for audio in _readable(files, params, "real calibration audio"):
         for start in range(0, len(audio), piece):
-            batch.append(audio[start:start + piece])
+            batch.append(audio[start : start + piece])
             held += len(batch[-1])
         if held >= batch_s * params.sample_rate:
             yield batch
@@ -206,8 +233,9 @@ def _negatives(audio, noise, params, cfg, snr_db, seed, group, batch) -> Iterato
         yield Stream(s.audio, [], group, f"{group}/{batch:03d}/{s.name.rsplit('/', 1)[-1]}")
 
 
-def _rendered_batches(keyword: str, speakers: set[str], params: AudioParams,
-                      plan: HeldoutPlan) -> Iterator[list[np.ndarray]]:
+def _rendered_batches(
+    keyword: str, speakers: set[str], params: AudioParams, plan: HeldoutPlan
+) -> Iterator[list[np.ndarray]]:
     """Batches of rendered utterances (float32, peak -25..-1 dBFS) until ``speech_hours`` are done."""
     from train import tts
     from train.audio_io import resample
@@ -227,8 +255,11 @@ def _rendered_batches(keyword: str, speakers: set[str], params: AudioParams,
         for _ in range(plan.batch_utterances):
             voice = voices[k % len(voices)]
             k += 1
-            text = (sentences[int(rng.integers(len(sentences)))] if rng.random() < 0.4
-                    else " ".join(rng.choice(words, size=int(rng.integers(4, 15)))))
+            text = (
+                sentences[int(rng.integers(len(sentences)))]
+                if rng.random() < 0.4
+                else " ".join(rng.choice(words, size=int(rng.integers(4, 15))))
+            )
             settings = tts.engine_module(voice.engine).random_settings(voice, rng)
             requests.append(tts.Request(voice, text, tuple(sorted(settings.items()))))
         batch = []
@@ -240,7 +271,9 @@ def _rendered_batches(keyword: str, speakers: set[str], params: AudioParams,
             if peak > 1e-3:
                 batch.append(audio * np.float32(10 ** (rng.uniform(-25.0, -1.0) / 20) / peak))
         if not batch:
-            raise CalibrationDataError(f"text-to-speech rendered nothing for {len(requests)} requests "
-                                       f"(voices {', '.join(sorted({v.id for v in voices})[:3])}, ...)")
+            raise CalibrationDataError(
+                f"text-to-speech rendered nothing for {len(requests)} requests "
+                f"(voices {', '.join(sorted({v.id for v in voices})[:3])}, ...)"
+            )
         done_s += sum(len(a) for a in batch) / params.sample_rate
         yield batch

@@ -7,6 +7,7 @@ is written to a temporary name beside the target, checked (onnx.checker, the gra
 its metadata, load in onnxruntime, one step run), and only then renamed over the target:
 a good model is never replaced by a broken one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,11 +41,16 @@ def export_graph(det: StreamingDetector) -> onnx.ModelProto:
         # The TorchScript exporter is deprecated, but it needs no onnxscript and maps nn.GRU to
         # a single ONNX GRU node.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(det, (audio, *det.initial_state()), path,
-                          input_names=det.input_names(), output_names=det.output_names(),
-                          dynamic_axes={modelmeta.INPUT_AUDIO: {1: "samples"},
-                                        modelmeta.OUTPUT_PROBS: {1: "frames"}},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            det,
+            (audio, *det.initial_state()),
+            path,
+            input_names=det.input_names(),
+            output_names=det.output_names(),
+            dynamic_axes={modelmeta.INPUT_AUDIO: {1: "samples"}, modelmeta.OUTPUT_PROBS: {1: "frames"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
         return onnx.load(path)
 
 
@@ -61,8 +67,12 @@ def op_types(proto: onnx.ModelProto) -> list[str]:
 def tool_versions() -> dict:
     import onnxruntime
 
-    return {"torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "opset": OPSET}
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opset": OPSET,
+    }
 
 
 def with_meta(proto: onnx.ModelProto, meta: modelmeta.ModelMeta) -> onnx.ModelProto:
@@ -97,10 +107,10 @@ def smoke_run(path: str | os.PathLike) -> None:
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = modelmeta.ModelMeta.from_props(sess.get_modelmeta().custom_metadata_map, str(path))
-    modelmeta.check_graph(meta, {i.name: i.shape for i in sess.get_inputs()},
-                          [o.name for o in sess.get_outputs()], str(path))
-    feeds = {i.name: np.zeros(i.shape, np.float32) for i in sess.get_inputs()
-             if i.name != modelmeta.INPUT_AUDIO}
+    modelmeta.check_graph(
+        meta, {i.name: i.shape for i in sess.get_inputs()}, [o.name for o in sess.get_outputs()], str(path)
+    )
+    feeds = {i.name: np.zeros(i.shape, np.float32) for i in sess.get_inputs() if i.name != modelmeta.INPUT_AUDIO}
     feeds[modelmeta.INPUT_AUDIO] = np.zeros((1, meta.params.chunk_samples), np.float32)
     probs = sess.run([modelmeta.OUTPUT_PROBS], feeds)[0]
     if probs.shape != (1, meta.params.chunk_samples // meta.params.output_hop_samples):

@@ -7,6 +7,7 @@ seeded random mix of sizes). Every difference must stay within ``tolerance``; ot
 export fails and the previous model file stays. The graph may use only standard ``ai.onnx``
 operators, which every onnxruntime CPU build (x86_64 and aarch64 alike) implements.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,12 +49,18 @@ def chunkings(chunk_samples: int, output_hop_samples: int, seed: int = 0) -> dic
     """The chunk patterns checked: name -> sizes in samples, used in turn (``[0]`` = one pass)."""
     rng = np.random.default_rng(seed)
     mixed = (rng.integers(1, 2 * chunk_samples // output_hop_samples, size=7) * output_hop_samples).tolist()
-    return {"one pass": [0], "daemon chunk": [chunk_samples], "one output frame": [output_hop_samples],
-            "odd multiple": [7 * output_hop_samples], "random mix": mixed}
+    return {
+        "one pass": [0],
+        "daemon chunk": [chunk_samples],
+        "one output frame": [output_hop_samples],
+        "odd multiple": [7 * output_hop_samples],
+        "random mix": mixed,
+    }
 
 
-def check_parity(det, model_path: str | os.PathLike, signals: list[np.ndarray],
-                 tolerance: float = 1e-4) -> ParityResult:
+def check_parity(
+    det, model_path: str | os.PathLike, signals: list[np.ndarray], tolerance: float = 1e-4
+) -> ParityResult:
     """Compare ``det`` (torch) with the file at ``model_path`` on ``signals``; raises ParityError."""
     stepper = Engine.load(model_path)
     params = stepper.meta.params
@@ -72,8 +79,10 @@ def check_parity(det, model_path: str | os.PathLike, signals: list[np.ndarray],
     log.info("parity over %.1f s of audio: worst |onnx - torch| = %.2g", seconds, result.worst)
     bad = {k: v for k, v in worst.items() if not v <= tolerance}
     if bad:
-        raise ParityError("exported model disagrees with PyTorch beyond "
-                          f"{tolerance:g}: " + ", ".join(f"{k} {v:.2g}" for k, v in bad.items()))
+        raise ParityError(
+            "exported model disagrees with PyTorch beyond "
+            f"{tolerance:g}: " + ", ".join(f"{k} {v:.2g}" for k, v in bad.items())
+        )
     return result
 
 
@@ -81,5 +90,4 @@ def check_operators(op_types: list[str]) -> None:
     """Only standard-domain operators (``domain:op`` strings); raises ParityError otherwise."""
     odd = [op for op in op_types if not op.startswith(STANDARD_DOMAIN + ":")]
     if odd:
-        raise ParityError(f"graph uses non-standard operators {', '.join(odd)}; "
-                          "onnxruntime on the Pi may not run them")
+        raise ParityError(f"graph uses non-standard operators {', '.join(odd)}; onnxruntime on the Pi may not run them")

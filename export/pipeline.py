@@ -13,6 +13,7 @@
 
 Any failure before step 6 leaves the previous ``model.onnx`` untouched.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,9 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     files = {"fp32": out_dir / "candidate.onnx", "int8": out_dir / "candidate.int8.onnx"}
     onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {})), files["fp32"])
     try:
-        parity = check_parity(det, files["fp32"], parity_signals(source, xc, ckpt.params.sample_rate),
-                              xc.parity_tolerance)
+        parity = check_parity(
+            det, files["fp32"], parity_signals(source, xc, ckpt.params.sample_rate), xc.parity_tolerance
+        )
         quantized = _quantize(files["fp32"], files["int8"]) if xc.int8 else []
         if not quantized:
             del files["int8"]
@@ -105,8 +107,9 @@ def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build:
 
     real = real_negatives(xc, cfg, keyword, build)
     kinds = ("confusable", "speech") if xc.calibration_confusables else ("speech",)
-    plan = HeldoutPlan(xc.calibration_split, xc.speech_hours, xc.noise_hours, xc.calibration_seed,
-                       negative_kinds=kinds, real=real)
+    plan = HeldoutPlan(
+        xc.calibration_split, xc.speech_hours, xc.noise_hours, xc.calibration_seed, negative_kinds=kinds, real=real
+    )
     return heldout_source(keyword, build, params, plan, config.section(cfg, "streams", StreamConfig)), real
 
 
@@ -134,8 +137,9 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
         files += [p for p in list_audio_files(folder) if recording_split(p, dc) == xc.calibration_split]
     shared: list[str] = []
     if xc.shared_calibration_share > 0:
-        clips, shared = realdata.calibration_negatives(xc.shared_calibration_share, keyword,
-                                                       evalsets.build_trained_speakers(build))
+        clips, shared = realdata.calibration_negatives(
+            xc.shared_calibration_share, keyword, evalsets.build_trained_speakers(build)
+        )
         files += [c.path for c in clips]
     if not files:
         return None
@@ -143,8 +147,11 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
     if shared:  # this machine's stand-in for a user's room: the recorded noise of ../shared/data
         noise += [c.path for c in realdata.noise_clips()]
     folders = tuple(xc.real_negative_dirs) + tuple(f"{d} (held-out files)" for d in dc.speech_dirs)
-    log.info("real calibration negatives: %d files%s", len(files),
-             f" ({len(shared)} ../shared/data speakers)" if shared else "")
+    log.info(
+        "real calibration negatives: %d files%s",
+        len(files),
+        f" ({len(shared)} ../shared/data speakers)" if shared else "",
+    )
     return RealNegatives(tuple(files), folders + (("../shared/data",) if shared else ()), tuple(shared), tuple(noise))
 
 
@@ -164,8 +171,9 @@ def _quantize(src: Path, dst: Path) -> list[str]:
     return quantize_int8(src, dst)
 
 
-def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source,
-                         xc: ExportConfig, build: Path, real=None) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
+def _calibrate_and_write(
+    ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source, xc: ExportConfig, build: Path, real=None
+) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
     """Score and calibrate every candidate, write model.onnx -> (meta, fp32 calibration, int8 figures).
 
     The int8 figures include ``"proto"``, the int8 graph with its own calibrated metadata,
@@ -178,17 +186,29 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
     scored = score(source, steppers)
     log.info("scored calibration streams in %.1f s", time.monotonic() - t0)
     basis = calibration_basis(scored["fp32"].negatives, xc)
-    cal = {name: dataclasses.replace(calibrate(s.negatives, s.positives, xc.calibration(), basis),
-                                     real_negatives=real.describe() if real else {})
-           for name, s in scored.items()}
+    cal = {
+        name: dataclasses.replace(
+            calibrate(s.negatives, s.positives, xc.calibration(), basis), real_negatives=real.describe() if real else {}
+        )
+        for name, s in scored.items()
+    }
     s = scored["fp32"]
     synthetic = tuple(g for g in s.negatives if g not in REAL_GROUPS)
     if real and len(synthetic) < len(s.negatives):  # what the synthetic streams alone would have chosen
-        alt = calibrate(s.negatives, s.positives, dataclasses.replace(xc.calibration(), extra_targets_fa_per_hour=()),
-                        synthetic).points[0]
-        cal["fp32"] = dataclasses.replace(cal["fp32"], other_bases={"synthetic": {
-            "basis": list(synthetic), "threshold": alt.threshold, "miss_rate": alt.miss_rate,
-            "fa_per_hour_by_group": alt.fa_per_hour_by_group}})
+        alt = calibrate(
+            s.negatives, s.positives, dataclasses.replace(xc.calibration(), extra_targets_fa_per_hour=()), synthetic
+        ).points[0]
+        cal["fp32"] = dataclasses.replace(
+            cal["fp32"],
+            other_bases={
+                "synthetic": {
+                    "basis": list(synthetic),
+                    "threshold": alt.threshold,
+                    "miss_rate": alt.miss_rate,
+                    "fa_per_hour_by_group": alt.fa_per_hour_by_group,
+                }
+            },
+        )
     meta = _meta(ckpt, proto, cal["fp32"].threshold, cal["fp32"].to_meta())
     model_path = onnx_export.write_proto(onnx_export.with_meta(proto, meta), build / MODEL_FILE)
     log.info("wrote %s (threshold %.4f for %g FA/h)", model_path, meta.threshold, xc.target_fa_per_hour)
@@ -196,18 +216,30 @@ def _calibrate_and_write(ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, 
         (build / INT8_FILE).unlink(missing_ok=True)  # never leave an int8 file of an older model
         return meta, cal["fp32"], {}
     fp, q = cal["fp32"].points[0], cal["int8"].points[0]
-    diffs = [float(np.max(np.abs(a.probs - b.probs), initial=0.0))
-             for side in ("negatives", "positives")
-             for group, streams in getattr(scored["fp32"], side).items()
-             for a, b in zip(streams, getattr(scored["int8"], side)[group])]
-    int8_meta = dataclasses.replace(meta, threshold=q.threshold, calibration=cal["int8"].to_meta(),
-                                    model_version=meta.model_version + "-int8")
-    return meta, cal["fp32"], {
-        "threshold": q.threshold, "miss_rate": q.miss_rate, "fa_per_hour": q.fa_per_hour,
-        "target_met": q.target_met or not fp.target_met, "miss_increase": q.miss_rate - fp.miss_rate,
-        "bound": xc.int8_max_miss_increase, "max_abs_prob_diff_vs_fp32": max(diffs, default=0.0),
-        "calibration": cal["int8"].to_meta(),
-        "proto": onnx_export.with_meta(onnx.load(str(files["int8"])), int8_meta)}
+    diffs = [
+        float(np.max(np.abs(a.probs - b.probs), initial=0.0))
+        for side in ("negatives", "positives")
+        for group, streams in getattr(scored["fp32"], side).items()
+        for a, b in zip(streams, getattr(scored["int8"], side)[group])
+    ]
+    int8_meta = dataclasses.replace(
+        meta, threshold=q.threshold, calibration=cal["int8"].to_meta(), model_version=meta.model_version + "-int8"
+    )
+    return (
+        meta,
+        cal["fp32"],
+        {
+            "threshold": q.threshold,
+            "miss_rate": q.miss_rate,
+            "fa_per_hour": q.fa_per_hour,
+            "target_met": q.target_met or not fp.target_met,
+            "miss_increase": q.miss_rate - fp.miss_rate,
+            "bound": xc.int8_max_miss_increase,
+            "max_abs_prob_diff_vs_fp32": max(diffs, default=0.0),
+            "calibration": cal["int8"].to_meta(),
+            "proto": onnx_export.with_meta(onnx.load(str(files["int8"])), int8_meta),
+        },
+    )
 
 
 def calibration_basis(negatives: dict, xc: ExportConfig) -> tuple:
@@ -225,15 +257,22 @@ def calibration_basis(negatives: dict, xc: ExportConfig) -> tuple:
     if hours >= xc.real_min_hours:
         log.info("calibrating on %.2f h of real negative audio alone (%s)", hours, " + ".join(real))
         return real
-    log.warning("only %.2f h of real negative audio (want >= %g h, [export] real_min_hours): "
-                "calibrating on it pooled with the held-out synthetic streams", hours, xc.real_min_hours)
+    log.warning(
+        "only %.2f h of real negative audio (want >= %g h, [export] real_min_hours): "
+        "calibrating on it pooled with the held-out synthetic streams",
+        hours,
+        xc.real_min_hours,
+    )
     return ()
 
 
 def _int8_cost_verdict(cost: dict, xc: ExportConfig) -> dict:
     ratio = cost["int8"]["stream_cpu_ms"] / max(cost["fp32"]["stream_cpu_ms"], 1e-9)
-    return {"cpu_ratio_vs_fp32": ratio, "size_ratio_vs_fp32": cost["int8"]["model_bytes"] / cost["fp32"]["model_bytes"],
-            "faster": ratio <= xc.int8_max_cpu_ratio}
+    return {
+        "cpu_ratio_vs_fp32": ratio,
+        "size_ratio_vs_fp32": cost["int8"]["model_bytes"] / cost["fp32"]["model_bytes"],
+        "faster": ratio <= xc.int8_max_cpu_ratio,
+    }
 
 
 def _keep_or_drop_int8(int8: dict, build: Path) -> None:
@@ -244,8 +283,13 @@ def _keep_or_drop_int8(int8: dict, build: Path) -> None:
         onnx_export.write_proto(proto, build / INT8_FILE)
     else:
         (build / INT8_FILE).unlink(missing_ok=True)
-    log.info("int8 %s: miss rate %+.3f vs float32 (bound %g), CPU per step x%.2f",
-             "kept" if int8["kept"] else "not kept", int8["miss_increase"], int8["bound"], int8["cpu_ratio_vs_fp32"])
+    log.info(
+        "int8 %s: miss rate %+.3f vs float32 (bound %g), CPU per step x%.2f",
+        "kept" if int8["kept"] else "not kept",
+        int8["miss_increase"],
+        int8["bound"],
+        int8["cpu_ratio_vs_fp32"],
+    )
 
 
 def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibration: dict) -> modelmeta.ModelMeta:
@@ -253,18 +297,32 @@ def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibratio
 
     params = ckpt.params
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    states = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
-              for i in proto.graph.input if i.name.startswith(modelmeta.STATE_IN_PREFIX)}
-    stream = {"chunk_multiple_samples": params.output_hop_samples, "default_chunk_samples": params.chunk_samples,
-              "output_frame_s": params.output_hop_s, "label_window_frames": params.label_window_frames,
-              "state_shapes": states, "params_digest": params.digest()}
+    states = {
+        i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in proto.graph.input
+        if i.name.startswith(modelmeta.STATE_IN_PREFIX)
+    }
+    stream = {
+        "chunk_multiple_samples": params.output_hop_samples,
+        "default_chunk_samples": params.chunk_samples,
+        "output_frame_s": params.output_hop_s,
+        "label_window_frames": params.label_window_frames,
+        "state_shapes": states,
+        "params_digest": params.digest(),
+    }
     training = ckpt.training_summary()
     training["dataset"] = dataset_summary(ckpt.path.parent.parent / "dataset" / "manifest.json")
     return modelmeta.ModelMeta(
-        keyword=ckpt.keyword, params=params, threshold=float(np.clip(threshold, 1e-6, 1 - 1e-6)),
+        keyword=ckpt.keyword,
+        params=params,
+        threshold=float(np.clip(threshold, 1e-6, 1 - 1e-6)),
         model_version=f"{ckpt.keyword}-{stamp}-{onnx_export.graph_digest(proto)}",
-        calibration=calibration, training=training,
-        versions={**onnx_export.tool_versions(), **_code_version()}, stream=stream, frontend=describe())
+        calibration=calibration,
+        training=training,
+        versions={**onnx_export.tool_versions(), **_code_version()},
+        stream=stream,
+        frontend=describe(),
+    )
 
 
 def dataset_summary(manifest_path: Path) -> dict:
@@ -277,10 +335,14 @@ def dataset_summary(manifest_path: Path) -> dict:
         return {}
     splits = manifest.get("splits") or {}
     sources = manifest.get("sources") or {}
-    return {"seed": manifest.get("seed"), "created": manifest.get("created"),
-            "clips": {k: v.get("clips") for k, v in splits.items() if isinstance(v, dict)},
-            "keywords": {k: v.get("keywords") for k, v in splits.items() if isinstance(v, dict)},
-            "distinct_voices": sources.get("distinct_voices"), "engines": sorted(sources.get("engines") or [])}
+    return {
+        "seed": manifest.get("seed"),
+        "created": manifest.get("created"),
+        "clips": {k: v.get("clips") for k, v in splits.items() if isinstance(v, dict)},
+        "keywords": {k: v.get("keywords") for k, v in splits.items() if isinstance(v, dict)},
+        "distinct_voices": sources.get("distinct_voices"),
+        "engines": sorted(sources.get("engines") or []),
+    }
 
 
 def _code_version() -> dict:

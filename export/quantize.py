@@ -9,6 +9,7 @@ that pays off is measured (see :mod:`export.bench`), and the pipeline keeps the 
 when its miss rate at the calibrated false-accept target stays within a stated bound of the
 float32 model's and it is cheaper.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ The model file is stepped by the daemon's own :class:`device.engine.Engine` (sam
 options, same checks); :func:`stream_probs` feeds it a whole signal in chunks of a chosen
 size; :func:`torch_probs` is the PyTorch reference (the whole signal in one pass).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def stream_probs(stepper: Engine, audio: np.ndarray, chunk_samples: int | list[i
     out, start, k = [], 0, 0
     while start < len(audio):
         n = sizes[k % len(sizes)]
-        out.append(stepper.step(audio[start:start + n]))
+        out.append(stepper.step(audio[start : start + n]))
         start, k = start + n, k + 1
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

@@ -3,6 +3,7 @@
 The checkpoint format is the one in docs/TEAM.md ("Checkpoints"): a dict with ``format`` 2,
 ``keyword``, ``audio_params``, ``model_config``, ``model`` (state dict) and summaries.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,10 +38,16 @@ class Checkpoint:
 
     def training_summary(self) -> dict:
         """What the model file records about its training (``wakeword.training``)."""
-        return {"checkpoint": str(self.path), "step": self.step, "validation": self.metrics,
-                "best": self.best, "data": self.data_summary,
-                "seed": self.data_summary.get("seed", self.config.get("train", {}).get("seed")),
-                "model_config": self.model_config, "config": self.config}
+        return {
+            "checkpoint": str(self.path),
+            "step": self.step,
+            "validation": self.metrics,
+            "best": self.best,
+            "data": self.data_summary,
+            "seed": self.data_summary.get("seed", self.config.get("train", {}).get("seed")),
+            "model_config": self.model_config,
+            "config": self.config,
+        }
 
 
 def load_checkpoint(path: str | os.PathLike, keyword: str | None = None) -> Checkpoint:
@@ -62,23 +69,33 @@ def _validate(raw, path: Path, keyword: str | None) -> Checkpoint:
         missing = [k for k in REQUIRED_KEYS if not isinstance(raw, dict) or k not in raw]
         raise CheckpointError(f"{path} is not a wakeword checkpoint (missing {', '.join(missing)})")
     if raw["format"] not in CHECKPOINT_FORMATS:
-        raise CheckpointError(f"{path} has checkpoint format {raw['format']!r}, export reads "
-                              f"{', '.join(map(str, sorted(CHECKPOINT_FORMATS)))}; update the code or retrain")
+        raise CheckpointError(
+            f"{path} has checkpoint format {raw['format']!r}, export reads "
+            f"{', '.join(map(str, sorted(CHECKPOINT_FORMATS)))}; update the code or retrain"
+        )
     if keyword is not None and raw["keyword"] != keyword:
         raise CheckpointError(f"{path} was trained for keyword {raw['keyword']!r}, not {keyword!r}")
     for key in ("audio_params", "model_config", "model"):
         if not isinstance(raw[key], dict):
-            raise CheckpointError(f"{path}: {key} is a {type(raw[key]).__name__}, not a dict; "
-                                  "not a wakeword checkpoint")
+            raise CheckpointError(
+                f"{path}: {key} is a {type(raw[key]).__name__}, not a dict; not a wakeword checkpoint"
+            )
     try:
         params = AudioParams.from_dict(dict(raw["audio_params"]))
     except (ParamsError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad audio parameters: {_first_line(exc)}") from None
-    return Checkpoint(path=path, keyword=str(raw["keyword"]), params=params,
-                      model_config=dict(raw["model_config"]), state_dict=raw["model"],
-                      step=int(raw.get("step", 0)), metrics=dict(raw.get("metrics") or {}),
-                      best=dict(raw.get("best") or {}), data_summary=dict(raw.get("data_summary") or {}),
-                      config=dict(raw.get("config") or {}))
+    return Checkpoint(
+        path=path,
+        keyword=str(raw["keyword"]),
+        params=params,
+        model_config=dict(raw["model_config"]),
+        state_dict=raw["model"],
+        step=int(raw.get("step", 0)),
+        metrics=dict(raw.get("metrics") or {}),
+        best=dict(raw.get("best") or {}),
+        data_summary=dict(raw.get("data_summary") or {}),
+        config=dict(raw.get("config") or {}),
+    )
 
 
 def build_detector(ckpt: Checkpoint):
@@ -98,8 +115,9 @@ def build_detector(ckpt: Checkpoint):
     try:
         model.load_state_dict(ckpt.state_dict)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{ckpt.path}: weights do not fit its model config "
-                              f"({_first_line(exc, skip_header=True)})") from None
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit its model config ({_first_line(exc, skip_header=True)})"
+        ) from None
     try:
         return StreamingDetector(model, ckpt.params).eval()
     except (ValueError, FrontendError) as exc:

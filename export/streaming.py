@@ -6,6 +6,7 @@ device never computes features itself. Every time convolution of the front end a
 head's GRUs carry their context as state, so a chunk costs what its share of a
 whole-sequence pass costs, at any chunk size. Input/output names follow :mod:`device.modelmeta`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,9 @@ class StreamingDetector(nn.Module):
         super().__init__()
         self.frontend = frontend if frontend is not None else shared(params)
         if head.cfg.embed_dim != self.frontend.embed_dim:
-            raise ValueError(f"the head takes {head.cfg.embed_dim} numbers per frame, the front end gives "
-                             f"{self.frontend.embed_dim}")
+            raise ValueError(
+                f"the head takes {head.cfg.embed_dim} numbers per frame, the front end gives {self.frontend.embed_dim}"
+            )
         self.params = params
         self.head = head
         self.state_names = [*self.frontend.state_names, "gru"]

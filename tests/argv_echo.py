@@ -1,5 +1,6 @@
 """``python -m tests.argv_echo ARGS...`` prints its arguments as one JSON list (tests of how
 scripts build command lines)."""
+
 import json
 import sys
 

@@ -5,6 +5,7 @@ A shell starts background jobs with SIGINT ignored, and Python keeps an ignored 
 runners), a child that inherits it would shrug off the SIGINT a Ctrl-C test sends. Pass
 ``preexec_fn=sigint_default`` to ``subprocess.Popen`` in such tests.
 """
+
 from __future__ import annotations
 
 import signal

@@ -5,6 +5,7 @@ exercises the whole chain (front end, head, streaming export, metadata, device p
 with a detector whose right answer is known, so device and deploy tests can assert
 "positive -> detection, negative -> none" without a long training run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ TONE_HZ = 1000.0
 TONE_S = 0.4
 
 
-def tone_clip(seconds: float, tone_at_s: list[float], sample_rate: int = 16000,
-              seed: int = 0, noise: float = 0.01) -> np.ndarray:
+def tone_clip(
+    seconds: float, tone_at_s: list[float], sample_rate: int = 16000, seed: int = 0, noise: float = 0.01
+) -> np.ndarray:
     """Float32 mono clip of low noise with a 1 kHz burst starting at each time in ``tone_at_s``."""
     rng = np.random.default_rng(seed)
     clip = (rng.standard_normal(int(seconds * sample_rate)) * noise).astype(np.float32)
@@ -25,7 +27,7 @@ def tone_clip(seconds: float, tone_at_s: list[float], sample_rate: int = 16000,
     burst = (0.3 * np.sin(2 * np.pi * TONE_HZ * t) * np.hanning(n)).astype(np.float32)
     for start_s in tone_at_s:
         i = int(start_s * sample_rate)
-        clip[i:i + n] += burst[: len(clip) - i]
+        clip[i : i + n] += burst[: len(clip) - i]
     return clip
 
 
@@ -37,8 +39,14 @@ def build_tone_model(path: str | Path, seed: int = 0, steps: int = 120) -> Path:
     from train.frontend import describe
 
     model, params, n_clips = train_tone_head(seed, steps)
-    meta = ModelMeta(keyword="tone", params=params, threshold=0.5, model_version="tone-test",
-                     training={"kind": "test tone model", "clips": n_clips, "seed": seed}, frontend=describe())
+    meta = ModelMeta(
+        keyword="tone",
+        params=params,
+        threshold=0.5,
+        model_version="tone-test",
+        training={"kind": "test tone model", "clips": n_clips, "seed": seed},
+        frontend=describe(),
+    )
     return write_model(StreamingDetector(model, params), meta, path)
 
 
@@ -64,7 +72,7 @@ def train_tone_head(seed: int = 0, steps: int = 120):
             start = float(rng.uniform(0.1, clip_s - TONE_S - 0.5))
             starts.append(start)
             end_frame = int((start + TONE_S) * params.sample_rate) // params.output_hop_samples
-            y[end_frame:end_frame + params.label_window_frames] = 1.0
+            y[end_frame : end_frame + params.label_window_frames] = 1.0
         clips.append(tone_clip(clip_s, starts, seed=seed * 1000 + k))
         labels.append(y)
     feats = torch.from_numpy(frontend.embed(clips, frontend.shared(params)))
@@ -83,21 +91,35 @@ def train_tone_head(seed: int = 0, steps: int = 120):
 
 # -- checkpoints and deliberately bad model files (export and device tests) -------------------
 
+
 def write_tone_checkpoint(path: str | Path, seed: int = 0, steps: int = 120, keyword: str = "tone") -> Path:
     """A training checkpoint (docs/TEAM.md format) holding the trained tone head."""
     from train import checkpoint
 
     model, params, n_clips = train_tone_head(seed, steps)
-    return checkpoint.save(path, {
-        "keyword": keyword, "audio_params": params.to_dict(), "model_config": model.cfg.to_dict(),
-        "config": {"model": model.cfg.to_dict(), "train": {"seed": seed}}, "model": model.state_dict(),
-        "optimizer": {}, "scheduler": {}, "step": steps, "epoch": 1, "rng": {},
-        "metrics": {"val_loss": 0.1}, "best": {"metric": "val_loss", "value": 0.1, "step": steps},
-        "data_summary": {"kind": "test tone clips", "clips": n_clips, "seed": seed}})
+    return checkpoint.save(
+        path,
+        {
+            "keyword": keyword,
+            "audio_params": params.to_dict(),
+            "model_config": model.cfg.to_dict(),
+            "config": {"model": model.cfg.to_dict(), "train": {"seed": seed}},
+            "model": model.state_dict(),
+            "optimizer": {},
+            "scheduler": {},
+            "step": steps,
+            "epoch": 1,
+            "rng": {},
+            "metrics": {"val_loss": 0.1},
+            "best": {"metric": "val_loss", "value": 0.1, "step": steps},
+            "data_summary": {"kind": "test tone clips", "clips": n_clips, "seed": seed},
+        },
+    )
 
 
-def write_tone_streams(folder: str | Path, n_positive: int = 3, n_negative: int = 3,
-                       stream_s: float = 20.0, seed: int = 0) -> Path:
+def write_tone_streams(
+    folder: str | Path, n_positive: int = 3, n_negative: int = 3, stream_s: float = 20.0, seed: int = 0
+) -> Path:
     """Calibration streams for the tone model: WAVs with ``.label.json`` sidecars (docs/TEAM.md).
 
     ``positive/``: a tone burst every 5 s; ``negative/``: low noise plus 3 kHz bursts (not the tone).
@@ -114,15 +136,16 @@ def write_tone_streams(folder: str | Path, n_positive: int = 3, n_negative: int 
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, tone_clip(stream_s, starts, sr, seed=seed + k), sr)
         spans = [[s, s + TONE_S] for s in starts]
-        path.with_suffix(".label.json").write_text(json.dumps({"version": 1, "kind": "keyword",
-                                                               "keyword_spans": spans}))
+        path.with_suffix(".label.json").write_text(
+            json.dumps({"version": 1, "kind": "keyword", "keyword_spans": spans})
+        )
     for k in range(n_negative):
         rng = np.random.default_rng(seed + 100 + k)
         clip = (rng.standard_normal(int(stream_s * sr)) * 0.02).astype(np.float32)
         t = np.arange(int(TONE_S * sr)) / sr
         for start in np.arange(1.0, stream_s - 1.0, 4.0):
             i = int(start * sr)
-            clip[i:i + len(t)] += (0.3 * np.sin(2 * np.pi * 3000.0 * t) * np.hanning(len(t))).astype(np.float32)
+            clip[i : i + len(t)] += (0.3 * np.sin(2 * np.pi * 3000.0 * t) * np.hanning(len(t))).astype(np.float32)
         path = folder / "negative" / f"neg{k}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, clip, sr)

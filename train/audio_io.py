@@ -6,6 +6,7 @@ soxr). Files are WAV or FLAC (anything libsndfile reads). A file that cannot be 
 raises :class:`AudioReadError` naming it; :func:`load_folder` skips and counts such files,
 so one corrupt recording never stops a build. Writes are atomic (``device.fsutil``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,9 @@ def resample(audio: np.ndarray, from_hz: int | float, to_hz: int | float) -> np.
     return soxr.resample(np.asarray(audio, dtype=np.float32), from_hz, to_hz, quality="HQ")
 
 
-def read_audio(path: str | Path, params: AudioParams, start_s: float = 0.0,
-               duration_s: float | None = None) -> np.ndarray:
+def read_audio(
+    path: str | Path, params: AudioParams, start_s: float = 0.0, duration_s: float | None = None
+) -> np.ndarray:
     """float32 mono ``[samples]`` at ``params.sample_rate`` of ``path`` (optionally one segment).
 
     Raises :class:`AudioReadError` (naming the file) when it is missing, corrupt or empty.
@@ -77,13 +79,17 @@ def list_audio_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     """Sorted WAV/FLAC files under ``folder`` (hidden and temp files excluded)."""
     folder = Path(folder)
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern)
-                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.glob(pattern)
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 @dataclass
 class FolderAudio:
     """What :func:`load_folder` found: the clips it read and the files it had to skip."""
+
     clips: list[tuple[Path, np.ndarray]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     """One line per skipped file: the reason, naming the file."""

@@ -12,6 +12,7 @@ Measured on this 2-core machine (one core): resampling speed change of a 1 s wor
 librosa pitch shift 9 ms, one RIR 0.07-0.4 s (so the bank is cached). That is why this module
 uses soxr/librosa/scipy directly rather than adding audiomentations.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,7 +53,7 @@ def add_reverb(audio: np.ndarray, rir: np.ndarray, sample_rate: int) -> np.ndarr
     wet = signal.fftconvolve(audio, rir)[: len(audio) + int(MAX_TAIL_S * sample_rate)]
     fade = min(len(wet) - len(audio), int(0.05 * sample_rate))
     if fade > 0:
-        wet[len(wet) - fade:] *= np.linspace(1.0, 0.0, fade)
+        wet[len(wet) - fade :] *= np.linspace(1.0, 0.0, fade)
     dry_rms = _rms(audio)
     wet_rms = _rms(wet[: len(audio)])
     return (wet * (dry_rms / wet_rms if wet_rms > 0 else 1.0)).astype(np.float32)
@@ -67,8 +68,9 @@ def colour(audio: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.
     return signal.sosfilt(sos, audio).astype(np.float32)
 
 
-def mic_eq(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, max_gain_db: float = 6.0,
-           max_bands: int = 3) -> np.ndarray:
+def mic_eq(
+    audio: np.ndarray, sample_rate: int, rng: np.random.Generator, max_gain_db: float = 6.0, max_bands: int = 3
+) -> np.ndarray:
     """A random microphone/housing response: 1..``max_bands`` peaking filters (RBJ biquads) at
     log-uniform 150 Hz..6 kHz, gains within +-``max_gain_db``, Q 0.7..3. Real laptop, USB and
     MEMS microphones have resonances and dips like these that TTS audio never does."""
@@ -102,8 +104,13 @@ def telephone(audio: np.ndarray, sample_rate: int, rng: np.random.Generator) -> 
     Landline and many mobile calls sound like this; so do intercoms and cheap USB headsets."""
     if sample_rate <= 8000:
         return audio
-    sos = signal.butter(4, [float(rng.uniform(200, 400)), float(rng.uniform(3200, 3500))], btype="bandpass",
-                        fs=sample_rate, output="sos")
+    sos = signal.butter(
+        4,
+        [float(rng.uniform(200, 400)), float(rng.uniform(3200, 3500))],
+        btype="bandpass",
+        fs=sample_rate,
+        output="sos",
+    )
     narrow = signal.sosfilt(sos, np.asarray(audio, np.float64))
     low = soxr.resample(narrow.astype(np.float32), sample_rate, 8000, quality="HQ")
     peak = float(np.max(np.abs(low))) or 1.0
@@ -147,21 +154,27 @@ def simulate_rir(sample_rate: int, rt60_s: float, rng: np.random.Generator) -> n
     """
     import pyroomacoustics as pra
 
-    pra.random.seed(int(rng.integers(2 ** 31)))  # its ray tracer draws from its own generators
+    pra.random.seed(int(rng.integers(2**31)))  # its ray tracer draws from its own generators
     dims = np.array([rng.uniform(3, 10), rng.uniform(2.5, 8), rng.uniform(2.4, 4)])
     try:
         absorption, max_order = pra.inverse_sabine(rt60_s, dims)
     except ValueError:  # room too small for that long a reverberation: make it livelier instead
         absorption, max_order = 0.05, 17
-    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),
-                       max_order=min(max_order, 3), ray_tracing=True, air_absorption=True)
+    room = pra.ShoeBox(
+        dims,
+        fs=sample_rate,
+        materials=pra.Material(absorption),
+        max_order=min(max_order, 3),
+        ray_tracing=True,
+        air_absorption=True,
+    )
     room.set_ray_tracing(receiver_radius=0.5, n_rays=1500)
     margin = 0.5
     room.add_source(rng.uniform(margin, dims - margin))
     room.add_microphone(rng.uniform(margin, dims - margin))
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float64)
-    rir = rir[max(0, int(np.argmax(np.abs(rir))) - 8):]
+    rir = rir[max(0, int(np.argmax(np.abs(rir))) - 8) :]
     return (rir / np.max(np.abs(rir))).astype(np.float32)
 
 

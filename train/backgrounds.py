@@ -6,6 +6,7 @@ non-keyword utterances of the same split overlapping). Folder backgrounds are re
 random window of the clip's length (looped when shorter). Everything returned is float32
 mono ``[samples]``; levels are set later by the mixer (SNR).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ def hum(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """Mains hum (50 or 60 Hz and harmonics) over a little pink noise, unit RMS."""
     base = 50.0 if rng.random() < 0.5 else 60.0
     t = np.arange(n) / sample_rate
-    tone = sum(rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi))
-               for k in range(1, 6))
+    tone = sum(
+        rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 6)
+    )
     out = tone + 0.3 * coloured_noise(n, 1.0, rng)
     return (out / (np.std(out) + 1e-12)).astype(np.float32)
 
@@ -50,7 +52,7 @@ def babble(n: int, utterances: Sequence[np.ndarray], rng: np.random.Generator) -
         pos = int(rng.integers(-len(u), max(1, n // 4)))
         while pos < n:
             a, b = max(0, pos), min(n, pos + len(u))
-            out[a:b] += u[a - pos:b - pos]
+            out[a:b] += u[a - pos : b - pos]
             pos += len(u) + int(rng.integers(0, max(1, n // 8)))
     return (out / (np.std(out) + 1e-12)).astype(np.float32)
 
@@ -79,8 +81,14 @@ class BackgroundDraw:
     name: str
 
 
-def draw(n: int, params: AudioParams, rng: np.random.Generator, files: Sequence[tuple[str, float]],
-         babble_source: Callable[[int], list[np.ndarray]], file_prob: float = 0.5) -> BackgroundDraw:
+def draw(
+    n: int,
+    params: AudioParams,
+    rng: np.random.Generator,
+    files: Sequence[tuple[str, float]],
+    babble_source: Callable[[int], list[np.ndarray]],
+    file_prob: float = 0.5,
+) -> BackgroundDraw:
     """One background of ``n`` samples: a folder window (with ``file_prob`` when files exist) or
     generated noise (coloured 60%, babble 25%, hum 15%)."""
     if files and rng.random() < file_prob:

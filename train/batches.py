@@ -4,6 +4,7 @@ Both are pure functions of ``(seed, step, rank)``, with no state carried from on
 next. So a run resumed at step ``s`` sees exactly the batches an uninterrupted run saw from
 ``s`` on, and each of ``world`` distributed replicas sees its own share of every global batch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class Schedule:
         if len(perm) < need:
             perm = np.resize(perm, need)
         start = (k * self.world + rank) * self.batch_size
-        return perm[start:start + self.batch_size].astype(np.int64)
+        return perm[start : start + self.batch_size].astype(np.int64)
 
     def epoch(self, step: int) -> int:
         return step // self.steps_per_epoch
@@ -57,7 +58,7 @@ def collate(feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[torch.Te
     y = np.zeros((len(feats), longest), np.float32)
     m = np.zeros((len(feats), longest), np.float32)
     for i, (f, lab) in enumerate(zip(feats, labels)):
-        x[i, :len(f)] = f
+        x[i, : len(f)] = f
         frames = min(len(f), len(lab))
         y[i, :frames] = lab[:frames]
         m[i, :frames] = 1.0
@@ -68,6 +69,7 @@ def collate(feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[torch.Te
 class FeatureAugment:
     """SpecAugment-style masks over the stored embeddings, plus Gaussian noise (the audio itself
     was augmented when the clips were mixed; this only varies what each stored clip teaches)."""
+
     time_masks: int = 0
     """Time masks per clip."""
     time_mask_frames: int = 2
@@ -90,8 +92,10 @@ class FeatureAugment:
         out = feats.clone()
         fill = feats.mean(dim=(1, 2), keepdim=True).expand_as(feats)
         keep = torch.ones(b, t, f, dtype=torch.bool)
-        for count, width, size, axis in ((self.time_masks, self.time_mask_frames, t, 1),
-                                         (self.freq_masks, self.freq_mask_bins, f, 2)):
+        for count, width, size, axis in (
+            (self.time_masks, self.time_mask_frames, t, 1),
+            (self.freq_masks, self.freq_mask_bins, f, 2),
+        ):
             for _ in range(count if width else 0):
                 w = torch.randint(0, width + 1, (b,), generator=gen)
                 start = (torch.rand(b, generator=gen) * (size - w + 1).clamp(min=1)).long()

@@ -16,6 +16,7 @@ Reading is safe and checked: every member's CRC-32 in the zip container is verif
 is unpickled with ``weights_only=True`` -- tensors and plain values, plus numpy arrays (the
 RNG state) -- so a checkpoint cannot run code. Non-finite weights are refused too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,7 @@ FORMAT = 2
 """2: the head over the pretrained front end (1 was the log-mel CRNN, no longer read)."""
 
 RUNTIME_KEYS = {
-    "train": {"max_minutes", "threads", "device", "progress", "plots", "plot_examples", "real_data",
-              "val_every_steps"},
+    "train": {"max_minutes", "threads", "device", "progress", "plots", "plot_examples", "real_data", "val_every_steps"},
 }
 """Config keys that may change between a run and its resumption: they decide how long or
 where training runs and what it prints, not what the next step computes."""
@@ -79,27 +79,37 @@ def load(path: str | Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}"
+        ) from None
     if bad is not None:
         raise CheckpointError(f"{path} is damaged (checksum mismatch in {bad.rsplit('/', 1)[-1]}); {fresh}")
     try:
         with torch.serialization.safe_globals(_safe_numpy()):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path} holds more than weights and plain values (refused: loading it could run "
-                              f"code; {str(exc).splitlines()[0][:120]}); {fresh}") from None
+        raise CheckpointError(
+            f"{path} holds more than weights and plain values (refused: loading it could run "
+            f"code; {str(exc).splitlines()[0][:120]}); {fresh}"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); {fresh}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path} has checkpoint format {found!r}, this code reads {FORMAT}; "
-                              "delete it to start fresh")
+        raise CheckpointError(
+            f"{path} has checkpoint format {found!r}, this code reads {FORMAT}; delete it to start fresh"
+        )
     model = state.get("model")
     if isinstance(model, dict):
-        broken = [k for k, v in model.items() if torch.is_tensor(v) and v.is_floating_point()
-                  and not bool(torch.isfinite(v).all())]
+        broken = [
+            k
+            for k, v in model.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())
+        ]
         if broken:
             raise CheckpointError(f"{path} holds non-finite weights ({', '.join(broken[:3])}); {fresh}")
     return state
@@ -140,4 +150,5 @@ def check_resumable(state: dict, keyword: str, config: dict, path: Path, data_su
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise CheckpointError(
             f"{path} was trained with a different configuration ({shown}); to start fresh, "
-            f"move or delete {path.parent} (or put the old values back to resume)")
+            f"move or delete {path.parent} (or put the old values back to resume)"
+        )

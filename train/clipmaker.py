@@ -5,6 +5,7 @@ builder gives clip ``i`` of a split the generators ``default_rng([seed, split, i
 ``[seed, split, i, 1]`` for the picks of the user's own audio), so a
 clip's content does not depend on which worker made it or whether the build was resumed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,6 +22,7 @@ from train.dataconfig import DataConfig
 @dataclass
 class SplitSources:
     """Everything one split's clips are made from (picklable: sent to each worker once)."""
+
     split: str
     params: AudioParams
     cfg: DataConfig
@@ -37,8 +39,7 @@ class SplitSources:
     """The user's own non-keyword audio, drawn for ``cfg.recording_share`` of confusable picks."""
 
 
-def _favour_users(users: list[dict], share: float, entry: dict | None,
-                  pick_rng: np.random.Generator) -> dict | None:
+def _favour_users(users: list[dict], share: float, entry: dict | None, pick_rng: np.random.Generator) -> dict | None:
     """``entry`` (drawn from the synthetic pool), or one of the user's own utterances for a
     ``share`` of draws -- always when there was nothing to draw (``entry`` None). ``pick_rng`` is
     separate from the clip's generator, so every clip that draws no user audio is the very clip a
@@ -80,9 +81,15 @@ def _augment(entry: dict, src: SplitSources, rng: np.random.Generator) -> tuple[
     if src.rirs and rng.random() < cfg.reverb_prob:
         room = int(rng.integers(len(src.rirs)))
         audio = augment.add_reverb(audio, src.rirs[room], sr)
-    info = {"voice": entry["voice"], "source": entry["path"].rsplit("/sources/", 1)[-1],
-            "text": entry["text"], "speed": round(speed, 3), "pitch_semitones": round(semitones, 2),
-            "gain_db": round(gain_db, 1), "room": room}
+    info = {
+        "voice": entry["voice"],
+        "source": entry["path"].rsplit("/sources/", 1)[-1],
+        "text": entry["text"],
+        "speed": round(speed, 3),
+        "pitch_semitones": round(semitones, 2),
+        "gain_db": round(gain_db, 1),
+        "room": room,
+    }
     return audio, dry, info
 
 
@@ -94,8 +101,9 @@ def _pick_negatives(src: SplitSources, rng: np.random.Generator, pick_rng: np.ra
         pool = (src.confusables if confusable else src.speech) or src.speech
         entry = pool[int(rng.integers(len(pool)))] if pool else None
         if confusable:
-            entry = _favour_users(src.users_confusables, src.cfg.recording_share,
-                                  entry if src.confusables else None, pick_rng)
+            entry = _favour_users(
+                src.users_confusables, src.cfg.recording_share, entry if src.confusables else None, pick_rng
+            )
         if entry is not None:
             out.append(entry)
     return out
@@ -107,8 +115,11 @@ def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.G
     cfg, params = src.cfg, src.params
     n = synth.clip_samples_for(cfg.clip_s, params)
     window = params.label_window_frames * params.output_hop_samples
-    n_kw = int(rng.integers(1, cfg.max_keywords_per_clip + 1)) \
-        if (src.keywords or src.users_keywords) and rng.random() < cfg.keyword_clip_fraction else 0
+    n_kw = (
+        int(rng.integers(1, cfg.max_keywords_per_clip + 1))
+        if (src.keywords or src.users_keywords) and rng.random() < cfg.keyword_clip_fraction
+        else 0
+    )
     chosen = []
     for _ in range(n_kw):
         entry = src.keywords[int(rng.integers(len(src.keywords)))] if src.keywords else None
@@ -126,11 +137,15 @@ def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.G
     for (kind, wet, dry, info), start in zip(parts, placement.starts):
         if start is None:
             continue
-        fg[start:start + len(wet)] += wet
-        active[start:start + dry] = True
-        info = {**info, "start_s": round(start / params.sample_rate, 4),
-                "end_s": round((start + dry) / params.sample_rate, 4),
-                "start_sample": start, "end_sample": start + dry}
+        fg[start : start + len(wet)] += wet
+        active[start : start + dry] = True
+        info = {
+            **info,
+            "start_s": round(start / params.sample_rate, 4),
+            "end_s": round((start + dry) / params.sample_rate, 4),
+            "start_sample": start,
+            "end_sample": start + dry,
+        }
         if kind == "keyword":
             ends.append(start + dry)
             kw_meta.append(info)
@@ -138,14 +153,18 @@ def make_clip(src: SplitSources, rng: np.random.Generator, pick_rng: np.random.G
             neg_meta.append({**info, "kind": kind})
     labels = synth.keyword_labels(ends, params.frames_for(n), params)
     audio, mix_meta = _mix(fg, active, src, rng, n)
-    meta = {"keywords": sorted(kw_meta, key=lambda m: m["start_s"]),
-            "negatives": sorted(neg_meta, key=lambda m: m["start_s"]),
-            "skipped": placement.skipped, **mix_meta}
+    meta = {
+        "keywords": sorted(kw_meta, key=lambda m: m["start_s"]),
+        "negatives": sorted(neg_meta, key=lambda m: m["start_s"]),
+        "skipped": placement.skipped,
+        **mix_meta,
+    }
     return Clip(audio, labels, meta)
 
 
-def _mix(fg: np.ndarray, active: np.ndarray, src: SplitSources, rng: np.random.Generator,
-         n: int) -> tuple[np.ndarray, dict]:
+def _mix(
+    fg: np.ndarray, active: np.ndarray, src: SplitSources, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, dict]:
     cfg, params = src.cfg, src.params
 
     def babble_voices(k: int) -> list[np.ndarray]:
@@ -174,6 +193,12 @@ def _mix(fg: np.ndarray, active: np.ndarray, src: SplitSources, rng: np.random.G
         mix = augment.telephone(mix, params.sample_rate, rng)
     peak_dbfs = float(rng.uniform(cfg.peak_dbfs_min, cfg.peak_dbfs_max))
     mix = augment.to_peak_dbfs(mix, peak_dbfs)
-    return mix, {"background": bg.name, "snr_db": round(snr_db, 2), "peak_dbfs": round(peak_dbfs, 2),
-                 "coloured": coloured, "mic_eq": mic_eq, "band_limit_hz": band_hz,
-                 **({"telephone": True} if phone else {})}
+    return mix, {
+        "background": bg.name,
+        "snr_db": round(snr_db, 2),
+        "peak_dbfs": round(peak_dbfs, 2),
+        "coloured": coloured,
+        "mic_eq": mic_eq,
+        "band_limit_hz": band_hz,
+        **({"telephone": True} if phone else {}),
+    }

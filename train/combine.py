@@ -11,6 +11,7 @@ unchanged (the front end once, the small heads side by side). Measured on the fo
 of ``../shared/data`` (docs/experiments.md): two seeds combined missed fewer real keywords at
 0.5 false accepts per hour than the mean of the two alone on three keywords of four.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,11 +52,22 @@ def combine_builds(keyword: str, sources: list[Path], out: Path) -> Path:
     borrow(sources[0], out)
     config = {**(first.get("config") or {})}
     config["model"] = {**(config.get("model") or {}), "heads": mc.heads}
-    state = {**first, "model_config": mc.to_dict(), "model": weights, "config": config,
-             "optimizer": {}, "scheduler": {},
-             "combined_from": [{"build": str(s), "step": int(st.get("step", 0)),
-                                "seed": ((st.get("config") or {}).get("train") or {}).get("seed")}
-                               for s, st in zip(sources, states)]}
+    state = {
+        **first,
+        "model_config": mc.to_dict(),
+        "model": weights,
+        "config": config,
+        "optimizer": {},
+        "scheduler": {},
+        "combined_from": [
+            {
+                "build": str(s),
+                "step": int(st.get("step", 0)),
+                "seed": ((st.get("config") or {}).get("train") or {}).get("seed"),
+            }
+            for s, st in zip(sources, states)
+        ],
+    }
     path = checkpoint.save(out / "train" / "best.pt", state)
     log.info("combined %d runs (%d heads) into %s", len(sources), mc.heads, path)
     return path
@@ -63,8 +75,15 @@ def combine_builds(keyword: str, sources: list[Path], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = stagecli.parser("python -m train.combine", __doc__.splitlines()[0], "the combined build folder (new)")
-    ap.add_argument("--from", dest="sources", action="append", type=Path, default=[], required=True,
-                    help="a trained build of the same keyword (repeat: at least two)")
+    ap.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        type=Path,
+        default=[],
+        required=True,
+        help="a trained build of the same keyword (repeat: at least two)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 

@@ -6,6 +6,7 @@ wrong types and values out of range with one clear line; :func:`load` does that 
 section at once, so a stage stops on a bad configuration before it does any work. The resolved
 config (all sections after overrides) is written next to every artifact it produced.
 """
+
 from __future__ import annotations
 
 import ast
@@ -55,14 +56,18 @@ def check(cfg: dict[str, dict[str, Any]]) -> None:
     for name in cfg:
         if name not in SECTIONS:
             close = difflib.get_close_matches(name, list(SECTIONS), n=1)
-            raise ConfigError(f"unknown section [{name}]" + (f" (did you mean [{close[0]}]?)" if close else "")
-                              + f"; known: {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"unknown section [{name}]"
+                + (f" (did you mean [{close[0]}]?)" if close else "")
+                + f"; known: {', '.join(SECTIONS)}"
+            )
     for name in SECTIONS:
         section(cfg, name, section_class(name))
 
 
-def load(files: list[str | Path] | None = None, overrides: list[str] | None = None,
-         quick: bool = False) -> dict[str, dict[str, Any]]:
+def load(
+    files: list[str | Path] | None = None, overrides: list[str] | None = None, quick: bool = False
+) -> dict[str, dict[str, Any]]:
     """Read ``default.toml`` (+ ``quick.toml`` if ``quick``), then ``files``, then overrides."""
     layers = [DEFAULT_FILE] + ([QUICK_FILE] if quick else []) + [Path(f) for f in files or []]
     cfg: dict[str, dict[str, Any]] = {}
@@ -108,8 +113,7 @@ def section(cfg: dict[str, dict[str, Any]], name: str, cls: type[T]) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(fields))})")
+        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
     for key, value in values.items():
         default = fields[key].default
         if isinstance(default, bool) and not isinstance(value, bool):

@@ -4,6 +4,7 @@ Defaults here are the full run (``configs/default.toml`` repeats the ones worth 
 ``configs/quick.toml`` shrinks the counts for QUICK=1. Lists arrive from TOML as lists and
 are kept as tuples so the config stays hashable and frozen.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -180,16 +181,40 @@ class DataConfig:
         problems = []
         if self.clip_s <= 0:
             problems.append("clip_s must be positive")
-        for name in ("train_clips", "val_clips", "test_clips", "keyword_renders", "confusable_renders",
-                     "speech_renders", "generated_sentences", "confusable_count", "example_pngs", "rooms", "workers"):
+        for name in (
+            "train_clips",
+            "val_clips",
+            "test_clips",
+            "keyword_renders",
+            "confusable_renders",
+            "speech_renders",
+            "generated_sentences",
+            "confusable_count",
+            "example_pngs",
+            "rooms",
+            "workers",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.shard_clips < 1 or self.max_keywords_per_clip < 1 or self.max_negatives_per_clip < 0:
             problems.append("shard_clips and max_keywords_per_clip must be >= 1")
-        for name in ("keyword_clip_fraction", "confusable_fraction", "pitch_prob", "reverb_prob",
-                     "eq_prob", "mic_eq_prob", "band_limit_prob", "telephone_prob", "quiet_fraction",
-                     "heldout_renders_fraction", "variant_heldout_fraction",
-                     "recording_val_fraction", "recording_share", "shared_negatives_share", "keyword_context_fraction"):
+        for name in (
+            "keyword_clip_fraction",
+            "confusable_fraction",
+            "pitch_prob",
+            "reverb_prob",
+            "eq_prob",
+            "mic_eq_prob",
+            "band_limit_prob",
+            "telephone_prob",
+            "quiet_fraction",
+            "heldout_renders_fraction",
+            "variant_heldout_fraction",
+            "recording_val_fraction",
+            "recording_share",
+            "shared_negatives_share",
+            "keyword_context_fraction",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1]")
         from train.tts import ENGINES

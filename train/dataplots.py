@@ -1,4 +1,5 @@
 """Example clip pictures: the log-mel spectrogram with its labels underneath (matplotlib, Agg)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,9 @@ from device.fsutil import atomic_path
 from device.params import AudioParams
 
 
-def draw_clip(path: str | Path, features: np.ndarray, labels: np.ndarray, meta: dict,
-              params: AudioParams, title: str = "") -> None:
+def draw_clip(
+    path: str | Path, features: np.ndarray, labels: np.ndarray, meta: dict, params: AudioParams, title: str = ""
+) -> None:
     """PNG of the log-mel ``features`` ``[frames, n_mels]`` (10 ms frames, drawn transposed: time
     runs left to right) over ``labels`` ``[output frames]`` (80 ms), with each placed utterance marked."""
     import matplotlib
@@ -20,12 +22,18 @@ def draw_clip(path: str | Path, features: np.ndarray, labels: np.ndarray, meta: 
 
     frame_s = params.hop_ms / 1000
     seconds = features.shape[0] * frame_s
-    fig, (ax_spec, ax_lab) = plt.subplots(2, 1, figsize=(11, 4.2), sharex=True,
-                                          gridspec_kw={"height_ratios": [4, 1]})
+    fig, (ax_spec, ax_lab) = plt.subplots(2, 1, figsize=(11, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     # Colour range from the clip's own levels, so a quiet background is not drawn as black.
     vmin, vmax = np.percentile(features, [2, 99.9])
-    ax_spec.imshow(features.T, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                   extent=(0, seconds, 0, features.shape[1]))
+    ax_spec.imshow(
+        features.T,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=vmin,
+        vmax=vmax,
+        extent=(0, seconds, 0, features.shape[1]),
+    )
     ax_spec.set_ylabel("mel band")
     for kw in meta.get("keywords", []):
         ax_spec.axvspan(kw["start_s"], kw["end_s"], color="lime", alpha=0.15)

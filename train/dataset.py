@@ -17,6 +17,7 @@ shard by shard on all cores (resumable) -> manifest, report, example plots.
 Reading: :func:`open_split` gives a :class:`ClipSet`; :func:`source_utterances` lists the
 raw utterances per split and kind (the benchmark's test streams use the ``test`` ones).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,17 +66,28 @@ def open_split(dataset_dir: str | Path, split: str) -> ClipSet:
     if split not in manifest["splits"]:
         raise DatasetError(f"dataset {dataset_dir} has no split {split!r} (has {', '.join(manifest['splits'])})")
     info = manifest["splits"][split]
-    return ClipSet(Path(dataset_dir) / split, info["shard_counts"],
-                   AudioParams.from_dict(manifest["audio_params"]), manifest["keyword"], _summary(manifest))
+    return ClipSet(
+        Path(dataset_dir) / split,
+        info["shard_counts"],
+        AudioParams.from_dict(manifest["audio_params"]),
+        manifest["keyword"],
+        _summary(manifest),
+    )
 
 
 def _summary(manifest: dict) -> dict:
     src = manifest["sources"]
-    return {"keyword": manifest["keyword"], "seed": manifest["seed"], "build_key": manifest["build_key"],
-            "clips": {s: v["clips"] for s, v in manifest["splits"].items()},
-            "distinct_voices": src["distinct_voices"], "engines": sorted(src["engines"]),
-            "heldout_speakers": src["heldout_speakers"], "shared_speakers": src["shared_speakers"],
-            "shared_data": src["shared_data"]}
+    return {
+        "keyword": manifest["keyword"],
+        "seed": manifest["seed"],
+        "build_key": manifest["build_key"],
+        "clips": {s: v["clips"] for s, v in manifest["splits"].items()},
+        "distinct_voices": src["distinct_voices"],
+        "engines": sorted(src["engines"]),
+        "heldout_speakers": src["heldout_speakers"],
+        "shared_speakers": src["shared_speakers"],
+        "shared_data": src["shared_data"],
+    }
 
 
 def source_utterances(build_dir: str | Path, split: str | None = None, kind: str | None = None) -> list[SourceClip]:
@@ -99,9 +111,12 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
 
     found = tts.discover(dcfg.engines)
     speaker_split = voicesplit.assign(found.voices, dcfg)
-    texts = {"keyword": [negatives.keyword_text(keyword)], "carrier": negatives.carrier_phrases(),
-             "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
-             "speech": negatives.speech_texts(keyword, dcfg.generated_sentences, dcfg.seed)}
+    texts = {
+        "keyword": [negatives.keyword_text(keyword)],
+        "carrier": negatives.carrier_phrases(),
+        "confusable": [c.text for c in _confusables(keyword, dcfg, root / "sources")],
+        "speech": negatives.speech_texts(keyword, dcfg.generated_sentences, dcfg.seed),
+    }
     shared = realdata.locate()
     shared_neg: list[Path] = []
     shared_speakers: list[str] = []
@@ -111,14 +126,23 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
     recordings = sources.plan_recordings(dcfg, keyword, params, shared_neg)
     jobs = sources.plan_tts(dcfg, params, found.voices, speaker_split, texts) + recordings.jobs
     clip_s = datasynth.clip_seconds(dcfg, params)
-    ctx = sources.RenderContext(params, str(root / "sources"), clip_s - params.label_window_ms / 1000 - 0.05,
-                                clip_s - 0.2)
+    ctx = sources.RenderContext(
+        params, str(root / "sources"), clip_s - params.label_window_ms / 1000 - 0.05, clip_s - 0.2
+    )
     t_render = time.monotonic()
     render_stats = sources.render(jobs, ctx, workers)
     render_s = time.monotonic() - t_render
-    index = sources.write_index(jobs, root / "sources", speaker_split, {
-        "keyword": keyword, "engines": found.backends, "missing_engines": found.missing,
-        "render_throughput": _render_throughput(root / "sources", render_stats, render_s)})
+    index = sources.write_index(
+        jobs,
+        root / "sources",
+        speaker_split,
+        {
+            "keyword": keyword,
+            "engines": found.backends,
+            "missing_engines": found.missing,
+            "render_throughput": _render_throughput(root / "sources", render_stats, render_s),
+        },
+    )
     _check_sources(index, dcfg, found, keyword)
 
     bg_files, bg_unreadable = _backgrounds(dcfg, shared)
@@ -127,14 +151,33 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
     switched = _switch_dataset_dir(root, key)
     manifest = _up_to_date(dataset_dir, key)
     if manifest is not None:
-        log.info("dataset %s is %s (%d train clips)", dataset_dir,
-                 "restored from an earlier build" if switched else "up to date", manifest["splits"]["train"]["clips"])
+        log.info(
+            "dataset %s is %s (%d train clips)",
+            dataset_dir,
+            "restored from an earlier build" if switched else "up to date",
+            manifest["splits"]["train"]["clips"],
+        )
         return manifest
     split_sources = datasynth.split_sources(index, root, dcfg, params, bg_files, workers)
     synth_stats = datasynth.make_shards(dataset_dir, split_sources, dcfg, workers)
-    manifest = _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, synth_stats,
-                         recordings, bg_files, bg_unreadable, shared, key, time.monotonic() - t_start,
-                         shared_speakers)
+    manifest = _manifest(
+        keyword,
+        cfg,
+        params,
+        dcfg,
+        index,
+        found,
+        render_stats,
+        render_s,
+        synth_stats,
+        recordings,
+        bg_files,
+        bg_unreadable,
+        shared,
+        key,
+        time.monotonic() - t_start,
+        shared_speakers,
+    )
     datasynth.write_examples(dataset_dir, split_sources, dcfg, params)
     atomic_write_text(dataset_dir / "report.md", datasynth.report(manifest))
     config.dump_json(cfg, dataset_dir / "config.json")
@@ -145,9 +188,11 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
 def _check_clip_length(dcfg: DataConfig, params: AudioParams) -> None:
     room_s = dcfg.clip_s - params.label_window_ms / 1000
     if room_s < 1.0:
-        raise config.ConfigError(f"[data] clip_s={dcfg.clip_s} leaves {room_s:.2f} s for a keyword before the "
-                           f"{params.label_window_ms:.0f} ms label window; use at least "
-                           f"{1.0 + params.label_window_ms / 1000:.1f} s")
+        raise config.ConfigError(
+            f"[data] clip_s={dcfg.clip_s} leaves {room_s:.2f} s for a keyword before the "
+            f"{params.label_window_ms:.0f} ms label window; use at least "
+            f"{1.0 + params.label_window_ms / 1000:.1f} s"
+        )
 
 
 def _remove_stale_temps(root: Path) -> None:
@@ -164,22 +209,41 @@ def _confusables(keyword: str, dcfg: DataConfig, sources_dir: Path) -> list[nega
     path = sources_dir / (f"confusables-{dcfg.confusable_count}" + (f"-p{floor:g}" if floor else "") + ".json")
     if path.exists():
         data = json.loads(path.read_text())
-        if (data.get("keyword") == keyword and data.get("count") == dcfg.confusable_count
-                and data.get("phrase_min_distance", 0.0) == floor):
+        if (
+            data.get("keyword") == keyword
+            and data.get("count") == dcfg.confusable_count
+            and data.get("phrase_min_distance", 0.0) == floor
+        ):
             return [negatives.Confusable(**c) for c in data["confusables"]]
-    found = negatives.confusables(keyword, dcfg.confusable_count, phrase_min_distance=floor) \
-        if dcfg.confusable_count else []
-    atomic_write_text(path, json.dumps({"keyword": keyword, "count": dcfg.confusable_count,
-                                        "phrase_min_distance": floor,
-                                        "confusables": [c.__dict__ for c in found]}, indent=1) + "\n")
+    found = (
+        negatives.confusables(keyword, dcfg.confusable_count, phrase_min_distance=floor)
+        if dcfg.confusable_count
+        else []
+    )
+    atomic_write_text(
+        path,
+        json.dumps(
+            {
+                "keyword": keyword,
+                "count": dcfg.confusable_count,
+                "phrase_min_distance": floor,
+                "confusables": [c.__dict__ for c in found],
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     return found
 
 
 def _render_throughput(sources_dir: Path, stats: dict, seconds: float) -> dict | None:
     """Utterances/s of the last run that rendered something (kept when everything was cached)."""
     if stats["rendered"] and seconds > 0:
-        return {"rendered": stats["rendered"], "seconds": round(seconds, 1),
-                "per_s": round(stats["rendered"] / seconds, 1)}
+        return {
+            "rendered": stats["rendered"],
+            "seconds": round(seconds, 1),
+            "per_s": round(stats["rendered"] / seconds, 1),
+        }
     try:
         return sources.load_index(sources_dir).get("render_throughput")
     except SourceError:
@@ -195,7 +259,8 @@ def _check_sources(index: dict, dcfg: DataConfig, found: tts.Discovery, keyword:
             raise SourceError(
                 f"no keyword utterances for the {split} split (TTS engines present: "
                 f"{', '.join(found.backends) or 'none'}; skipped: {missing}; "
-                f"recordings/{keyword}/positive adds your own takes)")
+                f"recordings/{keyword}/positive adds your own takes)"
+            )
 
 
 def _backgrounds(dcfg: DataConfig, shared: Path | None) -> tuple[dict[str, list], list[str]]:
@@ -228,9 +293,14 @@ def _build_key(keyword: str, dcfg: DataConfig, params: AudioParams, index: dict,
     if not any(sources.is_users(e) for e in index["entries"]):
         for unused in ("recording_share", "recording_context_s"):  # nothing to act on: datasets stay valid
             data.pop(unused)
-    material = {"keyword": keyword, "data": data, "audio": params.to_dict(), "format": FORMAT,
-                "sources": sorted(e["path"] + e["split"] for e in index["entries"]),
-                "backgrounds": bg_files}
+    material = {
+        "keyword": keyword,
+        "data": data,
+        "audio": params.to_dict(),
+        "format": FORMAT,
+        "sources": sorted(e["path"] + e["split"] for e in index["entries"]),
+        "backgrounds": bg_files,
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -241,8 +311,15 @@ def _up_to_date(dataset_dir: Path, key: str) -> dict | None:
         return None
     if manifest.get("build_key") != key:
         return None
-    return manifest if all(is_complete(dataset_dir / s, k) for s, info in manifest["splits"].items()
-                           for k in range(len(info["shard_counts"]))) else None
+    return (
+        manifest
+        if all(
+            is_complete(dataset_dir / s, k)
+            for s, info in manifest["splits"].items()
+            for k in range(len(info["shard_counts"]))
+        )
+        else None
+    )
 
 
 def _switch_dataset_dir(root: Path, key: str) -> bool:
@@ -276,41 +353,75 @@ def _switch_dataset_dir(root: Path, key: str) -> bool:
     return restored
 
 
-def _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, synth_stats,
-              recordings, bg_files, bg_unreadable, shared, key, total_s, shared_speakers=()) -> dict:
+def _manifest(
+    keyword,
+    cfg,
+    params,
+    dcfg,
+    index,
+    found,
+    render_stats,
+    render_s,
+    synth_stats,
+    recordings,
+    bg_files,
+    bg_unreadable,
+    shared,
+    key,
+    total_s,
+    shared_speakers=(),
+) -> dict:
     entries = index["entries"]
     voices = {s: sorted({e["voice"] for e in entries if e["split"] == s}) for s in SPLITS}
     speakers = {s: sorted({e["speaker"] for e in entries if e["split"] == s}) for s in SPLITS}
-    counts = {s: {k: sum(1 for e in entries if e["split"] == s and e["kind"] == k) for k in sources.KINDS}
-              for s in SPLITS}
+    counts = {
+        s: {k: sum(1 for e in entries if e["split"] == s and e["kind"] == k) for k in sources.KINDS} for s in SPLITS
+    }
     rendered = render_stats["rendered"]
     return {
-        "format": FORMAT, "keyword": keyword, "build_key": key, "seed": dcfg.seed,
+        "format": FORMAT,
+        "keyword": keyword,
+        "build_key": key,
+        "seed": dcfg.seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "audio_params": params.to_dict(), "data_config": dcfg.to_dict(), "config": cfg,
+        "audio_params": params.to_dict(),
+        "data_config": dcfg.to_dict(),
+        "config": cfg,
         "splits": synth_stats["splits"],
         "sources": {
-            "engines": found.backends, "missing_engines": found.missing,
-            "utterances": counts, "voices": voices, "speakers": speakers,
+            "engines": found.backends,
+            "missing_engines": found.missing,
+            "utterances": counts,
+            "voices": voices,
+            "speakers": speakers,
             "distinct_voices": {s: len(v) for s, v in voices.items()},
             "shared_speakers": sorted(s for s, v in index["speakers"].items() if v == voicesplit.BY_RENDER),
-            "heldout_speakers": {s: sorted(k for k, v in index["speakers"].items() if v == s)
-                                 for s in ("val", "test")},
+            "heldout_speakers": {s: sorted(k for k, v in index["speakers"].items() if v == s) for s in ("val", "test")},
             "recordings": recordings.origins,
-            "render": {"planned": render_stats["planned"], "cached": render_stats["cached"],
-                       "rendered": rendered, "failed": len(render_stats["failed"]),
-                       "failed_examples": render_stats["failed"][:20]},
+            "render": {
+                "planned": render_stats["planned"],
+                "cached": render_stats["cached"],
+                "rendered": rendered,
+                "failed": len(render_stats["failed"]),
+                "failed_examples": render_stats["failed"][:20],
+            },
             "unreadable": recordings.unreadable + bg_unreadable,
             "backgrounds": {s: [Path(p).name for p, _ in f] for s, f in bg_files.items()},
-            "shared_data": {"present": shared is not None, "use_shared_negatives": dcfg.use_shared_negatives,
-                            "use_shared_noise": dcfg.use_shared_noise,
-                            "trained_speakers": list(shared_speakers)},
+            "shared_data": {
+                "present": shared is not None,
+                "use_shared_negatives": dcfg.use_shared_negatives,
+                "use_shared_noise": dcfg.use_shared_noise,
+                "trained_speakers": list(shared_speakers),
+            },
         },
         "throughput": {
-            "render_s": round(render_s, 1), "rendered": rendered,
+            "render_s": round(render_s, 1),
+            "rendered": rendered,
             "render_measured": index.get("render_throughput"),
-            "synth_s": synth_stats["seconds"], "clips_made": synth_stats["clips_made"],
-            "clips_per_s": synth_stats["clips_per_s"], "workers": workpool.worker_count(dcfg.workers),
+            "synth_s": synth_stats["seconds"],
+            "clips_made": synth_stats["clips_made"],
+            "clips_per_s": synth_stats["clips_per_s"],
+            "workers": workpool.worker_count(dcfg.workers),
             "total_s": round(total_s, 1),
         },
     }
@@ -320,20 +431,25 @@ def _manifest(keyword, cfg, params, dcfg, index, found, render_stats, render_s, 
 def main(argv: list[str] | None = None) -> int:
     from train import stagecli
 
-    args = stagecli.parser("python -m train.dataset", __doc__.split("\n")[0],
-                           "output directory, e.g. build/<keyword>").parse_args(argv)
+    args = stagecli.parser(
+        "python -m train.dataset", __doc__.split("\n")[0], "output directory, e.g. build/<keyword>"
+    ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
         manifest = build(args.keyword, args.build, stagecli.load_config(args))
         s, t = manifest["splits"], manifest["throughput"]
-        print(f"dataset: {args.build / 'dataset'}: " + ", ".join(f"{k} {v['clips']} clips" for k, v in s.items())
-              + f"; voices {manifest['sources']['distinct_voices']}; {t['clips_per_s']} clips/s; "
-              f"report: {args.build / 'dataset' / 'report.md'}")
+        print(
+            f"dataset: {args.build / 'dataset'}: "
+            + ", ".join(f"{k} {v['clips']} clips" for k, v in s.items())
+            + f"; voices {manifest['sources']['distinct_voices']}; {t['clips_per_s']} clips/s; "
+            f"report: {args.build / 'dataset' / 'report.md'}"
+        )
         return 0
 
-    return stagecli.run("dataset", body, (ParamsError, SourceError, DatasetError),
-                        "finished work is kept, run again to resume")
+    return stagecli.run(
+        "dataset", body, (ParamsError, SourceError, DatasetError), "finished work is kept, run again to resume"
+    )
 
 
 if __name__ == "__main__":

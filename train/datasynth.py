@@ -6,6 +6,7 @@ exactly what an uninterrupted one would have. Augmentation acts on the audio; th
 features are the embeddings of the pretrained front end (``train.frontend.SpeechEmbedding``),
 the very module that is inside the exported graph, so training and the Pi hear alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,15 @@ def clip_seconds(dcfg: DataConfig, params: AudioParams) -> float:
 
 def clip_rngs(dcfg: DataConfig, split: str, i: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Clip ``i``'s generator, and the one that picks the user's own audio for it."""
-    return (np.random.default_rng([dcfg.seed, SPLITS.index(split), i]),
-            np.random.default_rng([dcfg.seed, SPLITS.index(split), i, 1]))
+    return (
+        np.random.default_rng([dcfg.seed, SPLITS.index(split), i]),
+        np.random.default_rng([dcfg.seed, SPLITS.index(split), i, 1]),
+    )
 
 
-def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams,
-                  bg_files: dict[str, list], workers: int = 1) -> dict[str, SplitSources]:
+def split_sources(
+    index: dict, root: Path, dcfg: DataConfig, params: AudioParams, bg_files: dict[str, list], workers: int = 1
+) -> dict[str, SplitSources]:
     """Per split: its utterances, background files and (cached) simulated rooms."""
     rooms = _room_banks(root / "rooms", dcfg, params, workers)
     out = {}
@@ -50,13 +54,18 @@ def split_sources(index: dict, root: Path, dcfg: DataConfig, params: AudioParams
         pooled: list[dict] = []
         for e in entries:
             (favoured if dcfg.recording_share > 0 and is_users(e) else pooled).append(e)
-        out[split] = SplitSources(split, params, dcfg,
-                                  keywords=[e for e in pooled if e["kind"] == "keyword"],
-                                  confusables=[e for e in pooled if e["kind"] == "confusable"],
-                                  speech=[e for e in pooled if e["kind"] == "speech"],
-                                  background_files=bg_files.get(split, []), rirs=rooms[split],
-                                  users_keywords=[e for e in favoured if e["kind"] == "keyword"],
-                                  users_confusables=[e for e in favoured if e["kind"] != "keyword"])
+        out[split] = SplitSources(
+            split,
+            params,
+            dcfg,
+            keywords=[e for e in pooled if e["kind"] == "keyword"],
+            confusables=[e for e in pooled if e["kind"] == "confusable"],
+            speech=[e for e in pooled if e["kind"] == "speech"],
+            background_files=bg_files.get(split, []),
+            rirs=rooms[split],
+            users_keywords=[e for e in favoured if e["kind"] == "keyword"],
+            users_confusables=[e for e in favoured if e["kind"] != "keyword"],
+        )
     return out
 
 
@@ -69,11 +78,23 @@ def _room_banks(rooms_dir: Path, dcfg: DataConfig, params: AudioParams, workers:
         banks[split] = (path, count, augment.load_room_bank(path, count, params.sample_rate) if count else [])
         if banks[split][2] is None:
             seed = dcfg.seed * 10 + s_i
-            tasks += [(split, (params.sample_rate, (dcfg.rt60_min_s, dcfg.rt60_max_s), seed,
-                               list(range(i, min(i + 8, count))))) for i in range(0, count, 8)]
+            tasks += [
+                (
+                    split,
+                    (params.sample_rate, (dcfg.rt60_min_s, dcfg.rt60_max_s), seed, list(range(i, min(i + 8, count)))),
+                )
+                for i in range(0, count, 8)
+            ]
     made: dict[str, dict[int, np.ndarray]] = {}
-    for split, rirs in workpool.imap(_simulate, tasks, workers, desc="simulating rooms",
-                                     total=sum(len(t[1][3]) for t in tasks), unit="room", weight=lambda r: len(r[1])):
+    for split, rirs in workpool.imap(
+        _simulate,
+        tasks,
+        workers,
+        desc="simulating rooms",
+        total=sum(len(t[1][3]) for t in tasks),
+        unit="room",
+        weight=lambda r: len(r[1]),
+    ):
         made.setdefault(split, {}).update(rirs)
     out = {}
     for split, (path, count, rirs) in banks.items():
@@ -120,8 +141,7 @@ def _make_shard(task: tuple[str, str, int, int, int]) -> dict:
     return {"split": split, "clips": count, "seconds": time.monotonic() - t0}
 
 
-def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig,
-                workers: int) -> dict:
+def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig, workers: int) -> dict:
     """Make every missing shard of every split; then count what all shards hold."""
     tasks, layout = [], {}
     for split in SPLITS:
@@ -134,16 +154,29 @@ def make_shards(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dc
             if not is_complete(split_dir, k):
                 tasks.append((str(split_dir), split, k, k * dcfg.shard_clips, count))
     todo = sum(t[4] for t in tasks)
-    log.info("clips: %d to mix (%d already done) on %d worker(s)", todo,
-             sum(sum(c) for c in layout.values()) - todo, workers)
+    log.info(
+        "clips: %d to mix (%d already done) on %d worker(s)", todo, sum(sum(c) for c in layout.values()) - todo, workers
+    )
     t0 = time.monotonic()
-    for _ in workpool.imap(_make_shard, tasks, workers, desc="mixing clips", total=todo, unit="clip",
-                           init=_init, init_args=(sources_by_split,), weight=lambda r: r["clips"]):
+    for _ in workpool.imap(
+        _make_shard,
+        tasks,
+        workers,
+        desc="mixing clips",
+        total=todo,
+        unit="clip",
+        init=_init,
+        init_args=(sources_by_split,),
+        weight=lambda r: r["clips"],
+    ):
         pass
     seconds = time.monotonic() - t0
-    return {"splits": {s: _split_stats(dataset_dir / s, counts) for s, counts in layout.items()},
-            "seconds": round(seconds, 1), "clips_made": todo,
-            "clips_per_s": round(todo / seconds, 2) if todo and seconds > 0 else None}
+    return {
+        "splits": {s: _split_stats(dataset_dir / s, counts) for s, counts in layout.items()},
+        "seconds": round(seconds, 1),
+        "clips_made": todo,
+        "clips_per_s": round(todo / seconds, 2) if todo and seconds > 0 else None,
+    }
 
 
 def _split_stats(split_dir: Path, counts: list[int]) -> dict:
@@ -164,14 +197,24 @@ def _split_stats(split_dir: Path, counts: list[int]) -> dict:
         positive_frames += int(labels.sum())
         frames = int(labels.shape[1])
         embed_dim = int(np.load(feat_path, mmap_mode="r").shape[2])
-    return {"clips": sum(counts), "shard_counts": counts, "keyword_clips": keyword_clips, "keywords": keywords,
-            "negatives": negatives, "skipped_placements": skipped, "positive_frames": positive_frames,
-            "frames": frames, "embed_dim": embed_dim, "keyword_voices_used": len(voices)}
+    return {
+        "clips": sum(counts),
+        "shard_counts": counts,
+        "keyword_clips": keyword_clips,
+        "keywords": keywords,
+        "negatives": negatives,
+        "skipped_placements": skipped,
+        "positive_frames": positive_frames,
+        "frames": frames,
+        "embed_dim": embed_dim,
+        "keyword_voices_used": len(voices),
+    }
 
 
 # -- examples and report ------------------------------------------------------------------
-def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig,
-                   params: AudioParams) -> None:
+def write_examples(
+    dataset_dir: Path, sources_by_split: dict[str, SplitSources], dcfg: DataConfig, params: AudioParams
+) -> None:
     """Re-make the first clips of val and train (deterministic) and draw them with their labels."""
     from train.audio_io import write_wav
     from train.dataplots import draw_clip
@@ -184,44 +227,70 @@ def write_examples(dataset_dir: Path, sources_by_split: dict[str, SplitSources],
     for split, i in picks:
         clip = make_clip(sources_by_split[split], *clip_rngs(dcfg, split, i))
         name = f"{split}-{i:04d}"
-        draw_clip(out / f"{name}.png", log_mel(clip.audio, params), clip.labels, clip.meta, params,
-                  title=f"{split} clip {i}")
+        draw_clip(
+            out / f"{name}.png", log_mel(clip.audio, params), clip.labels, clip.meta, params, title=f"{split} clip {i}"
+        )
         write_wav(out / f"{name}.wav", clip.audio, params.sample_rate)
 
 
 def report(manifest: dict) -> str:
     """The dataset report (markdown): counts, voices, throughput."""
     src, thr = manifest["sources"], manifest["throughput"]
-    lines = [f"# Dataset: \"{manifest['keyword']}\"", "",
-             f"Built {manifest['created']}, seed {manifest['seed']}, build key `{manifest['build_key']}`.", "",
-             "| split | clips | with keyword | keywords | negatives | skipped placements | positive frames |"
-             " keyword voices used |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f'# Dataset: "{manifest["keyword"]}"',
+        "",
+        f"Built {manifest['created']}, seed {manifest['seed']}, build key `{manifest['build_key']}`.",
+        "",
+        "| split | clips | with keyword | keywords | negatives | skipped placements | positive frames |"
+        " keyword voices used |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for s, v in manifest["splits"].items():
-        lines.append(f"| {s} | {v['clips']} | {v['keyword_clips']} | {v['keywords']} | {v['negatives']} | "
-                     f"{v['skipped_placements']} | {v['positive_frames']} | {v['keyword_voices_used']} |")
-    lines += ["", "## Sources", "", "| split | keyword | confusable | speech | distinct voices | speakers |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {s} | {v['clips']} | {v['keyword_clips']} | {v['keywords']} | {v['negatives']} | "
+            f"{v['skipped_placements']} | {v['positive_frames']} | {v['keyword_voices_used']} |"
+        )
+    lines += [
+        "",
+        "## Sources",
+        "",
+        "| split | keyword | confusable | speech | distinct voices | speakers |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for s, c in src["utterances"].items():
-        lines.append(f"| {s} | {c['keyword']} | {c['confusable']} | {c['speech']} | "
-                     f"{src['distinct_voices'][s]} | {len(src['speakers'][s])} |")
+        lines.append(
+            f"| {s} | {c['keyword']} | {c['confusable']} | {c['speech']} | "
+            f"{src['distinct_voices'][s]} | {len(src['speakers'][s])} |"
+        )
     lines += ["", "- Engines: " + ", ".join(f"{k} ({v})" for k, v in src["engines"].items()) + "."]
     lines += [f"- Licence of the {k} voices: {_licence(k)}." for k in src["engines"]]
     if src["missing_engines"]:
         lines.append("- Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in src["missing_engines"].items()) + ".")
-    lines += [f"- Held out for val: {', '.join(src['heldout_speakers']['val']) or 'none'}.",
-              f"- Held out for test: {', '.join(src['heldout_speakers']['test']) or 'none'}."]
+    lines += [
+        f"- Held out for val: {', '.join(src['heldout_speakers']['val']) or 'none'}.",
+        f"- Held out for test: {', '.join(src['heldout_speakers']['test']) or 'none'}.",
+    ]
     if src["shared_speakers"]:
-        lines.append(f"- In every split with separate renders (too few voices to hold out): "
-                     f"{', '.join(src['shared_speakers'])}.")
+        lines.append(
+            f"- In every split with separate renders (too few voices to hold out): {', '.join(src['shared_speakers'])}."
+        )
     r = src["render"]
-    lines += [f"- Renders: {r['planned']} planned, {r['cached']} cached, {r['rendered']} rendered, "
-              f"{r['failed']} failed. Unreadable files skipped: {len(src['unreadable'])}.",
-              f"- Recordings used: {src['recordings'] or 'none'}. Shared data: {src['shared_data']}.", "",
-              "## Throughput", "",
-              "- " + _render_line(thr, r["planned"]),
-              f"- Mixing: {thr['clips_made']} clips in {thr['synth_s']} s = **{thr['clips_per_s']} clips/s** "
-              f"on {thr['workers']} workers.", f"- Whole stage: {thr['total_s']} s.", "",
-              "## Examples", "", "Spectrograms with labels underneath: `examples/*.png` (and the clips as WAV)."]
+    lines += [
+        f"- Renders: {r['planned']} planned, {r['cached']} cached, {r['rendered']} rendered, "
+        f"{r['failed']} failed. Unreadable files skipped: {len(src['unreadable'])}.",
+        f"- Recordings used: {src['recordings'] or 'none'}. Shared data: {src['shared_data']}.",
+        "",
+        "## Throughput",
+        "",
+        "- " + _render_line(thr, r["planned"]),
+        f"- Mixing: {thr['clips_made']} clips in {thr['synth_s']} s = **{thr['clips_per_s']} clips/s** "
+        f"on {thr['workers']} workers.",
+        f"- Whole stage: {thr['total_s']} s.",
+        "",
+        "## Examples",
+        "",
+        "Spectrograms with labels underneath: `examples/*.png` (and the clips as WAV).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -236,6 +305,12 @@ def _licence(engine: str) -> str:
 
 def _render_line(thr: dict, planned: int) -> str:
     measured = thr.get("render_measured")
-    speed = (f"{measured['per_s']} utterances/s ({measured['rendered']} in {measured['seconds']} s"
-             f"{'' if thr['rendered'] else ', an earlier run'})") if measured else "not measured"
+    speed = (
+        (
+            f"{measured['per_s']} utterances/s ({measured['rendered']} in {measured['seconds']} s"
+            f"{'' if thr['rendered'] else ', an earlier run'})"
+        )
+        if measured
+        else "not measured"
+    )
     return f"Rendering: {thr['rendered']} of {planned} utterances rendered in this run, {thr['render_s']} s; {speed}. "

@@ -6,6 +6,7 @@ process group (gloo on CPU, nccl on GPUs) and :meth:`Dist.wrap` returns a
 replica takes the same optimiser step and the parameters stay identical. In a single
 process every method is a cheap no-op.
 """
+
 from __future__ import annotations
 
 import gc

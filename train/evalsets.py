@@ -11,6 +11,7 @@
 Built streams are cached under ``<build>/streams/`` keyed by their inputs, so a second run
 loads them in seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,6 +34,7 @@ from train.streams import (
 from train.validate import EvalSet, from_clipset, from_streams
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RealFiles:
@@ -57,31 +59,41 @@ def locate_real(real_data: str, keyword: str, exclude_speakers=()) -> RealFiles 
         log.warning("%s has no %s; reporting synthetic voices only", root, realdata.MANIFEST)
         return None
     held_out = set(exclude_speakers)
-    files = RealFiles(sorted(c.path for c in realdata.keyword_clips(keyword, root) if c.speaker not in held_out),
-                      sorted(c.path for c in realdata.negative_clips(root, keyword) if c.speaker not in held_out),
-                      sorted(c.path for c in realdata.noise_clips(root)))
+    files = RealFiles(
+        sorted(c.path for c in realdata.keyword_clips(keyword, root) if c.speaker not in held_out),
+        sorted(c.path for c in realdata.negative_clips(root, keyword) if c.speaker not in held_out),
+        sorted(c.path for c in realdata.noise_clips(root)),
+    )
     if not files.keyword or not files.negative or not files.noise:
         log.info("no real recordings of %r (with negatives and noise) under %s", keyword, root)
         return None
     return files
 
 
-def real_streams(files: RealFiles, params: AudioParams, cfg: StreamConfig,
-                 cache_dir: Path | None) -> dict[str, list[Stream]]:
+def real_streams(
+    files: RealFiles, params: AudioParams, cfg: StreamConfig, cache_dir: Path | None
+) -> dict[str, list[Stream]]:
     """``{"real_clean": [...], "real_<snr>db": [...]}``: positive then negative streams of each."""
     from train.audio_io import read_audio
 
     known = realdata.keyword_spans()
-    key = cache_key(files=[file_fingerprint(files.keyword), file_fingerprint(files.negative),
-                           file_fingerprint(files.noise)], params=params, cfg=cfg,
-                    spans=sorted((str(p), known[p]) for p in files.keyword if p in known))
+    key = cache_key(
+        files=[file_fingerprint(files.keyword), file_fingerprint(files.negative), file_fingerprint(files.noise)],
+        params=params,
+        cfg=cfg,
+        spans=sorted((str(p), known[p]) for p in files.keyword if p in known),
+    )
     noisy = f"real_{cfg.snr_db:g}db"
     loaded: dict = {}
 
     def sources():
         if not loaded:
-            log.info("reading %d real keyword takes, %d negatives, %d noise files",
-                     len(files.keyword), len(files.negative), len(files.noise))
+            log.info(
+                "reading %d real keyword takes, %d negatives, %d noise files",
+                len(files.keyword),
+                len(files.negative),
+                len(files.noise),
+            )
             pos = []
             for p in files.keyword:
                 audio = read_audio(p, params)
@@ -94,12 +106,16 @@ def real_streams(files: RealFiles, params: AudioParams, cfg: StreamConfig,
     def build(group: str, snr_db: float | None):
         def run() -> list[Stream]:
             src = sources()
-            return (positive_streams(src["pos"], params, cfg, src["noise"], snr_db, cfg.seed, group)
-                    + negative_streams(src["neg"], params, cfg, src["noise"], snr_db, cfg.seed + 1, group))
+            return positive_streams(src["pos"], params, cfg, src["noise"], snr_db, cfg.seed, group) + negative_streams(
+                src["neg"], params, cfg, src["noise"], snr_db, cfg.seed + 1, group
+            )
+
         return run
 
-    return {"real_clean": cached(cache_dir, "real_clean", key, build("real_clean", None)),
-            noisy: cached(cache_dir, noisy, key, build(noisy, cfg.snr_db))}
+    return {
+        "real_clean": cached(cache_dir, "real_clean", key, build("real_clean", None)),
+        noisy: cached(cache_dir, noisy, key, build(noisy, cfg.snr_db)),
+    }
 
 
 def trained_speakers(clips) -> list[str]:
@@ -118,8 +134,15 @@ def build_trained_speakers(build: Path) -> list[str]:
         return []
 
 
-def build(val_clips, params: AudioParams, cfg: StreamConfig, real_data: str,
-          cache_dir: Path | None, keyword: str | None = None, also_exclude=()) -> list[EvalSet]:
+def build(
+    val_clips,
+    params: AudioParams,
+    cfg: StreamConfig,
+    real_data: str,
+    cache_dir: Path | None,
+    keyword: str | None = None,
+    also_exclude=(),
+) -> list[EvalSet]:
     """Every evaluation set, the selecting one (``synthetic``) first. ``also_exclude``: more
     ../shared/data speakers to leave out (besides those the dataset trained on)."""
     sets = [from_clipset(val_clips, "synthetic")]

@@ -17,6 +17,7 @@ runs as one :class:`train.model.Heads`, what ``[model] heads`` trains in one run
 ``--threshold T`` also shows every set at a threshold of your own (e.g. the one ``make export``
 stored in ``model.onnx``: its report names it).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,12 @@ from train.validate import validate
 
 def main(argv: list[str] | None = None) -> int:
     p = stagecli.parser("python -m train.evaluate", __doc__.split("\n")[0])
-    p.add_argument("--checkpoint", action="append", default=[],
-                   help="default: <build>/train/best.pt; given more than once, the mean of their heads")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="default: <build>/train/best.pt; given more than once, the mean of their heads",
+    )
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--real-calibration-share", type=float, default=0.0, metavar="S")
     p.add_argument("--threshold", type=float, metavar="T", help="also show every set at this threshold")
@@ -66,8 +71,15 @@ def _evaluate(args) -> int:
     real_data = cfg.get("train", {}).get("real_data", "auto")
     val = open_split(build / "dataset", args.split)
     calibration = _real_calibration(args, val, params, streams_cfg, real_data, build)
-    sets = evalsets.build(val, params, streams_cfg, real_data, build / "streams", args.keyword,
-                          also_exclude=calibration[1] if calibration else ())
+    sets = evalsets.build(
+        val,
+        params,
+        streams_cfg,
+        real_data,
+        build / "streams",
+        args.keyword,
+        also_exclude=calibration[1] if calibration else (),
+    )
     torch.set_num_threads(1)
     sets[0].name = "synthetic" if args.split == "val" else "synthetic_test"
     if calibration:
@@ -84,8 +96,10 @@ def _evaluate(args) -> int:
         print(f"\nat threshold {args.threshold:.4f}:")
         for name, r in results.items():
             o = evaluate(r.streams, DecisionConfig(args.threshold))
-            print(f"  {name:16s} miss {o.miss_rate:.3f} FA/h {o.fa_per_hour:.2f} "
-                  f"({o.false_accepts} in {o.negative_hours:.2f} h)")
+            print(
+                f"  {name:16s} miss {o.miss_rate:.3f} FA/h {o.fa_per_hour:.2f} "
+                f"({o.false_accepts} in {o.negative_hours:.2f} h)"
+            )
     return 0
 
 
@@ -97,11 +111,16 @@ def _compare_bases(results: dict, synthetic: str, calibration) -> None:
 
     real = results[calibration[0].name]
     pooled = [st for st in results[synthetic].streams if not st.keyword_spans] + real.streams
-    thresholds = {"synthetic alone": results[synthetic].curve.at_fa(0.5)[0], "real alone": real.curve.at_fa(0.5)[0],
-                  "pooled": det_curve(pooled).at_fa(0.5)[0]}
-    print(f"\nthresholds for 0.5 FA/h chosen on {synthetic}, on {calibration[0].name} ({len(calibration[1])} "
-          f"speakers, {real.curve.negative_hours:.2f} h), "
-          "and on both pooled; miss, FA/h on the held-out real sets:")
+    thresholds = {
+        "synthetic alone": results[synthetic].curve.at_fa(0.5)[0],
+        "real alone": real.curve.at_fa(0.5)[0],
+        "pooled": det_curve(pooled).at_fa(0.5)[0],
+    }
+    print(
+        f"\nthresholds for 0.5 FA/h chosen on {synthetic}, on {calibration[0].name} ({len(calibration[1])} "
+        f"speakers, {real.curve.negative_hours:.2f} h), "
+        "and on both pooled; miss, FA/h on the held-out real sets:"
+    )
     for basis, thr in thresholds.items():
         figures = []
         for name, r in results.items():
@@ -119,13 +138,15 @@ def _real_calibration(args, val, params, streams_cfg, real_data: str, build: Pat
     if args.real_calibration_share <= 0 or real_data == "off":
         return None
     root = realdata.locate() if real_data == "auto" else Path(real_data)
-    clips, speakers = realdata.calibration_negatives(args.real_calibration_share, args.keyword,
-                                                     evalsets.trained_speakers(val), root)
+    clips, speakers = realdata.calibration_negatives(
+        args.real_calibration_share, args.keyword, evalsets.trained_speakers(val), root
+    )
     if not clips:
         raise ValueError("no ../shared/data negatives to calibrate on")
     files = evalsets.RealFiles([], sorted(c.path for c in clips), sorted(c.path for c in realdata.noise_clips(root)))
-    streams = [s for group in evalsets.real_streams(files, params, streams_cfg, build / "streams").values()
-               for s in group]
+    streams = [
+        s for group in evalsets.real_streams(files, params, streams_cfg, build / "streams").values() for s in group
+    ]
     return from_streams(streams, params, "real_calibration", build / "streams"), speakers
 
 

@@ -15,6 +15,7 @@ audio are mixed again.
 Every stage is the ordinary one (``train.dataset``, ``train.train``, ``export``) and resumes
 the ordinary way: an interrupted fine-tune picks up from its own ``last.pt``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,15 @@ def borrow(base: Path, out: Path) -> None:
                 shutil.copytree(base / part, out / part)
 
 
-def finetune(keyword: str, base: Path, out: Path, *, quick: bool = False, configs: list[str] | None = None,
-             overrides: list[str] | None = None) -> Path:
+def finetune(
+    keyword: str,
+    base: Path,
+    out: Path,
+    *,
+    quick: bool = False,
+    configs: list[str] | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
     """Dataset, fine-tune from ``base``'s best checkpoint, export -> ``out/model.onnx``."""
     init = base / "train" / "best.pt"
     if not init.is_file():
@@ -66,8 +74,13 @@ def finetune(keyword: str, base: Path, out: Path, *, quick: bool = False, config
     if out.resolve() == base.resolve():
         raise StageFailed("the fine-tune needs its own build folder (--out), not the base's")
     borrow(base, out)
-    opts = stage_opts(keyword, out, quick=quick, configs=[str(FINETUNE_FILE), *(configs or [])],
-                      overrides=[f"train.init_from={init.resolve()}", *(overrides or [])])
+    opts = stage_opts(
+        keyword,
+        out,
+        quick=quick,
+        configs=[str(FINETUNE_FILE), *(configs or [])],
+        overrides=[f"train.init_from={init.resolve()}", *(overrides or [])],
+    )
     model = out / "model.onnx"
     run_stage("train.dataset", opts)
     run_stage("train.train", opts)
@@ -76,8 +89,9 @@ def finetune(keyword: str, base: Path, out: Path, *, quick: bool = False, config
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = stagecli.parser("python -m train.finetune", __doc__.splitlines()[0],
-                         "the base build (trained), e.g. build/computer")
+    ap = stagecli.parser(
+        "python -m train.finetune", __doc__.splitlines()[0], "the base build (trained), e.g. build/computer"
+    )
     ap.add_argument("--out", type=Path, help="the fine-tune's build folder (default <build>-ft)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -85,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         stagecli.load_config(args)  # a bad configuration stops here, before any stage runs
-        model = finetune(args.keyword, args.build, out, quick=args.quick, configs=args.config,
-                         overrides=args.overrides)
+        model = finetune(args.keyword, args.build, out, quick=args.quick, configs=args.config, overrides=args.overrides)
         print(f"fine-tuned model: {model} (deploy it with `make deploy MODEL={model}`)")
         return 0
 
-    return stagecli.run("finetune", body, (StageFailed,),
-                        f"run it again to go on ({out}/train/last.pt keeps the steps done)")
+    return stagecli.run(
+        "finetune", body, (StageFailed,), f"run it again to go on ({out}/train/last.pt keeps the steps done)"
+    )
 
 
 if __name__ == "__main__":

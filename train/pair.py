@@ -10,6 +10,7 @@ of the two heads, for one front end's cost on the Pi. Measured (docs/experiments
 combined"): fewer real keywords missed at 0.5 false accepts per hour than either run's average.
 Every stage is the ordinary one and resumes the ordinary way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,21 +30,29 @@ def base_seed(base: Path) -> int:
     return int(((state.get("config") or {}).get("train") or {}).get("seed", 1))
 
 
-def pair(keyword: str, base: Path, *, quick: bool = False, configs: list[str] | None = None,
-         overrides: list[str] | None = None) -> Path:
+def pair(
+    keyword: str,
+    base: Path,
+    *,
+    quick: bool = False,
+    configs: list[str] | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
     """Second run, combination, export -> ``<base>-pair/model.onnx``."""
     if not (base / "train" / "best.pt").is_file():
         raise StageFailed(f"no {base}/train/best.pt: train the keyword first (`make train`)")
     second, out = base.with_name(base.name + "-s2"), base.with_name(base.name + "-pair")
     seed = base_seed(base) + 1
     borrow(base, second)
-    opts = stagecli.stage_opts(keyword, second, quick=quick, configs=configs or [],
-                               overrides=[*(overrides or []), f"train.seed={seed}"])
+    opts = stagecli.stage_opts(
+        keyword, second, quick=quick, configs=configs or [], overrides=[*(overrides or []), f"train.seed={seed}"]
+    )
     run_stage("train.dataset", opts)
     run_stage("train.train", opts)
     combine_builds(keyword, [base, second], out)
-    run_stage("export", stagecli.stage_opts(keyword, out, quick=quick, configs=configs or [],
-                                            overrides=overrides or []))
+    run_stage(
+        "export", stagecli.stage_opts(keyword, out, quick=quick, configs=configs or [], overrides=overrides or [])
+    )
     return out / "model.onnx"
 
 
@@ -58,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paired model: {model} (deploy it with `make deploy MODEL={model}`)")
         return 0
 
-    return stagecli.run("pair", body, (StageFailed, CombineError, checkpoint.CheckpointError, OSError),
-                        "finished stages are kept; run it again to go on")
+    return stagecli.run(
+        "pair",
+        body,
+        (StageFailed, CombineError, checkpoint.CheckpointError, OSError),
+        "finished stages are kept; run it again to go on",
+    )
 
 
 if __name__ == "__main__":

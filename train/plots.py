@@ -10,6 +10,7 @@
 
 Files are written atomically, so a viewer that reloads them never sees half a PNG.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def draw_all(out_dir: Path, history: dict, results: dict, sets: list, params: AudioParams,
-             examples: int = 4) -> None:
+def draw_all(out_dir: Path, history: dict, results: dict, sets: list, params: AudioParams, examples: int = 4) -> None:
     """All three figures; a failure to draw is logged, never fatal to training."""
     try:
         curves(out_dir / "curves.png", history)
@@ -59,15 +59,25 @@ def curves(path: Path, history: dict) -> None:
         ax_lr.set_ylabel("learning rate", color="0.5")
     loss_keys = sorted({k for h in val for k in h if k.endswith("/frame_loss")})
     for i, key in enumerate(loss_keys):
-        ax_loss.plot([h["step"] for h in val if key in h], [h[key] for h in val if key in h], "o-",
-                     color=f"C{i + 1}", label=f"{key.split('/')[0]} val loss")
+        ax_loss.plot(
+            [h["step"] for h in val if key in h],
+            [h[key] for h in val if key in h],
+            "o-",
+            color=f"C{i + 1}",
+            label=f"{key.split('/')[0]} val loss",
+        )
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("frame loss")
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(alpha=0.3, which="both")
     for i, key in enumerate(sorted({k for h in val for k in h if k.endswith("/miss@0.5")})):
-        ax_miss.plot([h["step"] for h in val if key in h], [h[key] for h in val if key in h], "o-",
-                     color=f"C{i}", label=key.split("/")[0])
+        ax_miss.plot(
+            [h["step"] for h in val if key in h],
+            [h[key] for h in val if key in h],
+            "o-",
+            color=f"C{i}",
+            label=key.split("/")[0],
+        )
     ax_miss.set_ylim(-0.02, 1.02)
     ax_miss.set_ylabel("miss rate at 0.5 false accepts/h")
     ax_miss.set_xlabel("step")
@@ -83,8 +93,13 @@ def det(path: Path, results: dict) -> None:
     for i, (name, r) in enumerate(results.items()):
         floor = 0.5 / max(r.curve.negative_hours, 1e-9)  # "zero per hour", drawn at half the resolution
         fa, miss = det_envelope(r.curve.fa_per_hour, r.curve.miss_rate)
-        ax.step(np.maximum(fa, floor), miss, where="post", color=f"C{i}",
-                label=f"{name} ({r.keywords} kw, {r.curve.negative_hours:.2f} neg h)")
+        ax.step(
+            np.maximum(fa, floor),
+            miss,
+            where="post",
+            color=f"C{i}",
+            label=f"{name} ({r.keywords} kw, {r.curve.negative_hours:.2f} neg h)",
+        )
         for target, marker in ((0.5, "o"), (0.1, "s")):
             thr, m = r.curve.at_fa(target)
             at = np.flatnonzero(r.curve.thresholds == thr)
@@ -130,16 +145,18 @@ def example_streams(path: Path, results: dict, sets: list, params: AudioParams, 
     chosen = chosen[:: max(1, len(chosen) // max(count, 1))][:count]
     if not chosen:
         return
-    fig, axes = plt.subplots(2 * len(chosen), 1, figsize=(10, 3.2 * len(chosen)),
-                             gridspec_kw={"height_ratios": [2, 1] * len(chosen)})
+    fig, axes = plt.subplots(
+        2 * len(chosen), 1, figsize=(10, 3.2 * len(chosen)), gridspec_kw={"height_ratios": [2, 1] * len(chosen)}
+    )
     for k, (s, i) in enumerate(chosen):
         r = results[s.name]
         st = r.streams[i]
         a, b = _window(st, s.spans[i], params)
         f0, f1 = int(a / params.output_hop_s), int(b / params.output_hop_s)
         ax_spec, ax_p = axes[2 * k], axes[2 * k + 1]
-        ax_spec.imshow(s.feats[i][f0:f1].T, origin="lower", aspect="auto", cmap="magma",
-                       extent=(a, b, 0, s.feats[i].shape[1]))
+        ax_spec.imshow(
+            s.feats[i][f0:f1].T, origin="lower", aspect="auto", cmap="magma", extent=(a, b, 0, s.feats[i].shape[1])
+        )
         kind = "keyword" if s.spans[i] else "negative"
         ax_spec.set_title(f"{s.name} stream {i} ({kind}): the front end's embeddings", fontsize=9)
         ax_spec.set_ylabel("embedding")

@@ -10,6 +10,7 @@ benchmark) and never go into the training set. Real negatives and noise may be u
 training only through ``[data] use_shared_negatives`` / ``use_shared_noise`` (default off;
 recorded in the dataset manifest), so reported real-voice false-accept figures stay honest.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,8 +53,16 @@ def manifest(root: Path | None = None) -> list[RealClip]:
         for row in csv.DictReader(f):
             path = root / row["path"]
             if path.is_file():
-                out.append(RealClip(path, row.get("label", ""), row.get("source", ""),
-                                    row.get("license", ""), row.get("speaker", ""), _span(row)))
+                out.append(
+                    RealClip(
+                        path,
+                        row.get("label", ""),
+                        row.get("source", ""),
+                        row.get("license", ""),
+                        row.get("speaker", ""),
+                        _span(row),
+                    )
+                )
     return out
 
 
@@ -76,8 +85,7 @@ def keyword_clips(keyword: str, root: Path | None = None) -> list[RealClip]:
     base = root or locate()
     if base is None:
         return []
-    return [c for c in manifest(base)
-            if c.label == "positive" and c.path.relative_to(base).parts[0].lower() == prefix]
+    return [c for c in manifest(base) if c.label == "positive" and c.path.relative_to(base).parts[0].lower() == prefix]
 
 
 def negative_clips(root: Path | None = None, keyword: str | None = None) -> list[RealClip]:
@@ -100,8 +108,11 @@ def mentions(keyword: str) -> set[str]:
     """Manifest-relative paths of negative files that say ``keyword``."""
     want = keyword.lower().replace(" ", "_")
     with open(MENTIONS_FILE, newline="") as f:
-        return {row["path"] for row in csv.DictReader(line for line in f if not line.startswith("#"))
-                if row["keyword"].lower() == want}
+        return {
+            row["path"]
+            for row in csv.DictReader(line for line in f if not line.startswith("#"))
+            if row["keyword"].lower() == want
+        }
 
 
 def speaker_position(speaker: str) -> float:
@@ -112,7 +123,7 @@ def speaker_position(speaker: str) -> float:
     import hashlib
 
     h = int.from_bytes(hashlib.sha256(f"shared-speaker:{speaker}".encode()).digest()[:8], "big")
-    return h / 2 ** 64
+    return h / 2**64
 
 
 def speaker_trains(speaker: str, share: float) -> bool:
@@ -126,16 +137,20 @@ def training_negatives(share: float, root: Path | None = None) -> tuple[list[Rea
     return clips, sorted({c.speaker for c in clips})
 
 
-def calibration_negatives(share: float, keyword: str, exclude_speakers=(),
-                          root: Path | None = None) -> tuple[list[RealClip], list[str]]:
+def calibration_negatives(
+    share: float, keyword: str, exclude_speakers=(), root: Path | None = None
+) -> tuple[list[RealClip], list[str]]:
     """The negative clips (never saying ``keyword``) of the speakers export calibrates on at
     ``[export] shared_calibration_share = share`` -- the top ``share`` of :func:`speaker_position`,
     minus ``exclude_speakers`` (those who trained) -- and those speakers (sorted)."""
     if share <= 0:
         return [], []
     left_out = set(exclude_speakers)
-    clips = [c for c in negative_clips(root, keyword)
-             if speaker_position(c.speaker) >= 1.0 - share and c.speaker not in left_out]
+    clips = [
+        c
+        for c in negative_clips(root, keyword)
+        if speaker_position(c.speaker) >= 1.0 - share and c.speaker not in left_out
+    ]
     return clips, sorted({c.speaker for c in clips})
 
 

@@ -1,4 +1,5 @@
 """``<build>/train/report.md``: one page on a training run, rewritten at every validation."""
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,19 @@ def _fmt(v) -> str:
 def metrics_table(rows: dict[str, dict]) -> list[str]:
     """Markdown table: one row per evaluation set."""
     cols = [f"miss@{fa:g}" for fa in REPORT_FA_PER_HOUR]
-    out = ["| set | keywords | hours | negative hours | "
-           + " | ".join(f"miss @ {fa:g} FA/h" for fa in REPORT_FA_PER_HOUR)
-           + " | miss, FA/h at the synthetic threshold | frame loss |", "|---" * (6 + len(cols)) + "|"]
+    out = [
+        "| set | keywords | hours | negative hours | "
+        + " | ".join(f"miss @ {fa:g} FA/h" for fa in REPORT_FA_PER_HOUR)
+        + " | miss, FA/h at the synthetic threshold | frame loss |",
+        "|---" * (6 + len(cols)) + "|",
+    ]
     for name, m in rows.items():
-        at_ref = (f"{_fmt(m['miss@ref_thr'])}, {_fmt(m['fa_h@ref_thr'])}" if "miss@ref_thr" in m else "(reference)")
-        out.append(f"| {name} | {m.get('keywords')} | {_fmt(m.get('hours'))} | {_fmt(m.get('negative_hours'))} | "
-                   + " | ".join(_fmt(m.get(c)) for c in cols) + f" | {at_ref} | {_fmt(m.get('frame_loss'))} |")
+        at_ref = f"{_fmt(m['miss@ref_thr'])}, {_fmt(m['fa_h@ref_thr'])}" if "miss@ref_thr" in m else "(reference)"
+        out.append(
+            f"| {name} | {m.get('keywords')} | {_fmt(m.get('hours'))} | {_fmt(m.get('negative_hours'))} | "
+            + " | ".join(_fmt(m.get(c)) for c in cols)
+            + f" | {at_ref} | {_fmt(m.get('frame_loss'))} |"
+        )
     return out
 
 
@@ -61,33 +68,55 @@ def describe_data(summary: dict) -> str:
 def write(path: Path, trainer, results: dict) -> None:
     tc, best = trainer.tc, trainer.best
     n_params = sum(p.numel() for p in trainer.model.parameters())
-    lines = [f"# Training report: {trainer.keyword!r}", "",
-             f"- step {trainer.step} of {trainer.planned_steps} planned "
-             f"({'planned from the time budget' if tc.max_minutes else 'max_steps'}), epoch {trainer.epoch}, "
-             f"{trainer.elapsed_s / 60:.1f} min of training (budget {tc.max_minutes:g} min), "
-             f"throughput {trainer.clips_per_s:.1f} clips/s in training steps",
-             f"- model: {json.dumps(trainer.model.cfg.to_dict())}, {n_params:,} parameters",
-             *([f"- fine-tuned from `{trainer.init_from['path']}` (step {trainer.init_from['step']} of its run)"]
-               if getattr(trainer, "init_from", None) else []),
-             f"- data: {describe_data(trainer.data_summary)}",
-             f"- best checkpoint (`best.pt`): step {best['step']}, {best['metric']} = {_fmt(best['value'])} "
-             + ("(the latest validation: `[train] select = \"last\"`)" if trainer.tc.select == "last"
-                else "(selected on held-out synthetic voices only)"),
-             "", "## Best checkpoint", ""]
+    lines = [
+        f"# Training report: {trainer.keyword!r}",
+        "",
+        f"- step {trainer.step} of {trainer.planned_steps} planned "
+        f"({'planned from the time budget' if tc.max_minutes else 'max_steps'}), epoch {trainer.epoch}, "
+        f"{trainer.elapsed_s / 60:.1f} min of training (budget {tc.max_minutes:g} min), "
+        f"throughput {trainer.clips_per_s:.1f} clips/s in training steps",
+        f"- model: {json.dumps(trainer.model.cfg.to_dict())}, {n_params:,} parameters",
+        *(
+            [f"- fine-tuned from `{trainer.init_from['path']}` (step {trainer.init_from['step']} of its run)"]
+            if getattr(trainer, "init_from", None)
+            else []
+        ),
+        f"- data: {describe_data(trainer.data_summary)}",
+        f"- best checkpoint (`best.pt`): step {best['step']}, {best['metric']} = {_fmt(best['value'])} "
+        + (
+            '(the latest validation: `[train] select = "last"`)'
+            if trainer.tc.select == "last"
+            else "(selected on held-out synthetic voices only)"
+        ),
+        "",
+        "## Best checkpoint",
+        "",
+    ]
     lines += metrics_table(best_row(trainer.history, best["step"]))
     lines += ["", f"## Latest validation (step {trainer.step})", ""]
     lines += metrics_table({name: r.summary() for name, r in results.items()})
-    lines += ["",
-              "Miss rate at a false-accept rate means: the lowest threshold whose false accepts per hour on",
-              "that set's negative audio stay at or below the rate, and the share of keywords it misses there.",
-              "With `h` negative hours the smallest non-zero rate measurable is `1/h` per hour, so on a set",
-              "with less than 2 (10) negative hours, miss @ 0.5 (0.1) FA/h is the miss rate at zero false accepts.",
-              "\"At the synthetic threshold\": the threshold giving 0.5 FA/h on the held-out synthetic voices (what",
-              "`make export` calibrates on), applied to that set -- the miss rate and false accepts a shipped model",
-              "would show there.",
-              "", "## Pictures", "",
-              "![training curves](curves.png)", "", "![DET curve](det.png)", "", "![examples](examples.png)", "",
-              "## Configuration", "",
-              "The resolved configuration is in `config.json` (and inside every checkpoint).",
-              "`make train` again resumes from `last.pt`; `make export` reads `best.pt`.", ""]
+    lines += [
+        "",
+        "Miss rate at a false-accept rate means: the lowest threshold whose false accepts per hour on",
+        "that set's negative audio stay at or below the rate, and the share of keywords it misses there.",
+        "With `h` negative hours the smallest non-zero rate measurable is `1/h` per hour, so on a set",
+        "with less than 2 (10) negative hours, miss @ 0.5 (0.1) FA/h is the miss rate at zero false accepts.",
+        '"At the synthetic threshold": the threshold giving 0.5 FA/h on the held-out synthetic voices (what',
+        "`make export` calibrates on), applied to that set -- the miss rate and false accepts a shipped model",
+        "would show there.",
+        "",
+        "## Pictures",
+        "",
+        "![training curves](curves.png)",
+        "",
+        "![DET curve](det.png)",
+        "",
+        "![examples](examples.png)",
+        "",
+        "## Configuration",
+        "",
+        "The resolved configuration is in `config.json` (and inside every checkpoint).",
+        "`make train` again resumes from `last.pt`; `make export` reads `best.pt`.",
+        "",
+    ]
     atomic_write_text(path, "\n".join(lines))

@@ -10,6 +10,7 @@ Each file is written atomically and the metadata last, so a shard with a ``.meta
 complete; an interrupted build resumes by redoing the shards without one. Readers memory-map
 the ``.npy`` files, so opening a split costs nothing and training reads only what it uses.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -24,16 +25,18 @@ from device.params import AudioParams
 
 def shard_paths(split_dir: str | Path, k: int) -> tuple[Path, Path, Path]:
     base = Path(split_dir) / f"shard-{k:05d}"
-    return (base.with_name(base.name + ".features.npy"), base.with_name(base.name + ".labels.npy"),
-            base.with_name(base.name + ".meta.jsonl"))
+    return (
+        base.with_name(base.name + ".features.npy"),
+        base.with_name(base.name + ".labels.npy"),
+        base.with_name(base.name + ".meta.jsonl"),
+    )
 
 
 def is_complete(split_dir: str | Path, k: int) -> bool:
     return all(p.exists() for p in shard_paths(split_dir, k))
 
 
-def write_shard(split_dir: str | Path, k: int, features: np.ndarray, labels: np.ndarray,
-                metas: list[dict]) -> None:
+def write_shard(split_dir: str | Path, k: int, features: np.ndarray, labels: np.ndarray, metas: list[dict]) -> None:
     """Write one shard (features float16 ``[n, frames, 96]``, labels uint8 ``[n, frames]``)."""
     if not (len(features) == len(labels) == len(metas)) or features.shape[1] != labels.shape[1]:
         raise ValueError(f"shard {k}: features {features.shape}, labels {labels.shape}, {len(metas)} metas")
@@ -52,8 +55,14 @@ class ClipSet:
     ``source``...), ``negatives``, ``background``, ``snr_db``...
     """
 
-    def __init__(self, split_dir: str | Path, shard_counts: list[int], params: AudioParams, keyword: str,
-                 summary: dict | None = None):
+    def __init__(
+        self,
+        split_dir: str | Path,
+        shard_counts: list[int],
+        params: AudioParams,
+        keyword: str,
+        summary: dict | None = None,
+    ):
         self.split_dir = Path(split_dir)
         self._summary = dict(summary or {})
         self.params = params

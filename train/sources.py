@@ -18,6 +18,7 @@ Reproducibility: a fresh build renders the same utterances (piper batches are se
 :func:`_chunks`), so clips and labels come out the same; only espeak-ng's breathy variants add
 a little unseeded noise to the samples (never to an utterance's length).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,6 +62,7 @@ class KeywordTooLong(SourceError):
 @dataclass(frozen=True)
 class Job:
     """One utterance to produce: a TTS request or a recording to import."""
+
     kind: str
     split: str
     voice: str
@@ -88,8 +90,7 @@ def _key(*parts) -> str:
 
 def _make(kind, split, voice: tts.Voice, text, settings, sample_rate) -> Job:
     s = tuple(sorted(settings.items()))
-    return Job(kind, split, voice.id, voice.speaker, voice.engine, text, s,
-               key=_key(voice.id, text, s, sample_rate))
+    return Job(kind, split, voice.id, voice.speaker, voice.engine, text, s, key=_key(voice.id, text, s, sample_rate))
 
 
 # -- planning ---------------------------------------------------------------------------
@@ -99,21 +100,39 @@ def split_count(cfg: DataConfig, split: str, train_count: int) -> int:
     return max(min(train_count, 8), round(train_count * cfg.heldout_renders_fraction))
 
 
-def plan_tts(cfg: DataConfig, params: AudioParams, voices: list[tts.Voice],
-             speaker_split: dict[str, str], texts: dict[str, list[str]]) -> list[Job]:
+def plan_tts(
+    cfg: DataConfig,
+    params: AudioParams,
+    voices: list[tts.Voice],
+    speaker_split: dict[str, str],
+    texts: dict[str, list[str]],
+) -> list[Job]:
     """Render jobs for every split and kind. ``texts[kind]`` lists the texts to speak;
     ``texts["carrier"]`` the phrases a share of keyword renders start with
     (``[data] keyword_context_fraction``)."""
     jobs = []
     for s_i, split in enumerate(SPLITS):
         for k_i, kind in enumerate(KINDS):
-            train_n = {"keyword": cfg.keyword_renders, "confusable": cfg.confusable_renders,
-                       "speech": cfg.speech_renders}[kind]
+            train_n = {
+                "keyword": cfg.keyword_renders,
+                "confusable": cfg.confusable_renders,
+                "speech": cfg.speech_renders,
+            }[kind]
             if not texts.get(kind) or train_n == 0:
                 continue
             rng = np.random.default_rng([cfg.seed, 11, s_i, k_i])
-            jobs += _plan_split(cfg, params, voices, speaker_split, split, kind, texts[kind],
-                                split_count(cfg, split, train_n), rng, texts.get("carrier", []))
+            jobs += _plan_split(
+                cfg,
+                params,
+                voices,
+                speaker_split,
+                split,
+                kind,
+                texts[kind],
+                split_count(cfg, split, train_n),
+                rng,
+                texts.get("carrier", []),
+            )
     return jobs
 
 
@@ -125,9 +144,14 @@ def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng, 
     engines = [e for e in cfg.engines if e in by_engine]
     if not engines:
         return []
-    weights = np.array([cfg.engine_weights[cfg.engines.index(e)] *
-                        (cfg.neural_speech_weight if kind == "speech" and e in NEURAL_ENGINES else 1.0)
-                        for e in engines], dtype=np.float64)
+    weights = np.array(
+        [
+            cfg.engine_weights[cfg.engines.index(e)]
+            * (cfg.neural_speech_weight if kind == "speech" and e in NEURAL_ENGINES else 1.0)
+            for e in engines
+        ],
+        dtype=np.float64,
+    )
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(engines), 1 / len(engines))
     # Cycle through each engine's voices in a shuffled order, so every voice gets used.
     cycles = {e: [by_engine[e][i] for i in rng.permutation(len(by_engine[e]))] for e in engines}
@@ -166,8 +190,9 @@ class RecordingPlan:
     """How many utterances came from each origin (positive/, negative/, field labels, folders...)."""
 
 
-def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
-                    shared_negatives: Iterable[Path] = ()) -> RecordingPlan:
+def plan_recordings(
+    cfg: DataConfig, keyword: str, params: AudioParams, shared_negatives: Iterable[Path] = ()
+) -> RecordingPlan:
     """Import jobs for the user's recordings, extra folders and (if enabled) shared negatives."""
     plan = RecordingPlan()
     root = Path(cfg.recordings_dir) / keyword
@@ -193,17 +218,20 @@ def plan_recordings(cfg: DataConfig, keyword: str, params: AudioParams,
         label = _label(path)
         if label.get("kind") == "true_accept":
             for span in _or_whole_file(_spans(label)):
-                _add_import(plan, cfg, params, "keyword", "recordings/field:true_accept", path, span,
-                            speaker=USER_SPEAKER)
+                _add_import(
+                    plan, cfg, params, "keyword", "recordings/field:true_accept", path, span, speaker=USER_SPEAKER
+                )
         elif label.get("kind") == "false_accept":
-            _add_import(plan, cfg, params, "confusable", "recordings/field:false_accept", path, None,
-                        speaker=USER_SPEAKER)
+            _add_import(
+                plan, cfg, params, "confusable", "recordings/field:false_accept", path, None, speaker=USER_SPEAKER
+            )
     for path in _audio_in(root / "snippets"):  # the room's own sound, kept by the daemon ([snippets])
         label = _label(path)
         if label.get("kind") in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
             for span in _or_whole_file(_spans(label)):
-                _add_import(plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span,
-                            speaker=USER_SPEAKER)
+                _add_import(
+                    plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span, speaker=USER_SPEAKER
+                )
         elif label.get("kind", "negative") in ("negative", "false_accept"):
             _add_import(plan, cfg, params, "confusable", "recordings/snippets", path, None, speaker=USER_SPEAKER)
     for d in cfg.speech_dirs:
@@ -224,14 +252,15 @@ def _add_pieces(plan, cfg, params, origin: str, path: Path, speaker: str, split:
     if length_s <= cfg.speech_piece_max_s:
         _add_import(plan, cfg, params, "speech", origin, path, None, speaker=speaker, split=split)
         return
-    seed = int(_key(str(path.resolve()), "pieces"), 16) % 2 ** 63
+    seed = int(_key(str(path.resolve()), "pieces"), 16) % 2**63
     rng = np.random.default_rng(seed)
     start = 0.0
     while length_s - start >= cfg.speech_piece_min_s:
         piece = float(rng.uniform(cfg.speech_piece_min_s, cfg.speech_piece_max_s))
         end = min(length_s, start + piece)
-        _add_import(plan, cfg, params, "speech", origin, path, (round(start, 3), round(end, 3)),
-                    speaker=speaker, split=split)
+        _add_import(
+            plan, cfg, params, "speech", origin, path, (round(start, 3), round(end, 3)), speaker=speaker, split=split
+        )
         start = end
 
 
@@ -304,10 +333,23 @@ def _add_import(plan, cfg, params, kind, origin, path: Path, span, speaker, spli
         return
     stat = path.stat()
     split = split or recording_split(path, cfg)
-    key = _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate,
-               *([context] if context else []))
-    plan.jobs.append(Job(kind, split, f"recording:{origin}", speaker, "recording", path.stem,
-                         origin=str(path), span_s=span, key=key, context_s=context))
+    key = _key(
+        str(path.resolve()), stat.st_size, stat.st_mtime_ns, span, params.sample_rate, *([context] if context else [])
+    )
+    plan.jobs.append(
+        Job(
+            kind,
+            split,
+            f"recording:{origin}",
+            speaker,
+            "recording",
+            path.stem,
+            origin=str(path),
+            span_s=span,
+            key=key,
+            context_s=context,
+        )
+    )
     plan.origins[origin] = plan.origins.get(origin, 0) + 1
     if kind == "keyword" and span is None and length_s > 30:
         log.warning("%s is %.0f s long for a keyword take; only its loudest part is kept", path, length_s)
@@ -377,11 +419,16 @@ def finish(audio: np.ndarray, job: Job, ctx: RenderContext) -> np.ndarray:
     if job.span_s is None:  # labelled spans are already cut to the word (and its context)
         audio = trim(audio, TRIM_TOP_DB, keep_before=round(job.context_s * ctx.params.sample_rate))
     seconds = len(audio) / ctx.params.sample_rate
-    limit = ctx.max_speech_s if job.kind == "speech" else (
-        ctx.max_keyword_s if job.engine == "recording" else min(MAX_WORD_S, ctx.max_keyword_s))
+    limit = (
+        ctx.max_speech_s
+        if job.kind == "speech"
+        else (ctx.max_keyword_s if job.engine == "recording" else min(MAX_WORD_S, ctx.max_keyword_s))
+    )
     if job.kind == "keyword" and job.engine == "recording" and seconds > limit:
-        raise KeywordTooLong(f"keyword recording {job.origin} is {seconds:.1f} s after trimming; "
-                          f"a clip ({limit:.1f} s before the label window) cannot hold it")
+        raise KeywordTooLong(
+            f"keyword recording {job.origin} is {seconds:.1f} s after trimming; "
+            f"a clip ({limit:.1f} s before the label window) cannot hold it"
+        )
     if seconds < MIN_UTTERANCE_S or seconds > limit:
         raise SourceError(f"{job.voice} {job.text!r}: implausible length {seconds:.2f} s")
     return audio * np.float32(0.89 / float(np.max(np.abs(audio))))
@@ -395,7 +442,7 @@ def trim(audio: np.ndarray, top_db: float, frame: int = 128, keep_before: int = 
         return audio
     rms_db = 10 * np.log10(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
-    return audio[max(0, loud[0] * frame - keep_before): min(len(audio), (loud[-1] + 1) * frame)]
+    return audio[max(0, loud[0] * frame - keep_before) : min(len(audio), (loud[-1] + 1) * frame)]
 
 
 def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:
@@ -411,8 +458,17 @@ def render(jobs: list[Job], ctx: RenderContext, workers: int) -> dict:
     fatal: list[str] = []
     log.info("sources: %d utterances planned, %d already rendered", len(jobs), len(jobs) - todo)
     if todo:
-        for results in workpool.imap(_render_chunk, chunks, workers, desc="rendering sources",
-                                     total=todo, unit="utt", init=_init, init_args=(ctx,), weight=len):
+        for results in workpool.imap(
+            _render_chunk,
+            chunks,
+            workers,
+            desc="rendering sources",
+            total=todo,
+            unit="utt",
+            init=_init,
+            init_args=(ctx,),
+            weight=len,
+        ):
             for _job, err, is_fatal in results:
                 if err is None:
                     rendered += 1
@@ -441,7 +497,7 @@ def _chunks(jobs: list[Job], missing) -> list[tuple[list[Job], int]]:
     for engine, js in by_engine.items():
         n = size.get(engine, 64)
         for i in range(0, len(js), n):
-            batch = js[i:i + n]
+            batch = js[i : i + n]
             if engine != "piper":
                 batch = [j for j in batch if missing(j)]
             if any(missing(j) for j in batch):
@@ -452,8 +508,7 @@ def _chunks(jobs: list[Job], missing) -> list[tuple[list[Job], int]]:
 
 
 # -- index ------------------------------------------------------------------------------
-def write_index(jobs: list[Job], sources_dir: str | Path, speaker_split: dict[str, str],
-                extra: dict) -> dict:
+def write_index(jobs: list[Job], sources_dir: str | Path, speaker_split: dict[str, str], extra: dict) -> dict:
     """Write ``index.json`` for the jobs whose WAV exists; return it."""
     root = Path(sources_dir)
     try:  # durations of files already indexed (reading 8000 WAV headers again costs seconds)
@@ -465,10 +520,20 @@ def write_index(jobs: list[Job], sources_dir: str | Path, speaker_split: dict[st
     for j in jobs:
         path = root / j.relpath
         if path.exists():
-            entries.append({"path": j.relpath, "kind": j.kind, "split": j.split, "text": j.text,
-                            "voice": j.voice, "speaker": j.speaker, "engine": j.engine,
-                            "settings": dict(j.settings), "origin": j.origin,
-                            "duration_s": known.get(j.relpath) or round(duration_s(path), 4)})
+            entries.append(
+                {
+                    "path": j.relpath,
+                    "kind": j.kind,
+                    "split": j.split,
+                    "text": j.text,
+                    "voice": j.voice,
+                    "speaker": j.speaker,
+                    "engine": j.engine,
+                    "settings": dict(j.settings),
+                    "origin": j.origin,
+                    "duration_s": known.get(j.relpath) or round(duration_s(path), 4),
+                }
+            )
             voices[j.voice] = "all" if speaker_split.get(j.speaker) == BY_RENDER else j.split
     index = {"version": 1, "entries": entries, "speakers": speaker_split, "voices": voices, **extra}
     atomic_write_text(root / INDEX_NAME, json.dumps(index, indent=1, sort_keys=True) + "\n")
@@ -505,6 +570,17 @@ def list_sources(build_dir: str | Path, split: str | None = None, kind: str | No
     out = []
     for e in load_index(root)["entries"]:
         if (split is None or e["split"] == split) and (kind is None or e["kind"] == kind):
-            out.append(SourceClip(root / e["path"], e["kind"], e["split"], e["text"], e["voice"],
-                                  e["speaker"], e["engine"], e["duration_s"], e.get("settings", {})))
+            out.append(
+                SourceClip(
+                    root / e["path"],
+                    e["kind"],
+                    e["split"],
+                    e["text"],
+                    e["voice"],
+                    e["speaker"],
+                    e["engine"],
+                    e["duration_s"],
+                    e.get("settings", {}),
+                )
+            )
     return out

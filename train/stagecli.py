@@ -16,6 +16,7 @@ train.stagecli MODULE`` (:func:`main`): the options come from the environment th
 (``KEYWORD``, ``BUILD``, ``QUICK``, ``CONFIG``, ``SET``, ``NPROC``) through :func:`stage_opts`, the
 one place stage options are built, never from text pasted into a shell line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,23 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def parser(prog: str, description: str, build_help: str = "build folder of the keyword, e.g. build/computer"
-           ) -> argparse.ArgumentParser:
+def parser(
+    prog: str, description: str, build_help: str = "build folder of the keyword, e.g. build/computer"
+) -> argparse.ArgumentParser:
     """An argument parser with the options every stage understands (add the stage's own after)."""
     ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("--keyword", required=True, help="the keyword, e.g. computer")
     ap.add_argument("--build", required=True, type=Path, help=build_help)
     ap.add_argument("--quick", action="store_true", help="layer configs/quick.toml (a small run in minutes)")
     ap.add_argument("--config", action="append", default=[], help="extra TOML layer (repeatable)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="SECTION.KEY=VALUE",
-                    help="override one config value (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable)",
+    )
     return ap
 
 
@@ -47,8 +55,12 @@ def load_config(args: argparse.Namespace) -> dict:
     return config.load(args.config, args.overrides, quick=args.quick)
 
 
-def run(name: str, body: Callable[[], int | None], failures: tuple[type[BaseException], ...] = (),
-        interrupted: str = "finished work is kept; run it again to go on") -> int:
+def run(
+    name: str,
+    body: Callable[[], int | None],
+    failures: tuple[type[BaseException], ...] = (),
+    interrupted: str = "finished work is kept; run it again to go on",
+) -> int:
     """``body()`` -> its exit status; a configuration error, one of ``failures`` or an interrupt
     becomes one line on stderr (``<name>: error: ...``) and its exit status."""
     from train.config import ConfigError
@@ -66,8 +78,14 @@ def run(name: str, body: Callable[[], int | None], failures: tuple[type[BaseExce
         return EXIT_INTERRUPTED
 
 
-def stage_opts(keyword: str, build: str | os.PathLike, *, quick: bool = False, configs: Iterable[str] = (),
-               overrides: Iterable[str] = ()) -> list[str]:
+def stage_opts(
+    keyword: str,
+    build: str | os.PathLike,
+    *,
+    quick: bool = False,
+    configs: Iterable[str] = (),
+    overrides: Iterable[str] = (),
+) -> list[str]:
     """The options every stage understands, as an argument list."""
     opts = ["--keyword", keyword, "--build", str(build)] + (["--quick"] if quick else [])
     for c in configs:
@@ -84,8 +102,13 @@ def command(module: str, extra: list[str], env: dict[str, str]) -> list[str]:
     nproc = env.get("NPROC") or "1"
     if not nproc.isdigit() or int(nproc) < 1:
         raise ValueError(f"NPROC must be a whole number >= 1 (got {nproc!r})")
-    opts = stage_opts(keyword, env.get("BUILD") or f"build/{keyword}", quick=bool(env.get("QUICK")),
-                      configs=env.get("CONFIG", "").split(), overrides=env.get("SET", "").split())
+    opts = stage_opts(
+        keyword,
+        env.get("BUILD") or f"build/{keyword}",
+        quick=bool(env.get("QUICK")),
+        configs=env.get("CONFIG", "").split(),
+        overrides=env.get("SET", "").split(),
+    )
     if int(nproc) > 1:
         torchrun = str(Path(sys.executable).with_name("torchrun"))
         return [torchrun, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", module, *opts, *extra]

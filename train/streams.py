@@ -18,6 +18,7 @@ so a second build (the next training run, export, the benchmark) just loads it.
 
 :class:`Stream` is also what export's calibration sources yield (``export.calib_streams``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -122,9 +123,15 @@ def speech_power(audio: np.ndarray, span_s: tuple[float, float] | None, sample_r
     return float(np.mean(part * part)) if len(part) else 0.0
 
 
-def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConfig,
-                     noise: Sequence[np.ndarray] = (), snr_db: float | None = None,
-                     seed: int | None = None, group: str = "") -> list[Stream]:
+def positive_streams(
+    clips: Sequence[Clip],
+    params: AudioParams,
+    cfg: StreamConfig,
+    noise: Sequence[np.ndarray] = (),
+    snr_db: float | None = None,
+    seed: int | None = None,
+    group: str = "",
+) -> list[Stream]:
     """Keyword clips (each with ``span_s``) laid out in streams of ``keywords_per_stream``."""
     rng = np.random.default_rng(cfg.seed if seed is None else seed)
     sr = params.sample_rate
@@ -132,7 +139,7 @@ def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConf
     for first in range(0, len(clips), cfg.keywords_per_stream):
         pieces, spans, powers, takes = [], [], [], []
         offset = 0
-        for clip in clips[first:first + cfg.keywords_per_stream]:
+        for clip in clips[first : first + cfg.keywords_per_stream]:
             if clip.span_s is None:
                 raise ValueError(f"positive clip {clip.name!r} has no keyword span")
             lead = _silence(rng.uniform(cfg.lead_in_min_s, cfg.lead_in_max_s), sr)
@@ -148,9 +155,15 @@ def positive_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConf
     return streams
 
 
-def negative_streams(clips: Sequence[Clip], params: AudioParams, cfg: StreamConfig,
-                     noise: Sequence[np.ndarray] = (), snr_db: float | None = None,
-                     seed: int | None = None, group: str = "") -> list[Stream]:
+def negative_streams(
+    clips: Sequence[Clip],
+    params: AudioParams,
+    cfg: StreamConfig,
+    noise: Sequence[np.ndarray] = (),
+    snr_db: float | None = None,
+    seed: int | None = None,
+    group: str = "",
+) -> list[Stream]:
     """Non-keyword clips concatenated (random short gaps) into streams of ~``negative_stream_s``."""
     rng = np.random.default_rng(cfg.seed + 1 if seed is None else seed)
     sr = params.sample_rate
@@ -194,17 +207,23 @@ def noise_bed(noise: Sequence[np.ndarray], n_samples: int, rng: np.random.Genera
     while filled < n_samples:
         x = usable[rng.integers(len(usable))]
         start = int(rng.integers(len(x)))
-        piece = x[start:start + n_samples - filled]
+        piece = x[start : start + n_samples - filled]
         rms = float(np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
         if rms < 1e-8:  # a silent stretch of an otherwise usable recording: draw again
             continue
-        out[filled:filled + len(piece)] = piece / rms
+        out[filled : filled + len(piece)] = piece / rms
         filled += len(piece)
     return out
 
 
-def _add_noise(audio: np.ndarray, powers: list[tuple[int, int, float]], noise: Sequence[np.ndarray],
-               snr_db: float | None, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+def _add_noise(
+    audio: np.ndarray,
+    powers: list[tuple[int, int, float]],
+    noise: Sequence[np.ndarray],
+    snr_db: float | None,
+    rng: np.random.Generator,
+    sample_rate: int,
+) -> np.ndarray:
     """Mix a noise bed under ``audio`` so each clip ``(start, end, speech power)`` sits ``snr_db``
     above it. The noise gain steps between clips (midway through the silence that separates
     them) with a 50 ms ramp, so no clip hears another clip's level."""
@@ -215,7 +234,7 @@ def _add_noise(audio: np.ndarray, powers: list[tuple[int, int, float]], noise: S
     gains = np.empty(len(audio), np.float64)
     bounds = [0] + [(powers[i][1] + powers[i + 1][0]) // 2 for i in range(len(powers) - 1)] + [len(audio)]
     for i, (_, _, power) in enumerate(powers):
-        gains[bounds[i]:bounds[i + 1]] = np.sqrt(power / 10 ** (snr_db / 10))
+        gains[bounds[i] : bounds[i + 1]] = np.sqrt(power / 10 ** (snr_db / 10))
     ramp = max(1, int(0.05 * sample_rate))
     kernel = np.ones(ramp) / ramp
     gains = np.convolve(np.pad(gains, (ramp // 2, ramp - 1 - ramp // 2), mode="edge"), kernel, mode="valid")
@@ -225,6 +244,7 @@ def _add_noise(audio: np.ndarray, powers: list[tuple[int, int, float]], noise: S
 
 
 # -- caching ---------------------------------------------------------------------------
+
 
 def cache_key(**inputs) -> str:
     """Stable short hash of JSON-able inputs (file fingerprints, params, config, seed, ...)."""
@@ -249,8 +269,7 @@ def file_fingerprint(paths: Sequence[str | Path]) -> list[tuple[str, int, int]]:
     return out
 
 
-def cached(cache_dir: str | Path | None, name: str, key: str,
-           build: Callable[[], list[Stream]]) -> list[Stream]:
+def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[], list[Stream]]) -> list[Stream]:
     """``build()``'s streams, stored as ``<cache_dir>/<name>-<key>.npz`` (atomically) and loaded
     from there next time. ``cache_dir=None`` disables caching."""
     if cache_dir is None:
@@ -280,8 +299,17 @@ def save_streams(path: str | Path, streams: list[Stream]) -> None:
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, pcm=pcm, lengths=lengths, n_spans=n_spans, spans=spans, n_ignore=n_ignore, ignore=ignore,
-                     groups=np.array([s.group for s in streams]), names=np.array([s.name for s in streams]))
+            np.savez(
+                f,
+                pcm=pcm,
+                lengths=lengths,
+                n_spans=n_spans,
+                spans=spans,
+                n_ignore=n_ignore,
+                ignore=ignore,
+                groups=np.array([s.group for s in streams]),
+                names=np.array([s.name for s in streams]),
+            )
 
 
 def _pairs(rows: np.ndarray) -> list[tuple[float, float]]:
@@ -298,7 +326,8 @@ def load_streams(path: str | Path) -> list[Stream]:
         groups, names = z["groups"].tolist(), z["names"].tolist()
     streams, a, k, j = [], 0, 0, 0
     for length, n, m, group, name in zip(lengths, n_spans, n_ignore, groups, names):
-        streams.append(Stream(audio[a:a + length], _pairs(spans[k:k + n]), str(group), str(name),
-                              _pairs(ignore[j:j + m])))
+        streams.append(
+            Stream(audio[a : a + length], _pairs(spans[k : k + n]), str(group), str(name), _pairs(ignore[j : j + m]))
+        )
         a, k, j = a + int(length), k + int(n), j + int(m)
     return streams

@@ -10,6 +10,7 @@ sample ``(t + 1) * output_hop_samples`` (80 ms frames). A keyword whose last sam
 ``end - 1`` is complete in frame ``t0 = ceil(end / output_hop) - 1``; frames
 ``t0 .. t0 + label_window_frames - 1`` are 1.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from device.params import AudioParams
 @dataclass(frozen=True)
 class Item:
     """One utterance to place, in samples."""
+
     length: int
     """Samples it occupies exclusively (its audio, including any reverb tail)."""
     room: int = 0
@@ -100,7 +102,7 @@ def keyword_labels(end_samples: Sequence[int], n_frames: int, params: AudioParam
     labels = np.zeros(n_frames, dtype=np.uint8)
     for end in end_samples:
         t0 = label_start_frame(int(end), params)
-        labels[t0:t0 + params.label_window_frames] = 1
+        labels[t0 : t0 + params.label_window_frames] = 1
     return labels
 
 

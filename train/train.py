@@ -22,6 +22,7 @@ With a time budget the run plans its number of steps once it has measured how fa
 and validations go (at the first validation), so the learning rate decays fully within the
 budget; the plan is stored in the checkpoint, so a resumed run keeps it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,8 +140,9 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     def feature_augment(self) -> FeatureAugment:
-        return FeatureAugment(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins,
-                              self.feature_noise)
+        return FeatureAugment(
+            self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins, self.feature_noise
+        )
 
 
 class Interrupted(Exception):
@@ -148,6 +150,7 @@ class Interrupted(Exception):
 
 
 # -- configuration -------------------------------------------------------------------
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from train import stagecli
@@ -174,7 +177,7 @@ def pick_device(tc: TrainConfig, dist: Dist) -> torch.device:
         torch.set_num_threads(tc.threads)
     if tc.device == "cuda" or (tc.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise config.ConfigError("[train] device = \"cuda\" but no CUDA device is available")
+            raise config.ConfigError('[train] device = "cuda" but no CUDA device is available')
         return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
     return torch.device("cpu")
 
@@ -189,8 +192,10 @@ def lr_factor(step: int, warmup_steps: int, planned_steps: int, min_ratio: float
 
 # -- the run -------------------------------------------------------------------------
 
+
 class Best(TypedDict):
     """A checkpoint's ``best``: the figure that selects ``best.pt``, and its value and step so far."""
+
     metric: str
     value: float | None
     step: int | None
@@ -199,8 +204,19 @@ class Best(TypedDict):
 class Trainer:
     """Model, optimiser and bookkeeping of one run; everything a checkpoint holds."""
 
-    def __init__(self, keyword: str, out_dir: Path, cfg: dict, params: AudioParams, mc: ModelConfig,
-                 tc: TrainConfig, device: torch.device, dist: Dist, schedule: Schedule, data_summary: dict):
+    def __init__(
+        self,
+        keyword: str,
+        out_dir: Path,
+        cfg: dict,
+        params: AudioParams,
+        mc: ModelConfig,
+        tc: TrainConfig,
+        device: torch.device,
+        dist: Dist,
+        schedule: Schedule,
+        data_summary: dict,
+    ):
         self.keyword, self.out_dir, self.cfg, self.params = keyword, out_dir, cfg, params
         self.tc, self.device, self.dist, self.data_summary = tc, device, dist, data_summary
         self.schedule = schedule
@@ -237,16 +253,27 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------
     def state(self) -> dict:
-        return {"keyword": self.keyword, "audio_params": self.params.to_dict(),
-                "model_config": self.model.cfg.to_dict(), "config": self.cfg,
-                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), "step": self.step, "epoch": self.epoch,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                        "python": random.getstate()},
-                "metrics": self.metrics, "best": self.best, "data_summary": self.data_summary,
-                "history": self.history, "planned_steps": self.planned_steps,
-                "elapsed_s": self.elapsed_s, "train_s": self.train_s, "hard_negatives": self.hard.to_dict(),
-                "init_from": self.init_from}
+        return {
+            "keyword": self.keyword,
+            "audio_params": self.params.to_dict(),
+            "model_config": self.model.cfg.to_dict(),
+            "config": self.cfg,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "metrics": self.metrics,
+            "best": self.best,
+            "data_summary": self.data_summary,
+            "history": self.history,
+            "planned_steps": self.planned_steps,
+            "elapsed_s": self.elapsed_s,
+            "train_s": self.train_s,
+            "hard_negatives": self.hard.to_dict(),
+            "init_from": self.init_from,
+        }
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -282,25 +309,29 @@ class Trainer:
         idx = self.schedule.indices(self.step, self.dist.rank)
         n_hard = round(self.tc.mining_fraction * len(idx)) if len(self.hard) else 0
         if n_hard:
-            idx[-n_hard:] = self.hard.draw(n_hard, np.random.default_rng(step_seed(self.tc.seed + 2, self.step,
-                                                                                   self.dist.rank)))
+            idx[-n_hard:] = self.hard.draw(
+                n_hard, np.random.default_rng(step_seed(self.tc.seed + 2, self.step, self.dist.rank))
+            )
         x, y, m = collate([clips.features(int(i)) for i in idx], [clips.labels(int(i)) for i in idx])
         x = augment(x, gen)
         x, y, m = x.to(self.device), y.to(self.device), m.to(self.device)
         self.ddp.train()
         # each head learns on its own ([model] heads > 1): the mean of their losses, not the loss of their mean
-        loss = torch.stack([frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma)
-                            for lg in self.ddp(x, members=True)]).mean()
+        loss = torch.stack(
+            [frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma) for lg in self.ddp(x, members=True)]
+        ).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         # The gradients are averaged across replicas by now, so every replica sees the same norm
         # and stops together: a non-finite step is never taken (nothing non-finite is saved).
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip or float("inf"))
         if not bool(torch.isfinite(norm)):
-            raise NonFiniteLoss(f"training diverged at step {self.step + 1}: the loss or its gradients are "
-                                f"not finite (loss {float(loss.detach()):g}); {self.out_dir / 'last.pt'} keeps "
-                                "the last good step (if any) -- check the data and lower [train] lr, or resume "
-                                "to retry")
+            raise NonFiniteLoss(
+                f"training diverged at step {self.step + 1}: the loss or its gradients are "
+                f"not finite (loss {float(loss.detach()):g}); {self.out_dir / 'last.pt'} keeps "
+                "the last good step (if any) -- check the data and lower [train] lr, or resume "
+                "to retry"
+            )
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -316,8 +347,14 @@ class Trainer:
         per_step = step_s + val_s / self.tc.val_every_steps
         planned = int(min(self.tc.max_steps, self.step + max(0.0, left_s) / per_step))
         if planned != self.planned_steps:
-            log.info("planned %d steps (%.3f s/step, %.1f s/validation, %.1f of %g min used)",
-                     planned, step_s, val_s, self.elapsed_s / 60, self.tc.max_minutes)
+            log.info(
+                "planned %d steps (%.3f s/step, %.1f s/validation, %.1f of %g min used)",
+                planned,
+                step_s,
+                val_s,
+                self.elapsed_s / 60,
+                self.tc.max_minutes,
+            )
         self.planned_steps = max(planned, self.step)
 
 
@@ -326,8 +363,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     main_process = os.environ.get("RANK", "0") == "0"
-    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if main_process else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     dist = Dist()
 
     def body() -> int:
@@ -339,9 +379,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # before the loop (nothing to save yet), or a second Ctrl-C inside it
-        return stagecli.run("train", body, (checkpoint.CheckpointError, DataError, NonFiniteLoss),
-                            f"{args.build / 'train' / 'last.pt'} holds the last saved step (if any) -- "
-                            "run `make train` again to resume")
+        return stagecli.run(
+            "train",
+            body,
+            (checkpoint.CheckpointError, DataError, NonFiniteLoss),
+            f"{args.build / 'train' / 'last.pt'} holds the last saved step (if any) -- "
+            "run `make train` again to resume",
+        )
     finally:
         dist.close()
 
@@ -378,12 +422,21 @@ def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: StopFlag | None 
     if dist.is_main:
         sets = evalsets.build(val_clips, params, sc, tc.real_data, build / "streams", keyword)
         for s in sets:
-            log.info("evaluation set %-12s %5d streams %5.2f h %4d keywords", s.name, len(s.feats),
-                     s.hours(params), s.keywords)
+            log.info(
+                "evaluation set %-12s %5d streams %5.2f h %4d keywords",
+                s.name,
+                len(s.feats),
+                s.hours(params),
+                s.keywords,
+            )
     dist.barrier()
     if trainer.step >= trainer.planned_steps or (tc.max_minutes and trainer.elapsed_s >= tc.max_minutes * 60):
-        log.info("training already finished at step %d (%s); nothing to do -- move %s away to train afresh",
-                 trainer.step, out_dir / "last.pt", out_dir)
+        log.info(
+            "training already finished at step %d (%s); nothing to do -- move %s away to train afresh",
+            trainer.step,
+            out_dir / "last.pt",
+            out_dir,
+        )
         return 0
 
     own = stop is None
@@ -396,14 +449,24 @@ def run(keyword: str, build: Path, cfg: dict, dist: Dist, stop: StopFlag | None 
             stop.close()
     if status == "interrupted":
         if dist.is_main:
-            print(f"train: interrupted at step {trainer.step}; saved {out_dir / 'last.pt'} "
-                  "-- run `make train` again to resume", file=sys.stderr)
+            print(
+                f"train: interrupted at step {trainer.step}; saved {out_dir / 'last.pt'} "
+                "-- run `make train` again to resume",
+                file=sys.stderr,
+            )
         return 130
     if dist.is_main:
         best = trainer.best
-        log.info("done: %d steps in %.1f min (%.1f clips/s); best %s = %s at step %s -> %s", trainer.step,
-                 trainer.elapsed_s / 60, trainer.clips_per_s, best["metric"], best["value"], best["step"],
-                 out_dir / "best.pt")
+        log.info(
+            "done: %d steps in %.1f min (%.1f clips/s); best %s = %s at step %s -> %s",
+            trainer.step,
+            trainer.elapsed_s / 60,
+            trainer.clips_per_s,
+            best["metric"],
+            best["value"],
+            best["step"],
+            out_dir / "best.pt",
+        )
     return 0
 
 
@@ -418,15 +481,20 @@ def open_data(dataset_dir: Path, params: AudioParams, keyword: str):
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"cannot open the dataset in {dataset_dir}: {exc}") from None
     if clips.params != params:
-        diff = [f"{k}: {v} -> {params.to_dict()[k]}" for k, v in clips.params.to_dict().items()
-                if params.to_dict()[k] != v]
-        raise DataError(f"the dataset in {dataset_dir} was built with other audio parameters "
-                        f"({'; '.join(diff)}); rebuild it with `make data`")
+        diff = [
+            f"{k}: {v} -> {params.to_dict()[k]}" for k, v in clips.params.to_dict().items() if params.to_dict()[k] != v
+        ]
+        raise DataError(
+            f"the dataset in {dataset_dir} was built with other audio parameters "
+            f"({'; '.join(diff)}); rebuild it with `make data`"
+        )
     if clips.keyword != keyword:
         raise DataError(f"the dataset in {dataset_dir} is for keyword {clips.keyword!r}, not {keyword!r}")
     if len(clips) == 0 or len(val) == 0:
-        raise DataError(f"the dataset in {dataset_dir} has {len(clips)} training and {len(val)} "
-                        "validation clips; both must be non-empty")
+        raise DataError(
+            f"the dataset in {dataset_dir} has {len(clips)} training and {len(val)} "
+            "validation clips; both must be non-empty"
+        )
     return clips, val
 
 
@@ -463,14 +531,22 @@ def start_from(trainer: Trainer, path: Path) -> None:
         problems.append("other [audio] parameters")
     ours, theirs = trainer.model.cfg.to_dict(), state.get("model_config") or {}
     if theirs != ours:
-        problems.append("another [model] (" + ", ".join(
-            f"{k}: {v} -> {ours.get(k)}" for k, v in theirs.items() if ours.get(k) != v) + ")")
+        problems.append(
+            "another [model] ("
+            + ", ".join(f"{k}: {v} -> {ours.get(k)}" for k, v in theirs.items() if ours.get(k) != v)
+            + ")"
+        )
     if problems:
-        raise checkpoint.CheckpointError(f"[train] init_from = {path}: it has {'; '.join(problems)}; "
-                                         "fine-tune with the configuration it was trained with")
+        raise checkpoint.CheckpointError(
+            f"[train] init_from = {path}: it has {'; '.join(problems)}; "
+            "fine-tune with the configuration it was trained with"
+        )
     trainer.model.load_state_dict(state["model"])
-    trainer.init_from = {"path": str(path), "step": int(state.get("step", 0)),
-                         "build_key": (state.get("data_summary") or {}).get("build_key")}
+    trainer.init_from = {
+        "path": str(path),
+        "step": int(state.get("step", 0)),
+        "build_key": (state.get("data_summary") or {}).get("build_key"),
+    }
     log.info("fine-tuning from %s (step %d of its run)", path, trainer.init_from["step"])
 
 
@@ -523,8 +599,15 @@ def progress_bar(trainer: Trainer):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=trainer.planned_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
-                desc="train", file=sys.stderr, mininterval=1.0)
+    return tqdm(
+        total=trainer.planned_steps,
+        initial=trainer.step,
+        unit="step",
+        dynamic_ncols=True,
+        desc="train",
+        file=sys.stderr,
+        mininterval=1.0,
+    )
 
 
 def postfix(trainer: Trainer, ema: float) -> str:
@@ -546,13 +629,20 @@ def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float
     if dist.is_main:
         from train import plots, report
 
-        results = validate(trainer.model, sets, trainer.params, trainer.device, reference=tc.select_set,
-                           reference_fa_per_hour=tc.select_fa_per_hour)
+        results = validate(
+            trainer.model,
+            sets,
+            trainer.params,
+            trainer.device,
+            reference=tc.select_set,
+            reference_fa_per_hour=tc.select_fa_per_hour,
+        )
         if tc.mining_fraction > 0:
             pool = pool_for(len(trainer.history["val"]), len(clips), tc.mining_pool, tc.seed)
             trainer.hard = mine(trainer.model, clips, pool, trainer.params, trainer.device, tc.mining_min_prob)
-            log.info("hard negatives: %d of %d scored clips reach p >= %g", len(trainer.hard), len(pool),
-                     tc.mining_min_prob)
+            log.info(
+                "hard negatives: %d of %d scored clips reach p >= %g", len(trainer.hard), len(pool), tc.mining_min_prob
+            )
         if budgeted:
             trainer.plan(step_s, max(time.monotonic() - t0, trainer.last_val_s))
         record(trainer, results)
@@ -564,12 +654,21 @@ def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float
         trainer.save("last.pt")
         if best:
             trainer.save("best.pt")
-        log.info("step %d: %s%s", trainer.step, "; ".join(
-            f"{name} miss@0.5 {r.miss_at(0.5):.3f} miss@0.1 {r.miss_at(0.1):.3f} ({r.curve.negative_hours:.2f} neg h)"
-            + (f" loss {r.frame_loss:.4f}" if r.frame_loss is not None else "")
-            + (f" at synthetic thr: miss {r.transfer['miss']:.3f} FA/h {r.transfer['fa_per_hour']:.2f}"
-               if r.transfer else "")
-            for name, r in results.items()), " (best)" if best else "")
+        log.info(
+            "step %d: %s%s",
+            trainer.step,
+            "; ".join(
+                f"{name} miss@0.5 {r.miss_at(0.5):.3f} miss@0.1 {r.miss_at(0.1):.3f} ({r.curve.negative_hours:.2f} neg h)"
+                + (f" loss {r.frame_loss:.4f}" if r.frame_loss is not None else "")
+                + (
+                    f" at synthetic thr: miss {r.transfer['miss']:.3f} FA/h {r.transfer['fa_per_hour']:.2f}"
+                    if r.transfer
+                    else ""
+                )
+                for name, r in results.items()
+            ),
+            " (best)" if best else "",
+        )
         if tc.plots:
             plots.draw_all(trainer.out_dir, trainer.history, results, sets, trainer.params, tc.plot_examples)
         report.write(trainer.out_dir / "report.md", trainer, results)
@@ -584,8 +683,9 @@ def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float
 def record(trainer: Trainer, results: dict[str, SetResult]) -> None:
     """Validation results into the trainer's metrics (checkpoint) and history (plots, report)."""
     trainer.metrics = {name: r.summary() for name, r in results.items()}
-    trainer.history["val"].append({"step": trainer.step, **{
-        f"{name}/{k}": v for name, vals in trainer.metrics.items() for k, v in vals.items()}})
+    trainer.history["val"].append(
+        {"step": trainer.step, **{f"{name}/{k}": v for name, vals in trainer.metrics.items() for k, v in vals.items()}}
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ detections come from the device's own decision rule via :func:`train.metrics.det
 The figure that picks the best checkpoint is the miss rate at a fixed number of false
 accepts per hour on held-out synthetic voices; real-voice sets are reported beside it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,13 @@ def from_clipset(clips, name: str, max_clips: int | None = None) -> EvalSet:
         feats.append(np.asarray(clips.features(i), np.float32))
         labels.append(np.asarray(clips.labels(i), np.float32))
         spans.append([(float(k["start_s"]), float(k["end_s"])) for k in meta.get("keywords", [])])
-        ignore.append([(float(u["start_s"]), float(u["end_s"]) + CONFUSABLE_GUARD_S)
-                       for u in meta.get("negatives", []) if u.get("kind") == "confusable"])
+        ignore.append(
+            [
+                (float(u["start_s"]), float(u["end_s"]) + CONFUSABLE_GUARD_S)
+                for u in meta.get("negatives", [])
+                if u.get("kind") == "confusable"
+            ]
+        )
     return EvalSet(name, feats, spans, labels, _pick_examples(spans), ignore)
 
 
@@ -116,8 +122,9 @@ def _pick_examples(spans: list[list], per_kind: int = 2) -> list[int]:
 
 
 @torch.no_grad()
-def predict(model: Head | Heads, feats: list[np.ndarray], device: torch.device,
-            batch_frames: int = 200_000) -> list[np.ndarray]:
+def predict(
+    model: Head | Heads, feats: list[np.ndarray], device: torch.device, batch_frames: int = 200_000
+) -> list[np.ndarray]:
     """Logits float32 ``[frames]`` per sequence; batched by similar length.
 
     Padding goes at the end and the model is causal, so padded frames never change the
@@ -137,10 +144,10 @@ def predict(model: Head | Heads, feats: list[np.ndarray], device: torch.device,
         longest = max(len(feats[i]) for i in idx)
         batch = np.zeros((len(idx), longest, feats[idx[0]].shape[1]), np.float32)
         for row, i in enumerate(idx):
-            batch[row, :len(feats[i])] = feats[i]
+            batch[row, : len(feats[i])] = feats[i]
         logits = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
         for row, i in enumerate(idx):
-            out[i] = logits[row, :len(feats[i])]
+            out[i] = logits[row, : len(feats[i])]
         start = end
     model.train(was_training)
     return out  # type: ignore[return-value]
@@ -161,8 +168,11 @@ class SetResult:
         return self.curve.at_fa(fa_per_hour)[1]
 
     def summary(self) -> dict:
-        out = {"keywords": self.keywords, "hours": round(self.hours, 4),
-               "negative_hours": round(self.curve.negative_hours, 4)}
+        out = {
+            "keywords": self.keywords,
+            "hours": round(self.hours, 4),
+            "negative_hours": round(self.curve.negative_hours, 4),
+        }
         for fa in REPORT_FA_PER_HOUR:
             thr, miss = self.curve.at_fa(fa)
             out[f"miss@{fa:g}"] = miss
@@ -175,42 +185,65 @@ class SetResult:
         return out
 
 
-def evaluate_set(model: Head | Heads, evalset: EvalSet, params: AudioParams, device: torch.device,
-                 smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
-                 tolerance_s: float = 1.0) -> SetResult:
+def evaluate_set(
+    model: Head | Heads,
+    evalset: EvalSet,
+    params: AudioParams,
+    device: torch.device,
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
+    refractory_s: float = DEFAULT_REFRACTORY_S,
+    tolerance_s: float = 1.0,
+) -> SetResult:
     logits = predict(model, evalset.feats, device)
     frame_s = params.output_hop_s
     ignore = evalset.ignore or [[] for _ in logits]
-    streams = [ScoredStream(1.0 / (1.0 + np.exp(-lg.astype(np.float64))), frame_s, spans, f"{evalset.name}/{i}",
-                            list(skip))
-               for i, (lg, spans, skip) in enumerate(zip(logits, evalset.spans, ignore))]
+    streams = [
+        ScoredStream(1.0 / (1.0 + np.exp(-lg.astype(np.float64))), frame_s, spans, f"{evalset.name}/{i}", list(skip))
+        for i, (lg, spans, skip) in enumerate(zip(logits, evalset.spans, ignore))
+    ]
     loss = None
     if evalset.labels is not None:
         total = count = 0.0
         for lg, lab in zip(logits, evalset.labels):
             y = np.asarray(lab, np.float32)[: len(lg)]
-            total += float(F.binary_cross_entropy_with_logits(torch.from_numpy(lg[: len(y)]),
-                                                               torch.from_numpy(y), reduction="sum"))
+            total += float(
+                F.binary_cross_entropy_with_logits(torch.from_numpy(lg[: len(y)]), torch.from_numpy(y), reduction="sum")
+            )
             count += len(y)
         loss = total / max(count, 1.0)
-    curve = det_curve(streams, smoothing_frames=smoothing_frames, refractory_s=refractory_s,
-                      tolerance_s=tolerance_s)
+    curve = det_curve(streams, smoothing_frames=smoothing_frames, refractory_s=refractory_s, tolerance_s=tolerance_s)
     return SetResult(evalset.name, curve, evalset.hours(params), evalset.keywords, loss, streams)
 
 
-def validate(model: Head | Heads, sets: list[EvalSet], params: AudioParams, device: torch.device,
-             reference: str | None = None, reference_fa_per_hour: float = 0.5,
-             smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES, refractory_s: float = DEFAULT_REFRACTORY_S,
-             tolerance_s: float = 1.0
-             ) -> dict[str, SetResult]:
+def validate(
+    model: Head | Heads,
+    sets: list[EvalSet],
+    params: AudioParams,
+    device: torch.device,
+    reference: str | None = None,
+    reference_fa_per_hour: float = 0.5,
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
+    refractory_s: float = DEFAULT_REFRACTORY_S,
+    tolerance_s: float = 1.0,
+) -> dict[str, SetResult]:
     """Every set scored; keys are the set names, in the given order.
 
     With ``reference`` (a set name), every other set is also evaluated at the threshold that
     gives ``reference_fa_per_hour`` on the reference set -- what a model calibrated on held-out
     synthetic voices (as export does) would do on that set: ``SetResult.transfer``.
     """
-    results = {s.name: evaluate_set(model, s, params, device, smoothing_frames=smoothing_frames,
-                                    refractory_s=refractory_s, tolerance_s=tolerance_s) for s in sets}
+    results = {
+        s.name: evaluate_set(
+            model,
+            s,
+            params,
+            device,
+            smoothing_frames=smoothing_frames,
+            refractory_s=refractory_s,
+            tolerance_s=tolerance_s,
+        )
+        for s in sets
+    }
     if reference in results:
         thr = results[reference].curve.at_fa(reference_fa_per_hour)[0]
         decision = DecisionConfig(min(thr, 1 - 1e-9), smoothing_frames, refractory_s)

@@ -12,6 +12,7 @@ voice name: festival's ``kal_diphone`` and flite's ``kal`` are one person.
   separate renders: marked ``BY_RENDER`` and reported as such;
 - everyone else is train.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ def assign(voices: Iterable[Voice], cfg: DataConfig) -> dict[str, str]:
         k = max(1, round(cfg.variant_heldout_fraction * len(members))) if len(members) >= 3 else 0
         for s in shuffled[:k]:
             out[s] = "val"
-        for s in shuffled[k:2 * k]:
+        for s in shuffled[k : 2 * k]:
             out[s] = "test"
     for s in speakers:
         if s in cfg.split_by_render_speakers:

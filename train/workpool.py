@@ -6,6 +6,7 @@ C library state or ONNX session of the parent leaks into them. Each worker ignor
 into ``SystemExit``, so the ``atomic_path`` of a file being written removes its temp file
 when the parent terminates the pool. With ``workers == 1`` tasks run in this process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,9 +37,17 @@ def _init_worker(init: Callable[..., None] | None, args: tuple) -> None:
         init(*args)
 
 
-def imap(fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, desc: str, total: int,
-         unit: str = "task", init: Callable[..., None] | None = None, init_args: tuple = (),
-         weight: Callable[[Any], int] = lambda _: 1) -> Iterator[Any]:
+def imap(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    workers: int,
+    desc: str,
+    total: int,
+    unit: str = "task",
+    init: Callable[..., None] | None = None,
+    init_args: tuple = (),
+    weight: Callable[[Any], int] = lambda _: 1,
+) -> Iterator[Any]:
     """Yield ``fn(task)`` for every task (in completion order) while a tqdm bar counts them.
 
     ``init(*init_args)`` runs once per worker (and once here when ``workers == 1``);

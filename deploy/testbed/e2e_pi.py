@@ -20,6 +20,7 @@ never on timing: inference under emulation is 90-400x slower than on the host.
 Environment: LED_PIN (BCM number on the PL061, 0-7 except 3; default 6), KEEP_VM=1 (leave
 the VM running at the end for a look: its ssh config is printed). Exit 0 PASS, 1 FAIL.
 """
+
 from __future__ import annotations
 
 import logging
@@ -155,10 +156,22 @@ class Scenario:
         config = self.work / "pi-config.toml"
         config.write_text(pi_config(self.led_pin))
         proc = subprocess.run(
-            ["make", "--no-print-directory", "-C", str(REPO), "deploy", "HOST=pibox",
-             f"SSH_CONFIG={self.ssh.config}", f"MODEL={self.model}", f"PI_CONFIG={config}"],
-            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")))
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(REPO),
+                "deploy",
+                "HOST=pibox",
+                f"SSH_CONFIG={self.ssh.config}",
+                f"MODEL={self.model}",
+                f"PI_CONFIG={config}",
+            ],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")),
+        )
         print(proc.stdout, flush=True)
         if proc.returncode != 0:
             raise Failed(f"make deploy failed (exit {proc.returncode})")
@@ -173,27 +186,37 @@ class Scenario:
         from device.lockfile import canonical, parse
 
         pins = {p.name: p.version for path in LOCKS for p in parse(path.read_text())}
-        out = self.sh(f"/opt/wakeword/current/venv/bin/python - {shlex.quote(json.dumps(sorted(pins)))}",
-                      input_bytes=VENV_REPORT.encode())
+        out = self.sh(
+            f"/opt/wakeword/current/venv/bin/python - {shlex.quote(json.dumps(sorted(pins)))}",
+            input_bytes=VENV_REPORT.encode(),
+        )
         report = json.loads(out.strip().splitlines()[-1])
-        wrong = [f"{n} {report['imported'][n] or 'missing'} (lock: {v})" for n, v in sorted(pins.items())
-                 if report["imported"][n] != v]
+        wrong = [
+            f"{n} {report['imported'][n] or 'missing'} (lock: {v})"
+            for n, v in sorted(pins.items())
+            if report["imported"][n] != v
+        ]
         local = {canonical(n): v for n, v in report["local"].items()}
         extra = sorted(f"{n}=={v}" for n, v in local.items() if n not in pins and n not in ("pip", "setuptools"))
         if wrong or extra:
-            raise Failed(f"the Pi's venv is not the lock: {'; '.join(wrong) or 'versions ok'}; "
-                         f"not in the lock: {', '.join(extra) or 'nothing'}")
+            raise Failed(
+                f"the Pi's venv is not the lock: {'; '.join(wrong) or 'versions ok'}; "
+                f"not in the lock: {', '.join(extra) or 'nothing'}"
+            )
         log.info("   the Pi's venv runs the lock: %s", " ".join(f"{n}=={v}" for n, v in sorted(pins.items())))
 
     def start_led_watch(self) -> None:
         self.ssh.run("cat > /tmp/led-watch.sh", input_bytes=LED_WATCH.encode())
-        self.sh(f"sudo -n rm -f /run/led-watch.log; sudo -n nohup sh /tmp/led-watch.sh {self.led_pin} "
-                "/run/led-watch.log >/dev/null 2>&1 &")
+        self.sh(
+            f"sudo -n rm -f /run/led-watch.log; sudo -n nohup sh /tmp/led-watch.sh {self.led_pin} "
+            "/run/led-watch.log >/dev/null 2>&1 &"
+        )
         if not self.wait(lambda: self.led_states(), 60):
             raise Failed("the LED watcher did not start")
         if self.led_states()[-1][1] != "lo":
-            raise Failed(f"GPIO {self.led_pin} should be an output driven low by the daemon, "
-                         f"debugfs says {self.led_states()}")
+            raise Failed(
+                f"GPIO {self.led_pin} should be an output driven low by the daemon, debugfs says {self.led_states()}"
+            )
 
     def led_states(self) -> list[tuple[float, str]]:
         text = self.sh("cat /run/led-watch.log 2>/dev/null", check=False)
@@ -213,11 +236,16 @@ class Scenario:
             played = self.ssh.run(f"aplay -q -D {PLAYBACK} /tmp/{name}.wav", check=False, timeout_s=600)
             if played.returncode == 0:
                 return t_up, t_wall
-            log.warning("   aplay failed (%s); daemon journal: %s", played.stderr.strip(),
-                        self.journal(t_wall - 1)[-600:].replace("\n", " | "))
+            log.warning(
+                "   aplay failed (%s); daemon journal: %s",
+                played.stderr.strip(),
+                self.journal(t_wall - 1)[-600:].replace("\n", " | "),
+            )
             time.sleep(2)
-        raise Failed(f"could not play {name}.wav into the loopback 3 times: {played.stderr.strip()}; "
-                     f"journal: {self.journal(t_wall - 60)[-1500:]}")
+        raise Failed(
+            f"could not play {name}.wav into the loopback 3 times: {played.stderr.strip()}; "
+            f"journal: {self.journal(t_wall - 60)[-1500:]}"
+        )
 
     @staticmethod
     def wait(predicate, timeout_s: float, interval_s: float = 1.0):
@@ -242,15 +270,18 @@ class Scenario:
         t_up, t_wall = self.play("positive")
         lit = self.wait(lambda: [s for s in self.led_states() if s[0] >= t_up and s[1] == "hi"], 120)
         if not lit:
-            raise Failed(f"the LED did not light on the positive recording (debugfs: {self.led_states()[-5:]}; "
-                         f"journal: {self.journal(t_wall - 1)[-1500:]})")
+            raise Failed(
+                f"the LED did not light on the positive recording (debugfs: {self.led_states()[-5:]}; "
+                f"journal: {self.journal(t_wall - 1)[-1500:]})"
+            )
         if not self.wait(lambda: "detected 'tone'" in self.journal(t_wall - 1), 60):
             raise Failed("the LED lit but the journal has no detection line")
         off = self.wait(lambda: [s for s in self.led_states() if s[0] > lit[0][0] and s[1] == "lo"], 60)
         if not off:
             raise Failed("the LED did not go off again after the pulse")
-        log.info("   LED on %.1f s after playback started, off again %.1f s later",
-                 lit[0][0] - t_up, off[0][0] - lit[0][0])
+        log.info(
+            "   LED on %.1f s after playback started, off again %.1f s later", lit[0][0] - t_up, off[0][0] - lit[0][0]
+        )
 
     def kill_is_restarted(self) -> None:
         pid = self.sh("systemctl show -p MainPID --value wakeword").strip()
@@ -259,12 +290,18 @@ class Scenario:
         def restarted():
             props = self.sh("systemctl show -p MainPID -p NRestarts -p ActiveState -p StatusText wakeword")
             d = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
-            return (d.get("ActiveState") == "active" and d.get("MainPID") not in ("0", pid)
-                    and d.get("NRestarts") == "1" and d.get("StatusText", "").startswith("listening"))
+            return (
+                d.get("ActiveState") == "active"
+                and d.get("MainPID") not in ("0", pid)
+                and d.get("NRestarts") == "1"
+                and d.get("StatusText", "").startswith("listening")
+            )
 
         if not self.wait(restarted, 300, interval_s=2):
-            raise Failed(f"wakeword was not restarted after kill -9 of {pid}: "
-                         f"{self.sh('SYSTEMD_COLORS=0 systemctl status wakeword --no-pager', check=False)}")
+            raise Failed(
+                f"wakeword was not restarted after kill -9 of {pid}: "
+                f"{self.sh('SYSTEMD_COLORS=0 systemctl status wakeword --no-pager', check=False)}"
+            )
 
 
 def run(work: Path, led_pin: int, keep_vm: bool) -> int:

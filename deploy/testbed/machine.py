@@ -1,4 +1,5 @@
 """What the systemd-nspawn container and the emulated Pi have in common as test machines."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,6 +34,6 @@ class Machine:
     def console_tail(self, n_bytes: int | None = None) -> str:
         """The end of the machine's console output ("" if there is none yet)."""
         try:
-            return self.console_log.read_bytes()[-(n_bytes or self.console_tail_bytes):].decode(errors="replace")
+            return self.console_log.read_bytes()[-(n_bytes or self.console_tail_bytes) :].decode(errors="replace")
         except OSError:
             return ""

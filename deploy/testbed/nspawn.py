@@ -10,6 +10,7 @@ pip inside the container gets this machine's pip configuration (``pip config lis
 mirrors, find-links, constraints) as ``/etc/pip.conf``, with the local directories it names
 bind-mounted read-only; the root already trusts the host's extra CA certificates.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,7 @@ def host_pip_config(python: str = sys.executable) -> tuple[str, list[Path]]:
         if key == "cert":
             continue  # the container's own bundle (same path) already holds the host's CAs
         for word in value.split():
-            path = Path(word[len("file://"):] if word.startswith("file://") else word)
+            path = Path(word[len("file://") :] if word.startswith("file://") else word)
             if not path.is_absolute() or not path.exists():
                 continue
             if path.name == "simple" and word.startswith("file://"):
@@ -104,13 +105,25 @@ class Container(Machine):
 
     def start(self, timeout_s: float = 60) -> float:
         """Boot and wait for ssh; returns the seconds from boot to ssh."""
-        argv = ["systemd-nspawn", "--quiet", "-D", str(self.cached_root), "--volatile=overlay",
-                "--boot", "--register=no", "--keep-unit", "--console=pipe",
-                f"--machine={HOSTNAME}-{self.port}", f"--hostname={HOSTNAME}", *self._binds()]
+        argv = [
+            "systemd-nspawn",
+            "--quiet",
+            "-D",
+            str(self.cached_root),
+            "--volatile=overlay",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "--console=pipe",
+            f"--machine={HOSTNAME}-{self.port}",
+            f"--hostname={HOSTNAME}",
+            *self._binds(),
+        ]
         log.info("booting: %s", shlex.join(argv))
         console = open(self.console_log, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+        )
         console.close()
         return self.ssh.wait(timeout_s, alive=lambda: self.proc.poll() is None)
 
@@ -129,7 +142,6 @@ class Container(Machine):
                 except subprocess.TimeoutExpired:
                     log.warning("container still running %g s after %s", timeout_s, sig.name)
         self.proc = None
-
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.5) -> bool:

@@ -6,6 +6,7 @@ starts from a freshly flashed machine and the cache stays pristine. The guest ha
 x86 host cannot accelerate arm64): expect ~45 s to boot on an idle machine, and programs 90-400x
 slower than on the host.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,24 +52,62 @@ class EmulatedPi(Machine):
 
     def start(self, timeout_s: float = 600) -> float:
         """Boot and wait until ssh answers; returns the seconds that took."""
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str(self.image_dir / "rootfs.img"), str(self.overlay)], check=True)
+        subprocess.run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                str(self.image_dir / "rootfs.img"),
+                str(self.overlay),
+            ],
+            check=True,
+        )
         argv = [
-            "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
-            "-smp", str(self.cpus), "-m", str(self.memory_mb),
-            "-kernel", str(self.image_dir / "vmlinuz"), "-initrd", str(self.image_dir / "initrd.img"),
-            "-append", "root=/dev/vda rw console=ttyAMA0 net.ifnames=0",
-            "-drive", f"if=none,file={self.overlay},format=qcow2,id=hd0",
-            "-device", "virtio-blk-pci,drive=hd0",
+            "qemu-system-aarch64",
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            str(self.cpus),
+            "-m",
+            str(self.memory_mb),
+            "-kernel",
+            str(self.image_dir / "vmlinuz"),
+            "-initrd",
+            str(self.image_dir / "initrd.img"),
+            "-append",
+            "root=/dev/vda rw console=ttyAMA0 net.ifnames=0",
+            "-drive",
+            f"if=none,file={self.overlay},format=qcow2,id=hd0",
+            "-device",
+            "virtio-blk-pci,drive=hd0",
             # qemu's user network: the guest reaches the registries through host sockets; the
             # only way in is ssh, forwarded from the host's loopback.
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
-            "-device", "virtio-net-pci,netdev=net0,romfile=",  # no option ROM: we boot with -kernel
-            "-display", "none", "-monitor", "none", "-serial", f"file:{self.console_log}",
+            "-netdev",
+            f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+            "-device",
+            "virtio-net-pci,netdev=net0,romfile=",  # no option ROM: we boot with -kernel
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            f"file:{self.console_log}",
         ]
         log.info("booting: %s", shlex.join(argv))
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.workdir / "qemu.log", "wb"), start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "qemu.log", "wb"),
+            start_new_session=True,
+        )
         return self.ssh.wait(timeout_s, alive=lambda: self.proc.poll() is None)
 
     def stop(self, timeout_s: float = 90) -> None:
@@ -82,4 +121,3 @@ class EmulatedPi(Machine):
                 self.proc.wait(10)
         self.proc = None
         self.overlay.unlink(missing_ok=True)
-

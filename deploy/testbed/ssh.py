@@ -5,6 +5,7 @@ Test machinery only. ``SshTarget.create(dir, port)`` writes a fresh ed25519 key 
 ``SSH_CONFIG=<dir>/ssh_config`` and ``HOST=pibox`` to ``make deploy`` and it uses them.
 ``loopback_sshd(dir)`` is such a machine without a machine: this user's own sshd on loopback.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ class SshTarget:
         directory.mkdir(parents=True, exist_ok=True)
         key = directory / "id_ed25519"
         if not key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wakeword-testbed",
-                            "-f", str(key)], check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wakeword-testbed", "-f", str(key)], check=True
+            )
         config = directory / "ssh_config"
         target = cls(config, alias, key)
         config.write_text(target.host_block(alias, port, user))
@@ -48,11 +50,13 @@ class SshTarget:
 
     def host_block(self, alias: str, port: int, user: str = "pi") -> str:
         """ssh_config lines for ``alias`` -> 127.0.0.1:``port`` with this key."""
-        return (f"Host {alias}\n"
-                f"  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
-                f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n"
-                # A fresh machine with fresh host keys every run: nothing to pin.
-                f"  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+        return (
+            f"Host {alias}\n"
+            f"  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
+            f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n"
+            # A fresh machine with fresh host keys every run: nothing to pin.
+            f"  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        )
 
     def add_alias(self, alias: str, port: int, user: str = "pi") -> None:
         """Define one more alias in the same config (e.g. a host that does not answer)."""
@@ -64,20 +68,20 @@ class SshTarget:
         return self.key.with_suffix(".pub").read_text()
 
     def argv(self, command: str) -> list[str]:
-        return ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                self.alias, command]
+        return ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", self.alias, command]
 
-    def run(self, command: str, check: bool = True, timeout_s: float = 300,
-            input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, command: str, check: bool = True, timeout_s: float = 300, input_bytes: bytes | None = None
+    ) -> subprocess.CompletedProcess:
         """Run ``command`` (remote sh syntax) on the machine; text stdout/stderr."""
-        proc = subprocess.run(self.argv(command), input=input_bytes, capture_output=True,
-                              timeout=timeout_s)
-        out = subprocess.CompletedProcess(proc.args, proc.returncode,
-                                          proc.stdout.decode(errors="replace"),
-                                          proc.stderr.decode(errors="replace"))
+        proc = subprocess.run(self.argv(command), input=input_bytes, capture_output=True, timeout=timeout_s)
+        out = subprocess.CompletedProcess(
+            proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+        )
         if check and out.returncode != 0:
-            raise RuntimeError(f"ssh {self.alias} {command!r} failed ({out.returncode}): "
-                               f"{out.stderr.strip() or out.stdout.strip()}")
+            raise RuntimeError(
+                f"ssh {self.alias} {command!r} failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}"
+            )
         return out
 
     def wait(self, timeout_s: float, alive=lambda: True) -> float:
@@ -100,8 +104,7 @@ SSHD = Path("/usr/sbin/sshd")
 
 
 @contextmanager
-def loopback_sshd(directory: Path, alias: str = "pitest",
-                  setenv: dict[str, str] | None = None) -> Iterator[SshTarget]:
+def loopback_sshd(directory: Path, alias: str = "pitest", setenv: dict[str, str] | None = None) -> Iterator[SshTarget]:
     """An sshd of this user on 127.0.0.1 (key only), reached as ``alias`` through a throwaway
     ssh_config; stopped on exit. ``setenv``: variables every session gets (sshd's SetEnv, e.g. a
     PATH with fake programs in front). Needs openssh-server; any user can run it."""
@@ -115,11 +118,13 @@ def loopback_sshd(directory: Path, alias: str = "pitest",
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
         f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {directory / 'authorized_keys'}\n"
         "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        f"PermitRootLogin prohibit-password\n{env_lines}")
+        f"PermitRootLogin prohibit-password\n{env_lines}"
+    )
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(directory / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(directory / "sshd_config")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.poll() is None:

@@ -1,5 +1,6 @@
 """Helpers for the benchmark tests (imported by name: tests/bench is on sys.path under pytest):
 tone-model test audio laid out like the real test sets."""
+
 from __future__ import annotations
 
 import sys
@@ -38,8 +39,14 @@ def tone_clips(n: int, seed: int, params: AudioParams, other_hz: float | None = 
     return clips
 
 
-def tone_sets(out_dir: Path, params: AudioParams, positives: int = 6, negatives: int = 40,
-              seed: int = 0, snr_db: float | None = 10.0) -> list[TestAudio]:
+def tone_sets(
+    out_dir: Path,
+    params: AudioParams,
+    positives: int = 6,
+    negatives: int = 40,
+    seed: int = 0,
+    snr_db: float | None = 10.0,
+) -> list[TestAudio]:
     """Positive and negative WAVs (clean and, with ``snr_db``, noisy) through :func:`materialize`."""
     from train.streams import StreamConfig, negative_streams, positive_streams
 

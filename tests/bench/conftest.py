@@ -1,4 +1,5 @@
 """Fixtures for the benchmark tests: the real tone model and tone test audio (built once)."""
+
 from __future__ import annotations
 
 import pytest

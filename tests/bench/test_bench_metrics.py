@@ -1,4 +1,5 @@
 """The benchmark's counting on scripted scores and detections: known answers, monotone sweeps."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ def _probs(duration_s: float, spikes: list[tuple[float, float]]) -> np.ndarray:
     probs = np.full(int(round(duration_s / FRAME_S)), 0.01)
     for t, p in spikes:
         end = int(round(t / FRAME_S))
-        probs[end - 10:end] = p
+        probs[end - 10 : end] = p
     return probs
 
 
@@ -36,8 +37,10 @@ def scripted():
     pos_spikes = [(2.7, 0.9), (6.8, 0.7), (10.5, 0.95), (17.5, 0.6)]
     pos = _audio(SetSpec("real", "clean", True), "pos", spans, 20.0)
     neg = _audio(SetSpec("synthetic", "clean", False), "neg", [], 1800.0)
-    streams = {"pos.wav": accuracy.scored(pos, _probs(20.0, pos_spikes), FRAME_S),
-               "neg.wav": accuracy.scored(neg, _probs(1800.0, [(100, 0.8), (900, 0.55), (1500, 0.3)]), FRAME_S)}
+    streams = {
+        "pos.wav": accuracy.scored(pos, _probs(20.0, pos_spikes), FRAME_S),
+        "neg.wav": accuracy.scored(neg, _probs(1800.0, [(100, 0.8), (900, 0.55), (1500, 0.3)]), FRAME_S),
+    }
     return [pos, neg], streams, spans
 
 
@@ -92,8 +95,9 @@ def test_threshold_sweep_is_monotone():
     neg = _audio(SetSpec("synthetic", "clean", False), "n", [], 3600.0)
     streams = {"p.wav": accuracy.scored(pos, pos_probs, FRAME_S), "n.wav": accuracy.scored(neg, neg_probs, FRAME_S)}
     for smoothing in (1, 3):
-        (res,) = accuracy.model_sets([pos, neg], streams, DecisionConfig(0.5, smoothing), (0.5,),
-                                     accuracy.sweep_thresholds(60), TOL_S)
+        (res,) = accuracy.model_sets(
+            [pos, neg], streams, DecisionConfig(0.5, smoothing), (0.5,), accuracy.sweep_thresholds(60), TOL_S
+        )
         i = sensible_from(res.curve.fa_per_hour)
         assert np.all(np.diff(res.curve.thresholds) > 0)
         assert np.all(np.diff(res.curve.miss_rate[i:]) >= 0), "miss rate must not fall as the threshold rises"
@@ -113,8 +117,9 @@ def test_operating_point_skips_thresholds_that_never_rearm():
     pos = _audio(SetSpec("real", "clean", True), "p", spans, 40.0)
     neg = _audio(SetSpec("real", "clean", False), "n", [], 3600.0)
     streams = {"p.wav": accuracy.scored(pos, probs, FRAME_S), "n.wav": accuracy.scored(neg, neg_probs, FRAME_S)}
-    (res,) = accuracy.model_sets([pos, neg], streams, DecisionConfig(0.5), (1.5,),
-                                 np.array([0.01, 0.1, 0.2, 0.4, 0.95]), TOL_S)
+    (res,) = accuracy.model_sets(
+        [pos, neg], streams, DecisionConfig(0.5), (1.5,), np.array([0.01, 0.1, 0.2, 0.4, 0.95]), TOL_S
+    )
     assert res.curve.miss_rate[0] == 1.0  # one detection at the very start of the stream
     p = res.at(1.5)
     assert p.threshold == pytest.approx(0.4) and p.miss_rate == 0.0 and p.fa_per_hour == 0.0
@@ -125,8 +130,7 @@ def test_detections_only_engine_curve():
     pos = _audio(SetSpec("real", "clean", True), "p", spans, 3600.0)
     neg = _audio(SetSpec("real", "clean", False), "n", [], 3600.0)
     # a larger setting = less sensitive: fewer detections
-    runs = {0.2: {"p.wav": [1.6, 5.2, 40.0], "n.wav": [10.0, 11.0, 500.0]},
-            0.8: {"p.wav": [1.6], "n.wav": []}}
+    runs = {0.2: {"p.wav": [1.6, 5.2, 40.0], "n.wav": [10.0, 11.0, 500.0]}, 0.8: {"p.wav": [1.6], "n.wav": []}}
     curve = accuracy.detections_curve(runs, [pos, neg], "clean", "real", TOL_S)
     np.testing.assert_allclose(curve.thresholds, [0.2, 0.8])
     np.testing.assert_allclose(curve.miss_rate, [0.0, 0.5])
@@ -146,9 +150,11 @@ def test_confusables_stay_out_of_the_pool_and_are_counted_apart(scripted):
     tests, streams, _ = scripted
     conf = TestAudio(SetSpec(HARD_NEGATIVES, "clean", False), Path("/nowhere/conf.wav"), (), 60.0, 1, clips=20)
     real = _audio(SetSpec("real", "clean", False), "realneg", [], 360.0)
-    streams = {**streams, "conf.wav": accuracy.scored(conf, _probs(60.0, [(3.0 * k + 2, 0.7) for k in range(12)]),
-                                                      FRAME_S),
-               "realneg.wav": accuracy.scored(real, _probs(360.0, [(100.0, 0.9)]), FRAME_S)}
+    streams = {
+        **streams,
+        "conf.wav": accuracy.scored(conf, _probs(60.0, [(3.0 * k + 2, 0.7) for k in range(12)]), FRAME_S),
+        "realneg.wav": accuracy.scored(real, _probs(360.0, [(100.0, 0.9)]), FRAME_S),
+    }
     thresholds = np.array([0.5, 0.65, 0.75, 0.95])
     (res,) = accuracy.model_sets(tests + [conf, real], streams, DecisionConfig(0.5), (2.5,), thresholds, TOL_S)
     # the twelve 0.7 confusables change nothing in the FA/h pool; the real negative's 0.9 spike does
@@ -156,18 +162,40 @@ def test_confusables_stay_out_of_the_pool_and_are_counted_apart(scripted):
     rule = accuracy.rule_detections(streams, DecisionConfig(0.5))
     side = accuracy.side_counts(tests + [conf, real], "clean", [0.65, 0.75], rule, TOL_S)
     # 2 s refractory: of the spikes 3 s apart every one fires
-    assert side["confusables"] == [{"false_accepts": 12, "hours": pytest.approx(60 / 3600), "utterances": 20},
-                                   {"false_accepts": 0, "hours": pytest.approx(60 / 3600), "utterances": 20}]
+    assert side["confusables"] == [
+        {"false_accepts": 12, "hours": pytest.approx(60 / 3600), "utterances": 20},
+        {"false_accepts": 0, "hours": pytest.approx(60 / 3600), "utterances": 20},
+    ]
     assert [r["false_accepts"] for r in side["real negatives"]] == [1, 1]
 
 
 def test_a_peer_target_no_sensitivity_reached_is_not_reported_as_a_miss_rate():
     from bench import report
 
-    peer = {"sets": [{"source": "real", "condition": "clean", "points": [
-        {"target_fa_per_hour": 0.5, "threshold": 0.5, "miss_rate": 0.2, "fa_per_hour": 0.3, "sensitivity": 0.5},
-        {"target_fa_per_hour": 0.1, "threshold": 1.0, "miss_rate": 1.0, "fa_per_hour": float("nan"),
-         "sensitivity": None}]}]}
+    peer = {
+        "sets": [
+            {
+                "source": "real",
+                "condition": "clean",
+                "points": [
+                    {
+                        "target_fa_per_hour": 0.5,
+                        "threshold": 0.5,
+                        "miss_rate": 0.2,
+                        "fa_per_hour": 0.3,
+                        "sensitivity": 0.5,
+                    },
+                    {
+                        "target_fa_per_hour": 0.1,
+                        "threshold": 1.0,
+                        "miss_rate": 1.0,
+                        "fa_per_hour": float("nan"),
+                        "sensitivity": None,
+                    },
+                ],
+            }
+        ]
+    }
     assert report._miss_cell(peer, "real", "clean", 0.5) == "20.0 %"
     assert report._miss_cell(peer, "real", "clean", 0.1) == "not reached"
     assert report._miss(peer, "real", "clean", 0.1) is None  # so no ratio is drawn from it

@@ -1,4 +1,5 @@
 """A tiny ``make bench`` on the tone model: daemon runs, latency, LED, cost, report."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from train import config
 @pytest.fixture(scope="module")
 def result(tone_model, tone_tests, tmp_path_factory):
     build = tmp_path_factory.mktemp("build")
-    bc = BenchConfig(latency_hops_s=(0.48, 0.08), led_keywords=2, cost_audio_s=20.0, step_cost_steps=5,
-                     sweep_thresholds=49)
+    bc = BenchConfig(
+        latency_hops_s=(0.48, 0.08), led_keywords=2, cost_audio_s=20.0, step_cost_steps=5, sweep_thresholds=49
+    )
     res = run("tone", build, config.load(), bc, models={"ours": tone_model}, tests=tone_tests)
     res["versions"] = {"python": "test"}
     return res, report.write(res, build / "bench", "python -m bench --keyword tone (test)")

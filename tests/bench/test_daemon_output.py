@@ -1,5 +1,6 @@
 """Reading the daemon's JSON lines, and the two daemon options the benchmark added
 (``--frame-scores``, ``--infer-every-s``), against the real ``wakeword listen``."""
+
 from __future__ import annotations
 
 import subprocess
@@ -44,15 +45,17 @@ def test_frame_scores_are_the_models_own_probabilities(tone_model, tone_tests, t
     params = stepper.meta.params
     want = stream_probs(stepper, read_audio(wav.wav, params), params.chunk_samples)
     for hop in (None, 0.08):
-        out, usage = daemon.run(daemon.listen_argv(tone_model, wav.wav, frame_scores=True, scores=True,
-                                                   infer_every_s=hop), tmp_path / "err.log")
+        out, usage = daemon.run(
+            daemon.listen_argv(tone_model, wav.wav, frame_scores=True, scores=True, infer_every_s=hop),
+            tmp_path / "err.log",
+        )
         n = min(len(want), len(out.probs))
         assert n >= len(want) - 1
         np.testing.assert_allclose(out.probs[:n], want[:n], atol=1e-5)
         step = hop or params.infer_every_s
         np.testing.assert_allclose(np.diff(out.step_ends_s[:-1]), step, atol=1e-6)
         per_step = round(step / out.frame_s)
-        maxima = [out.probs[i:i + per_step].max() for i in range(0, len(out.probs), per_step)]
+        maxima = [out.probs[i : i + per_step].max() for i in range(0, len(out.probs), per_step)]
         np.testing.assert_allclose(out.step_max, maxima, atol=1e-5)
         assert len(out.detections) == len(wav.spans)
         assert usage.cpu_s > 0 and usage.max_rss_mb > 10
@@ -75,8 +78,10 @@ def test_run_cpu_is_read_from_the_daemons_exit_line(tmp_path):
     from bench.daemon import run_cpu_s
 
     log = tmp_path / "d.log"
-    log.write_text("model m.onnx: keyword 'tone'\n"
-                   "stopped on signal 15: 12.0 s of audio, 0 detection(s), 25 step(s), 0.0 s dropped, 0.0123 CPU s\n")
+    log.write_text(
+        "model m.onnx: keyword 'tone'\n"
+        "stopped on signal 15: 12.0 s of audio, 0 detection(s), 25 step(s), 0.0 s dropped, 0.0123 CPU s\n"
+    )
     assert run_cpu_s(log) == pytest.approx(0.0123)
     log.write_text("listening ...\nTraceback (most recent call last):\n")
     assert run_cpu_s(log) is None

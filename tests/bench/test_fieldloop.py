@@ -1,6 +1,7 @@
 """The field loop with the real programs on a stand-in household: periods, ``wakeword record`` on
 the household's takes, the daemon's saved detections reviewed into true and false accepts that the
 next dataset imports, the benchmark scoring of the models, and the report."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,18 @@ def household(tmp_path, monkeypatch):
     shared.mkdir()
     _shared(shared)
     monkeypatch.setenv(realdata.ENV_VAR, str(shared))
-    args = fieldloop.parse_args(["--keyword", "tone", "--build", str(tmp_path / "tone"),
-                                 "--household", "household", "--review-threshold", "0.5"])
+    args = fieldloop.parse_args(
+        [
+            "--keyword",
+            "tone",
+            "--build",
+            str(tmp_path / "tone"),
+            "--household",
+            "household",
+            "--review-threshold",
+            "0.5",
+        ]
+    )
     return args, fieldloop.split_household("tone", args.household)
 
 
@@ -88,16 +99,18 @@ def test_recording_and_field_review_feed_the_next_dataset(household, tone_model)
         assert state.exists
         labelled[state.label.kind] = labelled.get(state.label.kind, 0) + 1
         if state.label.kind == "true_accept":  # the take's span, inside the saved clip
-            (a, b), = state.label.keyword_spans
+            ((a, b),) = state.label.keyword_spans
             assert 0 <= a < b <= sf.info(str(clip)).duration
         assert json.loads(clip.with_suffix(".json").read_text())["keyword"] == "tone"  # the daemon's sidecar
     assert labelled == {"true_accept": collected["true_accept"], "false_accept": collected["false_accept"]}
 
     # the next `make data` imports them all, with where each came from
     plan = plan_recordings(DataConfig(recordings_dir=str(args.loop_build / "recordings")), "tone", AudioParams())
-    assert plan.origins == {"recordings/positive": len(takes),
-                            "recordings/field:true_accept": collected["true_accept"],
-                            "recordings/field:false_accept": collected["false_accept"]}
+    assert plan.origins == {
+        "recordings/positive": len(takes),
+        "recordings/field:true_accept": collected["true_accept"],
+        "recordings/field:false_accept": collected["false_accept"],
+    }
 
     # a second run finds both stages done and changes nothing
     before = {p: p.stat().st_mtime_ns for p in field.iterdir()}
@@ -118,8 +131,9 @@ def test_review_marks_a_take_true_with_its_span_and_anything_else_false():
 def test_models_are_scored_on_the_household_later_and_on_everyone_else(household, tone_model, tmp_path):
     args, hh = household
     (args.loop_build / "field").mkdir(parents=True)
-    (args.loop_build / "field" / "collected.json").write_text(json.dumps(
-        {"review_threshold": 0.5, "true_accept": 3, "false_accept": 2}))
+    (args.loop_build / "field" / "collected.json").write_text(
+        json.dumps({"review_threshold": 0.5, "true_accept": 3, "false_accept": 2})
+    )
     measured = fieldloop.measure(args, {"before": tone_model, "after": tone_model}, hh)
 
     tests = measured["tests"]
@@ -149,25 +163,37 @@ def test_bench_config_names_the_speakers_to_leave_out():
 
 def test_loop_report_rows_put_the_three_models_side_by_side():
     def group(source, miss, fas):
-        cal = {f"{source}-clean-pos": {"miss_rate": miss, "keywords": 20},
-               f"{source}-10dB-pos": {"miss_rate": miss + 0.1, "keywords": 20},
-               f"{source}-clean-neg": {"false_accepts": fas, "hours": 0.25},
-               f"{source}-10dB-neg": {"false_accepts": fas + 1, "hours": 0.25}}
-        sets = [{"source": s, "condition": c, "points": [{"target_fa_per_hour": 0.5, "miss_rate": miss,
-                                                          "fa_per_hour": 0.0}]}
-                for s in (source, "synthetic") for c in ("clean", "10 dB")]
+        cal = {
+            f"{source}-clean-pos": {"miss_rate": miss, "keywords": 20},
+            f"{source}-10dB-pos": {"miss_rate": miss + 0.1, "keywords": 20},
+            f"{source}-clean-neg": {"false_accepts": fas, "hours": 0.25},
+            f"{source}-10dB-neg": {"false_accepts": fas + 1, "hours": 0.25},
+        }
+        sets = [
+            {
+                "source": s,
+                "condition": c,
+                "points": [{"target_fa_per_hour": 0.5, "miss_rate": miss, "fa_per_hour": 0.0}],
+            }
+            for s in (source, "synthetic")
+            for c in ("clean", "10 dB")
+        ]
         return {"calibrated": cal, "sets": sets}
 
-    measured = {"models": {name: {"threshold": thr, "household": group("household", miss, fas),
-                                  "others": group("real", miss, fas)}
-                           for name, thr, miss, fas in (("before", 0.99, 0.8, 3), ("control", 0.98, 0.75, 2),
-                                                        ("after", 0.97, 0.2, 0))}}
+    measured = {
+        "models": {
+            name: {"threshold": thr, "household": group("household", miss, fas), "others": group("real", miss, fas)}
+            for name, thr, miss, fas in (("before", 0.99, 0.8, 3), ("control", 0.98, 0.75, 2), ("after", 0.97, 0.2, 0))
+        }
+    }
     rows = loopreport.household_rows(measured)
     assert rows[0] == "| before (shipped) | 0.9900 | 80.0 % (16/20) | 3 in 0.25 h | 90.0 % (18/20) | 4 in 0.25 h |"
     assert rows[2].startswith("| after one loop (household audio) | 0.9700 | 20.0 % (4/20) | 0 in 0.25 h |")
     others = loopreport.others_rows(measured)
-    assert others[1] == ("| control fine-tune (no household audio) | 75.0 % (15/20) | 85.0 % (17/20) | 2 in 0.2 h "
-                         "| 3 in 0.2 h | - / - | 75.0 % | 75.0 % | 75.0 % | 75.0 % |")
+    assert others[1] == (
+        "| control fine-tune (no household audio) | 75.0 % (15/20) | 85.0 % (17/20) | 2 in 0.2 h "
+        "| 3 in 0.2 h | - / - | 75.0 % | 75.0 % | 75.0 % | 75.0 % |"
+    )
 
 
 def test_room_snippets_from_the_field_period_join_the_next_dataset_as_negatives(household, tone_model):

@@ -1,4 +1,5 @@
 """Latency arithmetic on scripted detections and LED edges."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,8 +31,9 @@ def test_led_latency_from_edge_log_and_stream_start(tmp_path):
     log = tmp_path / "edges.log"
     t0 = 1000.0
     # start-up write (level 0), on at 1.5+0.42, off, on at 5.6+0.35, off; keyword 3 never lit
-    log.write_text(f"999.900000 17 0\n{t0 + 1.92:.6f} 17 1\n{t0 + 2.22:.6f} 17 0\n"
-                   f"{t0 + 5.95:.6f} 17 1\n{t0 + 6.25:.6f} 17 0\n")
+    log.write_text(
+        f"999.900000 17 0\n{t0 + 1.92:.6f} 17 1\n{t0 + 2.22:.6f} 17 0\n{t0 + 5.95:.6f} 17 1\n{t0 + 6.25:.6f} 17 0\n"
+    )
     edges = latency.read_edges(log)
     assert edges == pytest.approx([t0 + 1.92, t0 + 5.95])
     assert latency.led_latencies(SPANS, edges, t0, window_s=2.0) == pytest.approx([0.42, 0.35])
@@ -39,7 +41,6 @@ def test_led_latency_from_edge_log_and_stream_start(tmp_path):
 
 
 def test_stream_start_is_read_from_the_daemon_log():
-    text = ("wakeword: INFO: model x\nwakeword: INFO: playing /a/b.wav at 1x: stream time 0 = monotonic "
-            "12345.678901 s\n")
+    text = "wakeword: INFO: model x\nwakeword: INFO: playing /a/b.wav at 1x: stream time 0 = monotonic 12345.678901 s\n"
     assert latency.read_t0(text) == pytest.approx(12345.678901)
     assert latency.read_t0("nothing here") is None

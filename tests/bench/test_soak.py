@@ -2,6 +2,7 @@
 path with every fault injected once, judged by its report; and the pure parts (fault plan, matching).
 
 No wall-clock assertions: the bench waits on the daemon's own lines and notify messages."""
+
 from __future__ import annotations
 
 import json
@@ -18,27 +19,70 @@ from bench.soakaudio import Event
 from bench.soakreport import match
 
 REPO = Path(__file__).resolve().parents[2]
-SHORT = ["--minutes", "0.85", "--every-s", "4", "--gap-s", "2", "--stall-s", "1.5", "--queue-s", "2",
-         "--overrun-s", "3", "--loss-s", "1.5", "--retry-max-s", "0.5", "--full-disk-s", "5",
-         "--hook-timeout-s", "1", "--disk-mib", "1", "--no-audio-s", "1", "--wedge-s", "8", "--watchdog-s", "5"]
+SHORT = [
+    "--minutes",
+    "0.85",
+    "--every-s",
+    "4",
+    "--gap-s",
+    "2",
+    "--stall-s",
+    "1.5",
+    "--queue-s",
+    "2",
+    "--overrun-s",
+    "3",
+    "--loss-s",
+    "1.5",
+    "--retry-max-s",
+    "0.5",
+    "--full-disk-s",
+    "5",
+    "--hook-timeout-s",
+    "1",
+    "--disk-mib",
+    "1",
+    "--no-audio-s",
+    "1",
+    "--wedge-s",
+    "8",
+    "--watchdog-s",
+    "5",
+]
 
 
-@pytest.mark.skipif(not (shutil.which("pulseaudio") and shutil.which("pacat")),
-                    reason="needs pulseaudio and pacat (make setup-test installs them)")
+@pytest.mark.skipif(
+    not (shutil.which("pulseaudio") and shutil.which("pacat")),
+    reason="needs pulseaudio and pacat (make setup-test installs them)",
+)
 def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model, tmp_path):
     out = tmp_path / "soak"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--out", str(out), *SHORT],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--out", str(out), *SHORT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     res = json.loads((out / "soak.json").read_text())
     assert (out / "soak-report.md").read_text().startswith("# Soak: 'tone'")
     assert res["code"] == str(REPO / "device")  # this checkout's daemon, not an installed copy
     crit = {c["name"]: c["ok"] for c in res["criteria"]}
-    for name in ("no crash", "clean stop on SIGTERM", "no late detection", "every audible keyword detected",
-                 "device loss recovered", "hung hook killed, nothing left", "saves whole after SIGTERM mid-save",
-                 "wedged device: watchdog restart, then listening", "watchdog kept pinging"):
+    for name in (
+        "no crash",
+        "clean stop on SIGTERM",
+        "no late detection",
+        "every audible keyword detected",
+        "device loss recovered",
+        "hung hook killed, nothing left",
+        "saves whole after SIGTERM mid-save",
+        "wedged device: watchdog restart, then listening",
+        "watchdog kept pinging",
+    ):
         assert crit[name] is True, (name, res["criteria"])
     assert crit["RSS growth <= 1 MiB/h"] is None  # half a minute is too short to judge
 
@@ -48,10 +92,20 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert f["audible_offline"] == f["considered"]  # the tone model hears every burst
 
     faults = {x["kind"]: x for x in res["faults"]}
-    assert set(faults) == {"stall", "hook_hang", "overrun", "full_disk", "device_loss", "wedged_device",
-                           "sigterm_mid_save"}
-    assert all(x["start_s"] is not None and x["end_s"] is not None for x in res["faults"]
-               if not x["note"].startswith("skipped"))
+    assert set(faults) == {
+        "stall",
+        "hook_hang",
+        "overrun",
+        "full_disk",
+        "device_loss",
+        "wedged_device",
+        "sigterm_mid_save",
+    }
+    assert all(
+        x["start_s"] is not None and x["end_s"] is not None
+        for x in res["faults"]
+        if not x["note"].startswith("skipped")
+    )
     assert "dropped" in faults["stall"]["note"] and "dropped" in faults["overrun"]["note"]
     assert "its clip still pending" in faults["sigterm_mid_save"]["note"]
     if not faults["full_disk"]["note"].startswith("skipped"):  # root could mount the tmpfs to fill
@@ -78,8 +132,14 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
 
 def test_a_run_too_short_for_the_faults_is_one_clear_error(tone_model, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--minutes", "0.2",
-                        "--out", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--model", str(tone_model), "--minutes", "0.2", "--out", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("soak: error: 0.20 min of audio is too short")
     assert "Traceback" not in r.stderr
@@ -121,8 +181,13 @@ def test_keyword_audio_for_a_real_model_is_repeated_with_its_spans(tmp_path):
     write_wav(src, np.full(16000 * 4, 0.1, np.float32), 16000)  # 4 s
     src.with_suffix(".json").write_text(json.dumps({"spans": [[1.0, 1.5], [3.0, 3.8]]}))
     events = write_keyword_stream(tmp_path / "soak.wav", src, 11.5)
-    assert [(e.start_s, e.end_s) for e in events] == [(1.0, 1.5), (3.0, 3.8), (5.0, 5.5), (7.0, 7.8),
-                                                      (9.0, 9.5)]  # 11.0-11.8 is cut off
+    assert [(e.start_s, e.end_s) for e in events] == [
+        (1.0, 1.5),
+        (3.0, 3.8),
+        (5.0, 5.5),
+        (7.0, 7.8),
+        (9.0, 9.5),
+    ]  # 11.0-11.8 is cut off
     with wave.open(str(tmp_path / "soak.wav")) as w:
         assert w.getnframes() == 16000 * 11.5 and w.getnchannels() == 1
     src.with_suffix(".json").write_text("{}")

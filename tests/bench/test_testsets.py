@@ -1,4 +1,5 @@
 """The benchmark's test audio: deterministic for a seed, cached, spans where the keywords are."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,11 +48,11 @@ def test_spans_mark_the_keywords_in_the_joined_wav(tmp_path):
         assert len(t.spans) == 6 and t.streams == 2  # 3 keywords per stream
         assert all(b[0] > a[1] + 1.0 for a, b in zip(t.spans, t.spans[1:]))  # lead-in and tail between
         for start, end in t.spans:  # the 1 kHz burst is inside each span and not just before it
-            inside = audio[int(start * PARAMS.sample_rate):int(end * PARAMS.sample_rate)]
-            before = audio[int((start - 0.4) * PARAMS.sample_rate):int(start * PARAMS.sample_rate)]
+            inside = audio[int(start * PARAMS.sample_rate) : int(end * PARAMS.sample_rate)]
+            before = audio[int((start - 0.4) * PARAMS.sample_rate) : int(start * PARAMS.sample_rate)]
             tone = np.sin(2 * np.pi * TONE_HZ * np.arange(len(inside)) / PARAMS.sample_rate)
             assert abs(np.dot(inside, tone)) / len(inside) > 0.02
-            assert np.sqrt(np.mean(before ** 2)) < 0.5 * np.sqrt(np.mean(inside ** 2))
+            assert np.sqrt(np.mean(before**2)) < 0.5 * np.sqrt(np.mean(inside**2))
 
 
 def test_noisy_condition_is_noisier_between_keywords(tmp_path):

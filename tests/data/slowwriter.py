@@ -1,5 +1,6 @@
 """A task for tests/data/test_workpool.py: writes one file atomically, slowly (importable by
 spawned workers, and light: no torch)."""
+
 from __future__ import annotations
 
 import time

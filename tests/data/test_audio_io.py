@@ -1,4 +1,5 @@
 """Reading audio of any rate and channel count (train.audio_io), and bad files."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Augmentation and generated backgrounds (train.augment, train.backgrounds) on real signals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_reverb_keeps_the_level_and_bounds_the_tail():
     dry = _tone(300, 0.5)
     wet = augment.add_reverb(dry, rir, SR)
     assert len(dry) < len(wet) <= len(dry) + augment.MAX_TAIL_S * SR
-    rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
+    rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
     assert rms(wet[: len(dry)]) == pytest.approx(rms(dry), rel=1e-3)
     assert abs(wet[-1]) < 1e-6  # faded out, no click
 
@@ -59,8 +60,8 @@ def test_mixing_reaches_the_snr_and_never_clips(snr_db, peak_dbfs, gain):
     rng = np.random.default_rng(0)
     speech = _tone(400, 0.2) * gain
     noise = backgrounds.coloured_noise(len(speech), 1.0, rng) * gain
-    scaled = augment.scale_to_snr(float(np.sqrt(np.mean(speech ** 2))), noise, snr_db)
-    got = 20 * np.log10(np.sqrt(np.mean(speech ** 2)) / np.sqrt(np.mean(scaled ** 2)))
+    scaled = augment.scale_to_snr(float(np.sqrt(np.mean(speech**2))), noise, snr_db)
+    got = 20 * np.log10(np.sqrt(np.mean(speech**2)) / np.sqrt(np.mean(scaled**2)))
     assert got == pytest.approx(snr_db, abs=1e-3)
     out = augment.to_peak_dbfs(speech + scaled, peak_dbfs)
     assert np.max(np.abs(out)) == pytest.approx(10 ** (peak_dbfs / 20), rel=1e-4)
@@ -100,8 +101,10 @@ def test_mic_eq_shapes_the_spectrum_within_its_gain_bound():
     edges = np.geomspace(150, 6000, 12)
     freqs = np.fft.rfftfreq(len(out), 1 / SR)
     a, b = np.abs(np.fft.rfft(white)) ** 2, np.abs(np.fft.rfft(out)) ** 2
-    change_db = [10 * np.log10(b[(freqs >= lo) & (freqs < hi)].sum() / a[(freqs >= lo) & (freqs < hi)].sum())
-                 for lo, hi in zip(edges[:-1], edges[1:])]
+    change_db = [
+        10 * np.log10(b[(freqs >= lo) & (freqs < hi)].sum() / a[(freqs >= lo) & (freqs < hi)].sum())
+        for lo, hi in zip(edges[:-1], edges[1:])
+    ]
     assert max(abs(c) for c in change_db) > 0.5
     assert max(abs(c) for c in change_db) < 3 * 6.0 + 0.5
 

@@ -1,4 +1,5 @@
 """End to end: a tiny dataset build, its contract (train.dataset), resuming, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,11 @@ def test_splits_read_back_with_labels_where_the_keywords_end(tiny_build):
             assert bool(labels.any()) == bool(meta["keywords"])
             spans = sorted((u["start_sample"], u["end_sample"]) for u in meta["keywords"] + meta["negatives"])
             assert all(a1 <= b0 for (_, a1), (b0, _) in zip(spans, spans[1:]))
-            assert all(k["end_s"] * params.sample_rate <= 37 * params.output_hop_samples
-                       - params.label_window_frames * params.output_hop_samples + 1 for k in meta["keywords"])
+            assert all(
+                k["end_s"] * params.sample_rate
+                <= 37 * params.output_hop_samples - params.label_window_frames * params.output_hop_samples + 1
+                for k in meta["keywords"]
+            )
     train = open_split(build_dir / "dataset", "train")
     assert sum(bool(train.meta(i)["keywords"]) for i in range(12)) >= 3  # keyword clips do exist
     assert train.summary()["distinct_voices"]["train"] > 0
@@ -118,10 +122,26 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path)
     shutil.copytree(build_dir / "rooms", work / "rooms")
     data = dict(cfg["data"], train_clips=40, shard_clips=2, workers=1, example_pngs=0)
     (tmp_path / "c.toml").write_text(toml_of("data", data))
-    cmd = [sys.executable, "-m", "train.dataset", "--keyword", "computer", "--build", str(work),
-           "--config", str(tmp_path / "c.toml")]
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, preexec_fn=sigint_default, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "train.dataset",
+        "--keyword",
+        "computer",
+        "--build",
+        str(work),
+        "--config",
+        str(tmp_path / "c.toml"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        start_new_session=True,
+        preexec_fn=sigint_default,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list((work / "dataset" / "train").glob("*.meta.jsonl")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-2000:]
@@ -147,16 +167,30 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path)
 
 
 def test_no_keyword_source_is_one_clear_error(tmp_path):
-    cfg = tiny_config({"engines": [], "engine_weights": [], "confusable_count": 0,
-                       "recordings_dir": str(tmp_path / "none"), "workers": 1})
+    cfg = tiny_config(
+        {
+            "engines": [],
+            "engine_weights": [],
+            "confusable_count": 0,
+            "recordings_dir": str(tmp_path / "none"),
+            "workers": 1,
+        }
+    )
     with pytest.raises(SourceError, match="no keyword utterances for the train split"):
         build("computer", tmp_path / "b", cfg)
 
 
 def test_empty_source_folder_is_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    cfg = tiny_config({"positive_dirs": [str(tmp_path / "empty")], "confusable_count": 0, "workers": 1,
-                       "engines": [], "engine_weights": []})
+    cfg = tiny_config(
+        {
+            "positive_dirs": [str(tmp_path / "empty")],
+            "confusable_count": 0,
+            "workers": 1,
+            "engines": [],
+            "engine_weights": [],
+        }
+    )
     with pytest.raises(SourceError, match=f"{tmp_path / 'empty'} holds no WAV or FLAC"):
         build("computer", tmp_path / "b", cfg)
 
@@ -166,8 +200,17 @@ def test_keyword_longer_than_a_clip_is_one_clear_error(tmp_path):
     take.parent.mkdir()
     t = np.arange(5 * 16000) / 16000
     sf.write(str(take), 0.3 * np.sin(2 * np.pi * 300 * t), 16000)
-    cfg = tiny_config({"positive_dirs": [str(take.parent)], "clip_s": 3.0, "confusable_count": 0,
-                       "workers": 1, "engines": [], "engine_weights": [], "speech_renders": 0})
+    cfg = tiny_config(
+        {
+            "positive_dirs": [str(take.parent)],
+            "clip_s": 3.0,
+            "confusable_count": 0,
+            "workers": 1,
+            "engines": [],
+            "engine_weights": [],
+            "speech_renders": 0,
+        }
+    )
     with pytest.raises(KeywordTooLong, match="take.wav is 5.0 s"):
         build("computer", tmp_path / "b", cfg)
 

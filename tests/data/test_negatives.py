@@ -1,19 +1,42 @@
 """Negatives derived from the keyword (train.negatives)."""
+
 from __future__ import annotations
 
 import pytest
 
 from train import negatives
 
-WORDS = ("commuter", "compute", "computers", "computer", "pewter", "come", "banana", "table",
-         "scooter", "comfort", "cute", "elephant", "tomato", "umbrella", "calm", "mute", "robot",
-         "rabbit", "hay", "hey", "robots")
+WORDS = (
+    "commuter",
+    "compute",
+    "computers",
+    "computer",
+    "pewter",
+    "come",
+    "banana",
+    "table",
+    "scooter",
+    "comfort",
+    "cute",
+    "elephant",
+    "tomato",
+    "umbrella",
+    "calm",
+    "mute",
+    "robot",
+    "rabbit",
+    "hay",
+    "hey",
+    "robots",
+)
 
 
 def test_phoneme_distance_ranks_sound_alikes_first():
     kw = negatives.phones(negatives.phonemize("computer"))
-    d = {w: negatives.phone_distance(negatives.phones(negatives.phonemize(w)), kw) for w in
-         ("computer", "commuter", "banana", "umbrella")}
+    d = {
+        w: negatives.phone_distance(negatives.phones(negatives.phonemize(w)), kw)
+        for w in ("computer", "commuter", "banana", "umbrella")
+    }
     assert d["computer"] == 0 < d["commuter"] < d["banana"]
     assert d["commuter"] < d["umbrella"]
 
@@ -23,8 +46,8 @@ def test_confusables_are_derived_from_the_keyword_sounds():
     texts = [c.text for c in found]
     kinds = {c.kind for c in found}
     assert "commuter" in texts and "compute" in texts  # sound-alikes
-    assert "pewter" in texts                          # a word like the keyword's tail
-    assert any(" " in t for t in texts)               # a phrase ("come pewter"-like)
+    assert "pewter" in texts  # a word like the keyword's tail
+    assert any(" " in t for t in texts)  # a phrase ("come pewter"-like)
     assert {"sound-alike", "part", "phrase", "cut"} <= kinds
     # never the keyword itself, nor the keyword plus a suffix
     assert "computer" not in texts and "computers" not in texts
@@ -45,8 +68,9 @@ def test_phrase_floor_leaves_out_near_homophones():
     """A TTS voice says "cam pewter" as "computer": such phrases are left out above the floor."""
     words = WORDS + ("cam", "camp", "looter", "beauty")
     every = [c for c in negatives.confusables("computer", 40, words=words) if c.kind == "phrase"]
-    kept = [c for c in negatives.confusables("computer", 40, words=words, phrase_min_distance=0.15)
-            if c.kind == "phrase"]
+    kept = [
+        c for c in negatives.confusables("computer", 40, words=words, phrase_min_distance=0.15) if c.kind == "phrase"
+    ]
     assert any(c.distance < 0.15 for c in every)
     assert all(c.distance >= 0.15 for c in kept)
     assert {c.text for c in kept} <= {c.text for c in every}
@@ -73,8 +97,9 @@ def test_corpus_sentences_exclude_the_keyword():
     assert any("commute" in s.lower() for s in kept)  # confusable words are welcome
 
 
-@pytest.mark.parametrize("keyword, text", [("computer", "computer"), ("hey_robot", "hey robot"),
-                                           ("ok-home", "ok home")])
+@pytest.mark.parametrize(
+    "keyword, text", [("computer", "computer"), ("hey_robot", "hey robot"), ("ok-home", "ok home")]
+)
 def test_keyword_text(keyword, text):
     assert negatives.keyword_text(keyword) == text
 
@@ -86,11 +111,11 @@ def test_generated_sentences_are_seeded_distinct_and_never_say_the_keyword():
     assert len(a) == len(set(a)) == 400
     # "time" is common in talk and in the templates ("Set a timer" is not the word; "what time" is)
     assert not any(negatives.contains_keyword(s, "time") for s in a)
-    assert any(ch.isdigit() for s in a for ch in s)           # numbers, times, addresses
+    assert any(ch.isdigit() for s in a for ch in s)  # numbers, times, addresses
     assert negatives.generated_sentences("time", 0) == []
 
 
 def test_speech_texts_are_the_corpus_then_the_generated():
     texts = negatives.speech_texts("computer", 50, seed=1)
     corpus = negatives.corpus_sentences("computer")
-    assert texts[:len(corpus)] == corpus and len(texts) == len(corpus) + 50
+    assert texts[: len(corpus)] == corpus and len(texts) == len(corpus) + 50

@@ -1,4 +1,5 @@
 """train.realdata: finding ../shared/data (or $WAKEWORD_SHARED_DATA), and coping without it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,11 +15,12 @@ def _fake_shared(root):
         sf.write(str(root / rel), np.zeros(rate // 10, np.float32), rate)
     (root / "manifest.csv").write_text(
         "path,label,source,license,speaker\n"
-        "computer/a/1.wav,positive,x,\"Apache-2.0\",unknown\n"
+        'computer/a/1.wav,positive,x,"Apache-2.0",unknown\n'
         "computer/b/2.wav,positive,y,PD,s1\n"
         "negatives/fsdd_8khz/0_x_0.wav,negative_speech,fsdd,CC BY-SA 4.0,x\n"
         "noise/fan.wav,noise,z,PD,none\n"
-        "computer/missing.wav,positive,x,PD,none\n")
+        "computer/missing.wav,positive,x,PD,none\n"
+    )
 
 
 def test_locates_by_environment_and_lists_by_label(tmp_path, monkeypatch):
@@ -45,9 +47,14 @@ def test_keyword_spans_and_negatives_that_say_the_keyword(tmp_path, monkeypatch)
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(tmp_path / rel), np.zeros(1600, np.float32), 16000, format="FLAC")
     lines = (tmp_path / "manifest.csv").read_text().splitlines()
-    (tmp_path / "manifest.csv").write_text("\n".join(
-        [lines[0] + ",kw_start_s,kw_end_s"] + [ln + ",," for ln in lines[1:]]
-        + ["operator/w/5.flac,positive,w,CC,s2,6.5,7.1", "negatives/w/7.flac,negative_speech,w,CC,s2,,"]) + "\n")
+    (tmp_path / "manifest.csv").write_text(
+        "\n".join(
+            [lines[0] + ",kw_start_s,kw_end_s"]
+            + [ln + ",," for ln in lines[1:]]
+            + ["operator/w/5.flac,positive,w,CC,s2,6.5,7.1", "negatives/w/7.flac,negative_speech,w,CC,s2,,"]
+        )
+        + "\n"
+    )
     mentions = tmp_path / "mentions.csv"
     mentions.write_text("# comment\npath,keyword,evidence\nnegatives/w/7.flac,computer,asr: my computer\n")
     monkeypatch.setenv(realdata.ENV_VAR, str(tmp_path))

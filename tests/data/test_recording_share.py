@@ -1,6 +1,7 @@
 """``[data] recording_share``: the user's own audio is drawn often enough to matter, and every
 clip that draws none of it is the clip a dataset without it would hold (so a fine-tune with and
 one without the user's audio differ by that audio alone)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,23 +23,39 @@ def _entry(tmp_path, name: str, kind: str, freq: float, user: bool = False) -> d
     t = np.arange(int(0.6 * SR)) / SR
     path = tmp_path / f"{name}.wav"
     sf.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
-    return {"path": str(path), "kind": kind, "split": "train", "text": name, "voice": name,
-            "speaker": USER_SPEAKER if user else f"tts:{name}", "engine": "recording" if user else "espeak-ng"}
+    return {
+        "path": str(path),
+        "kind": kind,
+        "split": "train",
+        "text": name,
+        "voice": name,
+        "speaker": USER_SPEAKER if user else f"tts:{name}",
+        "engine": "recording" if user else "espeak-ng",
+    }
 
 
 @pytest.fixture
 def entries(tmp_path):
-    return {"tts_kw": [_entry(tmp_path, f"kw{i}", "keyword", 400 + 50 * i) for i in range(4)],
-            "tts_conf": [_entry(tmp_path, f"conf{i}", "confusable", 700 + 50 * i) for i in range(4)],
-            "speech": [_entry(tmp_path, f"speech{i}", "speech", 1200 + 50 * i) for i in range(4)],
-            "user_kw": [_entry(tmp_path, "take", "keyword", 300, user=True)],
-            "user_conf": [_entry(tmp_path, "false_accept", "confusable", 900, user=True)]}
+    return {
+        "tts_kw": [_entry(tmp_path, f"kw{i}", "keyword", 400 + 50 * i) for i in range(4)],
+        "tts_conf": [_entry(tmp_path, f"conf{i}", "confusable", 700 + 50 * i) for i in range(4)],
+        "speech": [_entry(tmp_path, f"speech{i}", "speech", 1200 + 50 * i) for i in range(4)],
+        "user_kw": [_entry(tmp_path, "take", "keyword", 300, user=True)],
+        "user_conf": [_entry(tmp_path, "false_accept", "confusable", 900, user=True)],
+    }
 
 
 def _sources(e: dict, cfg: DataConfig, users: bool) -> clipmaker.SplitSources:
-    return clipmaker.SplitSources("train", AudioParams(), cfg, keywords=e["tts_kw"], confusables=e["tts_conf"],
-                                  speech=e["speech"], users_keywords=e["user_kw"] if users else [],
-                                  users_confusables=e["user_conf"] if users else [])
+    return clipmaker.SplitSources(
+        "train",
+        AudioParams(),
+        cfg,
+        keywords=e["tts_kw"],
+        confusables=e["tts_conf"],
+        speech=e["speech"],
+        users_keywords=e["user_kw"] if users else [],
+        users_confusables=e["user_conf"] if users else [],
+    )
 
 
 def test_a_share_of_picks_is_the_users_and_the_other_clips_are_unchanged(entries):
@@ -64,8 +81,11 @@ def test_a_share_of_picks_is_the_users_and_the_other_clips_are_unchanged(entries
 def test_with_no_synthetic_keywords_every_keyword_pick_is_the_users(entries):
     cfg = DataConfig(seed=1, clip_s=3.0, recording_share=0.1, keyword_clip_fraction=1.0)
     src = dataclasses.replace(_sources(entries, cfg, True), keywords=[])
-    texts = [k["text"] for i in range(10)
-             for k in clipmaker.make_clip(src, *datasynth.clip_rngs(cfg, "train", i)).meta["keywords"]]
+    texts = [
+        k["text"]
+        for i in range(10)
+        for k in clipmaker.make_clip(src, *datasynth.clip_rngs(cfg, "train", i)).meta["keywords"]
+    ]
     assert texts and set(texts) == {"take"}
 
 
@@ -106,14 +126,16 @@ def test_the_users_keyword_keeps_the_room_before_it(tmp_path, context_s):
     pos = tmp_path / "recordings" / "computer" / "positive"
     pos.mkdir(parents=True)
     _room_then_word(pos / "labelled.wav", 2.0)
-    (pos / "labelled.wav.label.json").write_text(json.dumps(
-        {"version": 1, "kind": "keyword", "keyword_spans": [[2.0, 2.5]], "updated": ""}))
+    (pos / "labelled.wav.label.json").write_text(
+        json.dumps({"version": 1, "kind": "keyword", "keyword_spans": [[2.0, 2.5]], "updated": ""})
+    )
     _room_then_word(pos / "take.wav", 0.3)  # a recorder's take: little before the word
     neg = tmp_path / "recordings" / "computer" / "negative"
     neg.mkdir()
     _room_then_word(neg / "other.wav", 2.0)
-    cfg = DataConfig(recordings_dir=str(tmp_path / "recordings"), recording_context_s=context_s,
-                     recording_val_fraction=0.0)
+    cfg = DataConfig(
+        recordings_dir=str(tmp_path / "recordings"), recording_context_s=context_s, recording_val_fraction=0.0
+    )
     plan = plan_recordings(cfg, "computer", AudioParams())
     ctx = RenderContext(AudioParams(), str(tmp_path / "sources"), 2.6, 9.0)
     assert render(plan.jobs, ctx, 1)["rendered"] == 3

@@ -1,5 +1,6 @@
 """[data] speech_dirs: folders of real negative audio of any length, imported as utterance-sized
 pieces that tile each long file, the same pieces every time; and carrier phrases before the keyword."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,11 +50,11 @@ def test_a_share_of_keyword_renders_follows_a_carrier_phrase():
     split = {v.speaker: "train" for v in voices}
     texts = {"keyword": ["computer"], "carrier": negatives.carrier_phrases()}
     plain = plan_tts(DataConfig(keyword_renders=400), AudioParams(), voices, split, texts)
-    mixed = plan_tts(DataConfig(keyword_renders=400, keyword_context_fraction=0.3), AudioParams(), voices,
-                     split, texts)
+    mixed = plan_tts(DataConfig(keyword_renders=400, keyword_context_fraction=0.3), AudioParams(), voices, split, texts)
     kw = [j.text for j in plain if j.kind == "keyword" and j.split == "train"]
     assert all(t.rstrip(".!?,") == "computer" for t in kw)
-    with_carrier = [j.text for j in mixed if j.kind == "keyword" and j.split == "train"
-                    if j.text.rstrip(".!?,") != "computer"]
+    with_carrier = [
+        j.text for j in mixed if j.kind == "keyword" and j.split == "train" if j.text.rstrip(".!?,") != "computer"
+    ]
     assert 0.2 < len(with_carrier) / 400 < 0.4
     assert all(t.rstrip(".!?,").endswith(" computer") for t in with_carrier)  # the keyword ends it

@@ -1,4 +1,5 @@
 """Placement and labels (train.synth): properties over arbitrary clip and utterance lengths."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ items_st = st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 6000)), max_s
 
 
 @settings(max_examples=300, deadline=None)
-@given(clip=st.integers(1, 20000), items=items_st, seed=st.integers(0, 2 ** 32 - 1))
+@given(clip=st.integers(1, 20000), items=items_st, seed=st.integers(0, 2**32 - 1))
 def test_placement_terminates_never_overlaps_and_stays_inside(clip, items, seed):
     items = [synth.Item(length, room) for length, room in items]
     placement = synth.place(clip, items, np.random.default_rng(seed))  # returning at all = terminated
@@ -33,7 +34,7 @@ def test_placement_terminates_never_overlaps_and_stays_inside(clip, items, seed)
 
 
 @settings(max_examples=200, deadline=None)
-@given(clip=st.integers(100, 20000), items=items_st, seed=st.integers(0, 2 ** 32 - 1))
+@given(clip=st.integers(100, 20000), items=items_st, seed=st.integers(0, 2**32 - 1))
 def test_an_item_is_skipped_only_when_it_fits_nowhere(clip, items, seed):
     """Skips are not bad luck: when an item is skipped, no free gap could hold it."""
     items = [synth.Item(length, room) for length, room in items]

@@ -1,4 +1,5 @@
 """Every installed TTS engine speaks: non-silent, speech-like audio of a plausible length."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def _speech_checks(audio: np.ndarray, rate: int, text: str) -> None:
     assert 0.25 < seconds < 2.0, f"{seconds:.2f} s for {text!r}"
     # Speech, not a tone or noise: its 10 ms energy envelope swings (syllables, stops) ...
     frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
-    energy_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
     assert np.percentile(energy_db, 95) - np.percentile(energy_db, 10) > 10
     # ... and most of its energy lies in the speech band
     spectrum = np.abs(np.fft.rfft(audio)) ** 2
@@ -104,8 +105,10 @@ def test_seeded_piper_batches_are_reproducible():
     if piper.probe() is not None:
         pytest.skip("piper not installed")
     voice = piper.voices()[0]
-    reqs = [tts.Request(voice, "computer", (("length_scale", 1.0), ("noise_scale", 0.8), ("noise_w_scale", 1.0))),
-            tts.Request(voice, "commuter", (("length_scale", 1.2), ("noise_scale", 0.8), ("noise_w_scale", 1.0)))]
+    reqs = [
+        tts.Request(voice, "computer", (("length_scale", 1.0), ("noise_scale", 0.8), ("noise_w_scale", 1.0))),
+        tts.Request(voice, "commuter", (("length_scale", 1.2), ("noise_scale", 0.8), ("noise_w_scale", 1.0))),
+    ]
     first, second = tts.synthesize(reqs, seed=7), tts.synthesize(reqs, seed=7)
     for a, b in zip(first, second):
         assert not isinstance(a, str) and np.array_equal(a.audio, b.audio)
@@ -115,9 +118,11 @@ def test_many_voiced_engines_hold_out_speakers_of_each_family():
     from train.dataconfig import DataConfig
     from train.voicesplit import assign
 
-    voices = ([tts.Voice("espeak", f"en+v{i}", f"espeak+v{i}") for i in range(30)]
-              + [tts.Voice("kokoro", f"mix{i:02d}", f"kokoro+mix{i:02d}") for i in range(40)]
-              + [tts.Voice("flite", "rms", "person:rms")])
+    voices = (
+        [tts.Voice("espeak", f"en+v{i}", f"espeak+v{i}") for i in range(30)]
+        + [tts.Voice("kokoro", f"mix{i:02d}", f"kokoro+mix{i:02d}") for i in range(40)]
+        + [tts.Voice("flite", "rms", "person:rms")]
+    )
     split = assign(voices, DataConfig())
     for family, n in (("espeak+", 30), ("kokoro+", 40)):
         held = [s for s, where in split.items() if s.startswith(family) and where != "train"]
@@ -138,4 +143,4 @@ def test_kokoro_mixes_are_fixed_and_distinct():
     kokoro._styles.cache_clear()
     assert all(np.array_equal(first[k], v) for k, v in kokoro._styles().items())
     mixes = [styles[f"mix{k:02d}"] for k in range(kokoro.MIXES)]
-    assert min(np.abs(a - b).mean() for i, a in enumerate(mixes) for b in mixes[i + 1:]) > 1e-3
+    assert min(np.abs(a - b).mean() for i, a in enumerate(mixes) for b in mixes[i + 1 :]) > 1e-3

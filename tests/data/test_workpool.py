@@ -1,4 +1,5 @@
 """train.workpool: Ctrl-C while spawned workers write files leaves only whole files."""
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,15 @@ except KeyboardInterrupt:
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_temp_file(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=REPO, start_new_session=True,
-                            preexec_fn=sigint_default,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        cwd=REPO,
+        start_new_session=True,
+        preexec_fn=sigint_default,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("out-*.bin"))) < 4:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]

@@ -1,4 +1,5 @@
 """Fixtures for the deploy tests: the real tone model and the nspawn test machine's root."""
+
 from __future__ import annotations
 
 from pathlib import Path

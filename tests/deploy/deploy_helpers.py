@@ -1,4 +1,5 @@
 """Helpers for the deploy tests (imported by name: tests/deploy is on sys.path under pytest)."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,21 @@ for p in (REPO, REPO / "tests"):
 UNIT = REPO / "deploy" / "wakeword.service"
 
 
-def make(target: str, *assignments: str, timeout_s: float = 900,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def make(
+    target: str, *assignments: str, timeout_s: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``make -C REPO <target> VAR=value ...`` as a user types it; text output, never raises."""
     full_env = dict(os.environ)
     for k in ("MODEL", "MODELS", "PI_CONFIG", "SSH_CONFIG", "SSH_OPTS", "DRY_RUN", "HOST", "PURGE", "FOLLOW"):
         full_env.pop(k, None)
     full_env.update(env or {})
-    proc = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), target, *assignments],
-                          capture_output=True, text=True, timeout=timeout_s, env=full_env)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), target, *assignments],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=full_env,
+    )
     proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
     return proc
 
@@ -43,6 +50,6 @@ def which_or_fail(*tools: str) -> None:
     """Tools this machine must have once `make setup-test` ran (their absence is a setup bug)."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        raise AssertionError(f"missing {', '.join(missing)}: run `make setup-test` "
-                             "(scripts/apt-extra.txt lists the Debian packages)")
-
+        raise AssertionError(
+            f"missing {', '.join(missing)}: run `make setup-test` (scripts/apt-extra.txt lists the Debian packages)"
+        )

@@ -1,5 +1,6 @@
 """`make deploy DRY_RUN=1` names the steps without contacting anyone; bad HOST values are one
 clear line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,14 @@ def model(tmp_path) -> Path:
 
 def test_dry_run_names_every_step_for_every_host(model, tmp_path):
     # An ssh config that does not exist: any ssh attempt would fail the run.
-    proc = make("deploy", "HOST=pi1 pi@pi2", "DRY_RUN=1", f"MODEL={model}",
-                f"SSH_CONFIG={tmp_path / 'no-such-ssh-config'}", env={"WW_LOG_DIR": str(tmp_path / "logs")})
+    proc = make(
+        "deploy",
+        "HOST=pi1 pi@pi2",
+        "DRY_RUN=1",
+        f"MODEL={model}",
+        f"SSH_CONFIG={tmp_path / 'no-such-ssh-config'}",
+        env={"WW_LOG_DIR": str(tmp_path / "logs")},
+    )
     assert proc.returncode == 0, proc.output
     out = proc.stdout
     assert "DRY_RUN: nothing is contacted or changed" in out
@@ -27,12 +34,22 @@ def test_dry_run_names_every_step_for_every_host(model, tmp_path):
         assert f"== {host}" in out
         assert "rsync " in out and f"{host}:~/.cache/wakeword-deploy/release/" in out
         assert f"ssh {host}: sudo sh ~/.cache/wakeword-deploy/release/pi/install.sh" in out
-    for step in ("check a supported Pi (64-bit OS, Python 3.11+)", "check the Pi is supported: a 64-bit OS",
-                 "verify the upload against MANIFEST.sha256", "apt-get install what is missing",
-                 "create the system user wakeword", "--system-site-packages", "pip install",
-                 "/opt/wakeword/releases/", "only if there is none", "/etc/systemd/system/wakeword.service",
-                 "unchanged", "systemctl enable + restart wakeword", "wait until active",
-                 "back at the previous release"):
+    for step in (
+        "check a supported Pi (64-bit OS, Python 3.11+)",
+        "check the Pi is supported: a 64-bit OS",
+        "verify the upload against MANIFEST.sha256",
+        "apt-get install what is missing",
+        "create the system user wakeword",
+        "--system-site-packages",
+        "pip install",
+        "/opt/wakeword/releases/",
+        "only if there is none",
+        "/etc/systemd/system/wakeword.service",
+        "unchanged",
+        "systemctl enable + restart wakeword",
+        "wait until active",
+        "back at the previous release",
+    ):
         assert step in out, step
     assert not (tmp_path / "logs").exists()  # nothing ran per host
 
@@ -74,8 +91,9 @@ def test_undeploy_dry_run(model):
 
 def test_service_chooses_the_units_and_anything_else_is_refused(model, tmp_path):
     def run(*extra):
-        return make("deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", *extra,
-                    env={"WW_LOG_DIR": str(tmp_path / "logs")})
+        return make(
+            "deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", *extra, env={"WW_LOG_DIR": str(tmp_path / "logs")}
+        )
 
     proc = run("SERVICE=wyoming")
     assert proc.returncode == 0, proc.output
@@ -98,18 +116,52 @@ def test_make_variables_are_arguments_never_shell(tmp_path):
     repo = Path(__file__).resolve().parents[2]
     marker = tmp_path / "ran"
     evil = f'x"; touch {marker}; echo "'
-    env = {**os.environ, "KEYWORD": evil, "SET": f"train.lr=1 a;touch {marker} $(touch {marker})",
-           "CONFIG": "c.toml;touch`id`", "QUICK": "1", "NPROC": "1"}
+    env = {
+        **os.environ,
+        "KEYWORD": evil,
+        "SET": f"train.lr=1 a;touch {marker} $(touch {marker})",
+        "CONFIG": "c.toml;touch`id`",
+        "QUICK": "1",
+        "NPROC": "1",
+    }
     env.pop("BUILD", None)
-    out = subprocess.run(["scripts/stage.sh", "tests.argv_echo", "--extra"], cwd=repo, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["scripts/stage.sh", "tests.argv_echo", "--extra"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [
-        "--keyword", evil, "--build", f"build/{evil}", "--quick", "--config", "c.toml;touch`id`",
-        "--set", "train.lr=1", "--set", "a;touch", "--set", str(marker), "--set", "$(touch",
-        "--set", f"{marker})", "--extra"]
-    bad = subprocess.run(["scripts/stage.sh", "tests.argv_echo"], cwd=repo, env={**env, "NPROC": "2;id"},
-                         capture_output=True, text=True, timeout=60)
+        "--keyword",
+        evil,
+        "--build",
+        f"build/{evil}",
+        "--quick",
+        "--config",
+        "c.toml;touch`id`",
+        "--set",
+        "train.lr=1",
+        "--set",
+        "a;touch",
+        "--set",
+        str(marker),
+        "--set",
+        "$(touch",
+        "--set",
+        f"{marker})",
+        "--extra",
+    ]
+    bad = subprocess.run(
+        ["scripts/stage.sh", "tests.argv_echo"],
+        cwd=repo,
+        env={**env, "NPROC": "2;id"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "NPROC must be a whole number" in bad.stderr
     proc = make("deploy", "HOST=pi", "DRY_RUN=1", f"MODEL={evil}", f"KEYWORD={evil}")
     assert proc.returncode != 0 and f"model {evil} not found" in proc.stderr, proc.output

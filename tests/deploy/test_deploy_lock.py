@@ -2,6 +2,7 @@
 every package with hashes, carry what was tested, travel in the release, and install.sh installs
 them in pip's hash-checking mode. Offline: `make lock` itself needs PyPI (its pure parts are
 tested here on made-up wheels)."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -32,10 +33,11 @@ def pins(path: Path) -> dict[str, lockfile.Pin]:
 
 def input_line(path: Path) -> list[str]:
     line = next(x for x in path.read_text().splitlines() if x.startswith("# input:"))
-    return json.loads(line[len("# input:"):])
+    return json.loads(line[len("# input:") :])
 
 
 # -- what the lock holds ---------------------------------------------------------------
+
 
 def test_the_lock_covers_every_device_requirement_the_pi_takes_from_pip():
     """Fails when pyproject's device extra changes without `make lock`."""
@@ -107,11 +109,14 @@ def test_the_lock_pins_what_this_venv_ran_the_tests_with():
             moved.append(f"{name} {have} (lock: {pin.version})")
     assert lockfile.installed_version("onnxruntime") is not None, "the test venv has no onnxruntime"
     if moved:
-        pytest.skip("this venv runs other versions than deploy/requirements.lock pins, so the Pi would not run "
-                    f"what these tests ran: {'; '.join(moved)}: run `make lock`")
+        pytest.skip(
+            "this venv runs other versions than deploy/requirements.lock pins, so the Pi would not run "
+            f"what these tests ran: {'; '.join(moved)}: run `make lock`"
+        )
 
 
 # -- make lock's own pieces (no network) -----------------------------------------------
+
 
 def wheel(name: str, version: str, sha: str, *requires: str) -> lock.Wheel:
     return lock.Wheel(name, version, sha * 64, [Requirement(r) for r in requires])
@@ -120,11 +125,18 @@ def wheel(name: str, version: str, sha: str, *requires: str) -> lock.Wheel:
 def test_render_writes_what_pip_and_the_pi_read():
     a, b = lock.TARGETS[0].tag, lock.TARGETS[1].tag
     group = lock.Group(
-        "device", ["onnxruntime>=1.16"],
-        {a: {"onnxruntime": wheel("onnxruntime", "1.32.0", "a", "numpy>=1.21; python_version < '3.13'"),
-             "numpy": wheel("numpy", "2.4.6", "b")},
-         b: {"onnxruntime": wheel("onnxruntime", "1.32.0", "c")}},
-        {"onnxruntime": {"input"}, "numpy": {"onnxruntime"}}, {})
+        "device",
+        ["onnxruntime>=1.16"],
+        {
+            a: {
+                "onnxruntime": wheel("onnxruntime", "1.32.0", "a", "numpy>=1.21; python_version < '3.13'"),
+                "numpy": wheel("numpy", "2.4.6", "b"),
+            },
+            b: {"onnxruntime": wheel("onnxruntime", "1.32.0", "c")},
+        },
+        {"onnxruntime": {"input"}, "numpy": {"onnxruntime"}},
+        {},
+    )
     text = lock.render(group)
     assert text == lock.render(group)  # the same resolution, the same bytes
     assert f"# targets: {a} {b}" in text and '# input: ["onnxruntime>=1.16"]' in text
@@ -138,8 +150,13 @@ def test_render_writes_what_pip_and_the_pi_read():
 def test_a_target_left_out_is_said_in_the_file():
     a = lock.TARGETS[0].tag
     why = "PyPI has no wheel of lgpio==0.2.2.0 for cp313-aarch64"
-    group = lock.Group("gpio", ["rpi-lgpio"], {a: {"rpi-lgpio": wheel("rpi-lgpio", "0.6", "d")}},
-                       {"rpi-lgpio": {"input"}}, {"cp313-aarch64": why})
+    group = lock.Group(
+        "gpio",
+        ["rpi-lgpio"],
+        {a: {"rpi-lgpio": wheel("rpi-lgpio", "0.6", "d")}},
+        {"rpi-lgpio": {"input"}},
+        {"cp313-aarch64": why},
+    )
     text = lock.render(group)
     assert lockfile.targets(text) == [a]
     assert "# not cp313-aarch64 (Raspberry Pi OS trixie, 64-bit): PyPI has no wheel of lgpio==0.2.2.0" in text
@@ -164,6 +181,7 @@ def test_make_lock_asks_pypi_only():
 
 
 # -- the release carries it, refuses a stale one ---------------------------------------
+
 
 @pytest.fixture
 def model(tmp_path) -> Path:
@@ -209,6 +227,7 @@ def test_a_stale_or_missing_lock_stops_the_release_in_one_line(model, tmp_path):
 
 # -- install.sh installs it in hash-checking mode --------------------------------------
 
+
 def test_install_sh_installs_the_lock_with_require_hashes_and_wheels_only():
     text = INSTALL_SH.read_text()
     pip_lines = re.findall(r'"\$venv/bin/pip" install[^\n]*\\\n[^\n]*', text)
@@ -217,14 +236,18 @@ def test_install_sh_installs_the_lock_with_require_hashes_and_wheels_only():
     assert '-r "$src/requirements.lock"' in text and '-r "$gpio_lock"' in text
     assert "requirements.txt" not in text and "--prefer-binary" not in text
     # The venv is keyed by the lock(s) and the Python.
-    assert re.search(r'venv_id=\$\( \{ cat "\$src/requirements.lock"; \[ -z "\$gpio_lock" \] \|\| cat "\$gpio_lock"; '
-                     r'echo "\$py_version"; \}', text)
+    assert re.search(
+        r'venv_id=\$\( \{ cat "\$src/requirements.lock"; \[ -z "\$gpio_lock" \] \|\| cat "\$gpio_lock"; '
+        r'echo "\$py_version"; \}',
+        text,
+    )
 
 
 def test_the_plan_names_the_pinned_versions(model, tmp_path):
     rel = release.build(model, tmp_path / "out")
-    proc = subprocess.run(["sh", str(rel.path / "pi" / "install.sh"), "--plan"], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["sh", str(rel.path / "pi" / "install.sh"), "--plan"], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pip install --require-hashes --only-binary=:all: -r requirements.lock" in proc.stdout
     for name, pin in pins(LOCK).items():
@@ -233,6 +256,7 @@ def test_the_plan_names_the_pinned_versions(model, tmp_path):
 
 
 # -- a Pi the lock has no wheels for: one line, before anything is installed -----------
+
 
 def fake_machine(bindir: Path, python: str, machine: str) -> Path:
     """dpkg, uname and a python3 answering platform.sh's two questions for a 64-bit Pi with ``python``."""
@@ -250,9 +274,13 @@ def fake_machine(bindir: Path, python: str, machine: str) -> Path:
 
 
 def lock_problem(bindir: Path, targets: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["/bin/sh", "-c", '. "$1"; ww_lock_problem "$2"', "sh",
-                           str(REPO / "deploy" / "pi" / "platform.sh"), targets],
-                          env={"PATH": f"{bindir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["/bin/sh", "-c", '. "$1"; ww_lock_problem "$2"', "sh", str(REPO / "deploy" / "pi" / "platform.sh"), targets],
+        env={"PATH": f"{bindir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_lock_problem_is_silent_for_a_covered_pi_and_one_line_otherwise(tmp_path):
@@ -260,9 +288,11 @@ def test_lock_problem_is_silent_for_a_covered_pi_and_one_line_otherwise(tmp_path
     assert lock_problem(fake_machine(tmp_path / "a", "3.13", "aarch64"), targets).returncode == 0
     proc = lock_problem(fake_machine(tmp_path / "b", "3.12", "aarch64"), targets)
     assert proc.returncode == 1
-    assert proc.stdout == ("the lock of the Python packages has no wheels for Python 3.12 on aarch64 "
-                           "(cp312-aarch64; it has cp311-aarch64 cp313-aarch64): add it to TARGETS in "
-                           "deploy/lock.py and run make lock\n")
+    assert proc.stdout == (
+        "the lock of the Python packages has no wheels for Python 3.12 on aarch64 "
+        "(cp312-aarch64; it has cp311-aarch64 cp313-aarch64): add it to TARGETS in "
+        "deploy/lock.py and run make lock\n"
+    )
 
 
 def test_install_sh_stops_first_for_a_python_the_lock_has_no_wheels_for(tmp_path, model):
@@ -270,13 +300,19 @@ def test_install_sh_stops_first_for_a_python_the_lock_has_no_wheels_for(tmp_path
     bindir = fake_machine(tmp_path / "bin", "3.12", "aarch64")
     (bindir / "apt-get").write_text(f"#!/bin/sh\necho called >> {tmp_path / 'apt-get.calls'}\nexit 1\n")
     (bindir / "apt-get").chmod(0o755)
-    proc = subprocess.run(["sh", str(rel.path / "pi" / "install.sh")], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"))
+    proc = subprocess.run(
+        ["sh", str(rel.path / "pi" / "install.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"),
+    )
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [
         "RESULT FAILED: unsupported Pi: the lock of the Python packages has no wheels for Python 3.12 on aarch64 "
         f"(cp312-aarch64; it has {' '.join(lockfile.targets(LOCK.read_text()))}): add it to TARGETS in "
-        "deploy/lock.py and run make lock"]
+        "deploy/lock.py and run make lock"
+    ]
     assert not (tmp_path / "apt-get.calls").exists()
 
 
@@ -286,7 +322,7 @@ def test_make_deploy_checks_the_lock_before_uploading(tmp_path, model):
     PATH, so a fake Python 3.12 cannot be shown to a loopback session; install.sh's test above
     covers the words, the nspawn and emulated-Pi deploys the path.)"""
     text = (REPO / "deploy" / "deploy.sh").read_text()
-    preflight = text[text.index("preflight() {"):text.index("deploy_one() {")]
+    preflight = text[text.index("preflight() {") : text.index("deploy_one() {")]
     assert "ww_lock_problem '$targets'" in preflight and preflight.index("ww_lock_problem") < preflight.index("rsync")
     proc = make("deploy", "HOST=pi1", "DRY_RUN=1", f"MODEL={model}", env={"WW_LOG_DIR": str(tmp_path / "logs")})
     assert proc.returncode == 0, proc.output
@@ -298,12 +334,14 @@ def test_the_lock_check_runs_on_the_release_python(tmp_path):
     ok = tmp_path / "ok.lock"
     name, have = "packaging", importlib.metadata.version("packaging")
     ok.write_text(f"# targets: cp311-aarch64\n{name}=={have} \\\n    --hash=sha256:{'a' * 64}\n")
-    proc = subprocess.run([sys.executable, "-m", "device.lockfile", str(ok)], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "device.lockfile", str(ok)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert proc.returncode == 0 and "runs the 1 versions the lock pins" in proc.stdout
     bad = tmp_path / "bad.lock"
     bad.write_text(f"{name}==0.0.1 \\\n    --hash=sha256:{'a' * 64}\nno-such-package==1.0 --hash=sha256:{'b' * 64}\n")
-    proc = subprocess.run([sys.executable, "-m", "device.lockfile", str(bad)], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "device.lockfile", str(bad)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [f"  packaging {have} (lock: 0.0.1)", "  no-such-package missing (lock: 1.0)"]

@@ -6,6 +6,7 @@ The daemon is the real `wakeword listen` with the real tone model; its microphon
 file plugin replaying a raw file (unpaced: it spins a core, so every test stops the unit when
 done), its LED the fake GPIO backend. The tests share one container and run in file order.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,9 +61,15 @@ class Machine:
         self.logs = workdir / "logs"
 
     def make(self, target: str, *assignments: str, host: str | None = None):
-        return make(target, f"HOST={host or self.ssh.alias}", f"SSH_CONFIG={self.ssh.config}",
-                    f"MODEL={self.model}", f"PI_CONFIG={self.config}", *assignments,
-                    env={"WW_LOG_DIR": str(self.logs)})
+        return make(
+            target,
+            f"HOST={host or self.ssh.alias}",
+            f"SSH_CONFIG={self.ssh.config}",
+            f"MODEL={self.model}",
+            f"PI_CONFIG={self.config}",
+            *assignments,
+            env={"WW_LOG_DIR": str(self.logs)},
+        )
 
     def sh(self, command: str, check: bool = True) -> str:
         return self.ssh.run(command, check=check).stdout
@@ -86,8 +93,9 @@ def machine(nspawn_root, tone_model, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("nspawn")
     mic = (tone_clip(20.0, [2.0, 8.0, 14.0], seed=7) * 32767).astype("<i2").tobytes()
-    container = Container(nspawn_root, work / "machine",
-                          files={"/etc/asound.conf": ALSA_CONF.encode(), "/srv/wakeword-test/mic.raw": mic})
+    container = Container(
+        nspawn_root, work / "machine", files={"/etc/asound.conf": ALSA_CONF.encode(), "/srv/wakeword-test/mic.raw": mic}
+    )
     with container:
         yield Machine(container, tone_model, work)
 
@@ -137,8 +145,11 @@ def test_second_deploy_changes_nothing(running):
     assert proc.returncode == 0, proc.output
     assert result_lines(proc.output)["pibox"] == f"unchanged {before[1]}"
     assert "nothing changed" in proc.stdout
-    assert (m.prop("InvocationID"), m.current(),
-            m.root("ls -lR --time-style=full-iso /opt/wakeword /etc/wakeword")) == before
+    assert (
+        m.prop("InvocationID"),
+        m.current(),
+        m.root("ls -lR --time-style=full-iso /opt/wakeword /etc/wakeword"),
+    ) == before
 
 
 def test_deploy_starts_a_stopped_service(machine, first_deploy):
@@ -155,7 +166,7 @@ def test_deploy_starts_a_stopped_service(machine, first_deploy):
 
 def test_an_edited_config_is_never_overwritten(running):
     m = running
-    m.root("echo \"# my own edit\" >> /etc/wakeword/config.toml")
+    m.root('echo "# my own edit" >> /etc/wakeword/config.toml')
     invocation = m.prop("InvocationID")
     proc = m.make("deploy")
     assert proc.returncode == 0, proc.output
@@ -233,8 +244,9 @@ def test_wyoming_service_answers_home_assistant_and_listen_comes_back(machine, f
             await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
             pcm = (tone_clip(4.0, [1.0], seed=9) * 32767).astype("<i2")
             for start in range(0, len(pcm), 1600):
-                await client.write_event(AudioChunk(rate=16000, width=2, channels=1,
-                                                    audio=pcm[start:start + 1600].tobytes()).event())
+                await client.write_event(
+                    AudioChunk(rate=16000, width=2, channels=1, audio=pcm[start : start + 1600].tobytes()).event()
+                )
             await client.write_event(AudioStop().event())
             answer = await asyncio.wait_for(client.read_event(), timeout=60)
             await client.disconnect()

@@ -1,4 +1,5 @@
 """The release builder: what goes to the Pi, and an id that only changes with the content."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,12 @@ def model(tmp_path) -> Path:
 
 
 def build(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deploy.release", "--model", str(model), "--out", str(out),
-                           *extra], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.release", "--model", str(model), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def test_release_has_the_right_files(model, tmp_path):
@@ -55,8 +60,7 @@ def test_release_has_the_right_files(model, tmp_path):
 
 def test_manifest_covers_every_file_and_names_the_release(model, tmp_path):
     rel = Path(build(model, tmp_path / "out").stdout.strip())
-    check = subprocess.run(["sha256sum", "--strict", "-c", "MANIFEST.sha256"], cwd=rel,
-                           capture_output=True, text=True)
+    check = subprocess.run(["sha256sum", "--strict", "-c", "MANIFEST.sha256"], cwd=rel, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     listed = {line.split("  ", 1)[1] for line in (rel / "MANIFEST.sha256").read_text().splitlines()}
     files = {p.relative_to(rel).as_posix() for p in rel.rglob("*") if p.is_file()}
@@ -92,8 +96,9 @@ def test_launcher_runs_the_release_code(model, tmp_path):
     rel = Path(build(model, tmp_path / "out").stdout.strip())
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
     (rel / "venv").symlink_to(tmp_path / "venv")
-    proc = subprocess.run([str(rel / "bin/wakeword"), "--help"], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(rel / "bin/wakeword"), "--help"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     assert proc.returncode == 0, proc.stderr
     assert "listen" in proc.stdout and "devices" in proc.stdout
 
@@ -119,8 +124,10 @@ def test_extra_keyword_models_ship_under_models_with_their_keywords_table(model,
     from device import config
 
     cfg = config.load(rel / "config.toml")  # the daemon's own loader takes the shipped config
-    assert [k.model for k in cfg.keywords] == [f"{release.PI_INSTALL_ROOT}/current/models/1-jarvis.onnx",
-                                               f"{release.PI_INSTALL_ROOT}/current/models/2-hey_robot.onnx"]
+    assert [k.model for k in cfg.keywords] == [
+        f"{release.PI_INSTALL_ROOT}/current/models/1-jarvis.onnx",
+        f"{release.PI_INSTALL_ROOT}/current/models/2-hey_robot.onnx",
+    ]
     assert cfg.model == release.MODEL_ON_PI
     alone = Path(build(model, tmp_path / "out").stdout.strip())
     assert alone != rel and not (alone / "models").exists() and config.load(alone / "config.toml").keywords == ()

@@ -1,5 +1,6 @@
 """The systemd unit: systemd accepts it (verified against a staged root, so ExecStart resolves),
 it says what the issue asks for, and its hardening does not regress."""
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,9 @@ def stage(tmp_path) -> Path:
 
 
 def verify(root: Path, unit: str = "wakeword.service") -> subprocess.CompletedProcess:
-    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", unit],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", "--man=no", unit], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("unit", ["wakeword.service", "wakeword-wyoming.service"])
@@ -71,8 +73,12 @@ def test_the_unit_has_what_the_service_needs():
     assert s["User"] == ["wakeword"]
     assert set(s["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
     assert s["RuntimeDirectory"] == ["wakeword"] and s["StateDirectory"] == ["wakeword"]
-    for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
-                       ("ProtectHome", "yes"), ("PrivateTmp", "yes")):
+    for key, value in (
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+    ):
         assert s[key] == [value], key
     # The microphone and the LED are device nodes: nothing may hide /dev from the service.
     assert "PrivateDevices" not in s and "DevicePolicy" not in s
@@ -81,8 +87,12 @@ def test_the_unit_has_what_the_service_needs():
 
 def test_hardening_score_stays_low(tmp_path):
     which_or_fail("systemd-analyze")
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     m = re.search(r"Overall exposure level for wakeword\.service: ([0-9.]+)", proc.stdout)
     assert m, proc.stdout[-2000:] + proc.stderr
     # 1.7 when written (0 = locked down, 10 = none); what is left is network access (the hook
@@ -96,8 +106,12 @@ def test_the_wyoming_unit_serves_without_devices(tmp_path):
     assert s["ExecStart"] == [f"{EXEC} wyoming --config /etc/wakeword/config.toml"]
     assert s["User"] == ["wakeword"] and "SupplementaryGroups" not in s and s["PrivateDevices"] == ["yes"]
     which_or_fail("systemd-analyze")
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(WYOMING_UNIT)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(WYOMING_UNIT)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     m = re.search(r"Overall exposure level for wakeword-wyoming\.service: ([0-9.]+)", proc.stdout)
     assert m, proc.stdout[-2000:] + proc.stderr
     assert float(m.group(1)) <= 2.0, proc.stdout  # a network service by design; nothing else

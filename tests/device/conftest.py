@@ -1,4 +1,5 @@
 """Fixtures for the device tests: the real tone model, WAV clips, file-backed ALSA microphones."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,9 +27,13 @@ def alsa_mics(tmp_path_factory) -> AlsaMics:
     d = tmp_path_factory.mktemp("alsa")
     names = ["ww_mono48", "ww_quad48", "ww_neg48", "ww_late"]
     conf = d / "asound.conf"
-    conf.write_text("".join(
-        f'pcm.{n} {{\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
-        f'  infile "{d / (n + ".raw")}"\n  format "raw"\n}}\n' for n in names))
+    conf.write_text(
+        "".join(
+            f'pcm.{n} {{\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
+            f'  infile "{d / (n + ".raw")}"\n  format "raw"\n}}\n'
+            for n in names
+        )
+    )
     pos = tone_clip(6.0, [1.5, 4.0], seed=4)
     neg = tone_clip(6.0, [], seed=5)
     to_raw_int16(multichannel(pos, 1, 48000, 0), d / "ww_mono48.raw")

@@ -1,4 +1,5 @@
 """Helpers for the device tests (imported by name: tests/device is on sys.path under pytest)."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ PARAMS = AudioParams()
 RATE = PARAMS.sample_rate
 
 
-def multichannel(mono16k: np.ndarray, channels: int, rate_hz: int, tone_channel: int,
-                 seed: int = 3) -> np.ndarray:
+def multichannel(mono16k: np.ndarray, channels: int, rate_hz: int, tone_channel: int, seed: int = 3) -> np.ndarray:
     """``[n, channels]`` float32 at ``rate_hz``: the clip on ``tone_channel``, low noise elsewhere."""
     y = soxr.resample(mono16k, RATE, rate_hz).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -45,6 +45,7 @@ class AlsaMics:
 
     The plugin is not paced (audio arrives much faster than real time) and repeats stale data
     after the end of its file, so tests stop by frame count (``--max-audio-s``)."""
+
     conf: Path
     dir: Path
 
@@ -63,16 +64,30 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
-def run_wakeword(args: list[str], env: dict[str, str] | None = None, timeout: float = 60,
-                 **kw) -> subprocess.CompletedProcess:
+def run_wakeword(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 60, **kw
+) -> subprocess.CompletedProcess:
     """Run the real ``wakeword`` command (``python -m device.cli``) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "device.cli", *args], cwd=REPO, env=_env(env),
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", *args],
+        cwd=REPO,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def popen_wakeword(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "device.cli", *args], cwd=REPO, env=_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "device.cli", *args],
+        cwd=REPO,
+        env=_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def json_lines(text: str) -> list[dict]:

@@ -4,6 +4,7 @@ and a device that is missing at start and appears later.
 
 The ALSA ``file`` plugin is not paced, so the configs give the queue room for the whole clip
 (``queue_s``/``stale_after_s`` above its length) and the runs stop by frame count."""
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,9 @@ UNPACED = "queue_s = 30.0\nstale_after_s = 30.0\n"
 
 
 def capture_config(tmp_path, device: str, channels: int, use_channels: str = "[]", extra: str = ""):
-    return write_config(tmp_path / f"{device}.toml", f"""
+    return write_config(
+        tmp_path / f"{device}.toml",
+        f"""
 [capture]
 device = "{device}"
 channels = {channels}
@@ -25,12 +28,15 @@ use_channels = {use_channels}
 {UNPACED}{extra}
 [gpio]
 backend = "log"
-""")
+""",
+    )
 
 
 def listen(tone_model, alsa_mics, cfg, seconds: float = 6.0):
-    r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--json",
-                      "--max-audio-s", str(seconds)], env=alsa_mics.env())
+    r = run_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--json", "--max-audio-s", str(seconds)],
+        env=alsa_mics.env(),
+    )
     assert r.returncode == 0, r.stderr
     return json_lines(r.stdout), r.stderr
 
@@ -69,8 +75,10 @@ def test_missing_device_is_retried_and_recovered_when_it_appears(tone_model, als
     late = alsa_mics.raw("ww_late")
     late.unlink(missing_ok=True)
     cfg = capture_config(tmp_path, "ww_late", 4, "[2]", "retry_min_s = 0.2\nretry_max_s = 0.4\n")
-    proc = popen_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--json",
-                           "--max-audio-s", "6"], env=alsa_mics.env())
+    proc = popen_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--json", "--max-audio-s", "6"],
+        env=alsa_mics.env(),
+    )
     try:
         time.sleep(1.5)  # several failed attempts
         assert proc.poll() is None, proc.communicate()

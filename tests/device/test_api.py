@@ -1,4 +1,5 @@
 """device.api.Detector: the daemon's engine and decision rule for a user's own program (real model)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def _times(dets) -> list[float]:
 def _feed_all(det: Detector, audio, piece: int, rate: int | None = None):
     found, scores = [], []
     for start in range(0, len(audio), piece):
-        found += det.feed(audio[start:start + piece], rate)
+        found += det.feed(audio[start : start + piece], rate)
         scores.append(det.scores)
     return found, np.concatenate(scores)
 
@@ -60,8 +61,12 @@ def test_fork_shares_the_model_but_not_the_stream(tone_model):
 
 def test_bad_input_is_one_clear_error(tone_model, tmp_path):
     det = Detector(tone_model)
-    for bad, match in ((np.array([0.0, np.nan], np.float32), "NaN"), (np.zeros((2, 2, 2)), "shape"),
-                       (np.zeros(10, np.int32), "int16 or float"), (b"\x00", "pairs")):
+    for bad, match in (
+        (np.array([0.0, np.nan], np.float32), "NaN"),
+        (np.zeros((2, 2, 2)), "shape"),
+        (np.zeros(10, np.int32), "int16 or float"),
+        (b"\x00", "pairs"),
+    ):
         with pytest.raises(ValueError, match=match):
             det.feed(bad)
     det.feed(np.zeros(1600, np.float32), 16000)

@@ -1,4 +1,5 @@
 """Saving the audio around detections: the right stretch, a sidecar, atomic files, a disk cap."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def feed(saver: ClipSaver, start_s: float, seconds: float, step_s: float = 0.5) 
 
 
 def test_saves_pre_and_post_roll_with_a_sidecar(tmp_path):
-    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=0.5),
-                      RATE, "hey pi", model_version="v7", threshold=0.6)
+    saver = ClipSaver(
+        SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=0.5),
+        RATE,
+        "hey pi",
+        model_version="v7",
+        threshold=0.6,
+    )
     feed(saver, 0.0, 5.0)
     saver.detected(Detection(4.0, 0.93))
     assert list(tmp_path.iterdir()) == []  # waits for the post-roll
@@ -53,8 +59,11 @@ def test_flush_at_end_of_stream_saves_what_exists(tmp_path):
 
 def test_disk_cap_deletes_the_oldest_clips(tmp_path):
     one_clip_mb = (RATE * 2 * 2 + 400) / 1e6  # 2 s of 16-bit audio + sidecar
-    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0,
-                                 max_mb=3.5 * one_clip_mb), RATE, "k")
+    saver = ClipSaver(
+        SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0, max_mb=3.5 * one_clip_mb),
+        RATE,
+        "k",
+    )
     stems = []
     t = 0.0
     for _ in range(6):
@@ -73,8 +82,9 @@ def test_a_file_deleted_by_someone_else_during_the_cap_is_no_error(tmp_path, mon
     """`make collect` or a reviewer may delete a clip between the listing and the stat."""
     from pathlib import Path
 
-    saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0, max_mb=0.01),
-                      RATE, "k")
+    saver = ClipSaver(
+        SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=1.0, max_mb=0.01), RATE, "k"
+    )
     (tmp_path / "00000000T000000Z_k.wav").write_bytes(b"\0" * 20000)
     real_stat = Path.stat
 
@@ -132,8 +142,9 @@ def slow_feed(keeper, start_s: float, seconds: float, step_s: float = 0.5) -> No
 def snippets_cfg(tmp_path, **kw):
     from device.clipsaver import SnippetConfig
 
-    return SnippetConfig(**{"enabled": True, "dir": str(tmp_path), "per_hour": 720.0, "length_s": 1.0,
-                            "guard_s": 2.0, **kw})
+    return SnippetConfig(
+        **{"enabled": True, "dir": str(tmp_path), "per_hour": 720.0, "length_s": 1.0, "guard_s": 2.0, **kw}
+    )
 
 
 def test_snippets_are_random_stretches_of_the_stream_with_a_sidecar(tmp_path):
@@ -163,7 +174,7 @@ def test_no_snippet_near_a_detection_or_a_near_miss(tmp_path):
     t = 0.0
     while t < 600.0:
         keeper.feed(ramp(t, 0.5), t)
-        if int(t * 2) % 40 == 7:        # every 20 s: a detection ...
+        if int(t * 2) % 40 == 7:  # every 20 s: a detection ...
             keeper.detected(Detection(t + 0.5, 0.9))
             alarms.append(t + 0.5)
         probs = np.array([0.45 if int(t * 2) % 40 == 27 else 0.1])  # ... and a near miss (>= 0.5 * 0.8)
@@ -184,7 +195,7 @@ def test_snippets_skip_silence_and_gaps_and_keep_to_the_disk_cap(tmp_path):
     keeper = SnippetKeeper(snippets_cfg(tmp_path, max_mb=5.5 * one_mb), RATE, "k", lag_s=0.5, seed=5)
     keepers = Keepers(None, keeper)
     t = 0.0
-    while t < 200.0:                      # silence: nothing kept
+    while t < 200.0:  # silence: nothing kept
         keepers.feed(np.zeros(RATE // 2, np.float32), t)
         t += 0.5
     assert keeper.kept == 0 and keeper.skipped > 0
@@ -192,7 +203,7 @@ def test_snippets_skip_silence_and_gaps_and_keep_to_the_disk_cap(tmp_path):
         slow_feed(keepers, t, 0.5)
         t += 0.5
         if t % 50 == 0:
-            keepers.discontinuity()      # a stream gap now and then
+            keepers.discontinuity()  # a stream gap now and then
     assert keeper.kept > 20 and len(list(tmp_path.glob("*.wav"))) == 5  # the cap keeps the newest 5
     assert "room snippet(s) kept" in keepers.status()
     for w in tmp_path.glob("*.wav"):
@@ -212,8 +223,12 @@ def test_a_disk_that_fills_between_the_wav_and_its_sidecar_leaves_no_orphan_wav(
 
     monkeypatch.setattr(clipsaver, "atomic_write_text", disk_full)
     saver = ClipSaver(SaveConfig(enabled=True, dir=str(tmp_path), pre_roll_s=1.0, post_roll_s=0.5), RATE, "k")
-    keeper = clipsaver.SnippetKeeper(clipsaver.SnippetConfig(enabled=True, dir=str(tmp_path / "snip"), per_hour=720,
-                                                             length_s=1.0, guard_s=0.0), RATE, "k", seed=1)
+    keeper = clipsaver.SnippetKeeper(
+        clipsaver.SnippetConfig(enabled=True, dir=str(tmp_path / "snip"), per_hour=720, length_s=1.0, guard_s=0.0),
+        RATE,
+        "k",
+        seed=1,
+    )
     feed(saver, 0.0, 3.0)
     saver.detected(Detection(2.5, 0.9))
     feed(saver, 3.0, 1.0)

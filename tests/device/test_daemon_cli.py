@@ -1,5 +1,6 @@
 """The ``wakeword`` command end to end: ``listen --input`` JSON on tone clips (the interface the
 benchmark uses), saved detections, ``doctor``, and the device side's import hygiene."""
+
 from __future__ import annotations
 
 import json
@@ -11,27 +12,40 @@ import numpy as np
 from daemon_helpers import PARAMS, REPO, TONE_S, json_lines, run_wakeword, write_config
 from device.wavio import read_mono_float
 
-LOG_GPIO = "[gpio]\nbackend = \"log\"\n"
+LOG_GPIO = '[gpio]\nbackend = "log"\n'
 
 
 def test_input_json_detections_on_positive_and_negative(tone_model, clips, tmp_path):
     cfg = write_config(tmp_path / "c.toml", LOG_GPIO)
-    r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["pos"]),
-                      "--json"])
+    r = run_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["pos"]), "--json"]
+    )
     assert r.returncode == 0, r.stderr
     dets = json_lines(r.stdout)
     assert [set(d) for d in dets] == [{"time_s", "score", "keyword"}] * 2
     for d, tone_at in zip(dets, (1.5, 4.0)):
         assert d["keyword"] == "tone" and d["score"] >= 0.5
         assert tone_at + TONE_S - 0.05 <= d["time_s"] <= tone_at + TONE_S + 0.3
-    r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["neg"]),
-                      "--json"])
+    r = run_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["neg"]), "--json"]
+    )
     assert r.returncode == 0 and json_lines(r.stdout) == []
 
 
 def test_scores_are_one_line_per_step_at_precise_stream_times(tone_model, clips):
-    r = run_wakeword(["listen", "--model", str(tone_model), "--input", str(clips["pos"]), "--json", "--scores",
-                      "--threshold", "0.99"])
+    r = run_wakeword(
+        [
+            "listen",
+            "--model",
+            str(tone_model),
+            "--input",
+            str(clips["pos"]),
+            "--json",
+            "--scores",
+            "--threshold",
+            "0.99",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     lines = json_lines(r.stdout)
     steps = [x for x in lines if "keyword" not in x]
@@ -47,13 +61,16 @@ def test_scores_are_one_line_per_step_at_precise_stream_times(tone_model, clips)
 
 def test_saving_detections_writes_wav_and_sidecar(tone_model, clips, tmp_path):
     out = tmp_path / "detections"
-    cfg = write_config(tmp_path / "c.toml", f"""{LOG_GPIO}
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f"""{LOG_GPIO}
 [save]
 enabled = true
 dir = "{out}"
 pre_roll_s = 1.0
 post_roll_s = 0.5
-""")
+""",
+    )
     r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["pos"])])
     assert r.returncode == 0, r.stderr
     sidecars = sorted(out.glob("*.json"))
@@ -64,7 +81,7 @@ post_roll_s = 0.5
     assert rate == PARAMS.sample_rate and abs(len(audio) / rate - 1.5) < 0.05
     # the tone (ending about detected_at_s into the clip) is in the saved audio
     end = int(meta["detected_at_s"] * rate)
-    assert np.abs(audio[end - int(0.3 * rate):end]).max() > 0.2
+    assert np.abs(audio[end - int(0.3 * rate) : end]).max() > 0.2
 
 
 def test_room_snippets_are_kept_away_from_detections(tone_model, tmp_path):
@@ -73,14 +90,17 @@ def test_room_snippets_are_kept_away_from_detections(tone_model, tmp_path):
 
     wav = write_wav(tmp_path / "room.wav", tone_clip(90.0, [20.0, 50.0, 75.0], seed=3), RATE)
     out = tmp_path / "snippets"
-    cfg = write_config(tmp_path / "c.toml", f"""{LOG_GPIO}
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f"""{LOG_GPIO}
 [snippets]
 enabled = true
 dir = "{out}"
 per_hour = 720.0
 length_s = 1.0
 guard_s = 3.0
-""")
+""",
+    )
     r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(wav), "--json"])
     assert r.returncode == 0, r.stderr
     dets = [d["time_s"] for d in json_lines(r.stdout)]
@@ -101,7 +121,9 @@ def test_missing_or_bad_input_file_is_one_line_exit_1(tone_model, tmp_path):
 
 
 def test_doctor_reports_in_plain_words(tone_model, alsa_mics, tmp_path):
-    cfg = write_config(tmp_path / "c.toml", f"""
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f"""
 model = "{tone_model}"
 [capture]
 device = "ww_quad48"
@@ -109,14 +131,17 @@ channels = 4
 rate_hz = 48000
 [gpio]
 backend = "log"
-""")
+""",
+    )
     r = run_wakeword(["doctor", "--config", str(cfg)], env=alsa_mics.env())
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok    model" in r.stdout and "keyword 'tone'" in r.stdout
     assert "ok    audio device 'ww_quad48' delivers audio (4 ch, 48000 Hz)" in r.stdout
     assert "warn  GPIO backend 'log'" in r.stdout and "all good" in r.stdout
-    r = run_wakeword(["doctor", "--config", str(cfg), "--model", str(tmp_path / "gone.onnx"),
-                      "--device", "no-such-mic"], env=alsa_mics.env())
+    r = run_wakeword(
+        ["doctor", "--config", str(cfg), "--model", str(tmp_path / "gone.onnx"), "--device", "no-such-mic"],
+        env=alsa_mics.env(),
+    )
     assert r.returncode == 1
     assert "FAIL  model" in r.stdout and "does not exist" in r.stdout
     assert "FAIL  no audio input device matches 'no-such-mic'" in r.stdout
@@ -124,12 +149,14 @@ backend = "log"
 
 
 def test_device_code_imports_no_torch_and_nothing_from_the_workstation_side():
-    code = ("import sys, pkgutil, importlib, device\n"
-            "for m in pkgutil.iter_modules(device.__path__):\n"
-            "    if m.name != 'record': importlib.import_module('device.' + m.name)\n"
-            "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
-            "('torch', 'train', 'export', 'bench', 'RPi', 'systemd'))\n"
-            "print(bad)\n")
+    code = (
+        "import sys, pkgutil, importlib, device\n"
+        "for m in pkgutil.iter_modules(device.__path__):\n"
+        "    if m.name != 'record': importlib.import_module('device.' + m.name)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('torch', 'train', 'export', 'bench', 'RPi', 'systemd'))\n"
+        "print(bad)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
@@ -168,7 +195,10 @@ def test_input_that_is_a_fifo_is_one_line_not_a_hang(tmp_path, tone_model):
 
     fifo = tmp_path / "mic.wav"
     os.mkfifo(fifo)
-    out = subprocess.run([sys.executable, "-m", "device.cli", "listen", "--model", str(tone_model),
-                          "--input", str(fifo)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "device.cli", "listen", "--model", str(tone_model), "--input", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "not a regular file" in out.stderr and "Traceback" not in out.stderr

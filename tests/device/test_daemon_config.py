@@ -1,4 +1,5 @@
 """The daemon's TOML config: the shipped example, and one clear line (exit 2) for bad values."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,10 @@ def test_example_config_loads_and_documents_the_defaults():
 
 
 def test_a_full_config_parses_into_typed_values(tmp_path):
-    cfg = config.load(write_config(tmp_path / "c.toml", """
+    cfg = config.load(
+        write_config(
+            tmp_path / "c.toml",
+            """
 model = "/m.onnx"
 threads = 2
 [capture]
@@ -45,32 +49,37 @@ pattern_s = [0.2, 0.1, 0.2]
 [save]
 enabled = true
 max_mb = 50
-"""))
+""",
+        )
+    )
     assert cfg.capture.use_channels == (0, 2) and cfg.capture.channels == 4
     assert cfg.detect.threshold == 0.7 and cfg.detect.refractory_s == 3.0
     assert isinstance(cfg.detect.refractory_s, float) and cfg.gpio.pattern_s == (0.2, 0.1, 0.2)
     assert cfg.gpio.active_high is False and cfg.save.max_mb == 50.0 and cfg.threads == 2
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("[capture]\ndevcie = 'x'\n", "unknown key 'devcie' (did you mean 'device'?)"),
-    ("[gpoi]\npin = 3\n", "unknown section [gpoi] (did you mean 'gpio'?)"),
-    ("[capture]\nchannels = 'four'\n", "[capture] channels must be a whole number"),
-    ("[capture]\nchannels = 2\nuse_channels = [3]\n", "beyond channels = 2"),
-    ("[detect]\nthreshold = 1.5\n", "threshold must be in (0, 1)"),
-    ("[gpio]\nmode = 'blink'\n", "mode must be one of pulse, toggle, pattern"),
-    ("[gpio]\nactive_high = 'yes'\n", "active_high must be true or false"),
-    ("[save]\nmax_mb = -1\n", "max_mb must be positive"),
-    ("threads = 0\n", "threads must be 1..64"),
-    ("threads = 200\n", "threads must be 1..64"),
-    ("[capture]\nqueue_s = nan\n", "[capture] queue_s must be a finite number"),
-    ("[capture]\ninfer_every_s = inf\n", "[capture] infer_every_s must be a finite number"),
-    ("[gpio]\non_s = inf\n", "[gpio] on_s must be a finite number"),
-    ("[detect]\nrefractory_s = nan\n", "[detect] refractory_s must be a finite number"),
-    ("[capture]\ninfer_every_s = 2.4\nstale_after_s = 2.0\n", "must be shorter than stale_after_s"),
-    ("capture = 3\n", "capture must be a [capture] section"),
-    ("[capture\n", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("[capture]\ndevcie = 'x'\n", "unknown key 'devcie' (did you mean 'device'?)"),
+        ("[gpoi]\npin = 3\n", "unknown section [gpoi] (did you mean 'gpio'?)"),
+        ("[capture]\nchannels = 'four'\n", "[capture] channels must be a whole number"),
+        ("[capture]\nchannels = 2\nuse_channels = [3]\n", "beyond channels = 2"),
+        ("[detect]\nthreshold = 1.5\n", "threshold must be in (0, 1)"),
+        ("[gpio]\nmode = 'blink'\n", "mode must be one of pulse, toggle, pattern"),
+        ("[gpio]\nactive_high = 'yes'\n", "active_high must be true or false"),
+        ("[save]\nmax_mb = -1\n", "max_mb must be positive"),
+        ("threads = 0\n", "threads must be 1..64"),
+        ("threads = 200\n", "threads must be 1..64"),
+        ("[capture]\nqueue_s = nan\n", "[capture] queue_s must be a finite number"),
+        ("[capture]\ninfer_every_s = inf\n", "[capture] infer_every_s must be a finite number"),
+        ("[gpio]\non_s = inf\n", "[gpio] on_s must be a finite number"),
+        ("[detect]\nrefractory_s = nan\n", "[detect] refractory_s must be a finite number"),
+        ("[capture]\ninfer_every_s = 2.4\nstale_after_s = 2.0\n", "must be shorter than stale_after_s"),
+        ("capture = 3\n", "capture must be a [capture] section"),
+        ("[capture\n", "is not valid TOML"),
+    ],
+)
 def test_bad_values_are_one_line_naming_the_key(tmp_path, text, fragment):
     path = write_config(tmp_path / "bad.toml", text)
     with pytest.raises(ConfigError) as exc:
@@ -116,7 +125,7 @@ def test_override_keeps_validation():
 
 
 def test_channels_the_input_does_not_have_exit_2(tone_model, clips, tmp_path):
-    path = write_config(tmp_path / "c.toml", "[capture]\nuse_channels = [2]\n[gpio]\nbackend = \"log\"\n")
+    path = write_config(tmp_path / "c.toml", '[capture]\nuse_channels = [2]\n[gpio]\nbackend = "log"\n')
     r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(path), "--input", str(clips["pos"])])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "use_channels: channel(s) [2] do not exist on a 1-channel input" in r.stderr

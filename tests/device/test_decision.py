@@ -1,5 +1,6 @@
 """The decision rule with scripted probability sequences: threshold, smoothing, re-arming,
 refractory; the incremental Decider and the whole-array detect() agree on any input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def feed_all(cfg: DecisionConfig, probs, chunk: int = 7, start_s: float = 0.0) -
     d = Decider(cfg, FRAME_S)
     out = []
     for i in range(0, len(probs), chunk):
-        out += d.feed(np.asarray(probs[i:i + chunk]), start_s + i * FRAME_S)
+        out += d.feed(np.asarray(probs[i : i + chunk]), start_s + i * FRAME_S)
     return out
 
 
@@ -67,16 +68,24 @@ def test_start_time_shifts_detection_times():
 
 
 def test_config_rejects_bad_values():
-    for bad in (dict(threshold=0.0), dict(threshold=1.0), dict(threshold=0.5, smoothing_frames=0),
-                dict(threshold=0.5, refractory_s=-1)):
+    for bad in (
+        dict(threshold=0.0),
+        dict(threshold=1.0),
+        dict(threshold=0.5, smoothing_frames=0),
+        dict(threshold=0.5, refractory_s=-1),
+    ):
         with pytest.raises(ValueError):
             DecisionConfig(**bad)
 
 
 @settings(max_examples=150, deadline=None)
-@given(probs=st.lists(st.floats(0, 1), min_size=0, max_size=120),
-       threshold=st.floats(0.05, 0.95), smoothing=st.integers(1, 5),
-       refractory_frames=st.integers(0, 30), chunk=st.integers(1, 40))
+@given(
+    probs=st.lists(st.floats(0, 1), min_size=0, max_size=120),
+    threshold=st.floats(0.05, 0.95),
+    smoothing=st.integers(1, 5),
+    refractory_frames=st.integers(0, 30),
+    chunk=st.integers(1, 40),
+)
 def test_incremental_and_whole_array_rules_agree(probs, threshold, smoothing, refractory_frames, chunk):
     cfg = DecisionConfig(threshold, smoothing, refractory_frames * FRAME_S)
     a = feed_all(cfg, probs, chunk=chunk, start_s=3.0)

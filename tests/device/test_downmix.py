@@ -1,4 +1,5 @@
 """Reducing captured frames to model-rate mono: channel pick/mix and streaming resampling."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_48k_to_16k_is_band_limited_and_chunk_invariant():
 
     def stream(block_frames: int) -> np.ndarray:
         m = Downmixer(rate_in, 1, rate_out)
-        parts = [m.process(data[i * 2:(i + block_frames) * 2]) for i in range(0, rate_in, block_frames)]
+        parts = [m.process(data[i * 2 : (i + block_frames) * 2]) for i in range(0, rate_in, block_frames)]
         return np.concatenate(parts + [m.process(b"", last=True)])
 
     a, b = stream(1536), stream(101)
@@ -46,5 +47,4 @@ def test_48k_to_16k_is_band_limited_and_chunk_invariant():
     nspec = np.abs(np.fft.rfft(naive * np.hanning(12000)))
     assert nspec[np.argmin(np.abs(freqs - 5000))] > 0.5 * nspec[np.argmin(np.abs(freqs - 1000))]
     # and it matches the one-shot resampler
-    np.testing.assert_allclose(a, soxr.resample(np.frombuffer(data, "<i2") / 32768, rate_in, rate_out),
-                               atol=1e-4)
+    np.testing.assert_allclose(a, soxr.resample(np.frombuffer(data, "<i2") / 32768, rate_in, rate_out), atol=1e-4)

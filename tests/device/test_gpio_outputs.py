@@ -1,4 +1,5 @@
 """LED/buzzer driving through the fake GPIO backend (edges with times), and the hook command."""
+
 from __future__ import annotations
 
 import sys
@@ -52,8 +53,7 @@ def test_toggle_flips_per_detection_and_close_turns_it_off():
 
 def test_buzzer_pattern_and_active_low():
     pin = FakePin(18, active_high=False)
-    ind = Indicator(pin, GpioConfig(backend="fake", mode="pattern", pattern_s=(0.05, 0.05, 0.05),
-                                    active_high=False))
+    ind = Indicator(pin, GpioConfig(backend="fake", mode="pattern", pattern_s=(0.05, 0.05, 0.05), active_high=False))
     ind.trigger()
     wait_for(lambda: len(pin.edges) >= 5)
     ind.close()
@@ -91,8 +91,7 @@ def test_backend_choice_is_explicit_or_warned(caplog):
 
 
 def test_config_rejects_bad_gpio_values():
-    for bad in (dict(backend="gpiozero"), dict(mode="blink"), dict(pin=99), dict(on_s=0),
-                dict(pattern_s=())):
+    for bad in (dict(backend="gpiozero"), dict(mode="blink"), dict(pin=99), dict(on_s=0), dict(pattern_s=())):
         with pytest.raises(ValueError):
             GpioConfig(**bad)
 
@@ -100,8 +99,10 @@ def test_config_rejects_bad_gpio_values():
 def test_hook_gets_keyword_and_score_in_its_environment(tmp_path):
     out = tmp_path / "hook.txt"
     script = tmp_path / "hook.py"
-    script.write_text("import os, sys\nopen(sys.argv[1], 'w').write(' '.join(os.environ[k] for k in "
-                      "('WAKEWORD_KEYWORD', 'WAKEWORD_SCORE', 'WAKEWORD_TIME_S')))\n")
+    script.write_text(
+        "import os, sys\nopen(sys.argv[1], 'w').write(' '.join(os.environ[k] for k in "
+        "('WAKEWORD_KEYWORD', 'WAKEWORD_SCORE', 'WAKEWORD_TIME_S')))\n"
+    )
     hook = HookRunner(HookConfig(command=f"{sys.executable} {script} '{out}'"))
     outputs = Outputs("tone", None, hook)
     outputs.detection(Detection(12.34, 0.9876))
@@ -112,8 +113,7 @@ def test_hook_gets_keyword_and_score_in_its_environment(tmp_path):
 def test_a_failing_or_missing_hook_is_logged_not_fatal(caplog, tmp_path):
     with caplog.at_level("WARNING"):
         HookRunner(HookConfig(command=str(tmp_path / "nope"))).run(Detection(1.0, 0.9), "tone")
-        slow = HookRunner(HookConfig(command=f"{sys.executable} -c 'import time; time.sleep(30)'",
-                                     timeout_s=0.2))
+        slow = HookRunner(HookConfig(command=f"{sys.executable} -c 'import time; time.sleep(30)'", timeout_s=0.2))
         slow.run(Detection(1.0, 0.9), "tone")
         time.sleep(0.4)
         slow.poll()
@@ -134,7 +134,8 @@ def test_hooks_cannot_reach_systemd_flood_the_journal_or_leave_children(caplog, 
         f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
         "sys.stderr.write('boom: ' + 'x' * 20_000_000)\n"  # 20 MB of stderr
         "sys.stderr.flush()\n"
-        "time.sleep(60)\n")
+        "time.sleep(60)\n"
+    )
     hook = HookRunner(HookConfig(command=f"{sys.executable} {script}", timeout_s=1.0))
     with caplog.at_level("WARNING"):
         hook.run(Detection(1.0, 0.9), "tone")
@@ -173,12 +174,15 @@ def test_rpi_backend_drives_the_rpi_gpio_api(monkeypatch, tmp_path):
     import types
 
     calls = []
-    gpio = types.SimpleNamespace(BCM="BCM", OUT="OUT",
-                                 setwarnings=lambda on: calls.append(("setwarnings", on)),
-                                 setmode=lambda mode: calls.append(("setmode", mode)),
-                                 setup=lambda pin, mode, initial: calls.append(("setup", pin, mode, initial)),
-                                 output=lambda pin, level: calls.append(("output", pin, level)),
-                                 cleanup=lambda pin: calls.append(("cleanup", pin)))
+    gpio = types.SimpleNamespace(
+        BCM="BCM",
+        OUT="OUT",
+        setwarnings=lambda on: calls.append(("setwarnings", on)),
+        setmode=lambda mode: calls.append(("setmode", mode)),
+        setup=lambda pin, mode, initial: calls.append(("setup", pin, mode, initial)),
+        output=lambda pin, level: calls.append(("output", pin, level)),
+        cleanup=lambda pin: calls.append(("cleanup", pin)),
+    )
     rpi = types.ModuleType("RPi")
     rpi.GPIO = gpio
     monkeypatch.setitem(sys.modules, "RPi", rpi)
@@ -188,8 +192,14 @@ def test_rpi_backend_drives_the_rpi_gpio_api(monkeypatch, tmp_path):
     pin = open_pin("auto", 23, active_high=False)
     pin.set(True)
     pin.close()
-    assert calls == [("setwarnings", False), ("setmode", "BCM"), ("setup", 23, "OUT", 1),
-                     ("output", 23, 0), ("output", 23, 1), ("cleanup", 23)]
+    assert calls == [
+        ("setwarnings", False),
+        ("setmode", "BCM"),
+        ("setup", 23, "OUT", 1),
+        ("output", 23, 0),
+        ("output", 23, 1),
+        ("cleanup", 23),
+    ]
     import os
 
     assert os.environ["LG_WD"] == str(tmp_path)

@@ -1,5 +1,6 @@
 """Several keywords in one daemon (``[[keywords]]``): one capture and step loop, each model with
 its own threshold, LED pin and hook; the JSON lines, saved clips and status name the keyword."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def test_two_keywords_each_with_its_own_pin_hook_and_clips(tone_model, beep_mode
     hook = tmp_path / "hook.sh"
     hook.write_text(f'#!/bin/sh\necho "$WAKEWORD_KEYWORD" >> "{hooked}"\n')
     hook.chmod(0o755)
-    cfg = write_config(tmp_path / "c.toml", f"""
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f"""
 model = "{tone_model}"
 [gpio]
 backend = "fake"
@@ -42,7 +45,8 @@ pin = 27
 fake_edge_log = "{beep_edges}"
 [keywords.hook]
 command = "{hook}"
-""")
+""",
+    )
     r = run_wakeword(["listen", "--config", str(cfg), "--input", str(clips["pos"]), "--json"])
     assert r.returncode == 0, r.stderr
     dets = json_lines(r.stdout)
@@ -63,7 +67,9 @@ command = "{hook}"
 
 def test_each_keyword_keeps_its_own_threshold_and_shares_the_led(tone_model, beep_model, clips, tmp_path):
     edges = tmp_path / "edges"
-    cfg = write_config(tmp_path / "c.toml", f"""
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f"""
 model = "{tone_model}"
 [gpio]
 backend = "fake"
@@ -73,7 +79,8 @@ fake_edge_log = "{edges}"
 model = "{beep_model}"
 [keywords.detect]
 threshold = 0.999999
-""")
+""",
+    )
     r = run_wakeword(["listen", "--config", str(cfg), "--input", str(clips["pos"]), "--json"])
     assert r.returncode == 0, r.stderr
     assert [d["keyword"] for d in json_lines(r.stdout)] == ["tone", "tone"]
@@ -90,14 +97,17 @@ def test_a_long_stream_through_two_models_detects_alike(tone_model, beep_model, 
     assert len(tone) == 3 and tone == [d["time_s"] for d in dets if d["keyword"] == "beep"]
 
 
-@pytest.mark.parametrize("extra, code, says", [
-    ('[[keywords]]\nmodel = "{tone}"\n', 2, "keyword 'tone' is already listened for"),
-    ('[[keywords]]\nmodel = "{rate8k}"\n', 3, "[[keywords]] 1"),
-    ('[[keywords]]\nmodel = "{missing}"\n', 3, "[[keywords]] 1"),
-    ('[keywords]\nmodel = "{tone}"\n', 2, "write [[keywords]] (double brackets)"),
-    ('[[keywords]]\n[keywords.detect]\nthreshold = 0.5\n', 2, "model is required"),
-    ('[[keywords]]\nmodel = "{tone}"\n[keywords.detect]\nthreshold = nan\n', 2, "must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "extra, code, says",
+    [
+        ('[[keywords]]\nmodel = "{tone}"\n', 2, "keyword 'tone' is already listened for"),
+        ('[[keywords]]\nmodel = "{rate8k}"\n', 3, "[[keywords]] 1"),
+        ('[[keywords]]\nmodel = "{missing}"\n', 3, "[[keywords]] 1"),
+        ('[keywords]\nmodel = "{tone}"\n', 2, "write [[keywords]] (double brackets)"),
+        ("[[keywords]]\n[keywords.detect]\nthreshold = 0.5\n", 2, "model is required"),
+        ('[[keywords]]\nmodel = "{tone}"\n[keywords.detect]\nthreshold = nan\n', 2, "must be a finite number"),
+    ],
+)
 def test_bad_keyword_tables_are_one_line(tone_model, tmp_path, extra, code, says):
     rate8k = wrong_sample_rate_model(tone_model, tmp_path / "r8k.onnx")
     text = extra.format(tone=tone_model, rate8k=rate8k, missing=tmp_path / "gone.onnx")

@@ -1,6 +1,7 @@
 """The inference loop with the real tone model: stalls, gaps, a device that vanishes, the
 energy gate, and chunk-size invariance. The audio producer is a script that pushes int16
 blocks into the real queue (what the PortAudio callback does), so the timing is exact."""
+
 from __future__ import annotations
 
 import threading
@@ -42,7 +43,7 @@ class ScriptedSource:
         a = audio if audio.ndim == 2 else audio[:, None]
         pcm = (np.clip(a, -1, 32767 / 32768) * 32768).round().astype("<i2")
         for i in range(0, len(pcm), self.block_frames):
-            b = pcm[i:i + self.block_frames]
+            b = pcm[i : i + self.block_frames]
             self.queue.push(Block(self.session, self.frames, len(b), b.tobytes()))
             self.frames += len(b)
 
@@ -67,9 +68,16 @@ def make_listener(engine, sources, live=True, gate=None, **cfg) -> tuple[Listene
     pin = FakePin(17)
     outputs = Outputs("tone", Indicator(pin, GpioConfig(backend="fake", on_s=0.05)))
     it = iter(sources)
-    lst = Listener(engine, Decider(DecisionConfig(0.5, refractory_s=1.0), PARAMS.output_hop_s), outputs,
-                   lambda session: next(it)(session), CaptureConfig(**cfg), live=live, gate=gate,
-                   on_detection=dets.append)
+    lst = Listener(
+        engine,
+        Decider(DecisionConfig(0.5, refractory_s=1.0), PARAMS.output_hop_s),
+        outputs,
+        lambda session: next(it)(session),
+        CaptureConfig(**cfg),
+        live=live,
+        gate=gate,
+        on_detection=dets.append,
+    )
     return lst, dets
 
 
@@ -79,6 +87,7 @@ def quiet(seconds: float, seed: int = 0) -> np.ndarray:
 
 def test_a_stall_drops_stale_audio_and_never_fires_late(engine):
     """The loop misses its ticks for 4 s; a tone that ended 3 s before it wakes up is stale."""
+
     def scenario(stall: bool):
         src = ScriptedSource(0)
         lst, dets = make_listener(engine, [lambda s: src], stale_after_s=1.0)
@@ -88,7 +97,7 @@ def test_a_stall_drops_stale_audio_and_never_fires_late(engine):
         burst = tone_clip(4.0, [0.5], seed=2)  # the tone ends at 1.0 + 0.9 s stream time
         step = len(burst) if stall else RATE // 2
         for i in range(0, len(burst), step):
-            src.say(burst[i:i + step])
+            src.say(burst[i : i + step])
             lst.poll()
         for k in range(4):
             src.say(quiet(0.5, seed=3 + k))
@@ -111,6 +120,7 @@ def test_after_the_loop_stalled_whatever_waits_is_stale_however_little(engine):
     stepped right after SIGCONT, before the audio thread had handed over the stall's backlog --
     little audio, so the amount rule kept it, but 3 s old: the LED fired 3 s late. A loop that did
     not run for longer than stale_after_s now drops all that waits."""
+
     def scenario(stall_s: float):
         src = ScriptedSource(0)
         lst, dets = make_listener(engine, [lambda s: src], stale_after_s=0.6)
@@ -118,7 +128,7 @@ def test_after_the_loop_stalled_whatever_waits_is_stale_however_little(engine):
         src.say(quiet(0.5, seed=1))
         lst.poll()
         src.say(tone_clip(0.5, [0.05], seed=2))  # less than stale_after_s of audio waits ...
-        time.sleep(stall_s)                       # ... while the loop does not run
+        time.sleep(stall_s)  # ... while the loop does not run
         lst.poll()
         for k in range(6):
             src.say(quiet(0.25, seed=3 + k))
@@ -144,7 +154,7 @@ def test_queue_overflow_is_a_gap_the_model_restarts_after_with_true_stream_times
     lst.poll()
     tone = tone_clip(2.0, [0.5], seed=3)  # from stream time 4.0 s: the tone ends at 4.9 s
     for i in range(0, len(tone), RATE // 2):
-        src.say(tone[i:i + RATE // 2])
+        src.say(tone[i : i + RATE // 2])
         lst.poll()
     lst.outputs.close()
     assert lst.stats.resets == 1
@@ -241,8 +251,9 @@ def run_file(engine, path, block_ms=32.0, gate=None, use_channels=()):
     engine.step = recording_step
     try:
         steps = []
-        lst, dets = make_listener(engine, [lambda s: WavSource(path, block_ms, session=s)], live=False,
-                                  gate=gate, use_channels=use_channels)
+        lst, dets = make_listener(
+            engine, [lambda s: WavSource(path, block_ms, session=s)], live=False, gate=gate, use_channels=use_channels
+        )
         lst.on_step = lambda t, p: steps.append((round(t, 6), p))
         lst.run(StopFlag())
         lst.outputs.close()

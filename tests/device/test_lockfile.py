@@ -1,5 +1,6 @@
 """The release's lock as the Pi reads it (device/lockfile.py), and `wakeword doctor`'s line on
 whether the venv runs what it pins."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ LOCK = f"""# made by make lock
 # targets: cp311-aarch64 cp313-aarch64 {lockfile.this_target()}
 numpy==2.4.6 \\
     {H} \\
-    --hash=sha256:{'b' * 64}
+    --hash=sha256:{"b" * 64}
     # via the input, onnxruntime
 Paho_MQTT==2.2.0 {H}
 tomli==2.0.1 ; python_version < "3.11" \\
@@ -26,7 +27,10 @@ tomli==2.0.1 ; python_version < "3.11" \\
 def test_parse_reads_names_versions_hashes_and_markers():
     pins = lockfile.parse(LOCK)
     assert [(p.name, p.version, len(p.hashes), p.marker) for p in pins] == [
-        ("numpy", "2.4.6", 2, ""), ("paho-mqtt", "2.2.0", 1, ""), ("tomli", "2.0.1", 1, 'python_version < "3.11"')]
+        ("numpy", "2.4.6", 2, ""),
+        ("paho-mqtt", "2.2.0", 1, ""),
+        ("tomli", "2.0.1", 1, 'python_version < "3.11"'),
+    ]
     assert lockfile.targets(LOCK)[:2] == ["cp311-aarch64", "cp313-aarch64"]
 
 
@@ -74,20 +78,26 @@ def test_doctor_says_ok_when_the_venv_runs_the_lock(tmp_path, monkeypatch):
 def test_doctor_warns_about_other_versions_and_fails_on_missing_ones(tmp_path, monkeypatch):
     rel = release_with(tmp_path, LOCK, f"# targets: {lockfile.this_target()}\nrpi-lgpio==0.6 {H}\n")
     lines = doctor_lines(rel, {"numpy": "1.24.2", "paho-mqtt": "2.2.0", "rpi-lgpio": "0.5"}, monkeypatch)
-    assert len(lines) == 1 and lines[0].startswith("  warn  installed versions differ from the release's lock: "
-                                                   "numpy 1.24.2 (lock: 2.4.6); rpi-lgpio 0.5 (lock: 0.6)")
+    assert len(lines) == 1 and lines[0].startswith(
+        "  warn  installed versions differ from the release's lock: "
+        "numpy 1.24.2 (lock: 2.4.6); rpi-lgpio 0.5 (lock: 0.6)"
+    )
     assert "did not test" in lines[0]
     lines = doctor_lines(rel, {"numpy": "2.4.6"}, monkeypatch)
-    assert lines == ["  FAIL  packages of the release's lock are missing: paho-mqtt missing (lock: 2.2.0) "
-                     "(deploy again: install.sh rebuilds the venv)"]
+    assert lines == [
+        "  FAIL  packages of the release's lock are missing: paho-mqtt missing (lock: 2.2.0) "
+        "(deploy again: install.sh rebuilds the venv)"
+    ]
 
 
 def test_doctor_fails_where_the_lock_has_no_wheels(tmp_path, monkeypatch):
     rel = release_with(tmp_path, LOCK.replace(f" {lockfile.this_target()}\n", "\n"))
     lines = doctor_lines(rel, {"numpy": "2.4.6", "paho-mqtt": "2.2.0"}, monkeypatch)
-    assert len(lines) == 1 and lines[0].startswith(f"  FAIL  {rel / 'requirements.lock'} has no wheels for this "
-                                                   f"Python and architecture ({lockfile.this_target()}; it has "
-                                                   "cp311-aarch64 cp313-aarch64)")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"  FAIL  {rel / 'requirements.lock'} has no wheels for this "
+        f"Python and architecture ({lockfile.this_target()}; it has "
+        "cp311-aarch64 cp313-aarch64)"
+    )
 
 
 def test_doctor_says_nothing_outside_a_release(monkeypatch):

@@ -2,6 +2,7 @@
 subscriber: Home Assistant discovery, availability, detections from the real daemon and the
 in-process listener, a broker that restarts under it, one that is not there, a password, and
 one clear line for every bad setting."""
+
 from __future__ import annotations
 
 import getpass
@@ -51,8 +52,10 @@ class Broker:
     def __init__(self, d: Path, extra: str = ""):
         self.dir, self.port = d, free_port()
         self.conf = d / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence true\npersistence_location {d}/\n"
-                             f"user {getpass.getuser()}\n" + (extra or "allow_anonymous true\n"))
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\npersistence true\npersistence_location {d}/\n"
+            f"user {getpass.getuser()}\n" + (extra or "allow_anonymous true\n")
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -107,8 +110,9 @@ class Subscriber:
         self.msgs: list[Msg] = []
         self.cond = threading.Condition()
         self.subscribed = threading.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-sub" if persistent else "",
-                                  clean_session=not persistent)
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id="test-sub" if persistent else "", clean_session=not persistent
+        )
         self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self.subscribed.set()
@@ -159,13 +163,17 @@ def wait_until(cond, what: str) -> None:
 def test_daemon_announces_publishes_a_detection_and_goes_offline_on_sigterm(broker, tone_model, clips, tmp_path):
     m = mqtt_cfg(broker)
     sub = Subscriber(broker.port)
-    cfg = write_config(tmp_path / "c.toml", f'[gpio]\nbackend = "log"\n[mqtt]\nhost = "127.0.0.1"\n'
-                                            f'port = {broker.port}\nnode_name = "Test Pi"\n')
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f'[gpio]\nbackend = "log"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nnode_name = "Test Pi"\n',
+    )
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(WAIT_S)
-    proc = popen_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input",
-                           str(clips["pos"]), "--realtime"], env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    proc = popen_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clips["pos"]), "--realtime"],
+        env={"NOTIFY_SOCKET": str(tmp_path / "notify")},
+    )
     try:
         msgs = sub.wait(count(on(m.detection_topic("tone"))), "a detection")
         status = ""
@@ -182,8 +190,11 @@ def test_daemon_announces_publishes_a_detection_and_goes_offline_on_sigterm(brok
     sub.close()
     topics = [x.topic for x in msgs]
     # discovery, then online, then the detection, then offline on SIGTERM
-    assert topics.index(m.discovery_topic("tone")) < topics.index(m.availability_topic) \
+    assert (
+        topics.index(m.discovery_topic("tone"))
+        < topics.index(m.availability_topic)
         < topics.index(m.detection_topic("tone"))
+    )
     assert [x.text for x in msgs if x.topic == m.availability_topic] == ["online", "offline"]
     det = next(x for x in msgs if x.topic == m.detection_topic("tone")).json()
     assert set(det) == {"event_type", "keyword", "score", "time", "host"}
@@ -208,10 +219,13 @@ def test_daemon_announces_publishes_a_detection_and_goes_offline_on_sigterm(brok
 def test_unreachable_broker_never_stops_detection_and_is_one_line(tone_model, tmp_path):
     clip = tmp_path / "short.wav"
     write_wav(clip, tone_clip(2.5, [0.5], seed=21), PARAMS.sample_rate)
-    cfg = write_config(tmp_path / "c.toml", f'[gpio]\nbackend = "log"\n[mqtt]\nhost = "127.0.0.1"\n'
-                                            f'port = {free_port()}\nretry_max_s = 1\n')
-    r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clip),
-                      "--realtime", "--json"])
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f'[gpio]\nbackend = "log"\n[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\nretry_max_s = 1\n',
+    )
+    r = run_wakeword(
+        ["listen", "--model", str(tone_model), "--config", str(cfg), "--input", str(clip), "--realtime", "--json"]
+    )
     assert r.returncode == 0, r.stderr
     assert [d["keyword"] for d in map(json.loads, r.stdout.splitlines())] == ["tone"]
     # 2.5 s of retries every second: one line when it went down, one for what was never sent
@@ -224,9 +238,15 @@ def test_unreachable_broker_never_stops_detection_and_is_one_line(tone_model, tm
 def _listen_to(engine: Engine, wav: Path, outputs: Outputs) -> list:
     """Run the real listener over ``wav`` (as fast as it goes) -> its detections."""
     dets: list = []
-    lst = Listener(engine, Decider(DecisionConfig(0.5, refractory_s=1.0), PARAMS.output_hop_s), outputs,
-                   lambda session: WavSource(str(wav), 32.0, False, session), CaptureConfig(), live=False,
-                   on_detection=dets.append)
+    lst = Listener(
+        engine,
+        Decider(DecisionConfig(0.5, refractory_s=1.0), PARAMS.output_hop_s),
+        outputs,
+        lambda session: WavSource(str(wav), 32.0, False, session),
+        CaptureConfig(),
+        live=False,
+        on_detection=dets.append,
+    )
     lst.run(StopFlag())
     assert outputs.status() in lst.status_text()
     return dets
@@ -338,24 +358,27 @@ def test_ids_topics_and_the_discovery_entity():
     assert MqttConfig(host="x").node == socket.gethostname() and not MqttConfig().enabled
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ('host = "mqtt://broker:1883"', "[mqtt]: host must be a host name or address (no scheme, no port)"),
-    ("port = 70000", "[mqtt]: port must be 1..65535, got 70000"),
-    ("port = nan", "[mqtt] port must be a whole number, got nan"),
-    ("retry_max_s = nan", "[mqtt] retry_max_s must be a finite number, got nan"),
-    ("retry_max_s = inf", "[mqtt] retry_max_s must be a finite number, got inf"),
-    ("qos = 3", "[mqtt]: qos must be 0, 1 or 2, got 3"),
-    ("keep_last = 0", "[mqtt]: keep_last must be 1..10000"),
-    ('topic_prefix = "home/+/ww"', "[mqtt]: topic_prefix must not contain the MQTT wildcards + or #"),
-    ('discovery_prefix = "homeassistant/#"', "[mqtt]: discovery_prefix must not contain the MQTT wildcards"),
-    ('topic_prefix = "home//ww"', "[mqtt]: topic_prefix must be topic levels joined by '/' (no empty level)"),
-    ('topic_prefix = "$SYS"', "[mqtt]: topic_prefix must not start with '$'"),
-    ('password = "s3cret"', "[mqtt]: unknown key 'password' (did you mean 'password_file'?)"),
-    ('username = "ww"\npassword_file = "/nonexistent/pw"', "[mqtt]: password_file /nonexistent/pw does not exist"),
-    ('password_file = "/etc/hostname"', "[mqtt]: password_file is set but username is not"),
-    ('ca_file = "/etc/hostname"', "[mqtt]: ca_file is set but tls = false"),
-    ('tls = true\nca_file = "/nonexistent/ca.pem"', "[mqtt]: ca_file /nonexistent/ca.pem does not exist"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ('host = "mqtt://broker:1883"', "[mqtt]: host must be a host name or address (no scheme, no port)"),
+        ("port = 70000", "[mqtt]: port must be 1..65535, got 70000"),
+        ("port = nan", "[mqtt] port must be a whole number, got nan"),
+        ("retry_max_s = nan", "[mqtt] retry_max_s must be a finite number, got nan"),
+        ("retry_max_s = inf", "[mqtt] retry_max_s must be a finite number, got inf"),
+        ("qos = 3", "[mqtt]: qos must be 0, 1 or 2, got 3"),
+        ("keep_last = 0", "[mqtt]: keep_last must be 1..10000"),
+        ('topic_prefix = "home/+/ww"', "[mqtt]: topic_prefix must not contain the MQTT wildcards + or #"),
+        ('discovery_prefix = "homeassistant/#"', "[mqtt]: discovery_prefix must not contain the MQTT wildcards"),
+        ('topic_prefix = "home//ww"', "[mqtt]: topic_prefix must be topic levels joined by '/' (no empty level)"),
+        ('topic_prefix = "$SYS"', "[mqtt]: topic_prefix must not start with '$'"),
+        ('password = "s3cret"', "[mqtt]: unknown key 'password' (did you mean 'password_file'?)"),
+        ('username = "ww"\npassword_file = "/nonexistent/pw"', "[mqtt]: password_file /nonexistent/pw does not exist"),
+        ('password_file = "/etc/hostname"', "[mqtt]: password_file is set but username is not"),
+        ('ca_file = "/etc/hostname"', "[mqtt]: ca_file is set but tls = false"),
+        ('tls = true\nca_file = "/nonexistent/ca.pem"', "[mqtt]: ca_file /nonexistent/ca.pem does not exist"),
+    ],
+)
 def test_bad_mqtt_settings_are_one_clear_line(text, fragment):
     with pytest.raises(ConfigError) as exc:
         host = "" if text.startswith("host") else 'host = "broker"\n'
@@ -368,8 +391,10 @@ def test_a_bad_mqtt_setting_stops_the_daemon_with_one_line(tone_model, tmp_path)
     empty, ca = tmp_path / "pw", tmp_path / "ca.pem"
     empty.write_text("\n")
     ca.write_text("not a certificate\n")
-    for text, said in [(f'username = "ww"\npassword_file = "{empty}"', f"password_file {empty} is empty"),
-                       (f'tls = true\nca_file = "{ca}"', f"ca_file {ca} is not a PEM CA certificate")]:
+    for text, said in [
+        (f'username = "ww"\npassword_file = "{empty}"', f"password_file {empty} is empty"),
+        (f'tls = true\nca_file = "{ca}"', f"ca_file {ca} is not a PEM CA certificate"),
+    ]:
         cfg = write_config(tmp_path / "c.toml", f'[mqtt]\nhost = "127.0.0.1"\n{text}\n')
         r = run_wakeword(["listen", "--model", str(tone_model), "--config", str(cfg), "--input", "x.wav"])
         assert r.returncode == 2 and r.stderr.startswith(f"wakeword: error: {cfg} [mqtt]: {said}"), r.stderr

@@ -1,5 +1,6 @@
 """The onnxruntime engine: runs the real tone model, carries state, and refuses every model
 it could not run correctly with one line (and exit status 3 from the command line)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ def run_chunks(engine: Engine, audio: np.ndarray, sizes: list[int]) -> np.ndarra
     out, i, k = [], 0, 0
     while i < len(audio):
         n = sizes[k % len(sizes)]
-        out.append(engine.step(audio[i:i + n]))
+        out.append(engine.step(audio[i : i + n]))
         i, k = i + n, k + 1
     return np.concatenate(out)
 
@@ -77,9 +78,14 @@ def bad_models(tone_model: Path, d: Path) -> dict[str, tuple[Path, str]]:
         "no_meta": (d / "plain.onnx", "not a wakeword model"),
         "rate": (wrong_sample_rate_model(tone_model, d / "rate8k.onnx", 8000), "the metadata does not"),
         # same audio context, so only the probe step can tell: 6 frames per step, not 12
-        "stride": (model_with_props(tone_model, d / "stride4.onnx", {
-            modelmeta.KEY_AUDIO_PARAMS: dataclasses.replace(PARAMS, output_stride=4).to_json()}),
-            "graph gives 6 output frames for 7680 samples, its metadata promises 12"),
+        "stride": (
+            model_with_props(
+                tone_model,
+                d / "stride4.onnx",
+                {modelmeta.KEY_AUDIO_PARAMS: dataclasses.replace(PARAMS, output_stride=4).to_json()},
+            ),
+            "graph gives 6 output frames for 7680 samples, its metadata promises 12",
+        ),
     }
 
 

@@ -1,4 +1,5 @@
 """The drop-oldest queue between the audio callback and the inference loop."""
+
 from __future__ import annotations
 
 import threading

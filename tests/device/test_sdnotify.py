@@ -1,5 +1,6 @@
 """systemd integration against a real unix datagram socket: the exact bytes of sd_notify, and
 the daemon's READY / WATCHDOG / STATUS / STOPPING sequence with a clean SIGTERM, LED off."""
+
 from __future__ import annotations
 
 import os
@@ -74,13 +75,14 @@ def test_logging_goes_to_stderr_outside_systemd(monkeypatch):
 
 
 @pytest.mark.parametrize("active_high", [True, False])
-def test_daemon_notifies_and_sigterm_mid_stream_leaves_the_led_off(tone_model, tmp_path, notify_socket,
-                                                                   active_high):
+def test_daemon_notifies_and_sigterm_mid_stream_leaves_the_led_off(tone_model, tmp_path, notify_socket, active_high):
     path, sock = notify_socket
     clip = tmp_path / "long.wav"
     write_wav(clip, tone_clip(30.0, [0.5], seed=11), RATE)
     edges = tmp_path / "edges.txt"
-    cfg = write_config(tmp_path / "cfg.toml", f"""
+    cfg = write_config(
+        tmp_path / "cfg.toml",
+        f"""
 model = "{tone_model}"
 [gpio]
 backend = "fake"
@@ -88,9 +90,11 @@ pin = 5
 active_high = {str(active_high).lower()}
 on_s = 60.0
 fake_edge_log = "{edges}"
-""")
-    proc = popen_wakeword(["listen", "--config", str(cfg), "--input", str(clip), "--realtime", "--json"],
-                          env={"NOTIFY_SOCKET": path})
+""",
+    )
+    proc = popen_wakeword(
+        ["listen", "--config", str(cfg), "--input", str(clip), "--realtime", "--json"], env={"NOTIFY_SOCKET": path}
+    )
     try:
         sock.settimeout(20)
         assert sock.recv(4096) == b"READY=1"  # audio flows

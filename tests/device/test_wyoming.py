@@ -1,6 +1,7 @@
 """`wakeword wyoming` as a real process, driven by the `wyoming` library's own async client
 (what Home Assistant and wyoming-satellite use): describe/info, detections with timestamps,
 not-detected, several clients, and garbage from a client."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,13 @@ def service(tone_model, tmp_path_factory):
     notify.settimeout(60)
     uri = f"unix://{d / 'ww.sock'}"
     env = {**os.environ, "NOTIFY_SOCKET": str(d / "notify"), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model), "--uri", uri],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model), "--uri", uri],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         messages = []
         while not any(m.startswith("READY=1") for m in messages):
@@ -51,7 +57,7 @@ def service(tone_model, tmp_path_factory):
 def _chunks(audio_int16: np.ndarray, rate: int, channels: int, seconds: float = 0.1):
     n = int(rate * seconds)
     for start in range(0, len(audio_int16), n):
-        yield AudioChunk(rate=rate, width=2, channels=channels, audio=audio_int16[start:start + n].tobytes())
+        yield AudioChunk(rate=rate, width=2, channels=channels, audio=audio_int16[start : start + n].tobytes())
 
 
 async def _session(uri: str, audio_int16: np.ndarray, rate: int, channels: int, names=None) -> list:
@@ -120,8 +126,9 @@ def test_clients_at_once_each_have_their_own_state(service):
     pos, neg = _int16(tone_clip(6.0, [1.5, 4.0], seed=1)), _int16(tone_clip(6.0, [], seed=2))
 
     async def both():
-        return await asyncio.gather(_session(uri, pos, 16000, 1), _session(uri, neg, 16000, 1),
-                                    _session(uri, pos, 16000, 1))
+        return await asyncio.gather(
+            _session(uri, pos, 16000, 1), _session(uri, neg, 16000, 1), _session(uri, pos, 16000, 1)
+        )
 
     a, b, c = asyncio.run(both())
     assert sum(Detection.is_type(e.type) for e in a) == 2 == sum(Detection.is_type(e.type) for e in c)
@@ -130,7 +137,7 @@ def test_clients_at_once_each_have_their_own_state(service):
 
 def test_unknown_name_garbage_and_huge_frames_get_an_error_and_the_service_carries_on(service):
     uri, _, proc, _ = service
-    path = uri[len("unix://"):]
+    path = uri[len("unix://") :]
 
     async def raw(data: bytes) -> list[dict]:
         reader, writer = await asyncio.open_unix_connection(path)
@@ -150,13 +157,19 @@ def test_unknown_name_garbage_and_huge_frames_get_an_error_and_the_service_carri
         writer.close()
         return lines
 
-    for data, code in ((b"this is not json\n", "bad-event"),
-                       (b'{"type": "audio-chunk", "payload_length": 999999999999}\n', "bad-event"),
-                       (b"x" * 100_000 + b"\n", "bad-event")):
+    for data, code in (
+        (b"this is not json\n", "bad-event"),
+        (b'{"type": "audio-chunk", "payload_length": 999999999999}\n', "bad-event"),
+        (b"x" * 100_000 + b"\n", "bad-event"),
+    ):
         (error,) = asyncio.run(raw(data))
         assert error["type"] == "error" and error["data"]["code"] == code, error
-    bad_rate = json.dumps({"type": "audio-chunk", "data": {"rate": 0, "width": 2, "channels": 1},
-                           "payload_length": 2}).encode() + b"\n\x00\x00"
+    bad_rate = (
+        json.dumps(
+            {"type": "audio-chunk", "data": {"rate": 0, "width": 2, "channels": 1}, "payload_length": 2}
+        ).encode()
+        + b"\n\x00\x00"
+    )
     (error,) = asyncio.run(raw(bad_rate))
     assert "rate" in error["data"]["text"]
 
@@ -177,12 +190,21 @@ def test_unknown_name_garbage_and_huge_frames_get_an_error_and_the_service_carri
 
 def test_bad_command_lines_are_one_line(tmp_path, tone_model):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "device.cli", "wyoming", *args], cwd=REPO, capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        return subprocess.run(
+            [sys.executable, "-m", "device.cli", "wyoming", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
 
-    for args, status, words in (((), 2, "no model"), (("--model", str(tmp_path / "none.onnx")), 3, "does not exist"),
-                                (("--model", str(tone_model), "--uri", "http://x"), 2, "tcp://HOST:PORT"),
-                                (("--model", str(tone_model), "--model", str(tone_model)), 2, "two models")):
+    for args, status, words in (
+        ((), 2, "no model"),
+        (("--model", str(tmp_path / "none.onnx")), 3, "does not exist"),
+        (("--model", str(tone_model), "--uri", "http://x"), 2, "tcp://HOST:PORT"),
+        (("--model", str(tone_model), "--model", str(tone_model)), 2, "two models"),
+    ):
         done = run(*args)
         assert done.returncode == status and words in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
@@ -196,8 +218,13 @@ def test_bad_command_lines_are_one_line(tmp_path, tone_model):
 def test_sigterm_with_a_client_mid_stream_stops_cleanly(tone_model, tmp_path):
     """A satellite stays connected for days: stopping the service must not wait for it."""
     uri = f"unix://{tmp_path / 'ww.sock'}"
-    proc = subprocess.Popen([sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model), "--uri", uri],
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model), "--uri", uri],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     async def connect_and_stop():
         for _ in range(300):

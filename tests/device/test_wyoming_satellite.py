@@ -4,6 +4,7 @@ as Home Assistant we start the satellite and see it begin the voice pipeline on 
 
 The satellite pins another `wyoming` than ours, so it lives in its own venv under `.cache/`
 (built once from the package registry, ~15 s)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ from deploy.testbed.ssh import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SATELLITE = "wyoming-satellite==1.0.0"
-PACE = textwrap.dedent('''
+PACE = textwrap.dedent("""
     import sys, time
     data, chunk, sent = open(sys.argv[1], "rb").read(), 2048, 0
     t0 = time.monotonic()
@@ -31,7 +32,7 @@ PACE = textwrap.dedent('''
         sys.stdout.buffer.flush()
         sent += chunk
         time.sleep(max(0.0, t0 + sent / 32000 - time.monotonic()))
-''')
+""")
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +41,12 @@ def satellite_python() -> Path:
     python = venv / "bin" / "python"
     if not (venv / ".complete").is_file():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", SATELLITE],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", SATELLITE],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, f"pip install {SATELLITE} failed:\n{done.stderr[-2000:]}"
         (venv / ".complete").touch()
     return python
@@ -53,17 +58,44 @@ def test_satellite_starts_the_pipeline_on_our_detection(tone_model, satellite_py
     (tmp_path / "pace.py").write_text(PACE)
     wake_port, sat_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    service = subprocess.Popen([sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model),
-                                "--uri", f"tcp://127.0.0.1:{wake_port}"], cwd=REPO, env=env,
-                               stderr=subprocess.PIPE, text=True)
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "device.cli",
+            "wyoming",
+            "--model",
+            str(tone_model),
+            "--uri",
+            f"tcp://127.0.0.1:{wake_port}",
+        ],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     satellite = None
     try:
         assert "wyoming wake-word service on" in service.stderr.readline()
         satellite = subprocess.Popen(
-            [str(satellite_python), "-m", "wyoming_satellite", "--uri", f"tcp://127.0.0.1:{sat_port}",
-             "--mic-command", f"{sys.executable} {tmp_path / 'pace.py'} {mic}", "--wake-uri",
-             f"tcp://127.0.0.1:{wake_port}", "--wake-word-name", "tone", "--no-zeroconf", "--debug"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "satellite.log", "w"))
+            [
+                str(satellite_python),
+                "-m",
+                "wyoming_satellite",
+                "--uri",
+                f"tcp://127.0.0.1:{sat_port}",
+                "--mic-command",
+                f"{sys.executable} {tmp_path / 'pace.py'} {mic}",
+                "--wake-uri",
+                f"tcp://127.0.0.1:{wake_port}",
+                "--wake-word-name",
+                "tone",
+                "--no-zeroconf",
+                "--debug",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "satellite.log", "w"),
+        )
 
         async def home_assistant() -> list[str]:
             for _ in range(100):  # the satellite needs a moment to listen

@@ -1,4 +1,5 @@
 """Shared, session-scoped parts for the export tests: real speech, a tiny detector, its ONNX file."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,10 @@ import pytest
 
 from device.params import AudioParams
 
-SENTENCES = [("en-us", "Computer, please turn on the light in the kitchen."),
-             ("en-gb+f3", "The weather tomorrow looks bright, with a light breeze from the west.")]
+SENTENCES = [
+    ("en-us", "Computer, please turn on the light in the kitchen."),
+    ("en-gb+f3", "The weather tomorrow looks bright, with a light breeze from the west."),
+]
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +64,14 @@ def tiny_model(tmp_path_factory, tiny_det, params):
     from device.modelmeta import ModelMeta
     from export.onnx_export import write_model
 
-    meta = ModelMeta(keyword="tiny", params=params, threshold=0.7, model_version="tiny-test",
-                     calibration={"target_fa_per_hour": 0.5}, training={"seed": 0},
-                     stream={"default_chunk_samples": params.chunk_samples}, frontend={"name": "speech_embedding"})
+    meta = ModelMeta(
+        keyword="tiny",
+        params=params,
+        threshold=0.7,
+        model_version="tiny-test",
+        calibration={"target_fa_per_hour": 0.5},
+        training={"seed": 0},
+        stream={"default_chunk_samples": params.chunk_samples},
+        frontend={"name": "speech_embedding"},
+    )
     return write_model(tiny_det, meta, tmp_path_factory.mktemp("tiny") / "model.onnx")

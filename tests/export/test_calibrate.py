@@ -1,4 +1,5 @@
 """Threshold calibration on scripted score streams whose right answer is known."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ def stream(seconds: float, peaks: list[tuple[float, float]], spans=(), base: flo
     probs = np.full(int(seconds / FRAME_S), base, np.float32)
     for t, height in peaks:
         i = int(t / FRAME_S)
-        probs[i:i + 10] = height
+        probs[i : i + 10] = height
     return ScoredStream(probs, FRAME_S, list(spans), name)
 
 
@@ -30,8 +31,9 @@ def test_threshold_allows_exactly_the_target_number_of_false_accepts():
     # 1 h with bumps at 0.3, 0.5, 0.7, 0.9: a target of 2/h lets the 0.7 and 0.9 bumps fire.
     negs = negatives_with_peaks([0.3, 0.5, 0.7, 0.9])
     pos = {"clean": [stream(60, [(10, 0.95), (30, 0.6), (50, 0.4)], spans=[(9.5, 10.0), (29.5, 30.0), (49.5, 50.0)])]}
-    cal = calibrate(negs, pos, CalibrationConfig(target_fa_per_hour=2.0, extra_targets_fa_per_hour=(0.5,),
-                                                 min_negative_hours=0.5))
+    cal = calibrate(
+        negs, pos, CalibrationConfig(target_fa_per_hour=2.0, extra_targets_fa_per_hour=(0.5,), min_negative_hours=0.5)
+    )
     two, half = cal.points
     assert 0.5 < two.threshold <= 0.505 and two.false_accepts == 2 and two.target_met
     assert two.miss_rate == pytest.approx(1 / 3)  # only the 0.4 keyword is missed
@@ -43,8 +45,10 @@ def test_threshold_allows_exactly_the_target_number_of_false_accepts():
 
 def test_miss_rate_per_group_and_metadata_shape():
     negs = negatives_with_peaks([0.8], hours=2.0)
-    pos = {"clean": [stream(30, [(10, 0.9)], spans=[(9.5, 10.0)])],
-           "noisy 10 dB": [stream(30, [(10, 0.6)], spans=[(9.5, 10.0)])]}
+    pos = {
+        "clean": [stream(30, [(10, 0.9)], spans=[(9.5, 10.0)])],
+        "noisy 10 dB": [stream(30, [(10, 0.6)], spans=[(9.5, 10.0)])],
+    }
     cal = calibrate(negs, pos, CalibrationConfig(target_fa_per_hour=0.1, extra_targets_fa_per_hour=()))
     point = cal.points[0]
     assert 0.8 < point.threshold <= 0.805
@@ -63,8 +67,8 @@ def test_false_accepts_that_rise_with_the_threshold_are_handled():
     higher thresholds meet the target (above 0.6), not a lucky low one (0.5 also gives 1/h)."""
     probs = np.full(int(3600 / FRAME_S), 0.01, np.float32)
     i = int(100 / FRAME_S)
-    probs[i:i + 300] = 0.6
-    probs[i + 150:i + 152] = 0.55
+    probs[i : i + 300] = 0.6
+    probs[i + 150 : i + 152] = 0.55
     negs = [ScoredStream(probs, FRAME_S, [])]
     cfg = CalibrationConfig()
     assert fa_per_hour(negs, cfg, 0.5) == (1.0, 1) and fa_per_hour(negs, cfg, 0.58) == (2.0, 2)
@@ -93,8 +97,7 @@ def test_smoothing_changes_the_threshold():
 def test_basis_chooses_the_threshold_and_every_group_is_still_measured():
     # Synthetic speech fires at 0.9, real speech at 0.6: calibrated on the real groups alone,
     # the threshold sits above 0.6 and lets the synthetic bump through -- and says so.
-    negs = {"speech": negatives_with_peaks([0.9])["speech"],
-            "real speech": negatives_with_peaks([0.6])["speech"]}
+    negs = {"speech": negatives_with_peaks([0.9])["speech"], "real speech": negatives_with_peaks([0.6])["speech"]}
     pos = {"clean": [stream(30, [(10, 0.8)], spans=[(9.5, 10.0)])]}
     cfg = CalibrationConfig(target_fa_per_hour=0.4, extra_targets_fa_per_hour=(), min_negative_hours=0.5)
     everything, real = calibrate(negs, pos, cfg), calibrate(negs, pos, cfg, basis=("real speech",))

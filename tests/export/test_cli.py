@@ -1,4 +1,5 @@
 """`python -m export` end to end on a tiny trained checkpoint, and its refusals (one line, exit 1)."""
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,27 @@ def make_build(tmp_path: Path, checkpoint: Path | None) -> Path:
 
 
 def run_cli(build: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "export", "--keyword", "tone", "--build", str(build), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "export", "--keyword", "tone", "--build", str(build), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, tone_checkpoint, calib_dir) -> tuple[Path, subprocess.CompletedProcess]:
     build = make_build(tmp_path_factory.mktemp("cli"), tone_checkpoint)
-    proc = run_cli(build, "--set", f"export.calibration_dir={calib_dir}", "--set", "export.min_negative_hours=0.01",
-                   "--set", "export.bench_steps=5")
+    proc = run_cli(
+        build,
+        "--set",
+        f"export.calibration_dir={calib_dir}",
+        "--set",
+        "export.min_negative_hours=0.01",
+        "--set",
+        "export.bench_steps=5",
+    )
     return build, proc
 
 
@@ -112,20 +125,28 @@ def _checkpoint_variant(src: Path, dst: Path, **changes) -> None:
     torch.save(state, dst)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"keyword": "computer"}, "trained for keyword 'computer', not 'tone'"),
-    ({"format": 7}, "checkpoint format 7"),
-    ({"model_config": {"embed_dim": 96, "hidden": 32, "layers": 2, "dropout": 0.0}},
-     "weights do not fit its model config"),
-    ({"model_config": {"n_mels": 40, "conv_channels": 32}}, "bad model config"),
-    ({"audio_params": {"sample_rate": 16000, "bogus": 1}}, "bad audio parameters"),
-    ({"audio_params": {**AudioParams().to_dict(), "output_stride": 4}}, "fixed audio numbers"),
-    ({"audio_params": {**AudioParams().to_dict(), "frontend": "speech_embedding@ffff"}},
-     "trained on front end 'speech_embedding@ffff'"),
-    ({"model": None}, "model is a NoneType, not a dict"),
-])
-def test_incompatible_checkpoint_is_one_line_and_keeps_the_old_model(tmp_path, tone_checkpoint, capsys,
-                                                                     changes, message):
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"keyword": "computer"}, "trained for keyword 'computer', not 'tone'"),
+        ({"format": 7}, "checkpoint format 7"),
+        (
+            {"model_config": {"embed_dim": 96, "hidden": 32, "layers": 2, "dropout": 0.0}},
+            "weights do not fit its model config",
+        ),
+        ({"model_config": {"n_mels": 40, "conv_channels": 32}}, "bad model config"),
+        ({"audio_params": {"sample_rate": 16000, "bogus": 1}}, "bad audio parameters"),
+        ({"audio_params": {**AudioParams().to_dict(), "output_stride": 4}}, "fixed audio numbers"),
+        (
+            {"audio_params": {**AudioParams().to_dict(), "frontend": "speech_embedding@ffff"}},
+            "trained on front end 'speech_embedding@ffff'",
+        ),
+        ({"model": None}, "model is a NoneType, not a dict"),
+    ],
+)
+def test_incompatible_checkpoint_is_one_line_and_keeps_the_old_model(
+    tmp_path, tone_checkpoint, capsys, changes, message
+):
     build = make_build(tmp_path, None)
     _checkpoint_variant(tone_checkpoint, build / "train" / "best.pt", **changes)
     (build / "model.onnx").write_bytes(b"the previous good model")
@@ -170,8 +191,15 @@ def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_ch
     assert combine.main(["--keyword", "tone", "--build", str(out), "--from", str(one), "--from", str(two)]) == 0
     state = torch.load(out / "train" / "best.pt", weights_only=False)
     assert state["model_config"]["heads"] == 2 and [c["build"] for c in state["combined_from"]] == [str(one), str(two)]
-    proc = run_cli(out, "--set", f"export.calibration_dir={calib_dir}", "--set", "export.min_negative_hours=0.01",
-                   "--set", "export.bench_steps=5")
+    proc = run_cli(
+        out,
+        "--set",
+        f"export.calibration_dir={calib_dir}",
+        "--set",
+        "export.min_negative_hours=0.01",
+        "--set",
+        "export.bench_steps=5",
+    )
     assert proc.returncode == 0, proc.stderr
     from device.api import Detector
     from export.source import build_detector, load_checkpoint
@@ -186,7 +214,8 @@ def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_ch
     capsys.readouterr()
     assert combine.main(["--keyword", "tone", "--build", str(tmp_path / "x"), "--from", str(one)]) == 1
     assert "at least two" in capsys.readouterr().err
-    assert combine.main(["--keyword", "beep", "--build", str(tmp_path / "y"), "--from", str(one), "--from",
-                         str(two)]) == 1
+    assert (
+        combine.main(["--keyword", "beep", "--build", str(tmp_path / "y"), "--from", str(one), "--from", str(two)]) == 1
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("combine: error:") and "not 'beep'" in err and "\n" not in err

@@ -1,5 +1,6 @@
 """Calibration streams from held-out speakers: right groups, keyword spans only in positives,
 training speakers left out, deterministic."""
+
 from __future__ import annotations
 
 import json
@@ -23,19 +24,34 @@ def sources_build(tmp_path_factory, params):
     build = tmp_path_factory.mktemp("heldout") / "build" / "computer"
     root = build / "sources"
     entries = []
-    jobs = [("keyword", "val", "en-us+adam", "espeak+adam", "computer"),
-            ("keyword", "val", "en-gb-x-rp+adam", "espeak+adam", "computer!"),
-            ("confusable", "val", "en-us+adam", "espeak+adam", "commuter"),
-            ("keyword", "train", "en-us+Alex", "espeak+Alex", "computer")]
+    jobs = [
+        ("keyword", "val", "en-us+adam", "espeak+adam", "computer"),
+        ("keyword", "val", "en-gb-x-rp+adam", "espeak+adam", "computer!"),
+        ("confusable", "val", "en-us+adam", "espeak+adam", "commuter"),
+        ("keyword", "train", "en-us+Alex", "espeak+Alex", "computer"),
+    ]
     for i, (kind, split, voice, speaker, text) in enumerate(jobs):
         res = tts.synthesize([tts.Request(tts.Voice("espeak", voice, speaker), text)])[0]
         assert not isinstance(res, str), res
         rel = f"{kind}/espeak/{i}.wav"
         write_wav(root / rel, resample(res.audio, res.sample_rate, params.sample_rate), params.sample_rate)
-        entries.append({"path": rel, "kind": kind, "split": split, "text": text, "voice": f"espeak:{voice}",
-                        "speaker": speaker, "engine": "espeak", "duration_s": 1.0})
-    (root / "index.json").write_text(json.dumps({"version": 1, "entries": entries, "voices": {},
-                                                 "speakers": {"espeak+adam": "val", "espeak+Alex": "train"}}))
+        entries.append(
+            {
+                "path": rel,
+                "kind": kind,
+                "split": split,
+                "text": text,
+                "voice": f"espeak:{voice}",
+                "speaker": speaker,
+                "engine": "espeak",
+                "duration_s": 1.0,
+            }
+        )
+    (root / "index.json").write_text(
+        json.dumps(
+            {"version": 1, "entries": entries, "voices": {}, "speakers": {"espeak+adam": "val", "espeak+Alex": "train"}}
+        )
+    )
     return build
 
 
@@ -87,10 +103,16 @@ def test_real_negatives_come_out_clean_and_over_noise(sources_build, params, tmp
     from train.audio_io import write_wav
 
     rng = np.random.default_rng(3)
-    write_wav(tmp_path / "long.wav", (0.1 * rng.standard_normal(params.sample_rate * 70)).astype(np.float32),
-              params.sample_rate)
-    write_wav(tmp_path / "short.wav", (0.1 * rng.standard_normal(params.sample_rate * 2)).astype(np.float32),
-              params.sample_rate)
+    write_wav(
+        tmp_path / "long.wav",
+        (0.1 * rng.standard_normal(params.sample_rate * 70)).astype(np.float32),
+        params.sample_rate,
+    )
+    write_wav(
+        tmp_path / "short.wav",
+        (0.1 * rng.standard_normal(params.sample_rate * 2)).astype(np.float32),
+        params.sample_rate,
+    )
     (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
     real = RealNegatives(tuple(sorted(tmp_path.glob("*.wav"))), (str(tmp_path),))
     plan = replace(PLAN, speech_hours=0.0, noise_hours=0.0, real=real)
@@ -126,18 +148,33 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
     real.mkdir()
     rng = np.random.default_rng(5)
     for i in range(3):
-        write_wav(real / f"{i}.wav", (0.05 * rng.standard_normal(params.sample_rate * 40)).astype(np.float32),
-                  params.sample_rate)
-    xc = ExportConfig(real_negative_dirs=(str(real),), real_basis="real", real_min_hours=0.01, speech_hours=0.01,
-                      noise_hours=0.02,
-                      int8=False, bench_steps=3, parity_streams=1, parity_max_s=2.0)
+        write_wav(
+            real / f"{i}.wav",
+            (0.05 * rng.standard_normal(params.sample_rate * 40)).astype(np.float32),
+            params.sample_rate,
+        )
+    xc = ExportConfig(
+        real_negative_dirs=(str(real),),
+        real_basis="real",
+        real_min_hours=0.01,
+        speech_hours=0.01,
+        noise_hours=0.02,
+        int8=False,
+        bench_steps=3,
+        parity_streams=1,
+        parity_max_s=2.0,
+    )
     cfg = {"streams": {"keywords_per_stream": 2, "negative_stream_s": 30.0}}
     result = run("computer", build, cfg, xc)
     meta = load_like_the_device(build / "model.onnx")
     assert meta.calibration["basis"] == ["real speech", "real speech + noise"]
     assert meta.calibration["basis_hours"] == pytest.approx(2 * 120 / 3600, rel=0.05)
-    assert meta.calibration["real_negatives"] == {"files": 3, "folders": [str(real)], "shared_speakers": [],
-                                                  "noise_files": 0}
+    assert meta.calibration["real_negatives"] == {
+        "files": 3,
+        "folders": [str(real)],
+        "shared_speakers": [],
+        "noise_files": 0,
+    }
     assert meta.threshold == result.calibration.threshold
     report = write_report(result, build / "export", "make export")
     text = report.read_text()
@@ -149,4 +186,6 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
     # Pooled (the default), or without enough real hours: every group chooses together.
     run("computer", build, cfg, replace(xc, real_basis="pooled"))
     assert load_like_the_device(build / "model.onnx").calibration["basis"] == synthetic + [
-        "real speech", "real speech + noise"]
+        "real speech",
+        "real speech + noise",
+    ]

@@ -1,4 +1,5 @@
 """Metadata travels inside the model file and comes back intact; bad files are refused in one line."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def test_graph_follows_the_contract(tiny_model, params):
     assert inputs[modelmeta.INPUT_AUDIO] == [1, "samples"]
     assert inputs["state_audio"] == [1, params.context_samples]
     assert outputs[0] == modelmeta.OUTPUT_PROBS
-    assert {n[len("state_"):] for n in inputs if n.startswith("state_")} == \
-           {n[len("next_"):] for n in outputs if n.startswith("next_")}
+    assert {n[len("state_") :] for n in inputs if n.startswith("state_")} == {
+        n[len("next_") :] for n in outputs if n.startswith("next_")
+    }
 
 
 def test_corrupted_model_is_refused(tiny_model, tmp_path):
@@ -57,8 +59,9 @@ def test_corrupted_model_is_refused(tiny_model, tmp_path):
 
 def test_wrong_sample_rate_model_is_refused(tiny_model, tmp_path):
     bad = wrong_sample_rate_model(tiny_model, tmp_path / "model.onnx", sample_rate=8000)
-    meta = ModelMeta.from_props(ort.InferenceSession(str(bad), providers=["CPUExecutionProvider"])
-                                .get_modelmeta().custom_metadata_map)
+    meta = ModelMeta.from_props(
+        ort.InferenceSession(str(bad), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    )
     assert meta.params.sample_rate == 8000  # the metadata alone is self-consistent ...
     with pytest.raises(ModelMetaError, match="8000 Hz.*does not describe this graph") as err:
         load_like_the_device(bad)  # ... but the graph was built for 16 kHz framing

@@ -1,4 +1,5 @@
 """The exported file computes what PyTorch computes, whatever the chunking (real onnxruntime, real speech)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_torch_streaming_matches_torch_one_pass(tiny_det, speech, params):
         whole = tiny_det(audio, *tiny_det.initial_state())[0]
         state, parts = tiny_det.initial_state(), []
         for start in range(0, audio.shape[1], params.chunk_samples):
-            probs, *state = tiny_det(audio[:, start:start + params.chunk_samples], *state)
+            probs, *state = tiny_det(audio[:, start : start + params.chunk_samples], *state)
             parts.append(probs)
     np.testing.assert_allclose(torch.cat(parts, dim=1).numpy(), whole.numpy(), atol=1e-5, rtol=0)
 
@@ -62,7 +63,7 @@ def test_state_is_carried_not_recomputed(tiny_model, speech, params):
     reset, usable = [], len(carried) * params.output_hop_samples
     for start in range(0, usable, params.chunk_samples):
         stepper.reset()
-        reset.append(stepper.step(speech[start:min(start + params.chunk_samples, usable)]))
+        reset.append(stepper.step(speech[start : min(start + params.chunk_samples, usable)]))
     assert np.max(np.abs(np.concatenate(reset) - carried)) > 1e-3
 
 
@@ -87,9 +88,16 @@ def test_several_heads_export_as_one_streaming_model(params, speech, tmp_path):
         for m in heads.members:
             m.out.weight.mul_(8.0)
     det = StreamingDetector(heads, params).eval()
-    meta = ModelMeta(keyword="two", params=params, threshold=0.7, model_version="two-heads",
-                     calibration={"target_fa_per_hour": 0.5}, training={"seed": 0},
-                     stream={"default_chunk_samples": params.chunk_samples}, frontend={"name": "speech_embedding"})
+    meta = ModelMeta(
+        keyword="two",
+        params=params,
+        threshold=0.7,
+        model_version="two-heads",
+        calibration={"target_fa_per_hour": 0.5},
+        training={"seed": 0},
+        stream={"default_chunk_samples": params.chunk_samples},
+        frontend={"name": "speech_embedding"},
+    )
     path = write_model(det, meta, tmp_path / "model.onnx")
     result = check_parity(det, path, [speech], tolerance=TOL)
     assert result.worst <= TOL

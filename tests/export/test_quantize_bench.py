@@ -1,4 +1,5 @@
 """The int8 variant (front end kept float32) and the step-cost measurement, on the tiny model."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def test_folder_source_reads_labels_and_resamples(tmp_path, params):
     (tmp_path / "speech").mkdir()
     sf.write(tmp_path / "speech" / "a.wav", np.zeros((48000, 2), np.float32), 48000)  # 1 s stereo 48 kHz
     sf.write(tmp_path / "kw.wav", np.zeros(16000, np.float32), 16000)
-    (tmp_path / "kw.wav.label.json").write_text(json.dumps({"version": 1, "kind": "keyword",
-                                                             "keyword_spans": [[0.2, 0.6]]}))
+    (tmp_path / "kw.wav.label.json").write_text(
+        json.dumps({"version": 1, "kind": "keyword", "keyword_spans": [[0.2, 0.6]]})
+    )
     streams = list(folder_source(tmp_path, params)())
     by_name = {s.name: s for s in streams}
     assert by_name["speech/a.wav"].group == "speech" and not by_name["speech/a.wav"].positive

@@ -1,4 +1,5 @@
 """Real negative audio for calibration: which files, which speakers, and when it sets the threshold."""
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,9 @@ def test_held_out_speech_dir_files_and_every_real_negative_dir_file(tmp_path):
     mine = _wavs(tmp_path / "kitchen", 3)
     room = _wavs(tmp_path / "room-noise", 2)
     cfg = {"data": {"speech_dirs": [str(tmp_path / "podcasts")], "background_dirs": [str(tmp_path / "room-noise")]}}
-    real = real_negatives(ExportConfig(real_negative_dirs=(str(tmp_path / "kitchen"),)), cfg, "computer",
-                          tmp_path / "build")
+    real = real_negatives(
+        ExportConfig(real_negative_dirs=(str(tmp_path / "kitchen"),)), cfg, "computer", tmp_path / "build"
+    )
     dc = DataConfig(speech_dirs=(str(tmp_path / "podcasts"),))
     held_out = [p for p in speech if stable_split(str(p.resolve()), dc.seed, dc.recording_val_fraction) == "val"]
     trained = [p for p in speech if stable_split(str(p.resolve()), dc.seed, dc.recording_val_fraction) == "train"]
@@ -92,8 +94,13 @@ def test_real_groups_pool_with_the_synthetic_ones_or_stand_alone_with_enough_hou
 
 
 def test_bad_real_calibration_settings_are_refused():
-    for bad in ({"shared_calibration_share": 1.5}, {"shared_calibration_share": float("nan")}, {"real_basis": "both"},
-                {"real_min_hours": float("inf")}, {"real_min_hours": -1.0}):
+    for bad in (
+        {"shared_calibration_share": 1.5},
+        {"shared_calibration_share": float("nan")},
+        {"real_basis": "both"},
+        {"real_min_hours": float("inf")},
+        {"real_min_hours": -1.0},
+    ):
         with pytest.raises(ValueError):
             ExportConfig(**bad)
     assert ExportConfig(real_negative_dirs="a, b").real_negative_dirs == ("a", "b")

@@ -1,4 +1,5 @@
 """Helpers for the labelling tests (imported by name: tests/label is on sys.path under pytest)."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,16 @@ from train.label.server import make_server
 RATE = AudioParams().sample_rate
 
 
-def tone_word(duration_s: float, at_s: float, word_s: float, rate: int = RATE, channels: int = 1,
-              seed: int = 0) -> np.ndarray:
+def tone_word(
+    duration_s: float, at_s: float, word_s: float, rate: int = RATE, channels: int = 1, seed: int = 0
+) -> np.ndarray:
     """Quiet noise with a loud 300 Hz burst of ``word_s`` at ``at_s``: ``[n, channels]`` float32."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * rate)
     x = rng.standard_normal(n) * 0.003
     t = np.arange(round(word_s * rate)) / rate
     i = round(at_s * rate)
-    x[i: i + len(t)] += 0.5 * np.sin(2 * np.pi * 300 * t)
+    x[i : i + len(t)] += 0.5 * np.sin(2 * np.pi * 300 * t)
     return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
 
 
@@ -50,8 +52,9 @@ def make_folder(root: Path) -> dict[str, Path]:
     files["take"].with_suffix(".json").write_text(json.dumps({"keyword": "computer", "speech_span_s": [0.2, 0.7]}))
     sf.write(files["negative"], tone_word(1.5, 0.3, 0.8)[:, 0], RATE, subtype="PCM_16")
     sf.write(files["field"], tone_word(3.0, 1.0, 0.6, rate=48000, channels=2), 48000)
-    files["field"].with_suffix(".json").write_text(json.dumps({"keyword": "computer", "score": 0.93,
-                                                                "detected_at_s": 1.9}))
+    files["field"].with_suffix(".json").write_text(
+        json.dumps({"keyword": "computer", "score": 0.93, "detected_at_s": 1.9})
+    )
     files["corrupt"].write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio" * 3)
     sf.write(files["badlabel"], tone_word(2.0, 0.5, 0.5)[:, 0], RATE, subtype="PCM_16")
     label_of(files["badlabel"]).write_text('{"version": 1, "kind": "keyword", "keyword_spans": [[1.5, 0.2]]}')

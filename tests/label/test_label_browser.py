@@ -1,6 +1,7 @@
 """The labelling page in a real headless browser (Debian's chromium driven by playwright):
 mark a keyword, reload, the label is there; mark a false accept; corrupt and bad files are shown
 and the rest keeps working; a server that goes away loses nothing."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,16 @@ from train.label.server import make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.needs_program(str(CHROMIUM), "chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 15000
 
 
@@ -30,8 +39,12 @@ def browser():
     profile = tempfile.mkdtemp(prefix="ww-chromium-")
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1300, "height": 800})
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1300, "height": 800},
+        )
         context.set_default_timeout(TIMEOUT_MS)
         yield context
         context.close()
@@ -71,8 +84,10 @@ def drag(page, selector, from_frac, to_frac):
 
 
 def spans_shown(page):
-    return [(float(li.get_attribute("data-start")), float(li.get_attribute("data-end")))
-            for li in page.locator("#spans li[data-start]").all()]
+    return [
+        (float(li.get_attribute("data-start")), float(li.get_attribute("data-end")))
+        for li in page.locator("#spans li[data-start]").all()
+    ]
 
 
 def test_mark_a_keyword_reload_and_it_is_there(site):
@@ -100,10 +115,10 @@ def test_keyboard_marks_edges_accepts_suggestions_and_deletes(site):
     page.keyboard.press("Delete")
     for _ in range(3):
         page.keyboard.press("ArrowRight")  # playhead to 0.3 s
-    page.keyboard.press("s")               # a new span from the playhead
+    page.keyboard.press("s")  # a new span from the playhead
     page.keyboard.press("ArrowRight")
-    page.keyboard.press("ArrowRight")      # 0.5 s
-    page.keyboard.press("e")               # ends the selected span here
+    page.keyboard.press("ArrowRight")  # 0.5 s
+    page.keyboard.press("e")  # ends the selected span here
     wait_saved(page)
     assert spans_shown(page) == [(0.3, 0.5)]
     page.wait_for_function("() => document.querySelector('#save-status').dataset.state === 'saved'")
@@ -113,7 +128,7 @@ def test_keyboard_marks_edges_accepts_suggestions_and_deletes(site):
 def test_mark_a_detection_as_false_accept_and_move_on_with_the_keyboard(site):
     page, url, files, root = site
     open_item(page, url, root, files["field"])  # 48 kHz stereo FLAC, detection sidecar
-    drag(page, "#spec", 0.3, 0.55)              # a span on a field clip means a true accept
+    drag(page, "#spec", 0.3, 0.55)  # a span on a field clip means a true accept
     wait_saved(page)
     assert json.loads(label_of(files["field"]).read_text())["kind"] == "true_accept"
     page.keyboard.press("f")

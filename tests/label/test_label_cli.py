@@ -1,4 +1,5 @@
 """`python -m train.label FOLDER` (what `make label` runs): clear refusals, and a real start/stop."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def label_cli(*args: str, **kw):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "train.label", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "train.label", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
+    )
 
 
 def test_a_folder_without_audio_is_one_clear_line(tmp_path):
@@ -39,9 +47,15 @@ def test_a_missing_folder_is_one_clear_line(tmp_path):
 def test_serves_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
     make_folder(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "train.label", str(tmp_path), "--port", "0"], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_default)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "train.label", str(tmp_path), "--port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,
+    )
     try:
         line = proc.stdout.readline()
         assert "5 audio files" in line and "http://127.0.0.1:" in line, line

@@ -1,5 +1,6 @@
 """`make collect` (deploy/collect.sh): fetch saved detections over real ssh + rsync on loopback,
 adding files only, never touching local labels."""
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,26 @@ def saved_detection(folder: Path, stamp: str, keyword: str) -> Path:
 
 
 def collect(pi: SshTarget, tmp_path: Path, *hosts: str, **env: str) -> subprocess.CompletedProcess:
-    full = dict(os.environ, SSH_CONFIG=str(pi.config), KEYWORD="computer", OUT=str(tmp_path / "field"),
-                WW_LOG_DIR=str(tmp_path / "logs"), **env)
-    return subprocess.run(["deploy/collect.sh", *hosts], cwd=REPO, env=full, capture_output=True,
-                          text=True, timeout=120)
+    full = dict(
+        os.environ,
+        SSH_CONFIG=str(pi.config),
+        KEYWORD="computer",
+        OUT=str(tmp_path / "field"),
+        WW_LOG_DIR=str(tmp_path / "logs"),
+        **env,
+    )
+    return subprocess.run(
+        ["deploy/collect.sh", *hosts], cwd=REPO, env=full, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_fetches_new_clips_and_never_touches_local_ones(pi, tmp_path):
     remote = tmp_path / "pi-detections"
     first = saved_detection(remote, "20261124T100000000Z", "computer")
     second = saved_detection(remote, "20261124T110000000Z", "computer")
-    saved_detection(remote, "20261124T120000000Z", "hey_robot")          # another keyword
+    saved_detection(remote, "20261124T120000000Z", "hey_robot")  # another keyword
     (remote / ".20261124T130000000Z_computer.wav.abc.tmp").write_bytes(b"half")  # being written
-    (remote / f"{second.name}.label.json").write_text("{}")              # never comes back
+    (remote / f"{second.name}.label.json").write_text("{}")  # never comes back
     local = tmp_path / "field" / "pitest"
     local.mkdir(parents=True)
     (local / first.name).write_bytes(b"my trimmed copy")
@@ -58,7 +66,8 @@ def test_fetches_new_clips_and_never_touches_local_ones(pi, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fetched 1 new clip(s)" in result.stdout
     assert sorted(p.name for p in local.iterdir()) == sorted(
-        [first.name, first.with_suffix(".json").name, label.name, second.name, second.with_suffix(".json").name])
+        [first.name, first.with_suffix(".json").name, label.name, second.name, second.with_suffix(".json").name]
+    )
     assert (local / first.name).read_bytes() == b"my trimmed copy"
     assert label.read_text().startswith('{"version": 1, "kind": "false_accept"')
     assert (local / second.name).read_bytes() == second.read_bytes()
@@ -95,18 +104,27 @@ def test_bad_and_unreachable_hosts_fail_clearly(pi, tmp_path):
     result = collect(pi, tmp_path, "-oProxyCommand=evil")
     assert result.returncode == 2 and "bad HOST" in result.stderr
     config = tmp_path / "ssh_config"
-    config.write_text(pi.config.read_text().replace("Host pitest", "Host gone").replace(
-        f"Port {pi.config.read_text().split('Port ')[1].split()[0]}", f"Port {free_port()}"))
-    result = subprocess.run(["deploy/collect.sh", "gone"], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env=dict(os.environ, SSH_CONFIG=str(config), WW_LOG_DIR=str(tmp_path / "logs"),
-                                     OUT=str(tmp_path / "field")))
+    config.write_text(
+        pi.config.read_text()
+        .replace("Host pitest", "Host gone")
+        .replace(f"Port {pi.config.read_text().split('Port ')[1].split()[0]}", f"Port {free_port()}")
+    )
+    result = subprocess.run(
+        ["deploy/collect.sh", "gone"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, SSH_CONFIG=str(config), WW_LOG_DIR=str(tmp_path / "logs"), OUT=str(tmp_path / "field")),
+    )
     assert result.returncode == 1 and "FAILED" in result.stdout
 
 
 def test_make_collect_never_runs_a_host_string_as_shell(tmp_path):
     marker = tmp_path / "ran"
-    result = subprocess.run(["make", "-s", "collect", f"HOST=pi;touch {marker}"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-s", "collect", f"HOST=pi;touch {marker}"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "bad HOST" in result.stderr
     assert not marker.exists()
 
@@ -125,7 +143,8 @@ def test_room_snippets_come_along_into_their_own_folder(pi, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fetched 1 new clip(s)" in result.stdout and "2 new room snippet(s)" in result.stdout
     assert sorted(p.name for p in (tmp_path / "snip" / "pitest").iterdir()) == sorted(
-        p.name for p in snippets.iterdir() if not p.name.startswith("."))
+        p.name for p in snippets.iterdir() if not p.name.startswith(".")
+    )
     again = collect(pi, tmp_path, "pitest", **env)
     assert "0 new room snippet(s)" in again.stdout
     # snippets off on the Pi (no folder): not a word about them

@@ -1,5 +1,6 @@
 """The field loop's contract (docs/TEAM.md, "Folder conventions"): what `wakeword record` saves and
 what the labelling page writes is what the dataset builder (train/sources.py) takes in."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -22,7 +23,7 @@ class Blocks:
     def read(self):
         if self.pos >= len(self.audio):
             return None
-        block, self.pos = self.audio[self.pos:self.pos + 700], self.pos + 700
+        block, self.pos = self.audio[self.pos : self.pos + 700], self.pos + 700
         return block
 
     def flush(self):
@@ -51,38 +52,57 @@ class Yes:
 
 def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
     root = tmp_path / "recordings"
-    words = np.concatenate([tone_word(2.3, 1.8, 0.4, seed=1)[:, 0], tone_word(2.3, 1.5, 0.5, seed=2)[:, 0],
-                            tone_word(3.0, 1.5, 0.3, seed=3)[:, 0]])
-    kept = Session(Blocks(words), Yes(), SessionConfig(keyword="computer", takes=2), root / "computer",
-                   flush_between_takes=False).run()
+    words = np.concatenate(
+        [
+            tone_word(2.3, 1.8, 0.4, seed=1)[:, 0],
+            tone_word(2.3, 1.5, 0.5, seed=2)[:, 0],
+            tone_word(3.0, 1.5, 0.3, seed=3)[:, 0],
+        ]
+    )
+    kept = Session(
+        Blocks(words), Yes(), SessionConfig(keyword="computer", takes=2), root / "computer", flush_between_takes=False
+    ).run()
     assert kept == 2
-    Session(Blocks(tone_word(4.0, 1.8, 0.6, seed=4)[:, 0]), Yes(),
-            SessionConfig(keyword="computer", kind="negative", takes=1), root / "computer",
-            flush_between_takes=False).run()
+    Session(
+        Blocks(tone_word(4.0, 1.8, 0.6, seed=4)[:, 0]),
+        Yes(),
+        SessionConfig(keyword="computer", kind="negative", takes=1),
+        root / "computer",
+        flush_between_takes=False,
+    ).run()
     # Two detections saved by the daemon's own saver, as `make collect` brings them home.
-    saver = ClipSaver(SaveConfig(enabled=True, dir=str(root / "computer" / "field" / "pi"), pre_roll_s=2.0,
-                                 post_roll_s=1.0), RATE, "computer")
+    saver = ClipSaver(
+        SaveConfig(enabled=True, dir=str(root / "computer" / "field" / "pi"), pre_roll_s=2.0, post_roll_s=1.0),
+        RATE,
+        "computer",
+    )
     stream = tone_word(20.0, 3.0, 0.5, seed=5)[:, 0]
     step = RATE // 2  # the daemon feeds 0.5 s steps
     for i in range(0, len(stream), step):
         if i / RATE in (3.5, 12.0):
             saver.detected(Detection(time_s=i / RATE + 0.1, score=0.9))
-        saver.feed(stream[i:i + step], i / RATE)  # faster than real time: names must still differ
+        saver.feed(stream[i : i + step], i / RATE)  # faster than real time: names must still differ
     field = sorted((root / "computer" / "field" / "pi").glob("*.wav"))
     assert len(field) == 2
 
     with serving(root / "computer") as url:
+
         def put(path, body):
             rel = quote(path.relative_to(root / "computer").as_posix())
             status, answer, _ = http("PUT", f"{url}/api/label?path={rel}", body)
             assert status == 200, answer
+
         put(field[0], {"kind": "true_accept", "keyword_spans": [[1.4, 1.9]]})
         put(field[1], {"kind": "false_accept", "keyword_spans": []})
 
     plan = plan_recordings(DataConfig(recordings_dir=str(root)), "computer", AudioParams())
     assert plan.unreadable == []
-    assert plan.origins == {"recordings/positive": 2, "recordings/negative": 1,
-                            "recordings/field:true_accept": 1, "recordings/field:false_accept": 1}
+    assert plan.origins == {
+        "recordings/positive": 2,
+        "recordings/negative": 1,
+        "recordings/field:true_accept": 1,
+        "recordings/field:false_accept": 1,
+    }
     by_origin = {j.origin: j for j in plan.jobs}
     assert by_origin[str(field[0])].kind == "keyword" and by_origin[str(field[0])].span_s == (1.4, 1.9)
     assert by_origin[str(field[1])].kind == "confusable"
@@ -96,10 +116,12 @@ def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog
     field = kw / "field" / "pi" / "clip.wav"
     for path in (take, field):
         from device.wavio import write_wav
+
         write_wav(path, tone_word(2.0, 0.5, 0.5, seed=7)[:, 0], RATE)
     # half-valid nonsense: a usable-looking span, but a kind that does not exist
     (kw / "positive" / "take.wav.label.json").write_text(
-        '{"version": 1, "kind": "maybe", "keyword_spans": [[0.1, 0.2]]}')
+        '{"version": 1, "kind": "maybe", "keyword_spans": [[0.1, 0.2]]}'
+    )
     (kw / "field" / "pi" / "clip.wav.label.json").write_text('{"kind": "true_accept", "keyword_spans": "soon"')
 
     plan = plan_recordings(DataConfig(recordings_dir=str(tmp_path / "recordings")), "computer", AudioParams())
@@ -114,17 +136,23 @@ def test_room_snippets_reach_the_plan_as_negatives_unless_a_reviewer_heard_the_k
 
     root = tmp_path / "recordings"
     folder = root / "computer" / "snippets" / "pi"
-    keeper = SnippetKeeper(SnippetConfig(enabled=True, dir=str(folder), per_hour=720.0, length_s=1.0, guard_s=1.0),
-                           RATE, "computer", lag_s=0.5, seed=7)
+    keeper = SnippetKeeper(
+        SnippetConfig(enabled=True, dir=str(folder), per_hour=720.0, length_s=1.0, guard_s=1.0),
+        RATE,
+        "computer",
+        lag_s=0.5,
+        seed=7,
+    )
     stream = tone_word(120.0, 3.0, 0.5, seed=6)[:, 0]
     for i in range(0, len(stream), RATE // 2):
-        keeper.feed(stream[i:i + RATE // 2], i / RATE)
+        keeper.feed(stream[i : i + RATE // 2], i / RATE)
     snippets = sorted(folder.glob("*_snippet.wav"))
     assert len(snippets) >= 5
     with serving(root / "computer") as url:
         rel = quote(snippets[0].relative_to(root / "computer").as_posix())
-        status, answer, _ = http("PUT", f"{url}/api/label?path={rel}",
-                                 {"kind": "keyword", "keyword_spans": [[0.2, 0.7]]})
+        status, answer, _ = http(
+            "PUT", f"{url}/api/label?path={rel}", {"kind": "keyword", "keyword_spans": [[0.2, 0.7]]}
+        )
         assert status == 200, answer
     plan = plan_recordings(DataConfig(recordings_dir=str(root)), "computer", AudioParams())
     assert plan.origins == {"recordings/snippets": len(snippets) - 1, "recordings/snippets:keyword": 1}

@@ -1,4 +1,5 @@
 """Label files (train/label/labels.py): the format, atomic saves, and bad files kept as .bad."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ def test_missing_label_is_unlabelled(tmp_path):
 
 def test_write_then_read_round_trips_and_keeps_unknown_fields(tmp_path):
     audio = tmp_path / "a.wav"
-    label_of(audio).write_text(json.dumps({"version": 1, "kind": "unlabeled", "keyword_spans": [],
-                                           "updated": "", "reviewer": "ann"}))
+    label_of(audio).write_text(
+        json.dumps({"version": 1, "kind": "unlabeled", "keyword_spans": [], "updated": "", "reviewer": "ann"})
+    )
     old = read_label(audio, 2.0).label
     saved = write_label(audio, Label("keyword", ((0.25, 0.75),), extra=old.extra))
     data = json.loads(label_of(audio).read_text())
@@ -28,18 +30,21 @@ def test_write_then_read_round_trips_and_keeps_unknown_fields(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.wav.label.json"]  # no temp file left
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"version": 2, "kind": "keyword", "keyword_spans": []}', "version"),
-    ('{"version": 1, "kind": "maybe", "keyword_spans": []}', "kind 'maybe'"),
-    ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.5]]}', "not a [start_s, end_s] pair"),
-    ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.9, 0.2]]}', "0 <= start_s < end_s"),
-    ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.2, 9.0]]}', "ends after the audio"),
-    ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.1, 0.5], [0.4, 0.8]]}', "overlap"),
-    ('{"version": 1, "kind": "false_accept", "keyword_spans": [[0.1, 0.5]]}', "cannot have keyword_spans"),
-    ('{"version": 1, "kind": "keyword", "keyword_spans": [[true, 0.5]]}', "pair of numbers"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"version": 2, "kind": "keyword", "keyword_spans": []}', "version"),
+        ('{"version": 1, "kind": "maybe", "keyword_spans": []}', "kind 'maybe'"),
+        ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.5]]}', "not a [start_s, end_s] pair"),
+        ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.9, 0.2]]}', "0 <= start_s < end_s"),
+        ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.2, 9.0]]}', "ends after the audio"),
+        ('{"version": 1, "kind": "keyword", "keyword_spans": [[0.1, 0.5], [0.4, 0.8]]}', "overlap"),
+        ('{"version": 1, "kind": "false_accept", "keyword_spans": [[0.1, 0.5]]}', "cannot have keyword_spans"),
+        ('{"version": 1, "kind": "keyword", "keyword_spans": [[true, 0.5]]}', "pair of numbers"),
+    ],
+)
 def test_nonsense_is_reported_kept_as_bad_and_treated_as_unlabelled(tmp_path, text, reason):
     audio = tmp_path / "a.wav"
     label_of(audio).write_text(text)
@@ -60,7 +65,10 @@ def test_a_second_different_bad_file_gets_its_own_copy(tmp_path):
     label_of(audio).write_text("second")
     read_label(audio, 1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "a.wav.label.json", "a.wav.label.json.bad", "a.wav.label.json.bad.2"]
+        "a.wav.label.json",
+        "a.wav.label.json.bad",
+        "a.wav.label.json.bad.2",
+    ]
     assert (tmp_path / "a.wav.label.json.bad.2").read_text() == "second"
 
 

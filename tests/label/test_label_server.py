@@ -1,4 +1,5 @@
 """The labelling server's JSON API (train/label/server.py) over real HTTP on loopback."""
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,9 @@ def test_items_list_every_audio_file_with_state(folder):
 def test_label_put_is_saved_atomically_and_read_back(folder):
     url, files, root = folder
     path = rel(files, root, "field")
-    status, body, _ = http("PUT", f"{url}/api/label?path={path}",
-                           {"kind": "true_accept", "keyword_spans": [[1.0, 1.6]]})
+    status, body, _ = http(
+        "PUT", f"{url}/api/label?path={path}", {"kind": "true_accept", "keyword_spans": [[1.0, 1.6]]}
+    )
     assert status == 200, body
     on_disk = json.loads(label_of(files["field"]).read_text())
     assert on_disk["kind"] == "true_accept" and on_disk["keyword_spans"] == [[1.0, 1.6]] and on_disk["updated"]
@@ -52,12 +54,15 @@ def test_label_put_is_saved_atomically_and_read_back(folder):
     assert not [p for p in files["field"].parent.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"kind": "keyword", "keyword_spans": [[0.5, 9.0]]}, 400, "ends after the audio"),
-    ({"kind": "sometimes"}, 400, "kind"),
-    ({"kind": "negative", "keyword_spans": [[0.1, 0.2]]}, 400, "cannot have keyword_spans"),
-    (b"not json", 400, "not JSON"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"kind": "keyword", "keyword_spans": [[0.5, 9.0]]}, 400, "ends after the audio"),
+        ({"kind": "sometimes"}, 400, "kind"),
+        ({"kind": "negative", "keyword_spans": [[0.1, 0.2]]}, 400, "cannot have keyword_spans"),
+        (b"not json", 400, "not JSON"),
+    ],
+)
 def test_bad_labels_are_refused_and_nothing_is_written(folder, body, status, message):
     url, files, root = folder
     got, answer, _ = http("PUT", f"{url}/api/label?path={rel(files, root, 'take')}", body)
@@ -94,8 +99,16 @@ def test_rendering_gives_the_audio_as_the_model_hears_it(folder):
     assert status == 200 and kind == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("path", ["../../etc/passwd", "computer/positive/computer-20261124T100000-01.json",
-                                  "nothing.wav", "%2Fetc%2Fpasswd", "take%00.wav"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../etc/passwd",
+        "computer/positive/computer-20261124T100000-01.json",
+        "nothing.wav",
+        "%2Fetc%2Fpasswd",
+        "take%00.wav",
+    ],
+)
 def test_only_listed_audio_is_served(folder, path):
     url, _, _ = folder
     status, _, _ = http("GET", f"{url}/api/audio.wav?path={path}")
@@ -106,8 +119,12 @@ def test_foreign_host_and_form_posts_are_refused(folder):
     url, files, root = folder
     status, _, _ = http("GET", url + "/api/items", headers={"Host": "attacker.example:80"})
     assert status == 403
-    status, _, _ = http("PUT", f"{url}/api/label?path={rel(files, root, 'take')}", b"kind=keyword",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = http(
+        "PUT",
+        f"{url}/api/label?path={rel(files, root, 'take')}",
+        b"kind=keyword",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 415 and not label_of(files["take"]).exists()
 
 
@@ -163,20 +180,58 @@ def test_any_request_is_answered_and_nothing_outside_the_folder_changes(tmp_path
     outside.write_bytes(b"not yours")
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if root not in p.parents and p != root}
     names = [p.relative_to(root).as_posix() for p in root.rglob("*.wav")]
-    paths = st.one_of(st.sampled_from(names), st.text(max_size=40),
-                      st.sampled_from(["../outside.wav", "/etc/passwd", "%00", "a/../../outside.wav", "", ".",
-                                       "broken.wav", "x.wav.label.json", "\x00", "..", "//", "%2e%2e/outside.wav"]))
-    routes = st.sampled_from(["/api/items", "/api/item", "/api/peaks", "/api/spectrogram.png", "/api/audio.wav",
-                              "/api/label", "/", "/static/../server.py", "/api/nope", "/static/index.html"])
-    bodies = st.one_of(st.none(), st.binary(max_size=200),
-                       st.fixed_dictionaries({"kind": st.one_of(st.text(max_size=12),
-                                                                st.sampled_from(["keyword", "negative"])),
-                                              "keyword_spans": st.lists(st.lists(st.floats(), max_size=3),
-                                                                        max_size=3)}))
+    paths = st.one_of(
+        st.sampled_from(names),
+        st.text(max_size=40),
+        st.sampled_from(
+            [
+                "../outside.wav",
+                "/etc/passwd",
+                "%00",
+                "a/../../outside.wav",
+                "",
+                ".",
+                "broken.wav",
+                "x.wav.label.json",
+                "\x00",
+                "..",
+                "//",
+                "%2e%2e/outside.wav",
+            ]
+        ),
+    )
+    routes = st.sampled_from(
+        [
+            "/api/items",
+            "/api/item",
+            "/api/peaks",
+            "/api/spectrogram.png",
+            "/api/audio.wav",
+            "/api/label",
+            "/",
+            "/static/../server.py",
+            "/api/nope",
+            "/static/index.html",
+        ]
+    )
+    bodies = st.one_of(
+        st.none(),
+        st.binary(max_size=200),
+        st.fixed_dictionaries(
+            {
+                "kind": st.one_of(st.text(max_size=12), st.sampled_from(["keyword", "negative"])),
+                "keyword_spans": st.lists(st.lists(st.floats(), max_size=3), max_size=3),
+            }
+        ),
+    )
 
     with serving(root) as url:
-        @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+        @settings(
+            max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )
         @given(st.sampled_from(["GET", "PUT"]), routes, paths, st.text(max_size=6), bodies)
         def one(method, route, path, columns, body):
             query = f"?path={quote(path, safe='')}&columns={quote(columns, safe='')}"

@@ -1,4 +1,5 @@
 """Fixtures for the recording tests."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """Helpers for the recording tests (imported by name: tests/record is on sys.path under pytest):
 a real spoken word (espeak-ng), takes made of it, and file-backed ALSA microphones."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,16 @@ class Word:
         return self.end_s - self.start_s
 
 
-def spoken_takes(word: Word, n: int, lead_s: float = 1.8, gap_s: float = 1.5, tail_s: float = 3.0,
-                 gain: float = 0.5, noise_dbfs: float = -55.0, seed: int = 0) -> np.ndarray:
+def spoken_takes(
+    word: Word,
+    n: int,
+    lead_s: float = 1.8,
+    gap_s: float = 1.5,
+    tail_s: float = 3.0,
+    gain: float = 0.5,
+    noise_dbfs: float = -55.0,
+    seed: int = 0,
+) -> np.ndarray:
     """``n`` repetitions of the word between pauses, over low white noise: float32 ``[samples]``."""
     gap = np.zeros(round(gap_s * RATE), np.float32)
     parts = [np.zeros(round(lead_s * RATE), np.float32)]
@@ -62,7 +71,7 @@ def as_device_audio(mono: np.ndarray, channels: int, rate_hz: int, seed: int = 1
     y = soxr.resample(mono, RATE, rate_hz).astype(np.float32) if rate_hz != RATE else mono
     rng = np.random.default_rng(seed)
     gains = np.linspace(1.0, 0.6, channels, dtype=np.float32)
-    return (y[:, None] * gains + rng.standard_normal((len(y), channels)).astype(np.float32) * 0.001)
+    return y[:, None] * gains + rng.standard_normal((len(y), channels)).astype(np.float32) * 0.001
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class AlsaMic:
 
     Not paced (all of it arrives at once) and stale after the end of the file: the command
     must stop by frame count (``--max-audio-s``)."""
+
     name: str
     conf: Path
     channels: int
@@ -87,15 +97,24 @@ def make_alsa_mic(folder: Path, name: str, audio: np.ndarray, rate_hz: int) -> A
     raw = folder / f"{name}.raw"
     (np.clip(audio, -1, 32767 / 32768) * 32768).round().astype("<i2").tofile(raw)
     conf = folder / f"{name}.conf"
-    conf.write_text(f'pcm.{name} {{\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
-                    f'  infile "{raw}"\n  format "raw"\n}}\n')
+    conf.write_text(
+        f'pcm.{name} {{\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n  infile "{raw}"\n  format "raw"\n}}\n'
+    )
     return AlsaMic(name, conf, audio.shape[1], rate_hz, len(audio) / rate_hz)
 
 
-def run_record(args: list[str], env: dict[str, str] | None = None, timeout: float = 60,
-               **kw) -> subprocess.CompletedProcess:
+def run_record(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 60, **kw
+) -> subprocess.CompletedProcess:
     """The real ``wakeword record`` (``python -m device.cli record``), output captured."""
     full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     kw.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run([sys.executable, "-m", "device.cli", "record", *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", "record", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )

@@ -1,4 +1,5 @@
 """Synthetic "speech in noise" for the trimming tests: voiced syllables with known edges."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,13 +14,20 @@ def syllable(duration_s: float, f0_hz: float, sample_rate: int, ramp_s: float = 
     ramp = min(round(ramp_s * sample_rate), len(t) // 2)
     if ramp:
         edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
-        envelope[:ramp], envelope[len(t) - ramp:] = edge, edge[::-1]
+        envelope[:ramp], envelope[len(t) - ramp :] = edge, edge[::-1]
     x = tone * envelope
     return x / np.sqrt(np.mean(x * x))
 
 
-def speech_in_noise(rng: np.random.Generator, sample_rate: int, lead_s: float, syllables: list[tuple[float, float]],
-                    tail_s: float, speech_dbfs: float, snr_db: float) -> tuple[np.ndarray, float, float]:
+def speech_in_noise(
+    rng: np.random.Generator,
+    sample_rate: int,
+    lead_s: float,
+    syllables: list[tuple[float, float]],
+    tail_s: float,
+    speech_dbfs: float,
+    snr_db: float,
+) -> tuple[np.ndarray, float, float]:
     """Noise, then syllables ``(duration_s, gap_after_s)``, then noise; float32 ``[n]``.
 
     Every syllable has RMS ``speech_dbfs`` and sits ``snr_db`` above the white noise.

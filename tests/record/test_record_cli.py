@@ -1,5 +1,6 @@
 """`wakeword record` end to end: real PyAudio capture (device/capture.py) from file-backed ALSA
 devices replaying espeak-ng speech, mono at the model rate and a 4-channel array at 48 kHz."""
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,30 @@ def test_takes_from_an_alsa_device_are_trimmed_16k_mono(tmp_path, word, channels
     mono = spoken_takes(word, takes)
     mic = make_alsa_mic(tmp_path / "alsa", f"wwrec{channels}", as_device_audio(mono, channels, rate_hz), rate_hz)
     out = tmp_path / "recordings" / "computer"
-    result = run_record(["--keyword", "computer", "--out", str(out), "--takes", str(takes), "--yes",
-                         "--device", mic.name, "--channels", str(channels), "--rate", str(rate_hz),
-                         "--max-audio-s", f"{mic.duration_s:.3f}"], env=mic.env())
+    result = run_record(
+        [
+            "--keyword",
+            "computer",
+            "--out",
+            str(out),
+            "--takes",
+            str(takes),
+            "--yes",
+            "--device",
+            mic.name,
+            "--channels",
+            str(channels),
+            "--rate",
+            str(rate_hz),
+            "--max-audio-s",
+            f"{mic.duration_s:.3f}",
+        ],
+        env=mic.env(),
+    )
     assert result.returncode == 0, result.stderr
     wavs = sorted((out / "positive").glob("*.wav"))
     assert len(wavs) == takes, result.stdout
-    speech = word.audio[round(word.start_s * RATE): round(word.end_s * RATE)]
+    speech = word.audio[round(word.start_s * RATE) : round(word.end_s * RATE)]
     for wav in wavs:
         info = sf.info(wav)
         assert (info.samplerate, info.channels, info.subtype) == (RATE, 1, "PCM_16")
@@ -42,8 +60,12 @@ def test_takes_from_an_alsa_device_are_trimmed_16k_mono(tmp_path, word, channels
         meta = json.loads(wav.with_suffix(".json").read_text())
         start, end = meta["speech_span_s"]
         assert abs((end - start) - word.speech_s) <= SPAN_TOL_S
-        assert meta["device"] == {"name": mic.name, "channels": channels, "rate_hz": rate_hz,
-                                  "use_channels": list(range(channels))}
+        assert meta["device"] == {
+            "name": mic.name,
+            "channels": channels,
+            "rate_hz": rate_hz,
+            "use_channels": list(range(channels)),
+        }
         assert meta["sample_rate"] == RATE and meta["ended_by"] == "silence"
         saved, _ = sf.read(wav, dtype="float32")
         assert best_match(saved, speech) > 0.9
@@ -57,9 +79,28 @@ def test_one_channel_of_an_array_can_be_picked(tmp_path, word):
     levels = {}
     for use in ("0", "3"):
         out = tmp_path / f"use{use}"
-        result = run_record(["--keyword", "computer", "--out", str(out), "--takes", "1", "--yes",
-                             "--device", mic.name, "--channels", "4", "--rate", "48000", "--use-channels", use,
-                             "--max-audio-s", f"{mic.duration_s:.3f}"], env=mic.env())
+        result = run_record(
+            [
+                "--keyword",
+                "computer",
+                "--out",
+                str(out),
+                "--takes",
+                "1",
+                "--yes",
+                "--device",
+                mic.name,
+                "--channels",
+                "4",
+                "--rate",
+                "48000",
+                "--use-channels",
+                use,
+                "--max-audio-s",
+                f"{mic.duration_s:.3f}",
+            ],
+            env=mic.env(),
+        )
         assert result.returncode == 0, result.stderr
         meta = json.loads(next((out / "positive").glob("*.json")).read_text())
         assert meta["device"]["use_channels"] == [int(use)]
@@ -71,9 +112,26 @@ def test_input_ending_early_is_reported(tmp_path, word):
     mono = spoken_takes(word, 1)
     mic = make_alsa_mic(tmp_path / "alsa", "wwshort", as_device_audio(mono, 1, RATE), RATE)
     out = tmp_path / "rec"
-    result = run_record(["--keyword", "computer", "--out", str(out), "--takes", "3", "--yes",
-                         "--device", mic.name, "--channels", "1", "--rate", str(RATE),
-                         "--max-audio-s", f"{mic.duration_s:.3f}"], env=mic.env())
+    result = run_record(
+        [
+            "--keyword",
+            "computer",
+            "--out",
+            str(out),
+            "--takes",
+            "3",
+            "--yes",
+            "--device",
+            mic.name,
+            "--channels",
+            "1",
+            "--rate",
+            str(RATE),
+            "--max-audio-s",
+            f"{mic.duration_s:.3f}",
+        ],
+        env=mic.env(),
+    )
     assert result.returncode == 1
     assert "input ended after 1 of 3 takes" in result.stderr
     assert len(list((out / "positive").glob("*.wav"))) == 1
@@ -81,8 +139,9 @@ def test_input_ending_early_is_reported(tmp_path, word):
 
 def test_unknown_device_is_one_clear_line(tmp_path, word):
     mic = make_alsa_mic(tmp_path / "alsa", "wwthere", as_device_audio(spoken_takes(word, 1), 1, RATE), RATE)
-    result = run_record(["--keyword", "computer", "--out", str(tmp_path / "rec"), "--device", "no-such-mic",
-                         "--yes"], env=mic.env())
+    result = run_record(
+        ["--keyword", "computer", "--out", str(tmp_path / "rec"), "--device", "no-such-mic", "--yes"], env=mic.env()
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "no-such-mic" in result.stderr and "wwthere" in result.stderr
@@ -94,8 +153,11 @@ def test_interactive_keep_and_redo_from_a_wav_file(tmp_path, word):
     wav = tmp_path / "takes.wav"
     sf.write(wav, spoken_takes(word, 3), RATE, subtype="PCM_16")
     out = tmp_path / "rec"
-    result = run_record(["--keyword", "computer", "--out", str(out), "--takes", "2", "--input", str(wav)],
-                        input="\nr\n\n\n\n\n", stdin=None)
+    result = run_record(
+        ["--keyword", "computer", "--out", str(out), "--takes", "2", "--input", str(wav)],
+        input="\nr\n\n\n\n\n",
+        stdin=None,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("take 1/2") == 2 and result.stdout.count("take 2/2") == 1
     takes = sorted(json.loads(p.read_text())["take"] for p in (out / "positive").glob("*.json"))
@@ -117,8 +179,22 @@ def test_device_settings_come_from_the_daemon_config(tmp_path, word):
     config = tmp_path / "config.toml"
     config.write_text(f'[capture]\ndevice = "{mic.name}"\nchannels = 4\nrate_hz = 48000\nuse_channels = [1]\n')
     out = tmp_path / "rec"
-    result = run_record(["--keyword", "computer", "--out", str(out), "--takes", "1", "--yes", "--config", str(config),
-                         "--max-audio-s", f"{mic.duration_s:.3f}"], env=mic.env())
+    result = run_record(
+        [
+            "--keyword",
+            "computer",
+            "--out",
+            str(out),
+            "--takes",
+            "1",
+            "--yes",
+            "--config",
+            str(config),
+            "--max-audio-s",
+            f"{mic.duration_s:.3f}",
+        ],
+        env=mic.env(),
+    )
     assert result.returncode == 0, result.stderr
     meta = json.loads(next((out / "positive").glob("*.json")).read_text())
     assert meta["device"] == {"name": mic.name, "channels": 4, "rate_hz": 48000, "use_channels": [1]}

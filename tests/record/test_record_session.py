@@ -1,4 +1,5 @@
 """The take session (device/takes.py) on real audio arrays: what is kept, trimmed, saved, refused."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ class ArraySource:
             return None
         n = self.sizes[self.i % len(self.sizes)]
         self.i += 1
-        block, self.pos = self.audio[self.pos: self.pos + n], self.pos + n
+        block, self.pos = self.audio[self.pos : self.pos + n], self.pos + n
         return block
 
     def flush(self):

@@ -1,5 +1,6 @@
 """Finding and trimming the spoken part of a take (device/speech.py): properties on synthetic
 speech in noise, where the true edges are known."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,20 +19,23 @@ CFG = SpeechConfig()
 EDGE_TOL_S = CFG.frame_ms / 1000 + 0.025
 
 syllables = st.lists(st.tuples(st.floats(0.1, 0.35), st.floats(0.0, 0.25)), min_size=1, max_size=4)
-takes = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**32 - 1),
-    "lead_s": st.floats(0.3, 1.2),
-    "syllables": syllables,
-    "tail_s": st.floats(0.5, 1.2),
-    "speech_dbfs": st.floats(-35.0, -10.0),
-    "snr_db": st.floats(20.0, 45.0),
-})
+takes = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**32 - 1),
+        "lead_s": st.floats(0.3, 1.2),
+        "syllables": syllables,
+        "tail_s": st.floats(0.5, 1.2),
+        "speech_dbfs": st.floats(-35.0, -10.0),
+        "snr_db": st.floats(20.0, 45.0),
+    }
+)
 
 
 def make(take: dict) -> tuple[np.ndarray, float, float]:
     rng = np.random.default_rng(take["seed"])
-    return speech_in_noise(rng, SR, take["lead_s"], take["syllables"], take["tail_s"],
-                           take["speech_dbfs"], take["snr_db"])
+    return speech_in_noise(
+        rng, SR, take["lead_s"], take["syllables"], take["tail_s"], take["speech_dbfs"], take["snr_db"]
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -75,7 +79,7 @@ def test_a_click_well_before_the_word_is_ignored(take, click_lead_s):
     take = dict(take, lead_s=take["lead_s"] + click_lead_s + CFG.merge_gap_ms / 1000)
     audio, start_s, end_s = make(take)
     click_at = round(0.1 * SR)
-    audio[click_at: click_at + round(0.005 * SR)] = 0.9
+    audio[click_at : click_at + round(0.005 * SR)] = 0.9
     span = find_speech(audio, SR, CFG)
     assert span is not None and abs(span.seconds(SR)[0] - start_s) <= EDGE_TOL_S
 
@@ -89,7 +93,7 @@ def test_trim_keeps_the_span_plus_padding(take):
     pad = round(CFG.pad_ms * SR / 1000)
     assert offset == max(0, span.start - pad)
     assert len(cut) == min(len(audio), span.end + pad) - offset
-    np.testing.assert_array_equal(cut, audio[offset: offset + len(cut)])
+    np.testing.assert_array_equal(cut, audio[offset : offset + len(cut)])
     assert find_speech(cut, SR, CFG) is not None
 
 
@@ -111,7 +115,7 @@ def test_endpointer_is_chunking_invariant_and_ends_after_the_speech(take, block_
         ep, pos, i = Endpointer(floor, SR, CFG), 0, 0
         while pos < len(audio):
             n = sizes[i % len(sizes)]
-            ep.feed(audio[pos: pos + n])
+            ep.feed(audio[pos : pos + n])
             pos, i = pos + n, i + 1
         decisions.append((ep.started_frame, ep.ended_frame))
     assert decisions[0] == decisions[1]

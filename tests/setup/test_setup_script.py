@@ -5,6 +5,7 @@ The script runs for real on a copy of its inputs; the machine around it is fake 
 PATH: ``id`` (the user), ``dpkg-query`` (what is installed), ``apt-get`` and the venv's ``pip``
 (they record their arguments), ``uname``; the venv's ``python`` is this interpreter without
 site-packages (so torch counts as not installed)."""
+
 from __future__ import annotations
 
 import http.server
@@ -22,18 +23,18 @@ PYTHON = os.path.realpath(sys.executable)
 FAKES = {
     "id": '[ "$1" = -u ] && echo "$FAKE_UID"',
     # -W -f=${Status} PKG: installed unless named in FAKE_MISSING; -S FILE: owned by a package iff FAKE_OWNED
-    "dpkg-query": '''case "$1" in
+    "dpkg-query": """case "$1" in
   -W) case " $FAKE_MISSING " in *" $3 "*) exit 1 ;; esac; printf 'install ok installed' ;;
   -S) [ -n "$FAKE_OWNED" ] || exit 1; echo "python3-minimal: $2" ;;
-esac''',
+esac""",
     "apt-get": 'echo "$*" >> "$FAKE_LOG.apt-get"',
     "uname": 'echo "$FAKE_ARCH"',
 }
 VENV_FAKES = {
     # pip config get: FAKE_PIP_INDEX; install: recorded, and a +cpu build is found unless FAKE_NO_CPU
-    "pip": '''if [ "$1" = config ]; then [ -n "$FAKE_PIP_INDEX" ] && echo "$FAKE_PIP_INDEX"; exit 0; fi
+    "pip": """if [ "$1" = config ]; then [ -n "$FAKE_PIP_INDEX" ] && echo "$FAKE_PIP_INDEX"; exit 0; fi
 echo "$*" >> "$FAKE_LOG.pip"
-case "$*" in *+cpu*) [ -z "$FAKE_NO_CPU" ] ;; esac''',
+case "$*" in *+cpu*) [ -z "$FAKE_NO_CPU" ] ;; esac""",
     "python": f'case "$*" in *train.frontend*) exit 0 ;; esac\nexec {PYTHON} -S "$@"',
 }
 
@@ -59,13 +60,29 @@ class Checkout:
             write_programs(root / ".venv" / "bin", VENV_FAKES)
         self.log = root / "log"
 
-    def run(self, profile: str = "test", uid: int = 1000, missing: str = "", arch: str = "x86_64",
-            **env: str) -> subprocess.CompletedProcess:
-        full = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.root), "PYTHON": PYTHON,
-                "FAKE_UID": str(uid), "FAKE_MISSING": missing, "FAKE_ARCH": arch, "FAKE_LOG": str(self.log),
-                "FAKE_OWNED": "", "FAKE_PIP_INDEX": "", "FAKE_NO_CPU": "", **env}
-        return subprocess.run(["bash", str(self.root / "scripts" / "setup.sh"), profile], env=full,
-                              capture_output=True, text=True, timeout=120)
+    def run(
+        self, profile: str = "test", uid: int = 1000, missing: str = "", arch: str = "x86_64", **env: str
+    ) -> subprocess.CompletedProcess:
+        full = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "PYTHON": PYTHON,
+            "FAKE_UID": str(uid),
+            "FAKE_MISSING": missing,
+            "FAKE_ARCH": arch,
+            "FAKE_LOG": str(self.log),
+            "FAKE_OWNED": "",
+            "FAKE_PIP_INDEX": "",
+            "FAKE_NO_CPU": "",
+            **env,
+        }
+        return subprocess.run(
+            ["bash", str(self.root / "scripts" / "setup.sh"), profile],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def calls(self, program: str) -> list[str]:
         path = Path(f"{self.log}.{program}")
@@ -131,8 +148,9 @@ def test_python_older_than_3_11_is_one_line(tmp_path):
     write_programs(co.bin, {"python3.9": 'case "$2" in *print*) echo 3.9 ;; *) exit 1 ;; esac'})
     proc = co.run(PYTHON="python3.9")
     assert proc.returncode == 1
-    assert proc.stderr == ("setup: python3.9 is Python 3.9; wakeword needs 3.11 or newer "
-                           "(set PYTHON=python3.11 or newer)\n")
+    assert proc.stderr == (
+        "setup: python3.9 is Python 3.9; wakeword needs 3.11 or newer (set PYTHON=python3.11 or newer)\n"
+    )
 
 
 def test_unknown_profile_is_usage(checkout):
@@ -148,6 +166,7 @@ def gpu_here() -> bool:
 @pytest.fixture
 def cpu_index():
     """A PyTorch-style index on loopback that answers every request."""
+
     class Ok(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
@@ -168,8 +187,9 @@ def test_torch_index_given_is_used_for_the_pinned_torch(checkout):
     proc = checkout.run(TORCH_INDEX="https://example.invalid/whl/cu126")
     assert proc.returncode == 0, proc.stderr
     pip = checkout.calls("pip")
-    assert pip[0] == ("install -q --disable-pip-version-check --index-url https://example.invalid/whl/cu126 "
-                      "torch==2.13.0")
+    assert pip[0] == (
+        "install -q --disable-pip-version-check --index-url https://example.invalid/whl/cu126 torch==2.13.0"
+    )
     assert pip[1:] == ["install -q --disable-pip-version-check -e .[dev]"]
 
 
@@ -200,19 +220,23 @@ NOWHERE = "http://127.0.0.1:9/whl/cpu"  # the discard port: nothing answers
 
 @pytest.mark.parametrize("own_index", [None, "https://mirror.example/simple"])
 @pytest.mark.parametrize("cpu_build_in_pips_sources", [True, False])
-def test_without_the_cpu_index_a_cpu_build_from_pips_sources_else_a_clear_line(checkout, own_index,
-                                                                                cpu_build_in_pips_sources):
+def test_without_the_cpu_index_a_cpu_build_from_pips_sources_else_a_clear_line(
+    checkout, own_index, cpu_build_in_pips_sources
+):
     if gpu_here():
         pytest.skip("this machine has an NVIDIA GPU")
-    proc = checkout.run(TORCH_CPU_INDEX=NOWHERE, FAKE_PIP_INDEX=own_index or "",
-                        FAKE_NO_CPU="" if cpu_build_in_pips_sources else "1")
+    proc = checkout.run(
+        TORCH_CPU_INDEX=NOWHERE, FAKE_PIP_INDEX=own_index or "", FAKE_NO_CPU="" if cpu_build_in_pips_sources else "1"
+    )
     assert proc.returncode == 0, proc.stderr
     assert torch_installs(checkout) == ["install -q --disable-pip-version-check torch==2.13.0+cpu"]
     why = f"not used: pip has an index of its own, {own_index}" if own_index else "cannot be reached"
     if cpu_build_in_pips_sources:
-        assert (f"setup: installed torch==2.13.0+cpu (the CPU build) from pip's own sources (PyTorch's CPU index "
-                f"{why})") in proc.stdout.splitlines()
+        assert (
+            f"setup: installed torch==2.13.0+cpu (the CPU build) from pip's own sources (PyTorch's CPU index {why})"
+        ) in proc.stdout.splitlines()
     else:
         assert proc.stderr.splitlines()[-1] == (
             f"setup: no CPU build of torch here (PyTorch's CPU index {why}): pip's index brings its own, "
-            "with CUDA on x86_64 (several GB); TORCH_INDEX=url picks the index")
+            "with CUDA on x86_64 (several GB); TORCH_INDEX=url picks the index"
+        )

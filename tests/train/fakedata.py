@@ -1,6 +1,7 @@
 """A small in-memory dataset with the ``train.dataset`` ClipSet API, for tests of the training
 mechanics that need no speech: the "keyword" is a 1 kHz tone burst (tests/toymodels.py), so a
 tiny model learns it in a few dozen steps."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ from train.frontend import features
 class ToneClips:
     """``n`` clips of ``clip_s`` seconds; every other clip holds one tone burst (the keyword)."""
 
-    def __init__(self, n: int, clip_s: float = 3.0, seed: int = 0, params: AudioParams = AudioParams(),
-                 keyword: str = "tone"):
+    def __init__(
+        self, n: int, clip_s: float = 3.0, seed: int = 0, params: AudioParams = AudioParams(), keyword: str = "tone"
+    ):
         self.params, self.keyword = params, keyword
         rng = np.random.default_rng(seed)
         self._feats, self._labels, self._meta = [], [], []
@@ -27,7 +29,7 @@ class ToneClips:
             for s in starts:
                 end_s = s + TONE_S
                 first = int(np.ceil(end_s * params.sample_rate / params.output_hop_samples)) - 1
-                labels[first:first + params.label_window_frames] = 1.0
+                labels[first : first + params.label_window_frames] = 1.0
                 kws.append({"start_s": s, "end_s": end_s, "voice": "tone", "source": "test"})
             self._feats.append(feats)
             self._labels.append(labels)

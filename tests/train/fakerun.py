@@ -5,6 +5,7 @@ Used by tests that need a real process (SIGINT, torchrun): everything except whe
 come from is the production code path. With ``FAKERUN_DUMP=<dir>`` each process also saves
 its replica's final parameters as ``<dir>/rank<r>.pt`` (to check that replicas agree).
 """
+
 import functools
 import os
 import sys
@@ -20,8 +21,9 @@ N_TRAIN, N_VAL = 48, 12
 
 @functools.lru_cache(maxsize=4)
 def fake_open_data(dataset_dir, params, keyword):
-    return ToneClips(N_TRAIN, seed=1, params=params, keyword=keyword), ToneClips(N_VAL, seed=2, params=params,
-                                                                                 keyword=keyword)
+    return ToneClips(N_TRAIN, seed=1, params=params, keyword=keyword), ToneClips(
+        N_VAL, seed=2, params=params, keyword=keyword
+    )
 
 
 def _dumping(loop, folder: Path):
@@ -29,6 +31,7 @@ def _dumping(loop, folder: Path):
         status = loop(trainer, *args, **kwargs)
         torch.save(trainer.model.state_dict(), folder / f"rank{trainer.dist.rank}.pt")
         return status
+
     return wrapped
 
 

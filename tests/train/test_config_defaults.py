@@ -3,6 +3,7 @@
 Each pipeline section is written twice (the TOML a user reads, the dataclass the code runs); a
 value changed in one place only would make `make train` and a library caller differ silently.
 """
+
 from __future__ import annotations
 
 import dataclasses

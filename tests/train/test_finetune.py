@@ -1,5 +1,6 @@
 """``make finetune`` (train.finetune): a new build that borrows the base's renders and dataset by
 hard link, never writes into the base, and runs the ordinary stages from the base's best.pt."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The pretrained front end: the rebuilt streaming module equals Google's graph, streams exactly,
 starts from silence, and refuses a file or a model that is not the pinned one."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,7 @@ def test_embeddings_equal_the_original_graph(fe, speechlike):
     ours = frontend.embed([speechlike], fe)[0]
     n = min(len(ref), len(ours) - 9)
     assert n > 30
-    np.testing.assert_allclose(ours[9:9 + n], ref[:n], atol=1e-3 * np.abs(ref).max())
+    np.testing.assert_allclose(ours[9 : 9 + n], ref[:n], atol=1e-3 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("sizes", [[1], [6], [3, 1, 7], [13, 2]])
@@ -53,7 +54,7 @@ def test_streaming_in_chunks_equals_the_whole_clip(fe, speechlike, sizes):
         state, outs, start, k = fe.initial_state(1), [], 0, 0
         while start < x.shape[1]:
             n = sizes[k % len(sizes)] * HOP
-            emb, state = fe.step(x[:, start:start + n], state)
+            emb, state = fe.step(x[:, start : start + n], state)
             outs.append(emb)
             start, k = start + n, k + 1
     torch.testing.assert_close(torch.cat(outs, dim=1), whole, atol=1e-4 * float(whole.abs().max()), rtol=0)

@@ -1,5 +1,6 @@
 """Several heads answering together ([model] heads): their mean probability, streamed like one head,
 trained each on its own loss, exported and run by the device unchanged."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,8 +42,10 @@ def test_separately_trained_heads_combine_into_one_that_answers_their_mean():
     torch.manual_seed(2)
     cfg = ModelConfig(hidden=8, layers=1, dropout=0.0)
     a, b = Head(cfg).eval(), make_head(ModelConfig(hidden=8, layers=1, dropout=0.0, heads=2)).eval()
-    states = [{"model_config": cfg.to_dict(), "model": a.state_dict()},
-              {"model_config": b.cfg.to_dict(), "model": b.state_dict()}]
+    states = [
+        {"model_config": cfg.to_dict(), "model": a.state_dict()},
+        {"model_config": b.cfg.to_dict(), "model": b.state_dict()},
+    ]
     mc, weights = combine(states)
     assert mc.heads == 3
     model = make_head(mc).eval()

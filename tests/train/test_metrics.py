@@ -1,4 +1,5 @@
 """Detection-level metrics (train/metrics.py) on scripted score streams with known answers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ def stream(seconds: float, bumps: list[tuple[float, float]], spans=(), base: flo
     p = np.full(int(seconds / FRAME_S), base)
     for t, h in bumps:
         i = int(t / FRAME_S)
-        p[i:i + 10] = h
+        p[i : i + 10] = h
     return ScoredStream(p, FRAME_S, list(spans))
 
 
@@ -48,8 +49,12 @@ def test_set_apart_stretches_are_neither_false_accepts_nor_negative_time():
 
 def test_sweep_is_monotone_above_the_degenerate_region_and_the_operating_point_meets_the_target():
     rng = np.random.default_rng(0)
-    pos = stream(400.0, [(4.0 * k + 1.5, rng.uniform(0.3, 1.0)) for k in range(100)],
-                 spans=[(4.0 * k + 1.0, 4.0 * k + 1.4) for k in range(100)], base=0.02)
+    pos = stream(
+        400.0,
+        [(4.0 * k + 1.5, rng.uniform(0.3, 1.0)) for k in range(100)],
+        spans=[(4.0 * k + 1.0, 4.0 * k + 1.4) for k in range(100)],
+        base=0.02,
+    )
     neg = stream(7200.0, [(t, rng.beta(0.5, 3.0)) for t in np.arange(3.0, 7200.0, 11.0)], base=0.02)
     curve = det_curve([pos, neg])
     i0 = int(np.argmax(curve.fa_per_hour))
@@ -64,8 +69,12 @@ def test_sweep_is_monotone_above_the_degenerate_region_and_the_operating_point_m
 def test_a_threshold_below_the_score_floor_is_never_the_operating_point():
     """Scores that never fall under a low threshold never re-arm the detector: one detection per
     stream, hardly any false accepts, nearly everything missed. That point must not be chosen."""
-    pos = stream(100.0, [(4.0 * k + 1.5, 0.9) for k in range(25)],
-                 spans=[(4.0 * k + 1.0, 4.0 * k + 1.4) for k in range(25)], base=0.1)
+    pos = stream(
+        100.0,
+        [(4.0 * k + 1.5, 0.9) for k in range(25)],
+        spans=[(4.0 * k + 1.0, 4.0 * k + 1.4) for k in range(25)],
+        base=0.1,
+    )
     neg = stream(3600.0, [(t, 0.6) for t in range(10, 3600, 60)], base=0.1)
     curve = det_curve([pos, neg], thresholds=np.array([0.05, 0.3, 0.7, 0.95]))
     assert curve.fa_per_hour[0] < 2  # the degenerate point does meet a lax target...

@@ -1,5 +1,6 @@
 """``make pair`` (train.pair): a second run of the base with the next seed in a build of its own
 (the base's data borrowed), the two combined, and the combination exported."""
+
 from __future__ import annotations
 
 import os

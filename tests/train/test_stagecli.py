@@ -1,5 +1,6 @@
 """One command line, one config loader and one set of exit statuses for every pipeline stage
 (train/stagecli.py, train/config.py)."""
+
 from __future__ import annotations
 
 import importlib
@@ -8,9 +9,17 @@ import pytest
 
 from train import config, stagecli
 
-STAGES = {"dataset": "train.dataset", "train": "train.train", "evaluate": "train.evaluate",
-          "finetune": "train.finetune", "export": "export.__main__", "bench": "bench.__main__",
-          "fieldloop": "bench.fieldloop", "combine": "train.combine", "pair": "train.pair"}
+STAGES = {
+    "dataset": "train.dataset",
+    "train": "train.train",
+    "evaluate": "train.evaluate",
+    "finetune": "train.finetune",
+    "export": "export.__main__",
+    "bench": "bench.__main__",
+    "fieldloop": "bench.fieldloop",
+    "combine": "train.combine",
+    "pair": "train.pair",
+}
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -24,9 +33,14 @@ def test_every_stage_takes_the_same_options(name, capsys):
 
 
 @pytest.mark.parametrize("name", [n for n in STAGES if n not in ("fieldloop", "combine")])  # they need inputs first
-@pytest.mark.parametrize("bad, says", [("nosuch.key=1", "unknown section [nosuch]"),
-                                       ("data.speech_renders=-1", "speech_renders must be >= 0"),
-                                       ("train.lr=fast", "[train] lr must be a number")])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("nosuch.key=1", "unknown section [nosuch]"),
+        ("data.speech_renders=-1", "speech_renders must be >= 0"),
+        ("train.lr=fast", "[train] lr must be a number"),
+    ],
+)
 def test_a_bad_config_is_one_line_and_exit_2_before_any_work(name, bad, says, tmp_path, capsys):
     build = tmp_path / "b"
     code = importlib.import_module(STAGES[name]).main(["--keyword", "k", "--build", str(build), "--set", bad])
@@ -42,10 +56,27 @@ def test_unknown_section_suggests_the_near_one():
 
 
 def test_stage_command_from_the_makefile_environment():
-    cmd = stagecli.command("train.train", ["--x"], {"KEYWORD": "hey 'you'", "SET": "a.b=1 c.d=2", "QUICK": "1",
-                                                    "CONFIG": "x.toml", "NPROC": "1"})
-    assert cmd[1:] == ["-m", "train.train", "--keyword", "hey 'you'", "--build", "build/hey 'you'", "--quick",
-                       "--config", "x.toml", "--set", "a.b=1", "--set", "c.d=2", "--x"]
+    cmd = stagecli.command(
+        "train.train",
+        ["--x"],
+        {"KEYWORD": "hey 'you'", "SET": "a.b=1 c.d=2", "QUICK": "1", "CONFIG": "x.toml", "NPROC": "1"},
+    )
+    assert cmd[1:] == [
+        "-m",
+        "train.train",
+        "--keyword",
+        "hey 'you'",
+        "--build",
+        "build/hey 'you'",
+        "--quick",
+        "--config",
+        "x.toml",
+        "--set",
+        "a.b=1",
+        "--set",
+        "c.d=2",
+        "--x",
+    ]
     two = stagecli.command("train.train", [], {"NPROC": "2", "BUILD": "b"})
     assert two[0].endswith("torchrun") and "--nproc-per-node=2" in two and two[-2:] == ["--build", "b"]
     for bad in ("0", "2;id", "-1", "x"):

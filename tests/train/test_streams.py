@@ -1,4 +1,5 @@
 """Evaluation streams: layout, spans, SNR, determinism and the cache."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,7 @@ def _burst_clip(k: int, seconds: float = 1.5) -> Clip:
     start_s = 0.3 + 0.1 * (k % 4)
     t = np.arange(int(0.5 * SR)) / SR
     a = int(start_s * SR)
-    audio[a:a + len(t)] += (0.2 * np.sin(2 * np.pi * (400 + 100 * k) * t)).astype(np.float32)
+    audio[a : a + len(t)] += (0.2 * np.sin(2 * np.pi * (400 + 100 * k) * t)).astype(np.float32)
     return Clip(audio, (start_s, start_s + 0.5), f"c{k}")
 
 
@@ -39,7 +40,7 @@ def test_positive_streams_place_each_clip_at_its_span():
         for start_s, end_s in s.keyword_spans:
             clip = clips[k]
             offset = round((start_s - clip.span_s[0]) * SR)
-            np.testing.assert_array_equal(s.audio[offset:offset + len(clip.audio)], clip.audio)
+            np.testing.assert_array_equal(s.audio[offset : offset + len(clip.audio)], clip.audio)
             # the whole take is set apart (a real take says more than its keyword)
             assert s.ignore_spans[k % 3] == pytest.approx((offset / SR, (offset + len(clip.audio)) / SR))
             assert start_s - previous_end >= cfg.lead_in_min_s  # clip start after its lead-in

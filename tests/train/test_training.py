@@ -1,5 +1,6 @@
 """Training mechanics on a tiny model and the in-memory tone dataset (tests/train/fakedata.py):
 learning, streaming equivalence, checkpoints, resume, interruption, refusal of a foreign config."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,9 +16,19 @@ from train.distributed import Dist
 from train.loss import frame_loss
 from train.model import Head, ModelConfig
 
-TINY = ["model.hidden=16", "model.layers=1", "model.dropout=0.1",
-        "train.batch_size=8", "train.real_data=off", "train.max_minutes=0", "train.warmup_steps=4",
-        "train.lr=0.01", "train.progress=false", "train.threads=1", "train.plots=false"]
+TINY = [
+    "model.hidden=16",
+    "model.layers=1",
+    "model.dropout=0.1",
+    "train.batch_size=8",
+    "train.real_data=off",
+    "train.max_minutes=0",
+    "train.warmup_steps=4",
+    "train.lr=0.01",
+    "train.progress=false",
+    "train.threads=1",
+    "train.plots=false",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +74,7 @@ def test_chunked_streaming_equals_whole_clip():
             state, outs, start, k = model.initial_state(2), [], 0, 0
             while start < feats.shape[1]:
                 n = sizes[k % len(sizes)]
-                out, state = model.step(feats[:, start:start + n], state)
+                out, state = model.step(feats[:, start : start + n], state)
                 outs.append(out)
                 start, k = start + n, k + 1
             torch.testing.assert_close(torch.cat(outs, dim=1), whole, atol=1e-5, rtol=0)
@@ -87,14 +98,20 @@ def _capture_trainer(monkeypatch) -> list:
     def init(self, *a, **k):
         original(self, *a, **k)
         seen.append(self)
+
     monkeypatch.setattr(training.Trainer, "__init__", init)
     return seen
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
     # with hard-negative mining on (min prob 0: every scored clip counts), so the mined set travels too
-    cfg = _cfg("train.max_steps=24", "train.val_every_steps=12", "train.mining_fraction=0.25",
-               "train.mining_pool=16", "train.mining_min_prob=0.0")
+    cfg = _cfg(
+        "train.max_steps=24",
+        "train.val_every_steps=12",
+        "train.mining_fraction=0.25",
+        "train.mining_pool=16",
+        "train.mining_min_prob=0.0",
+    )
     assert training.run("tone", tmp_path / "a", cfg, Dist()) == 0
     reference = checkpoint.load(tmp_path / "a" / "train" / "last.pt")
 
@@ -121,8 +138,22 @@ def test_checkpoint_holds_the_contract(tmp_path):
     assert training.run("tone", tmp_path, cfg, Dist()) == 0
     out = tmp_path / "train"
     state = checkpoint.load(out / "best.pt")
-    for key in ("format", "keyword", "audio_params", "model_config", "config", "model", "optimizer",
-                "scheduler", "step", "epoch", "rng", "metrics", "best", "data_summary"):
+    for key in (
+        "format",
+        "keyword",
+        "audio_params",
+        "model_config",
+        "config",
+        "model",
+        "optimizer",
+        "scheduler",
+        "step",
+        "epoch",
+        "rng",
+        "metrics",
+        "best",
+        "data_summary",
+    ):
         assert key in state, key
     assert state["keyword"] == "tone" and state["step"] == 6
     assert state["config"]["model"]["hidden"] == 16
@@ -183,7 +214,7 @@ def test_damaged_unsafe_or_non_finite_checkpoints_are_refused(tmp_path):
     checkpoint.load(good)  # loads weights-only, RNG state and all
     data = bytearray(good.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 1024] = np.random.default_rng(0).bytes(1024)  # what a bad disk sector does
+    data[middle : middle + 1024] = np.random.default_rng(0).bytes(1024)  # what a bad disk sector does
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(bytes(data))
     with pytest.raises(checkpoint.CheckpointError, match="damaged"):
@@ -272,8 +303,9 @@ def test_mining_finds_off_keyword_false_fires_only():
 
 def test_resume_refuses_a_rebuilt_dataset(tmp_path):
     state = {"keyword": "tone", "config": {"train": {"seed": 1}}, "data_summary": {"build_key": "aaa"}}
-    checkpoint.check_resumable(state, "tone", {"train": {"seed": 1, "max_minutes": 5}}, tmp_path / "last.pt",
-                               {"build_key": "aaa"})  # a run-time key may change
+    checkpoint.check_resumable(
+        state, "tone", {"train": {"seed": 1, "max_minutes": 5}}, tmp_path / "last.pt", {"build_key": "aaa"}
+    )  # a run-time key may change
     with pytest.raises(checkpoint.CheckpointError, match="dataset build key: aaa -> bbb"):
         checkpoint.check_resumable(state, "tone", {"train": {"seed": 1}}, tmp_path / "last.pt", {"build_key": "bbb"})
     with pytest.raises(checkpoint.CheckpointError, match="train.seed: 1 -> 2"):
@@ -288,8 +320,13 @@ def test_fine_tune_starts_from_the_given_weights_and_refuses_another_model(tmp_p
 
     # zero steps of fine-tuning would be the shipped weights; one step at a tiny rate stays next to them,
     # while a fresh run of the same seed starts far away
-    ft_cfg = _cfg("train.max_steps=1", "train.val_every_steps=1", "train.lr=1e-7", "train.warmup_steps=0",
-                  f"train.init_from={init}")
+    ft_cfg = _cfg(
+        "train.max_steps=1",
+        "train.val_every_steps=1",
+        "train.lr=1e-7",
+        "train.warmup_steps=0",
+        f"train.init_from={init}",
+    )
     assert training.run("tone", tmp_path / "ft", ft_cfg, Dist()) == 0
     tuned = checkpoint.load(tmp_path / "ft" / "train" / "last.pt")
     assert tuned["step"] == 1 and tuned["init_from"]["path"] == str(init) and tuned["init_from"]["step"] == 8

@@ -1,4 +1,5 @@
 """Training as real processes: Ctrl-C (a real SIGINT) and a 2-process gloo run under torchrun."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,18 @@ from terminal import sigint_default
 from train import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["model.hidden=16", "model.layers=1", "train.batch_size=8",
-        "train.real_data=off", "train.max_minutes=0", "train.warmup_steps=4", "train.lr=0.01",
-        "train.progress=false", "train.threads=1", "train.plots=false"]
+TINY = [
+    "model.hidden=16",
+    "model.layers=1",
+    "train.batch_size=8",
+    "train.real_data=off",
+    "train.max_minutes=0",
+    "train.warmup_steps=4",
+    "train.lr=0.01",
+    "train.progress=false",
+    "train.threads=1",
+    "train.plots=false",
+]
 
 
 def _args(build: Path, *extra: str) -> list[str]:
@@ -28,10 +38,10 @@ def _env() -> dict:
 
 
 def _start(build: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tests.train.fakerun"] + _args(build, "train.max_steps=100000",
-                                                                "train.val_every_steps=100000")
-    return subprocess.Popen(cmd, cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_default)
+    cmd = [sys.executable, "-m", "tests.train.fakerun"] + _args(
+        build, "train.max_steps=100000", "train.val_every_steps=100000"
+    )
+    return subprocess.Popen(cmd, cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
 
 def _wait_for(proc: subprocess.Popen, text: str, timeout_s: float = 120) -> list[str]:
@@ -75,11 +85,22 @@ def test_sigint_saves_a_loadable_checkpoint_and_a_rerun_resumes_there(tmp_path):
 def test_two_process_gloo_run_trains_and_replicas_agree(tmp_path):
     dump = tmp_path / "dump"
     dump.mkdir()
-    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node=2",
-           "-m", "tests.train.fakerun"] + _args(tmp_path, "train.max_steps=12", "train.val_every_steps=6",
-                                                "train.mining_fraction=0.25", "train.mining_min_prob=0.0")
-    done = subprocess.run(cmd, cwd=REPO, env={**_env(), "FAKERUN_DUMP": str(dump)},
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "tests.train.fakerun",
+    ] + _args(
+        tmp_path,
+        "train.max_steps=12",
+        "train.val_every_steps=6",
+        "train.mining_fraction=0.25",
+        "train.mining_min_prob=0.0",
+    )
+    done = subprocess.run(
+        cmd, cwd=REPO, env={**_env(), "FAKERUN_DUMP": str(dump)}, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-3000:]
     rank0, rank1 = torch.load(dump / "rank0.pt"), torch.load(dump / "rank1.pt")
     for name, tensor in rank0.items():

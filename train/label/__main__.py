@@ -1,4 +1,5 @@
 """``python -m train.label FOLDER [--host H] [--port N]``: serve the labelling page for FOLDER."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ DEFAULT_PORT = 8765
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.label", description=__doc__)
     ap.add_argument("folder", type=Path, help="folder of recordings, e.g. recordings/computer")
-    ap.add_argument("--host", default="127.0.0.1",
-                    help="address to bind (default 127.0.0.1: only this machine can reach the page)")
+    ap.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: only this machine can reach the page)"
+    )
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = ap.parse_args(argv)
@@ -36,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     host, port = listen_address(server)
     shown = f"[{host}]" if ":" in host else host
-    print(f"label: {len(files)} audio files under {args.folder}; open http://{shown}:{port}/ "
-          "(labels are saved as you go; Ctrl-C to stop)", flush=True)
+    print(
+        f"label: {len(files)} audio files under {args.folder}; open http://{shown}:{port}/ "
+        "(labels are saved as you go; Ctrl-C to stop)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

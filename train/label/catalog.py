@@ -6,6 +6,7 @@ files and temp files excluded. Where a file sits says what it probably is: a pat
 around a detection (docs/TEAM.md, "Folder conventions"). A ``<stem>.json`` beside the audio
 (take metadata from ``wakeword record``, detection details from the daemon) is shown as is.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,7 @@ def describe(root: Path, path: Path) -> Item:
         return replace(item, error=audio_error(exc, path))
     if info.frames <= 0:
         return replace(item, error="empty audio (no samples)")
-    return replace(item, duration_s=info.frames / info.samplerate, sample_rate=info.samplerate,
-                   channels=info.channels)
+    return replace(item, duration_s=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels)
 
 
 def read_sidecar(audio: Path) -> dict:
@@ -102,15 +102,18 @@ class Catalog:
     def check(self) -> list[Path]:
         """The audio files, or a :class:`CatalogError` saying why there is nothing to label."""
         if not self.root.exists():
-            raise CatalogError(f"{self.root} does not exist yet: record takes with `make record`, "
-                               "or fetch detections from a Pi with `make collect HOST=pi`")
+            raise CatalogError(
+                f"{self.root} does not exist yet: record takes with `make record`, "
+                "or fetch detections from a Pi with `make collect HOST=pi`"
+            )
         if not self.root.is_dir():
             raise CatalogError(f"{self.root} is not a folder")
         files = audio_files(self.root)
         if not files:
             raise CatalogError(
                 f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {self.root}: record some with "
-                "`make record`, or fetch detections from a Pi with `make collect HOST=pi`")
+                "`make record`, or fetch detections from a Pi with `make collect HOST=pi`"
+            )
         return files
 
     def items(self) -> list[Item]:

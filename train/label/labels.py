@@ -12,6 +12,7 @@ A label file that cannot be parsed or breaks these rules is never silently overw
 content exists), reports the problem in one line and treats the audio as unlabelled; the
 next save replaces the original, whose content survives in the ``.bad`` copy.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,13 @@ class Label:
     """Fields of the file this code does not know; written back unchanged."""
 
     def to_json(self) -> dict:
-        return {**self.extra, "version": VERSION, "kind": self.kind,
-                "keyword_spans": [list(s) for s in self.keyword_spans], "updated": self.updated}
+        return {
+            **self.extra,
+            "version": VERSION,
+            "kind": self.kind,
+            "keyword_spans": [list(s) for s in self.keyword_spans],
+            "updated": self.updated,
+        }
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,11 @@ def normalise_spans(raw: object, duration_s: float | None) -> tuple[tuple[float,
         raise LabelError("keyword_spans must be a list of [start_s, end_s] pairs")
     spans = []
     for item in raw:
-        if (not isinstance(item, (list, tuple)) or len(item) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)):
+        if (
+            not isinstance(item, (list, tuple))
+            or len(item) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+        ):
             raise LabelError(f"keyword span {item!r} is not a [start_s, end_s] pair of numbers")
         start, end = (round(float(v), SPAN_DECIMALS) for v in item)
         if not 0.0 <= start < end:
@@ -149,7 +158,11 @@ def keep_bad_copy(path: Path, raw: bytes) -> Path:
 
 def write_label(audio: Path, label: Label) -> Label:
     """Save ``label`` atomically beside ``audio`` with ``updated`` set to now; returns what was saved."""
-    saved = Label(kind=label.kind, keyword_spans=label.keyword_spans, extra=label.extra,
-                  updated=datetime.now(UTC).isoformat(timespec="seconds"))
+    saved = Label(
+        kind=label.kind,
+        keyword_spans=label.keyword_spans,
+        extra=label.extra,
+        updated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     atomic_write_text(label_path(audio), json.dumps(saved.to_json(), indent=1) + "\n")
     return saved

@@ -4,6 +4,7 @@ The page gets the audio as the model hears it -- mixed to mono and resampled to
 ``AudioParams.sample_rate`` -- so the waveform, the spectrogram, the playback and the spans
 all share one time axis, whatever the file's own rate and channel count.
 """
+
 from __future__ import annotations
 
 import io
@@ -62,8 +63,12 @@ def peaks(audio: Audio, columns: int) -> dict:
     edges = np.linspace(0, len(audio.samples), columns + 1).astype(int)
     lo = np.minimum.reduceat(audio.samples, edges[:-1])
     hi = np.maximum.reduceat(audio.samples, edges[:-1])
-    return {"duration_s": audio.duration_s, "sample_rate": audio.sample_rate,
-            "min": np.round(lo, 4).tolist(), "max": np.round(hi, 4).tolist()}
+    return {
+        "duration_s": audio.duration_s,
+        "sample_rate": audio.sample_rate,
+        "min": np.round(lo, 4).tolist(),
+        "max": np.round(hi, 4).tolist(),
+    }
 
 
 def spectrogram_db(audio: Audio, params: AudioParams) -> np.ndarray:

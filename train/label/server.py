@@ -15,6 +15,7 @@ Only listed audio files are served. The server binds to 127.0.0.1 by default, an
 requests whose Host is that address (no DNS rebinding from a web page), and takes writes
 only as ``application/json`` (which a cross-site form cannot send).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,6 +51,7 @@ class ApiError(Exception):
 @dataclasses.dataclass
 class LabelApp:
     """Everything a request needs: the folder and the audio numbers to render with."""
+
     catalog: Catalog
     params: AudioParams = dataclasses.field(default_factory=AudioParams)
 
@@ -65,8 +67,12 @@ class LabelApp:
 
     def item_json(self, item: Item) -> dict:
         state = read_label(self.catalog.root / item.path, item.duration_s)
-        return {**dataclasses.asdict(item), "label": state.label.to_json(), "label_problem": state.problem,
-                "label_exists": state.exists}
+        return {
+            **dataclasses.asdict(item),
+            "label": state.label.to_json(),
+            "label_problem": state.problem,
+            "label_exists": state.exists,
+        }
 
     def audio(self, rel: str) -> render.Audio:
         path, _ = self.item(rel)
@@ -84,7 +90,7 @@ class LabelApp:
         if item.error:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{rel}: {item.error}; it cannot be labelled")
         if not isinstance(body, dict) or body.get("kind") not in KINDS:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"need {{\"kind\": one of {', '.join(KINDS)}, \"keyword_spans\"}}")
+            raise ApiError(HTTPStatus.BAD_REQUEST, f'need {{"kind": one of {", ".join(KINDS)}, "keyword_spans"}}')
         try:
             spans = normalise_spans(body.get("keyword_spans", []), item.duration_s)
         except LabelError as exc:
@@ -205,8 +211,9 @@ def listen_address(server: socketserver.BaseServer) -> tuple[str, int]:
     return host, port
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 0,
-                params: AudioParams | None = None) -> ThreadingHTTPServer:
+def make_server(
+    root: Path, host: str = "127.0.0.1", port: int = 0, params: AudioParams | None = None
+) -> ThreadingHTTPServer:
     """A server for ``root`` (not yet serving); ``port=0`` picks a free port (``server_address``)."""
     app = LabelApp(Catalog(root), params or AudioParams())
     handler = type("BoundHandler", (Handler,), {"app": app})

@@ -16,6 +16,7 @@ A :class:`Voice` carries a *speaker*: voices that share one (flite ``kal`` and f
 ``kal_diphone`` are the same recorded person) always land in the same dataset split, so
 ``val`` and ``test`` hear speakers that ``train`` never did.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -10,6 +10,7 @@ A voice is ``<accent>+<variant>`` (e.g. ``en-us+f3``); its *speaker* is the vari
 sets the timbre (formants, pitch range, breathiness), so holding a variant out of training
 holds out every accent spoken with it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,7 +35,7 @@ LICENSE = "espeak-ng and its voices: GPL-3.0-or-later (the rendered audio is not
 """What may be done with the voices (the dataset report lists it); all allow commercial use."""
 LANGUAGE_PREFIX = "en"
 SKIP_LANGUAGES = {"en-shaw"}  # Shavian script, not the Latin alphabet our texts use
-DEFAULT_VARIANT = ""          # the accent's own voice, without a variant file
+DEFAULT_VARIANT = ""  # the accent's own voice, without a variant file
 
 # espeak_PARAMETER values from speak_lib.h
 _RATE, _PITCH, _RANGE = 1, 3, 4
@@ -48,8 +49,7 @@ _CHARS_UTF8 = 1
 class _Library:
     """libespeak-ng from the espeakng-loader wheel, initialised once per process."""
 
-    _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                 ctypes.c_void_p)
+    _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
     def __init__(self) -> None:
         import espeakng_loader
@@ -57,7 +57,8 @@ class _Library:
         self.data_dir = Path(espeakng_loader.get_data_path())
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.sample_rate = self.lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_dir).encode(), _INITIALIZE_DONT_EXIT)
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_dir).encode(), _INITIALIZE_DONT_EXIT
+        )
         if self.sample_rate <= 0:
             raise OSError(f"espeak_Initialize failed ({self.sample_rate})")
         self._chunks: list[np.ndarray] = []
@@ -79,8 +80,7 @@ class _Library:
                 self.lib.espeak_SetParameter(param, int(round(settings[key])), 0)
         data = text.encode() + b"\0"
         self._chunks = []
-        err = self.lib.espeak_Synth(data, ctypes.c_size_t(len(data)), 0, _POS_CHARACTER, 0,
-                                    _CHARS_UTF8, None, None)
+        err = self.lib.espeak_Synth(data, ctypes.c_size_t(len(data)), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
         if err != 0:
             raise ValueError(f"espeak_Synth failed ({err})")
@@ -151,8 +151,13 @@ def accents(data_dir: Path) -> list[str]:
     """Voice names of the English accents in an espeak-ng data directory."""
     # The voice file's name is what espeak_SetVoiceByName and ``espeak-ng -v`` accept
     # (``en`` is British English; its language line says en-gb, which is not a voice name).
-    return sorted({p.name.lower() for p in (data_dir / "lang").rglob(f"{LANGUAGE_PREFIX}*")
-                   if p.is_file() and p.name.lower() not in SKIP_LANGUAGES})
+    return sorted(
+        {
+            p.name.lower()
+            for p in (data_dir / "lang").rglob(f"{LANGUAGE_PREFIX}*")
+            if p.is_file() and p.name.lower() not in SKIP_LANGUAGES
+        }
+    )
 
 
 def variants(data_dir: Path) -> list[str]:
@@ -175,8 +180,11 @@ def voices() -> list[Voice]:
 
 def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
     """Speaking rate 120-220 words/min (default 175), pitch 20-80 and pitch range 20-90 (of 0-99)."""
-    return {"rate_wpm": float(rng.integers(120, 221)), "pitch": float(rng.integers(20, 81)),
-            "pitch_range": float(rng.integers(20, 91))}
+    return {
+        "rate_wpm": float(rng.integers(120, 221)),
+        "pitch": float(rng.integers(20, 81)),
+        "pitch_range": float(rng.integers(20, 91)),
+    }
 
 
 def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendered | str]:

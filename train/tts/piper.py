@@ -6,6 +6,7 @@ speaker, so variety comes from its synthesis scales: ``length_scale`` (speed),
 The ONNX session runs on one thread: the dataset stage runs one worker process per core.
 Renders are reproducible when a batch is given a seed (:func:`synthesize`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,16 +72,17 @@ def _load(name: str, pid: int):
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(model), sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text())))
 
 
 def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
     """length_scale 0.75-1.35 (>1 slower), noise_scale 0.3-1.0, noise_w_scale 0.3-1.2."""
-    return {"length_scale": round(float(rng.uniform(0.75, 1.35)), 3),
-            "noise_scale": round(float(rng.uniform(0.3, 1.0)), 3),
-            "noise_w_scale": round(float(rng.uniform(0.3, 1.2)), 3)}
+    return {
+        "length_scale": round(float(rng.uniform(0.75, 1.35)), 3),
+        "noise_scale": round(float(rng.uniform(0.3, 1.0)), 3),
+        "noise_w_scale": round(float(rng.uniform(0.3, 1.2)), 3),
+    }
 
 
 def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendered | str]:
@@ -101,8 +103,11 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
                     sessions[req.voice.name] = _load.__wrapped__(req.voice.name, os.getpid())
                 voice = sessions[req.voice.name]
             s = dict(req.settings)
-            cfg = SynthesisConfig(length_scale=s.get("length_scale"), noise_scale=s.get("noise_scale"),
-                                  noise_w_scale=s.get("noise_w_scale"))
+            cfg = SynthesisConfig(
+                length_scale=s.get("length_scale"),
+                noise_scale=s.get("noise_scale"),
+                noise_w_scale=s.get("noise_w_scale"),
+            )
             chunks = list(voice.synthesize(req.text, cfg))
             if not chunks:
                 raise ValueError("no audio")
