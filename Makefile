@@ -52,8 +52,9 @@ train: data  ## train the model -> build/<keyword>/train (resumes if interrupted
 export: setup  ## export the best checkpoint -> build/<keyword>/model.onnx (+ report)
 	@NPROC=1 $(STAGE) export
 
-test: setup-test  ## lint, then run the test suite (everything that can run without a Pi)
+test: setup-test  ## lint, format check and type check, then the test suite (everything that can run without a Pi)
 	.venv/bin/ruff check device train export bench deploy tests
+	.venv/bin/ruff format --check device train export bench deploy tests
 	.venv/bin/mypy
 	$(PY) -m pytest -q tests
 

@@ -619,6 +619,17 @@ def postfix(trainer: Trainer, ema: float) -> str:
     return ", ".join(parts)
 
 
+def _set_figures(name: str, r: SetResult) -> str:
+    """One evaluation set's part of the validation log line."""
+    line = f"{name} miss@0.5 {r.miss_at(0.5):.3f} miss@0.1 {r.miss_at(0.1):.3f}"
+    line += f" ({r.curve.negative_hours:.2f} neg h)"
+    if r.frame_loss is not None:
+        line += f" loss {r.frame_loss:.4f}"
+    if r.transfer:
+        line += f" at synthetic thr: miss {r.transfer['miss']:.3f} FA/h {r.transfer['fa_per_hour']:.2f}"
+    return line
+
+
 def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float) -> None:
     """Score the evaluation sets (rank 0), plan the run if not yet done, save last/best, redraw
     the plots and the report. ``step_s``: measured seconds per training step."""
@@ -657,16 +668,7 @@ def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float
         log.info(
             "step %d: %s%s",
             trainer.step,
-            "; ".join(
-                f"{name} miss@0.5 {r.miss_at(0.5):.3f} miss@0.1 {r.miss_at(0.1):.3f} ({r.curve.negative_hours:.2f} neg h)"
-                + (f" loss {r.frame_loss:.4f}" if r.frame_loss is not None else "")
-                + (
-                    f" at synthetic thr: miss {r.transfer['miss']:.3f} FA/h {r.transfer['fa_per_hour']:.2f}"
-                    if r.transfer
-                    else ""
-                )
-                for name, r in results.items()
-            ),
+            "; ".join(_set_figures(name, r) for name, r in results.items()),
             " (best)" if best else "",
         )
         if tc.plots:
