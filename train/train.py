@@ -34,11 +34,10 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import TypedDict
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from device.params import AudioParams
 from device.stopflag import StopFlag
@@ -47,7 +46,7 @@ from train.batches import FeatureAugment, Schedule, collate, step_seed
 from train.distributed import Dist
 from train.loss import frame_loss
 from train.mining import HardSet, mine, pool_for
-from train.model import Head, Heads, ModelConfig, make_head
+from train.model import ModelConfig, make_head
 from train.streams import StreamConfig
 from train.validate import EvalSet, SetResult, validate
 
@@ -75,11 +74,6 @@ class TrainConfig:
     """AdamW decoupled weight decay."""
     grad_clip: float = 5.0
     """Largest gradient norm (0 = no clipping)."""
-    ema_decay: float = 0.0
-    """Keep an exponential moving average of the weights with this decay per step (e.g. 0.998:
-    about the last 500 steps) and validate, save and export *it* rather than the last step's
-    weights (``torch.optim.swa_utils``); 0 = off. The raw weights stay in the checkpoint for
-    resuming (``train_model``)."""
     max_steps: int = 4000
     """Most optimiser steps (the learning-rate schedule ends there); ~20 epochs of the default
     6000 clips. Longer runs fit the TTS voices better and real voices worse (docs/experiments.md)."""
@@ -144,8 +138,6 @@ class TrainConfig:
             raise ValueError(f"select must be last or metric, got {self.select!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
     def feature_augment(self) -> FeatureAugment:
         return FeatureAugment(
@@ -231,7 +223,6 @@ class Trainer:
         torch.manual_seed(tc.seed)
         self.model = make_head(mc).to(device)
         self.ddp = dist.wrap(self.model, device)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay else None
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.planned_steps = tc.max_steps  # replanned at every validation when there is a time budget
         self.last_val_s = 0.0
@@ -260,22 +251,14 @@ class Trainer:
     def _lr_lambda(self, step: int) -> float:
         return lr_factor(step, self.tc.warmup_steps, self.planned_steps, self.tc.min_lr_ratio)
 
-    @property
-    def answer_model(self) -> Head | Heads:
-        """The weights that validate, are saved as ``model`` and exported: the moving average
-        with ``ema_decay`` (a copy of ``model``), else the last step's."""
-        return cast(Head | Heads, self.ema.module) if self.ema is not None else self.model
-
     # -- checkpoints ---------------------------------------------------------------
     def state(self) -> dict:
-        ema = {} if self.ema is None else {"train_model": self.model.state_dict(), "ema_n": int(self.ema.n_averaged)}
         return {
-            **ema,
             "keyword": self.keyword,
             "audio_params": self.params.to_dict(),
             "model_config": self.model.cfg.to_dict(),
             "config": self.cfg,
-            "model": self.answer_model.state_dict(),
+            "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "step": self.step,
@@ -293,10 +276,7 @@ class Trainer:
         }
 
     def restore(self, state: dict) -> None:
-        self.model.load_state_dict(state.get("train_model", state["model"]))
-        if self.ema is not None:  # a checkpoint without an average starts one at its weights
-            self.ema.module.load_state_dict(state["model"])
-            self.ema.n_averaged.fill_(int(state.get("ema_n", 1)))
+        self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.planned_steps = int(state["planned_steps"])
         self.sched.load_state_dict(state["scheduler"])
@@ -354,8 +334,6 @@ class Trainer:
             )
         self.opt.step()
         self.sched.step()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
         self.step += 1
         return float(loss.detach())
 
@@ -564,8 +542,6 @@ def start_from(trainer: Trainer, path: Path) -> None:
             "fine-tune with the configuration it was trained with"
         )
     trainer.model.load_state_dict(state["model"])
-    if trainer.ema is not None:
-        trainer.ema.module.load_state_dict(state["model"])
     trainer.init_from = {
         "path": str(path),
         "step": int(state.get("step", 0)),
@@ -581,7 +557,7 @@ def loop(trainer: Trainer, clips, sets: list[EvalSet], stop: StopFlag) -> str:
     augment = tc.feature_augment()
     bar = progress_bar(trainer)
     step_time, steps_timed = 0.0, 0
-    smooth = None
+    ema = None
     status = "done"
     while trainer.step < trainer.planned_steps:
         over = bool(tc.max_minutes) and trainer.tick() > tc.max_minutes * 60
@@ -594,15 +570,13 @@ def loop(trainer: Trainer, clips, sets: list[EvalSet], stop: StopFlag) -> str:
         trainer.train_s += time.monotonic() - t0
         if trainer.step > 1:  # the first step pays for warm-up allocations
             step_time, steps_timed = step_time + time.monotonic() - t0, steps_timed + 1
-        smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
+        ema = loss if ema is None else 0.98 * ema + 0.02 * loss
         if trainer.step % 10 == 0 or trainer.step == 1:
-            trainer.history["train"].append(
-                {"step": trainer.step, "loss": smooth, "lr": trainer.sched.get_last_lr()[0]}
-            )
+            trainer.history["train"].append({"step": trainer.step, "loss": ema, "lr": trainer.sched.get_last_lr()[0]})
         if bar is not None:
             bar.update(1)
             if trainer.step % 5 == 0:
-                bar.set_postfix_str(postfix(trainer, smooth), refresh=False)
+                bar.set_postfix_str(postfix(trainer, ema), refresh=False)
         if trainer.step % tc.val_every_steps == 0 or trainer.step == trainer.planned_steps:
             validation_round(trainer, clips, sets, step_time / max(steps_timed, 1))
             step_time, steps_timed = 0.0, 0
@@ -636,8 +610,8 @@ def progress_bar(trainer: Trainer):
     )
 
 
-def postfix(trainer: Trainer, smooth_loss: float) -> str:
-    parts = [f"loss {smooth_loss:.4f}", f"lr {trainer.sched.get_last_lr()[0]:.1e}"]
+def postfix(trainer: Trainer, ema: float) -> str:
+    parts = [f"loss {ema:.4f}", f"lr {trainer.sched.get_last_lr()[0]:.1e}"]
     m = trainer.metrics
     for name, values in m.items():
         at = f"miss@{trainer.tc.select_fa_per_hour:g}"
@@ -667,7 +641,7 @@ def validation_round(trainer: Trainer, clips, sets: list[EvalSet], step_s: float
         from train import plots, report
 
         results = validate(
-            trainer.answer_model,
+            trainer.model,
             sets,
             trainer.params,
             trainer.device,

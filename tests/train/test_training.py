@@ -133,34 +133,6 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     assert resumed["hard_negatives"] == reference["hard_negatives"]
 
 
-def test_weight_average_is_what_validates_saves_and_resumes(tmp_path, monkeypatch):
-    cfg = _cfg("train.max_steps=16", "train.val_every_steps=8", "train.ema_decay=0.9")
-    trainers = _capture_trainer(monkeypatch)
-    assert training.run("tone", tmp_path / "a", cfg, Dist()) == 0
-    reference = checkpoint.load(tmp_path / "a" / "train" / "last.pt")
-    trainer = trainers[-1]
-    # "model" (what validation scored, export and evaluate read) is the average; the raw weights resume
-    for name, tensor in trainer.ema.module.state_dict().items():
-        assert torch.equal(tensor, reference["model"][name]), name
-    for name, tensor in trainer.model.state_dict().items():
-        assert torch.equal(tensor, reference["train_model"][name]), name
-    assert reference["ema_n"] == 16
-    assert any(not torch.equal(reference["model"][k], reference["train_model"][k]) for k in reference["model"])
-    model = Head(ModelConfig(**reference["model_config"]))
-    model.load_state_dict(reference["model"])
-
-    trainers.clear()
-    assert training.run("tone", tmp_path / "b", cfg, Dist(), stop=StopAt(trainers, 5)) == 130
-    assert checkpoint.load(tmp_path / "b" / "train" / "last.pt")["ema_n"] == 5
-    assert training.run("tone", tmp_path / "b", cfg, Dist()) == 0
-    resumed = checkpoint.load(tmp_path / "b" / "train" / "last.pt")
-    for key in ("model", "train_model"):
-        for name, tensor in reference[key].items():
-            assert torch.equal(tensor, resumed[key][name]), (key, name)
-    with pytest.raises(ValueError, match="ema_decay"):
-        training.TrainConfig(ema_decay=1.0)
-
-
 def test_checkpoint_holds_the_contract(tmp_path):
     cfg = _cfg("train.max_steps=6", "train.val_every_steps=6", "train.plots=true", "train.plot_examples=2")
     assert training.run("tone", tmp_path, cfg, Dist()) == 0
