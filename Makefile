@@ -96,7 +96,7 @@ undeploy:  ## stop, disable and remove wakeword from HOST
 lock: setup  ## pin the Pi's Python packages to this venv's versions + wheel hashes -> deploy/requirements*.lock (PyPI)
 	$(PY) -m deploy.lock
 
-e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; LED_PIN=, KEEP_VM=1)
+e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; SUITE=trixie, LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh
 
 record: setup  ## record your own takes of the keyword (KIND=negative for other phrases; TAKES=N, DEVICE=name)

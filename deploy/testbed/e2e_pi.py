@@ -2,14 +2,15 @@
 
 Steps (each timed; the summary prints at the end):
 
-1. build or reuse the arm64 image (``pi-image.sh``) and train the tiny tone model;
-2. boot the VM (qemu-system-aarch64, cortex-a72; ssh on 127.0.0.1 only);
+1. build or reuse the arm64 image of the suite (``pi-image.sh``) and train the tiny tone model;
+2. boot the VM (qemu-system-aarch64, cortex-a72; ssh on 127.0.0.1 only) and ask its Python
+   which GPIO provider ``install.sh`` will find (see "Suites" below);
 3. ``make deploy HOST=pibox`` into it, exactly as a user would (SSH_CONFIG names the VM); the
    venv it made must run exactly the versions of the lock files (deploy/requirements*.lock), and
    hold nothing else;
 4. a negative recording played into snd-aloop must leave the LED line off, a positive one must
    switch it on -- read back from the kernel's GPIO state (debugfs) of the PL061 chip the daemon
-   drives through rpi-lgpio;
+   drives through rpi-lgpio (where the suite has no rpi-lgpio: from the journal, see below);
 5. ``kill -9`` of the daemon must be followed by a restart (Restart=on-failure), which still
    lights the LED on the next positive;
 6. power off.
@@ -17,14 +18,33 @@ Steps (each timed; the summary prints at the end):
 The "keyword" is a 1 kHz tone burst (``tests/toymodels.py``): a real ONNX model with a known
 right answer that trains in seconds. Assertions are on LED transitions and journal lines,
 never on timing: inference under emulation is 90-400x slower than on the host.
-Environment: LED_PIN (BCM number on the PL061, 0-7 except 3; default 6), KEEP_VM=1 (leave
-the VM running at the end for a look: its ssh config is printed). Exit 0 PASS, 1 FAIL.
+
+Suites (SUITE=bookworm, the default, or SUITE=trixie; each has its own cached image):
+
+- bookworm: Debian 12, Python 3.11, the base of Raspberry Pi OS Bookworm. rpi-lgpio and lgpio come
+  from requirements-gpio.lock (cp311 wheels) and drive the PL061 line.
+- trixie: Debian 13, Python 3.13, the base of today's Raspberry Pi OS. lgpio publishes no cp313
+  wheel (requirements-gpio.lock has none), and Debian 13 has no python3-rpi-lgpio (Raspberry Pi
+  OS has it in its own archive, which this test cannot reach), so install.sh installs no GPIO
+  provider and says the LED cannot be driven. The daemon then runs with backend "auto", which
+  logs the LED instead of driving it: the test checks that install.sh said so, that nothing
+  drives the GPIO line, and reads the LED's on/off from the journal ("LED (GPIO n, log backend)
+  on") instead of debugfs. The venv must equal requirements.lock alone. All else is the same.
+
+Which of the two applies is decided from the booted Pi's Python and the GPIO lock's targets, not
+from the suite's name: a GPIO lock with cp313 wheels makes trixie drive the line too.
+Environment: SUITE (bookworm or trixie), LED_PIN (BCM number on the PL061, 0-7 except 3;
+default 6), KEEP_VM=1 (leave the VM running at the end for a look: its ssh config is printed).
+Exit 0 PASS, 1 FAIL, 2 usage.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,11 +53,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.testbed.qemu import SUITES
+
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger("e2e-pi")
 
-LOCKS = (REPO / "deploy" / "requirements.lock", REPO / "deploy" / "requirements-gpio.lock")
-"""What the Pi's venv must run: the emulated board is no Pi, so rpi-lgpio comes from its lock too."""
+LOCK = REPO / "deploy" / "requirements.lock"
+GPIO_LOCK = REPO / "deploy" / "requirements-gpio.lock"
+"""What the Pi's venv must run: the emulated board is no Pi, so rpi-lgpio comes from its lock too,
+where that lock has wheels for the Pi's Python (install.sh decides the same way)."""
+
+PI_TAG = (
+    "import platform, sys; print('cp%d%d-%s' % (*sys.version_info[:2], platform.machine()), sys.version.split()[0])"
+)
+"""Run by the Pi's python3: its wheel tag (cp313-aarch64) and version."""
+
+LOGGED_LED = re.compile(r"^\[\s*([0-9.]+)\].*LED \(GPIO (\d+), log backend\) (on|off)\s*$")
+"""A journal line (-o short-monotonic) of the daemon's log backend:
+``[  812.5] pibox wakeword[..]: ... LED (GPIO 6, log backend) on``."""
 
 # Run by the venv's python on the Pi: what it imports for each name, and what the venv itself holds.
 VENV_REPORT = r"""
@@ -69,7 +102,7 @@ done
 """
 
 
-def pi_config(led_pin: int) -> str:
+def pi_config(led_pin: int, backend: str = "rpi") -> str:
     return f"""# wakeword on the emulated Pi (written by deploy/testbed/e2e_pi.py)
 model = "/opt/wakeword/current/model.onnx"
 [capture]
@@ -89,7 +122,7 @@ no_audio_s = 10.0
 [gate]
 enabled = true
 [gpio]
-backend = "rpi"
+backend = "{backend}"
 pin = {led_pin}
 active_high = true
 mode = "pulse"
@@ -148,13 +181,37 @@ class Scenario:
     def __init__(self, vm, model: Path, recordings: dict[str, Path], work: Path, led_pin: int):
         self.vm, self.ssh = vm, vm.ssh
         self.model, self.recordings, self.work, self.led_pin = model, recordings, work, led_pin
+        self.led_driven = True
+        """rpi-lgpio from the GPIO lock drives the PL061 line; False: no provider, the LED is only logged."""
+        self.locks: tuple[Path, ...] = (LOCK, GPIO_LOCK)
+        self.difference = ""
+        """How this suite's run differs from the reference (bookworm) one; "" if it does not."""
+
+    def pi_platform(self) -> None:
+        """Which GPIO provider install.sh will find: the GPIO lock's, if it has wheels for the Pi's Python."""
+        from device.lockfile import targets
+
+        tag, version = self.sh(f"python3 -c {shlex.quote(PI_TAG)}").split()
+        gpio_targets = targets(GPIO_LOCK.read_text())
+        self.led_driven = tag in gpio_targets
+        log.info("   the Pi runs Python %s (%s)", version, tag)
+        if self.led_driven:
+            return
+        self.locks = (LOCK,)
+        self.difference = (
+            f"Python {version}: requirements-gpio.lock has no {tag} wheels (lgpio publishes none; it has "
+            f"{' '.join(gpio_targets)}) and this Debian has no python3-rpi-lgpio, so nothing can drive the "
+            'GPIO line: the daemon runs with backend "auto", the LED is checked in the journal '
+            "(its log backend), not in debugfs, and the venv must equal requirements.lock alone"
+        )
+        log.warning("   differs from bookworm: %s", self.difference)
 
     def sh(self, command: str, check: bool = True, timeout_s: float = 600, input_bytes: bytes | None = None) -> str:
         return self.ssh.run(command, check=check, timeout_s=timeout_s, input_bytes=input_bytes).stdout
 
     def deploy(self) -> None:
         config = self.work / "pi-config.toml"
-        config.write_text(pi_config(self.led_pin))
+        config.write_text(pi_config(self.led_pin, "rpi" if self.led_driven else "auto"))
         proc = subprocess.run(
             [
                 "make",
@@ -177,15 +234,14 @@ class Scenario:
             raise Failed(f"make deploy failed (exit {proc.returncode})")
         if self.sh("systemctl is-active wakeword", check=False).strip() != "active":
             raise Failed("make deploy succeeded but wakeword.service is not active")
+        if not self.led_driven and "the LED cannot be driven" not in proc.stdout:
+            raise Failed("install.sh found no GPIO provider for this Python but did not say the LED cannot be driven")
 
     def venv_runs_the_lock(self) -> None:
         """The Pi's installed versions equal the lock files: what it imports, and what its venv holds."""
-        import json
-        import shlex
-
         from device.lockfile import canonical, parse
 
-        pins = {p.name: p.version for path in LOCKS for p in parse(path.read_text())}
+        pins = {p.name: p.version for path in self.locks for p in parse(path.read_text())}
         out = self.sh(
             f"/opt/wakeword/current/venv/bin/python - {shlex.quote(json.dumps(sorted(pins)))}",
             input_bytes=VENV_REPORT.encode(),
@@ -203,7 +259,11 @@ class Scenario:
                 f"the Pi's venv is not the lock: {'; '.join(wrong) or 'versions ok'}; "
                 f"not in the lock: {', '.join(extra) or 'nothing'}"
             )
-        log.info("   the Pi's venv runs the lock: %s", " ".join(f"{n}=={v}" for n, v in sorted(pins.items())))
+        log.info(
+            "   the Pi's venv runs the lock (%s): %s",
+            " + ".join(p.name for p in self.locks),
+            " ".join(f"{n}=={v}" for n, v in sorted(pins.items())),
+        )
 
     def start_led_watch(self) -> None:
         self.ssh.run("cat > /tmp/led-watch.sh", input_bytes=LED_WATCH.encode())
@@ -211,16 +271,38 @@ class Scenario:
             f"sudo -n rm -f /run/led-watch.log; sudo -n nohup sh /tmp/led-watch.sh {self.led_pin} "
             "/run/led-watch.log >/dev/null 2>&1 &"
         )
-        if not self.wait(lambda: self.led_states(), 60):
+        if not self.wait(lambda: self.gpio_line_states(), 60):
             raise Failed("the LED watcher did not start")
-        if self.led_states()[-1][1] != "lo":
+        if not self.led_driven:
+            if self.gpio_line_states()[-1][1] != "-":
+                raise Failed(f"GPIO {self.led_pin} should be driven by nobody, debugfs says {self.gpio_line_states()}")
+            if "the LED is only logged" not in self.journal(0):
+                raise Failed("the daemon did not warn that the LED is only logged")
+            log.info("   GPIO %d is driven by nobody; the daemon logs the LED (as install.sh said)", self.led_pin)
+            return
+        if self.gpio_line_states()[-1][1] != "lo":
             raise Failed(
                 f"GPIO {self.led_pin} should be an output driven low by the daemon, debugfs says {self.led_states()}"
             )
 
-    def led_states(self) -> list[tuple[float, str]]:
+    def gpio_line_states(self) -> list[tuple[float, str]]:
+        """The LED line's changes in debugfs: (uptime s, "hi"|"lo"|"-")."""
         text = self.sh("cat /run/led-watch.log 2>/dev/null", check=False)
         return [(float(t), s) for t, s in (line.split() for line in text.splitlines() if line.strip())]
+
+    def led_states(self) -> list[tuple[float, str]]:
+        """The LED's changes, (uptime s, "hi"|"lo"): the GPIO line, or the log backend's journal lines."""
+        if self.led_driven:
+            return self.gpio_line_states()
+        text = self.sh(
+            "sudo -n journalctl -u wakeword -o short-monotonic --no-pager | grep -F 'log backend)' || true",
+            check=False,
+        )
+        return [
+            (float(m[1]), "hi" if m[3] == "on" else "lo")
+            for m in map(LOGGED_LED.match, text.splitlines())
+            if m and int(m[2]) == self.led_pin
+        ]
 
     def journal(self, since_s: float) -> str:
         return self.sh(f"sudo -n journalctl -u wakeword -o cat --no-pager --since=@{since_s:.0f}")
@@ -304,18 +386,21 @@ class Scenario:
             )
 
 
-def run(work: Path, led_pin: int, keep_vm: bool) -> int:
+def run(work: Path, led_pin: int, keep_vm: bool, suite: str = "bookworm") -> int:
     from deploy.testbed.qemu import EmulatedPi, build_image
 
     timer = Timer()
-    image = timer.run("image (cached after the first run)", build_image)
+    log.info("emulated Pi: Debian %s", suite)
+    image = timer.run(f"image {suite} (cached after the first run)", build_image, suite)
     model = timer.run("tone model", build_model, work)
     recordings = make_recordings(work)
     vm = EmulatedPi(image, work / "vm")
     ok = False
+    s = None
     try:
         timer.run("boot to ssh", vm.start)
         s = Scenario(vm, model, recordings, work, led_pin)
+        timer.run("the Pi's Python and GPIO provider", s.pi_platform)
         timer.run("make deploy (fresh Pi: venv + pip install)", s.deploy)
         timer.run("the venv's versions equal the lock files", s.venv_runs_the_lock)
         timer.run("LED watcher", s.start_led_watch)
@@ -335,7 +420,8 @@ def run(work: Path, led_pin: int, keep_vm: bool) -> int:
             log.info("VM left running: ssh -F %s pibox   (stop: kill %d)", vm.ssh.config, vm.proc.pid)
         else:
             timer.run("power off", vm.stop)
-    print(f"\ne2e-pi {'PASS' if ok else 'FAIL'}\n{timer.summary()}", flush=True)
+    differs = f"\n  differs from bookworm: {s.difference}" if s is not None and s.difference else ""
+    print(f"\ne2e-pi {'PASS' if ok else 'FAIL'} ({suite}){differs}\n{timer.summary()}", flush=True)
     return 0 if ok else 1
 
 
@@ -348,11 +434,15 @@ def main() -> int:
     if not 0 <= led_pin <= 7 or led_pin == 3:
         print("e2e-pi: LED_PIN must be a PL061 line 0-7 other than 3 (the power button)", file=sys.stderr)
         return 2
+    suite = os.environ.get("SUITE") or "bookworm"
+    if suite not in SUITES:
+        print(f"e2e-pi: SUITE must be one of {', '.join(SUITES)}", file=sys.stderr)
+        return 2
     keep = bool(os.environ.get("KEEP_VM"))
     base = REPO / "build" / "e2e-pi"
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-    status = run(work, led_pin, keep)
+    status = run(work, led_pin, keep, suite)
     if status == 0 and not keep:
         shutil.rmtree(work, ignore_errors=True)
     else:

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Build, or reuse from the cache, the emulated Pi for `make e2e-pi`: an arm64 Debian 12 disk image
+# Build, or reuse from the cache, the emulated Pi for `make e2e-pi`: an arm64 Debian disk image
 # for qemu-system-aarch64's `virt` board (cortex-a72), with its kernel and initrd beside it.
+#
+#   pi-image.sh [SUITE]   bookworm (default: Debian 12, Python 3.11, the base of Raspberry Pi OS
+#                         Bookworm) or trixie (Debian 13, Python 3.13: today's Raspberry Pi OS)
+#
+# Each suite has its own cache directory; building one never touches the other's.
 # Prints the cache directory, which holds:
 #   rootfs.img          ext4 file system, root=/dev/vda (boot it through a qcow2 overlay)
 #   vmlinuz, initrd.img Debian's arm64 kernel and a small initramfs (MODULES=list: virtio + ext4)
@@ -22,7 +27,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
-suite=bookworm
+suite=${1:-bookworm}
+case "$suite" in
+  bookworm|trixie) ;;
+  *) echo "pi-image: unknown suite '$suite' (bookworm or trixie)" >&2; exit 2 ;;
+esac
 packages=(
   systemd systemd-sysv udev kmod dbus libpam-systemd
   linux-image-arm64 initramfs-tools
@@ -59,6 +68,14 @@ trap 'binfmt_off; rm -rf "$tmp"' EXIT
 binfmt_on
 ssh-keygen -q -t ed25519 -N '' -C wakeword-emulated-pi -f "$tmp/id_ed25519"
 mapfile -t ca_hooks < <(testbed_ca_hooks)
+mirror=$(testbed_mirror)
+host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+if [ -f "$mirror" ] && [ -n "$host_suite" ] && [ "$host_suite" != "$suite" ]; then
+  # The host's sources name its own suite (bookworm, bookworm-updates, bookworm-security): the
+  # same mirrors, another suite.
+  sed "/^Suites:/s/\b$host_suite\b/$suite/g" "$mirror" > "$tmp/sources"
+  mirror=$tmp/sources
+fi
 echo "pi-image: building $out (first run only, 7-15 minutes)" >&2
 t0=$(date +%s)
 mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet \
@@ -83,7 +100,7 @@ mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet
   --customize-hook="mkdir -p \"\$1/home/pi/.ssh\"; cp '$tmp/id_ed25519.pub' \"\$1/home/pi/.ssh/authorized_keys\"; chroot \"\$1\" chown -R pi:pi /home/pi/.ssh" \
   --customize-hook='printf "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n" > "$1/etc/ssh/sshd_config.d/10-testbed.conf"' \
   --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
-  "$suite" "$tmp/root" "$(testbed_mirror)"
+  "$suite" "$tmp/root" "$mirror"
 cp "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
 cp "$tmp"/root/boot/initrd.img-* "$tmp/initrd.img"
 mkfs.ext4 -q -L root -d "$tmp/root" "$tmp/rootfs.img" 4G

@@ -24,9 +24,15 @@ log = logging.getLogger(__name__)
 IMAGE_BUILDER = Path(__file__).resolve().parent / "pi-image.sh"
 
 
-def build_image() -> Path:
-    """The cached image directory (built on the first call: several minutes)."""
-    proc = subprocess.run([str(IMAGE_BUILDER)], stdout=subprocess.PIPE, text=True)
+SUITES = ("bookworm", "trixie")
+"""The Debian suites ``pi-image.sh`` builds: Debian 12 (Python 3.11) and 13 (Python 3.13)."""
+
+
+def build_image(suite: str = "bookworm") -> Path:
+    """The cached image directory of ``suite`` (built on the first call: several minutes)."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r} (choose from {', '.join(SUITES)})")
+    proc = subprocess.run([str(IMAGE_BUILDER), suite], stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise RuntimeError("pi-image.sh failed (its messages are above)")
     return Path(proc.stdout.strip().splitlines()[-1])
