@@ -48,6 +48,7 @@ class Mic:
         self.dead = self.closed = False
         self.overflows = 0
         self.finished = False
+        self.error: Exception | None = None  # what the reading thread met (as WavSource.error)
 
     def open(self, queue_s: float) -> DropOldestQueue:
         if not self.present:
@@ -122,7 +123,7 @@ def test_a_dead_or_silent_source_is_lost_and_one_delivering_is_not():
 def test_an_error_the_source_thread_met_is_raised():
     conn, made, _ = connection([True])
     conn.open(now=0.0)
-    made[0].error = OSError("device gone")  # type: ignore[attr-defined]
+    made[0].error = OSError("device gone")
     with pytest.raises(OSError, match="device gone"):
         conn.check_alive(now=0.1)
 
