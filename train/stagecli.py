@@ -20,6 +20,7 @@ one place stage options are built, never from text pasted into a shell line.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -55,14 +56,20 @@ def load_config(args: argparse.Namespace) -> dict:
     return config.load(args.config, args.overrides, quick=args.quick)
 
 
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+"""Errors of the disk rather than of the work: a stage stops with one line, what it finished kept
+(every stage writes a temp file and renames it, so nothing is half written)."""
+
+
 def run(
     name: str,
     body: Callable[[], int | None],
     failures: tuple[type[BaseException], ...] = (),
     interrupted: str = "finished work is kept; run it again to go on",
 ) -> int:
-    """``body()`` -> its exit status; a configuration error, one of ``failures`` or an interrupt
-    becomes one line on stderr (``<name>: error: ...``) and its exit status."""
+    """``body()`` -> its exit status; a configuration error, one of ``failures``, a full or
+    read-only disk (:data:`DISK_ERRNOS`) or an interrupt becomes one line on stderr
+    (``<name>: error: ...``) and its exit status."""
     from train.config import ConfigError
 
     try:
@@ -72,6 +79,15 @@ def run(
         return EXIT_USAGE
     except failures as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"{name}: error: cannot write{where}: {exc.strerror or exc}; {interrupted} once there is room",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{name}: interrupted; {interrupted}", file=sys.stderr)

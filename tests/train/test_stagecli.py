@@ -82,3 +82,24 @@ def test_stage_command_from_the_makefile_environment():
     for bad in ("0", "2;id", "-1", "x"):
         with pytest.raises(ValueError, match="NPROC must be a whole number"):
             stagecli.command("train.train", [], {"NPROC": bad})
+
+
+def test_a_full_disk_is_one_line_and_exit_1(capsys):
+    def body():
+        with open("/dev/full", "wb") as f:  # the kernel's always-full device: a real ENOSPC
+            f.write(b"\0" * 65536)
+            f.flush()
+
+    code = stagecli.run("train", body, interrupted="last.pt holds the last saved step")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == stagecli.EXIT_FAILED and len(err) == 1, err
+    assert err[0].startswith("train: error: cannot write") and "No space left on device" in err[0]
+    assert "last.pt holds the last saved step once there is room" in err[0]
+
+
+def test_other_os_errors_are_not_taken_for_a_full_disk():
+    def body():
+        open("/nonexistent-dir/x")  # a bug or a missing input: its own traceback, not "cannot write"
+
+    with pytest.raises(FileNotFoundError):
+        stagecli.run("train", body)
