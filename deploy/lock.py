@@ -181,23 +181,7 @@ def download(
     dest = Path(tempfile.mkdtemp(prefix=f"{target.tag}-", dir=work))
     cfile = dest.with_suffix(".constraints.txt")
     cfile.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-input",
-        "--index-url",
-        INDEX_URL,
-        *target.pip_args(),
-        "-d",
-        str(dest),
-        "-c",
-        str(cfile),
-        *requirements,
-    ]
-    proc = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True)
+    proc = pip_download(target, dest, "-c", str(cfile), *requirements)
     if proc.returncode != 0:
         lacking = [f"{n}=={v}" for n, v in sorted((probe or {}).items()) if not has_wheel(n, v, target, dest)]
         if lacking:
@@ -208,25 +192,17 @@ def download(
     return {w.name: w for w in wheels}
 
 
+def pip_download(target: Target, dest: Path, *args: str) -> subprocess.CompletedProcess:
+    """``pip download`` from PyPI alone (:func:`pip_env`) of the wheels ``target`` takes, into ``dest``."""
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--index-url", INDEX_URL]
+    cmd += [*target.pip_args(), "-d", str(dest), *args]
+    return subprocess.run(cmd, env=pip_env(), capture_output=True, text=True)
+
+
 def has_wheel(name: str, version: str, target: Target, work: Path) -> bool:
     """Does PyPI have a wheel of exactly ``name==version`` for ``target``? (Asked one package at
     a time, without dependencies, to say which one a failed resolution lacks.)"""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-input",
-        "--no-deps",
-        "--index-url",
-        INDEX_URL,
-        *target.pip_args(),
-        "-d",
-        str(work / "probe"),
-        f"{name}=={version}",
-    ]
-    return subprocess.run(cmd, env=pip_env(), capture_output=True).returncode == 0
+    return pip_download(target, work / "probe", "--no-deps", f"{name}=={version}").returncode == 0
 
 
 def closure(roots: list[str], wheels: dict[str, Wheel], target: Target) -> dict[str, set[str]]:
@@ -309,23 +285,7 @@ def verify(lock: Path, work: Path) -> None:
     for target in TARGETS:
         if target.tag not in tags:
             continue
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-input",
-            "--require-hashes",
-            "--index-url",
-            INDEX_URL,
-            *target.pip_args(),
-            "-d",
-            tempfile.mkdtemp(dir=work),
-            "-r",
-            str(lock),
-        ]
-        proc = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True)
+        proc = pip_download(target, Path(tempfile.mkdtemp(dir=work)), "--require-hashes", "-r", str(lock))
         if proc.returncode != 0:
             raise LockError(f"{lock.name} does not install on {target.tag}: {proc.stderr.strip()[-300:]}")
 
