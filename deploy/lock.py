@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -140,7 +141,7 @@ class Wheel:
 def venv_versions() -> dict[str, str]:
     """Canonical name -> version of every distribution this Python runs (the workstation venv),
     except this project and local builds (``+cpu``), which PyPI does not have."""
-    out = {}
+    out: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if not name or "+" in dist.version or canonicalize_name(name) == "wakeword":
@@ -242,7 +243,7 @@ def resolve(
     requirements: list[str],
     pins: dict[str, str],
     work: Path,
-    exclude: set[str] = frozenset(),
+    exclude: AbstractSet[str] = frozenset(),
     required: bool = True,
 ) -> Group:
     """Resolve ``requirements`` for every target: the reference against ``pins``, every other

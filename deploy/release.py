@@ -38,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def checked_lock(path: Path, requirements: list[str]) -> str:
     return text
 
 
-def default_config(example: Path, extra: list[str] = ()) -> str:
+def default_config(example: Path, extra: Sequence[str] = ()) -> str:
     """The commented example config with its model path pointed at the current release, and a
     ``[[keywords]]`` table for each extra model (``extra``: their names under ``models/``)."""
     if not example.is_file():
@@ -215,7 +216,7 @@ def build(
     config: Path | None = None,
     device_dir: Path = REPO / "device",
     keyword: str = "",
-    extra_models: list[Path] = (),
+    extra_models: Sequence[Path] = (),
     lock_dir: Path = DEPLOY,
 ) -> Release:
     """Build (or find, if already built) the release for these inputs under ``out``."""

@@ -14,7 +14,8 @@ class Machine:
     console_log: Path
     console_tail_bytes = 3000
 
-    def start(self) -> None:
+    def start(self) -> float:
+        """Boot; returns the seconds it took."""
         raise NotImplementedError
 
     def stop(self) -> None:

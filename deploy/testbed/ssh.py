@@ -133,7 +133,8 @@ def loopback_sshd(directory: Path, alias: str = "pitest", setenv: dict[str, str]
                     break
             time.sleep(0.05)
         if proc.poll() is not None:
-            raise RuntimeError(f"sshd did not start: {proc.stderr.read().decode().strip()}")
+            said = proc.stderr.read().decode().strip() if proc.stderr is not None else ""
+            raise RuntimeError(f"sshd did not start: {said}")
         target.wait(10, alive=lambda: proc.poll() is None)
         yield target
     finally:
