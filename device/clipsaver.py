@@ -118,32 +118,17 @@ class ClipSaver:
         stamp = datetime.fromtimestamp(wall, UTC)
         keyword = det.keyword or self.keyword
         stem = _stem(wall, det.time_s, keyword)
-        try:
-            write_pair(
-                self.dir / stem,
-                clip,
-                self.rate_hz,
-                json.dumps(
-                    {
-                        "version": SIDECAR_VERSION,
-                        "keyword": keyword,
-                        "score": round(det.score, 6),
-                        "time_s": round(det.time_s, 6),
-                        "clip_start_s": round(start_s, 6),
-                        "detected_at_s": round(det.time_s - start_s, 6),
-                        "wall_time": stamp.isoformat(timespec="milliseconds"),
-                        "model_version": self.model_version,
-                        "threshold": self.threshold,
-                        "sample_rate": self.rate_hz,
-                        "host": socket.gethostname(),
-                    },
-                    indent=1,
-                )
-                + "\n",
-            )
-        except OSError as exc:
-            # Saving is a convenience: a full or read-only disk must not stop detection.
-            log.warning("could not save detection audio in %s: %s", self.dir, exc.strerror or exc)
+        fields = {
+            "keyword": keyword,
+            "score": round(det.score, 6),
+            "time_s": round(det.time_s, 6),
+            "clip_start_s": round(start_s, 6),
+            "detected_at_s": round(det.time_s - start_s, 6),
+            "wall_time": stamp.isoformat(timespec="milliseconds"),
+        }
+        if not save_clip(
+            self.dir / stem, clip, self.rate_hz, fields, (self.model_version, self.threshold), "detection audio"
+        ):
             return
         self.saved += 1
         self._enforce_cap()
@@ -162,6 +147,26 @@ def write_pair(stem: Path, clip: np.ndarray, rate_hz: int, sidecar: str) -> None
     except BaseException:
         wav.unlink(missing_ok=True)
         raise
+
+
+def save_clip(stem: Path, clip: np.ndarray, rate_hz: int, fields: dict, made_by: tuple[str, float], what: str) -> bool:
+    """:func:`write_pair` with the sidecar every saved clip has (``fields`` plus the format version,
+    the model version and threshold ``made_by``, the rate and the host) -> False, logged, when the
+    disk refuses it: saving is a convenience, and a full or read-only disk must not stop detection."""
+    sidecar = {
+        "version": SIDECAR_VERSION,
+        **fields,
+        "model_version": made_by[0],
+        "threshold": made_by[1],
+        "sample_rate": rate_hz,
+        "host": socket.gethostname(),
+    }
+    try:
+        write_pair(stem, clip, rate_hz, json.dumps(sidecar, indent=1) + "\n")
+    except OSError as exc:
+        log.warning("could not save %s in %s: %s", what, stem.parent, exc.strerror or exc)
+        return False
+    return True
 
 
 def _stem(wall: float, time_s: float, name: str) -> str:
@@ -317,31 +322,17 @@ class SnippetKeeper:
             return
         wall = time.time() - (self._end_s - start_s)
         stem = _stem(wall, start_s, "snippet")
-        try:
-            write_pair(
-                self.dir / stem,
-                clip,
-                self.rate_hz,
-                json.dumps(
-                    {
-                        "version": SIDECAR_VERSION,
-                        "kind": "snippet",
-                        "keyword": self.keyword,
-                        "time_s": round(start_s, 6),
-                        "length_s": round(len(clip) / self.rate_hz, 6),
-                        "guard_s": self.cfg.guard_s,
-                        "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
-                        "model_version": self.model_version,
-                        "threshold": self.threshold,
-                        "sample_rate": self.rate_hz,
-                        "host": socket.gethostname(),
-                    },
-                    indent=1,
-                )
-                + "\n",
-            )
-        except OSError as exc:
-            log.warning("could not save a snippet in %s: %s", self.dir, exc.strerror or exc)
+        fields = {
+            "kind": "snippet",
+            "keyword": self.keyword,
+            "time_s": round(start_s, 6),
+            "length_s": round(len(clip) / self.rate_hz, 6),
+            "guard_s": self.cfg.guard_s,
+            "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
+        }
+        if not save_clip(
+            self.dir / stem, clip, self.rate_hz, fields, (self.model_version, self.threshold), "a snippet"
+        ):
             return
         self.kept += 1
         enforce_cap(self.dir, self.cfg.max_mb, "snippet")
