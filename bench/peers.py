@@ -200,7 +200,7 @@ def peer_accuracy(
     python: Path, peer: Peer, keyword: str, tests: list[TestAudio], bc, decision: DecisionConfig, run_dir: Path
 ) -> list[dict]:
     """The peer's DET curve per (voices, condition), like ours (same negatives, same counting)."""
-    from bench.pipeline import set_row
+    from bench.pipeline import set_row, swept_rows
 
     if peer.scores:
         streams = {}
@@ -208,25 +208,7 @@ def peer_accuracy(
             lines, _, _ = run_runner(python, peer, keyword, t.wav, run_dir / f"peer-{peer.engine}-{t.spec.slug}.log")
             probs, frame_s = _frames(lines)
             streams[t.wav.name] = accuracy.scored(t, probs, frame_s)
-        sets = accuracy.model_sets(
-            tests,
-            streams,
-            decision,
-            bc.fa_targets_per_hour,
-            accuracy.sweep_thresholds(bc.sweep_thresholds),
-            bc.tolerance_s,
-        )
-        rule = accuracy.rule_detections(streams, decision)
-        return [
-            set_row(
-                s.source,
-                s.condition,
-                s.curve,
-                s.points,
-                accuracy.side_counts(tests, s.condition, [p.threshold for p in s.points], rule, bc.tolerance_s),
-            )
-            for s in sets
-        ]
+        return swept_rows(tests, streams, decision, bc)
     # detections only: one engine per sensitivity; "threshold" = 1 - sensitivity (higher: fewer detections)
     runs: dict[float, dict[str, list[float]]] = {1 - s: {} for s in bc.peer_sensitivities}
     for t in tests:

@@ -133,6 +133,25 @@ def score_model(
     return {"outputs": outputs, "usage": usage, "rule_mismatches": mismatches}
 
 
+def swept_rows(tests, streams: dict, decision: DecisionConfig, bc) -> list[dict]:
+    """One report row per (voices, condition) from frame-scored ``streams``: the DET curve, its
+    operating points and their per-side counts, by the device's decision rule (ours and peers')."""
+    sets = accuracy.model_sets(
+        tests, streams, decision, bc.fa_targets_per_hour, accuracy.sweep_thresholds(bc.sweep_thresholds), bc.tolerance_s
+    )
+    rule = accuracy.rule_detections(streams, decision)
+    return [
+        set_row(
+            s.source,
+            s.condition,
+            s.curve,
+            s.points,
+            accuracy.side_counts(tests, s.condition, [p.threshold for p in s.points], rule, bc.tolerance_s),
+        )
+        for s in sets
+    ]
+
+
 def set_row(source: str, condition: str, curve, points: list, side: dict) -> dict:
     """One (voices, condition) entry of an engine in ``report.json``."""
     return {
@@ -156,20 +175,7 @@ def accuracy_of(scored: dict, tests: list[TestAudio], decision: DecisionConfig, 
         t.wav.name: accuracy.scored(t, scored["outputs"][t.wav.name].probs, scored["outputs"][t.wav.name].frame_s)
         for t in tests
     }
-    sets = accuracy.model_sets(
-        tests, streams, decision, bc.fa_targets_per_hour, accuracy.sweep_thresholds(bc.sweep_thresholds), bc.tolerance_s
-    )
-    rule = accuracy.rule_detections(streams, decision)
-    rows = [
-        set_row(
-            s.source,
-            s.condition,
-            s.curve,
-            s.points,
-            accuracy.side_counts(tests, s.condition, [p.threshold for p in s.points], rule, bc.tolerance_s),
-        )
-        for s in sets
-    ]
+    rows = swept_rows(tests, streams, decision, bc)
     return {"sets": rows, "calibrated": accuracy.at_threshold(tests, streams, decision, bc.tolerance_s)}
 
 
