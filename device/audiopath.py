@@ -103,6 +103,7 @@ class AudioPath:
         self._expected_frame: int | None = None
         self._pending = np.zeros(0, np.float32)  # model-rate audio not yet stepped
         self._pieces: list[np.ndarray] = []  # ... and what arrived since (joined lazily)
+        self._raw: list[bytes] = []  # captured bytes not yet downmixed: one conversion per tick
         self._session_offset_s = 0.0
         self._seg_start_s = 0.0
         self._seg_samples = 0
@@ -140,6 +141,7 @@ class AudioPath:
     def finish(self) -> None:
         """End of stream: flush the resampler, step the last whole hops, write pending clips."""
         if self._mix is not None:
+            self._downmix()
             self._pieces.append(self._mix.process(b"", last=True))
         self._step_whole_hops(final=True)
         if self.saver is not None:
@@ -179,14 +181,23 @@ class AudioPath:
             self._start_segment(b)
         self._expected_frame = b.end_frame
         self.stats.audio_s += b.frames / self._mixer.in_rate_hz
-        self._pieces.append(self._mixer.process(b.data))
+        self._raw.append(b.data)
+
+    def _downmix(self) -> None:
+        """Turn the blocks that arrived into model-rate audio, in one call for all of them (a
+        live capture delivers ~30 blocks a second; per block, the conversion cost more CPU than
+        the model's steps between them). The resampler streams, so this equals block by block."""
+        if self._raw:
+            data = self._raw[0] if len(self._raw) == 1 else b"".join(self._raw)
+            self._raw = []
+            self._pieces.append(self._mixer.process(data))
 
     def _start_segment(self, b: Block) -> None:
         """Begin a continuous stretch of audio at block ``b``: everything stateful restarts."""
         if self._expected_frame is not None:
             self._step_whole_hops(final=True)  # finish the old stretch first
             self.stats.resets += 1
-        self._pending, self._pieces = np.zeros(0, np.float32), []
+        self._pending, self._pieces, self._raw = np.zeros(0, np.float32), [], []
         self._mixer.reset()
         self.reset_models()
         if self.saver is not None:
@@ -199,6 +210,7 @@ class AudioPath:
     def _step_whole_hops(self, final: bool = False) -> None:
         """Live: one step over every whole output hop that has arrived. A file: steps of
         exactly ``chunk_samples`` (uniform, whatever the block sizes), whole hops at the end."""
+        self._downmix()
         if self._pieces:
             self._pending = np.concatenate([self._pending, *self._pieces])
             self._pieces = []

@@ -91,10 +91,15 @@ def smooth(probs: np.ndarray, smoothing_frames: int) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64).ravel()
     if smoothing_frames == 1 or len(p) == 0:
         return p
-    c = np.concatenate([[0.0], np.cumsum(p)])
-    idx = np.arange(1, len(p) + 1)
-    lo = np.maximum(idx - smoothing_frames, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
+    # Summed oldest first, as Decider's sum() over its window: the same float at every frame.
+    # (A difference of cumulative sums is not: a window of 0.05, 0.05 after two 1.0 gives
+    # 0.04999..., and a score sitting exactly on the threshold would re-arm here and not there.)
+    k = smoothing_frames
+    padded = np.concatenate([np.zeros(k - 1), p])
+    total = np.zeros(len(p))
+    for j in range(k):
+        total += padded[j : j + len(p)]
+    return total / np.minimum(np.arange(1, len(p) + 1), k)
 
 
 def detect(probs: np.ndarray, frame_s: float, cfg: DecisionConfig, start_time_s: float = 0.0) -> list[Detection]:

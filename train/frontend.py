@@ -268,9 +268,10 @@ class SpeechEmbedding(nn.Module):
 
     # Buffers (register_buffer in __init__), declared so their type is known.
     dft: torch.Tensor
-    """Windowed DFT as a convolution, ``[2 * 257, 1, 400]``: real parts, then imaginary."""
+    """Windowed DFT as a convolution, ``[2 * bins, 1, 400]``: real parts, then imaginary; only
+    the DFT bins some mel band uses (2..121 of 257: the bands stop near 3.8 kHz)."""
     mel: torch.Tensor
-    """Mel filter bank ``[257, 32]``."""
+    """Mel filter bank over those bins, ``[bins, 32]``."""
     bn_scale: torch.Tensor
     bn_shift: torch.Tensor
     """The first batch norm folded into one scale and shift, ``[1, C, 1, 1]``."""
@@ -282,9 +283,13 @@ class SpeechEmbedding(nn.Module):
         w = read_weights(path)
         self.hop = self.params.hop_samples
         self.context = self.params.context_samples
-        dft = w.dft[:, :, : len(w.window)] * w.window  # the file pads the windowed frame at the end
+        # Bins no mel band weighs are never computed: the same numbers for half the DFT's cost
+        # (it is the largest single convolution of a streaming step).
+        used = np.flatnonzero(np.abs(w.mel).sum(axis=1))
+        lo, hi = int(used[0]), int(used[-1]) + 1
+        dft = w.dft[:, lo:hi, : len(w.window)] * w.window  # the file pads the windowed frame at the end
         self.register_buffer("dft", torch.from_numpy(dft.reshape(-1, 1, len(w.window)).copy()))
-        self.register_buffer("mel", torch.from_numpy(w.mel))
+        self.register_buffer("mel", torch.from_numpy(w.mel[lo:hi].copy()))
         scale, b, mean, var, eps = w.bn
         bn_scale = scale / np.sqrt(var + eps)
         self.register_buffer("bn_scale", torch.from_numpy(bn_scale).view(1, -1, 1, 1))
@@ -332,7 +337,7 @@ class SpeechEmbedding(nn.Module):
     def log_mel(self, audio: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``audio [B, n]`` + last ``window - hop`` samples -> (log-mel ``[B, n / hop, 32]``, new context)."""
         x = torch.cat([context, audio], dim=1)
-        spec = F.conv1d(x.unsqueeze(1), self.dft, stride=self.hop)  # [B, 2 * 257, T]
+        spec = F.conv1d(x.unsqueeze(1), self.dft, stride=self.hop)  # [B, 2 * bins, T]
         bins = self.mel.shape[0]
         mag = torch.sqrt(spec[:, :bins] ** 2 + spec[:, bins:] ** 2)
         mel = torch.matmul(mag.transpose(1, 2), self.mel)  # [B, T, 32]: a transpose, not a reshape

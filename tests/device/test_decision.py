@@ -92,3 +92,13 @@ def test_incremental_and_whole_array_rules_agree(probs, threshold, smoothing, re
     b = detect(np.asarray(probs), FRAME_S, cfg, start_time_s=3.0)
     assert [round(x.time_s, 9) for x in a] == [round(x.time_s, 9) for x in b]
     np.testing.assert_allclose([x.score for x in a], [x.score for x in b], atol=1e-9)
+
+
+def test_a_smoothed_score_exactly_on_the_threshold_is_the_same_in_both_forms():
+    # 1, 1, .05, .05: the window (.05 + .05) / 2 is exactly .05 when summed in order; a difference
+    # of cumulative sums made it 0.0499..., so detect() re-armed and fired a second time at 3.1.
+    cfg = DecisionConfig(0.05, smoothing_frames=2, refractory_s=0.0)
+    probs = [1.0, 1.0, 0.05, 0.05, 1.0]
+    a = feed_all(cfg, probs, chunk=1, start_s=3.0)
+    b = detect(np.asarray(probs), FRAME_S, cfg, start_time_s=3.0)
+    assert [round(x.time_s, 9) for x in a] == [round(x.time_s, 9) for x in b] == [3.02]
