@@ -192,7 +192,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     ap.add_argument(
         "--model",
-        help="model.onnx, or `tone` (the test suite's tone model, built here); "
+        help="model.onnx, or `tone` (the tone model of bench/tonemodel.py, built here); "
         "default <build>/model.onnx, with --quick the tone model",
     )
     ap.add_argument(

@@ -1,6 +1,6 @@
 """The soak's audio: one long 16-bit mono WAV with keyword events at known times.
 
-- **Tone** (the test suite's tone model, ``tests/toymodels.py``): slots of ``every_s`` seconds of
+- **Tone** (the tone model, :mod:`bench.tonemodel`): slots of ``every_s`` seconds of
   low noise, most holding one 1 kHz burst at a random offset (the rest stay empty: stretches where
   nothing may fire). Written slot by slot, so hours of audio never sit in memory.
 - **Keyword audio** for a real model: a WAV with a ``.json`` sidecar holding ``keyword_spans`` or
@@ -13,16 +13,14 @@ Either way the result is the WAV and its events; the bench compares detections a
 from __future__ import annotations
 
 import json
-import sys
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.tonemodel import TONE_S, tone_clip
 from device.fsutil import atomic_path
-
-TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
 class AudioError(ValueError):
@@ -37,15 +35,6 @@ class Event:
     """Where it ends (s): a detection is due shortly after this."""
 
 
-def toymodels():
-    """The test suite's tone model helpers (``tests/toymodels.py``)."""
-    if str(TESTS) not in sys.path:
-        sys.path.append(str(TESTS))  # appended: the repo's own packages win
-    import toymodels
-
-    return toymodels
-
-
 def _pcm16(x: np.ndarray) -> bytes:
     return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
 
@@ -55,7 +44,6 @@ def write_tone_stream(
 ) -> list[Event]:
     """``duration_s`` of tone-model audio -> its events. Each burst lies wholly inside its slot,
     at least 1 s after the slot starts and 1.5 s before it ends (slots of 4 s or more)."""
-    tm = toymodels()
     if every_s < 4.0:
         raise AudioError(f"events must be at least 4 s apart (got {every_s:g} s)")
     rng = np.random.default_rng(seed)
@@ -69,9 +57,9 @@ def write_tone_stream(
             slot_s = min(every_s, duration_s - k * every_s)
             at = []
             if slot_s >= every_s and rng.random() < p_event:
-                at = [float(rng.uniform(1.0, every_s - tm.TONE_S - 1.5))]
-                events.append(Event(k * every_s + at[0], k * every_s + at[0] + tm.TONE_S))
-            w.writeframes(_pcm16(tm.tone_clip(slot_s, at, rate_hz, seed=seed * 1_000_003 + k)))
+                at = [float(rng.uniform(1.0, every_s - TONE_S - 1.5))]
+                events.append(Event(k * every_s + at[0], k * every_s + at[0] + TONE_S))
+            w.writeframes(_pcm16(tone_clip(slot_s, at, rate_hz, seed=seed * 1_000_003 + k)))
     return events
 
 

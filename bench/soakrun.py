@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from bench.soak import HOOK_SCRIPT, Fault, Settings, SoakError, daemon_config, plan_faults
-from bench.soakaudio import Event, toymodels, write_keyword_stream, write_tone_stream
+from bench.soakaudio import Event, write_keyword_stream, write_tone_stream
 from bench.soakdaemon import DaemonRun, code_under_test, daemon_env
 from bench.soakrig import PCM, Feeder, NotifySocket, PulseMic, SaveDisk, processes_in_group
+from bench.tonemodel import build_tone_model
 
 log = logging.getLogger("bench.soak")
 
@@ -28,7 +29,7 @@ START_TIMEOUT_S = 90.0
 
 
 def resolve_model(args: argparse.Namespace, build: Path) -> Path:
-    """``--model`` (``tone``: the test suite's tone model, built once into build/tone/), else
+    """``--model`` (``tone``: the tone model of :mod:`bench.tonemodel`, built once into build/tone/), else
     <build>/model.onnx; with ``--quick`` the tone model."""
     name = args.model or ("tone" if args.quick else str(build / "model.onnx"))
     if name != "tone":
@@ -41,11 +42,11 @@ def resolve_model(args: argparse.Namespace, build: Path) -> Path:
     path = Path("build") / "tone" / "tone.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        log.info("building the tone model (tests/toymodels.py, ~10 s) -> %s", path)
+        log.info("building the tone model (bench/tonemodel.py, ~10 s) -> %s", path)
         import torch
 
         torch.set_num_threads(1)
-        toymodels().build_tone_model(path)
+        build_tone_model(path)
     return path.resolve()
 
 

@@ -26,11 +26,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tone_model(tmp_path_factory) -> Path:
-    """A real exported ONNX model that fires just after a 1 kHz tone burst (tests/toymodels.py;
+    """A real exported ONNX model that fires just after a 1 kHz tone burst (bench/tonemodel.py;
     trained once per session, ~10 s)."""
     import torch
 
-    from toymodels import build_tone_model
+    from bench.tonemodel import build_tone_model
 
     torch.set_num_threads(1)
     return build_tone_model(tmp_path_factory.mktemp("model") / "tone.onnx")

@@ -15,7 +15,7 @@ Steps (each timed; the summary prints at the end):
    lights the LED on the next positive;
 6. power off.
 
-The "keyword" is a 1 kHz tone burst (``tests/toymodels.py``): a real ONNX model with a known
+The "keyword" is a 1 kHz tone burst (:mod:`bench.tonemodel`): a real ONNX model with a known
 right answer that trains in seconds. Assertions are on LED transitions and journal lines,
 never on timing: inference under emulation is 90-400x slower than on the host.
 
@@ -155,10 +155,9 @@ class Timer:
 
 
 def make_recordings(work: Path) -> dict[str, Path]:
-    sys.path.insert(0, str(REPO / "tests"))
+    from bench.tonemodel import tone_clip
     from device.params import AudioParams
     from device.wavio import write_wav
-    from toymodels import tone_clip
 
     rate = AudioParams().sample_rate
     out = {"negative": work / "negative.wav", "positive": work / "positive.wav"}
@@ -170,8 +169,7 @@ def make_recordings(work: Path) -> dict[str, Path]:
 def build_model(work: Path) -> Path:
     import torch
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from toymodels import build_tone_model
+    from bench.tonemodel import build_tone_model
 
     torch.set_num_threads(1)
     return build_tone_model(work / "tone.onnx")

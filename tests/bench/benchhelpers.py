@@ -3,17 +3,13 @@ tone-model test audio laid out like the real test sets."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from bench.testsets import SetSpec, TestAudio, materialize
+from bench.tonemodel import TONE_HZ, TONE_S
 from device.params import AudioParams
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "tests") not in sys.path:
-    sys.path.append(str(REPO / "tests"))  # toymodels; appended so the repo's `bench` package wins
 
 SOURCE = "tone"
 
@@ -21,7 +17,6 @@ SOURCE = "tone"
 def tone_clips(n: int, seed: int, params: AudioParams, other_hz: float | None = None):
     """``n`` short clips, each a 1 kHz burst (the tone model's keyword) with its span, or a burst
     at ``other_hz`` (a negative the model must ignore)."""
-    from toymodels import TONE_HZ, TONE_S
     from train.streams import Clip
 
     rng = np.random.default_rng(seed)

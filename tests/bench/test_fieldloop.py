@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import benchhelpers  # noqa: F401  (puts tests/ on sys.path for toymodels)
 from bench import fieldloop, loopreport
 from bench.config import BenchConfig
+from bench.tonemodel import tone_clip
 from device.params import AudioParams
-from toymodels import tone_clip
 from train import realdata
 from train.dataconfig import DataConfig
 from train.label.labels import read_label

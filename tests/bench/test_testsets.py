@@ -6,6 +6,7 @@ import numpy as np
 import soundfile as sf
 
 from bench import testsets
+from bench.tonemodel import TONE_HZ
 from benchhelpers import tone_sets
 from device.params import AudioParams
 
@@ -37,8 +38,6 @@ def test_second_build_is_read_from_the_cache(tmp_path):
 
 
 def test_spans_mark_the_keywords_in_the_joined_wav(tmp_path):
-    from toymodels import TONE_HZ
-
     for t in tone_sets(tmp_path, PARAMS):
         audio = _read(t).astype(np.float32) / 32768
         assert abs(len(audio) / PARAMS.sample_rate - t.duration_s) < 1e-6

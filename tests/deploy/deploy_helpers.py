@@ -6,13 +6,9 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-for p in (REPO, REPO / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
 
 UNIT = REPO / "deploy" / "wakeword.service"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.tonemodel import tone_clip
 from deploy_helpers import make, result_lines
-from toymodels import tone_clip
 
 pytestmark = pytest.mark.needs_root("boots a systemd-nspawn container (make test as root runs this tier)")
 

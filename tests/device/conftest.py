@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import RATE, AlsaMics, multichannel, to_raw_int16, tone_clip
+from bench.tonemodel import tone_clip
+from daemon_helpers import RATE, AlsaMics, multichannel, to_raw_int16
 from device.wavio import write_wav
 
 

@@ -15,11 +15,6 @@ import soxr
 from device.params import AudioParams
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
-
-from toymodels import TONE_S, tone_clip  # noqa: E402,F401
-
 PARAMS = AudioParams()
 RATE = PARAMS.sample_rate
 

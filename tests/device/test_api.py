@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon_helpers import multichannel, tone_clip
+from bench.tonemodel import tone_clip
+from daemon_helpers import multichannel
 from device.api import Detector
 from device.engine import EngineError
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon_helpers import PARAMS, RATE, TONE_S, tone_clip
+from bench.tonemodel import TONE_S, tone_clip
+from daemon_helpers import PARAMS, RATE
 from device.audiopath import AudioPath, KeywordUnit, split_stale
 from device.decision import Decider, DecisionConfig
 from device.downmix import Downmixer

@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from daemon_helpers import PARAMS, REPO, TONE_S, json_lines, run_wakeword, write_config
+from bench.tonemodel import TONE_S
+from daemon_helpers import PARAMS, REPO, json_lines, run_wakeword, write_config
 from device.wavio import read_mono_float
 
 LOG_GPIO = '[gpio]\nbackend = "log"\n'
@@ -85,7 +86,8 @@ post_roll_s = 0.5
 
 
 def test_room_snippets_are_kept_away_from_detections(tone_model, tmp_path):
-    from daemon_helpers import RATE, tone_clip
+    from bench.tonemodel import tone_clip
+    from daemon_helpers import RATE
     from device.wavio import write_wav
 
     wav = write_wav(tmp_path / "room.wav", tone_clip(90.0, [20.0, 50.0, 75.0], seed=3), RATE)
@@ -166,7 +168,8 @@ def test_a_wav_can_stand_in_for_the_microphone_at_real_time(tone_model, tmp_path
     """``device = "file:..."`` (test rigs without audio hardware): paced at 1x, ends at its end."""
     import time
 
-    from daemon_helpers import RATE, tone_clip
+    from bench.tonemodel import tone_clip
+    from daemon_helpers import RATE
     from device.wavio import write_wav
 
     clip = tmp_path / "mic.wav"

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from daemon_helpers import RATE, TONE_S, json_lines, run_wakeword, tone_clip, write_config
+from bench.tonemodel import TONE_S, tone_clip
+from daemon_helpers import RATE, json_lines, run_wakeword, write_config
 from device.wavio import write_wav
-from toymodels import model_with_props, wrong_sample_rate_model
+from tests.toymodels import model_with_props, wrong_sample_rate_model
 
 TONES_AT = (1.5, 4.0)
 

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from daemon_helpers import PARAMS, RATE, TONE_S, multichannel, tone_clip
+from bench.tonemodel import TONE_S, tone_clip
+from daemon_helpers import PARAMS, RATE, multichannel
 from device.decision import Decider, DecisionConfig
 from device.engine import Engine
 from device.filesource import WavSource

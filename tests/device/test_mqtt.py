@@ -23,7 +23,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from daemon_helpers import PARAMS, popen_wakeword, run_wakeword, tone_clip, write_config
+from bench.tonemodel import tone_clip
+from daemon_helpers import PARAMS, popen_wakeword, run_wakeword, write_config
 from device import config, package_version
 from device.config import ConfigError
 from device.decision import Decider, DecisionConfig

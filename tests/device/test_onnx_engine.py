@@ -10,10 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
-from daemon_helpers import PARAMS, run_wakeword, tone_clip
+from bench.tonemodel import tone_clip
+from daemon_helpers import PARAMS, run_wakeword
 from device import modelmeta
 from device.engine import Engine, EngineError
-from toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
+from tests.toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
 
 
 @pytest.fixture(scope="module")

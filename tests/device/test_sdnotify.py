@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from daemon_helpers import RATE, json_lines, popen_wakeword, tone_clip, write_config
+from bench.tonemodel import tone_clip
+from daemon_helpers import RATE, json_lines, popen_wakeword, write_config
 from device.sdnotify import Notifier, setup_logging, watchdog_interval_s
 from device.wavio import write_wav
 

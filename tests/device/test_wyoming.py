@@ -22,7 +22,8 @@ from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.wake import Detect, Detection
 
-from daemon_helpers import multichannel, tone_clip
+from bench.tonemodel import tone_clip
+from daemon_helpers import multichannel
 
 REPO = Path(__file__).resolve().parents[2]
 

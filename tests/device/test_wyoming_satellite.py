@@ -18,7 +18,7 @@ import pytest
 from wyoming.client import AsyncClient
 from wyoming.satellite import RunSatellite
 
-from daemon_helpers import tone_clip
+from bench.tonemodel import tone_clip
 from deploy.testbed.ssh import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from bench.tonemodel import tone_clip
 from device.decision import DecisionConfig, detect
 from device.engine import Engine
 from device.params import AudioParams
 from export.__main__ import main
 from export.scoring import stream_probs
 from tests.export.test_metadata import load_like_the_device
-from tests.toymodels import tone_clip, write_tone_checkpoint, write_tone_streams
+from tests.toymodels import write_tone_checkpoint, write_tone_streams
 
 REPO = Path(__file__).resolve().parents[2]
 

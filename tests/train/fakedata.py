@@ -1,13 +1,13 @@
 """A small in-memory dataset with the ``train.dataset`` ClipSet API, for tests of the training
-mechanics that need no speech: the "keyword" is a 1 kHz tone burst (tests/toymodels.py), so a
+mechanics that need no speech: the "keyword" is a 1 kHz tone burst (bench/tonemodel.py), so a
 tiny model learns it in a few dozen steps."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bench.tonemodel import TONE_S, tone_clip
 from device.params import AudioParams
-from tests.toymodels import TONE_S, tone_clip
 from train.frontend import features
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.tonemodel import tone_clip
 from device.params import AudioParams
-from tests.toymodels import tone_clip
 from train import frontend
 
 PARAMS = AudioParams()
