@@ -1,5 +1,4 @@
-"""Helpers for the benchmark tests (imported by name: tests/bench is on sys.path under pytest):
-tone-model test audio laid out like the real test sets."""
+"""Helpers for the benchmark tests: tone-model test audio laid out like the real test sets."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchhelpers import tone_sets
 from device.params import AudioParams
+from tests.bench.benchhelpers import tone_sets
 
 
 @pytest.fixture(scope="session")

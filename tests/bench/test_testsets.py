@@ -7,8 +7,8 @@ import soundfile as sf
 
 from bench import testsets
 from bench.tonemodel import TONE_HZ
-from benchhelpers import tone_sets
 from device.params import AudioParams
+from tests.bench.benchhelpers import tone_sets
 
 PARAMS = AudioParams()
 

@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 from device.params import AudioParams
-from terminal import sigint_default
 from tests.data.conftest import tiny_config, toml_of
+from tests.terminal import sigint_default
 from train import clipmaker, datasynth, synth
 from train.dataset import build, main, open_split, source_utterances
 from train.sources import KeywordTooLong, SourceError, load_index

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from terminal import sigint_default
+from tests.terminal import sigint_default
 from train import workpool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import which_or_fail
+from tests.deploy.deploy_helpers import which_or_fail
 
 
 @pytest.fixture(scope="session")

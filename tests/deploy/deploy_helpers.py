@@ -1,4 +1,4 @@
-"""Helpers for the deploy tests (imported by name: tests/deploy is on sys.path under pytest)."""
+"""Helpers for the deploy tests."""
 
 from __future__ import annotations
 

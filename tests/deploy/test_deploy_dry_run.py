@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import make
+from tests.deploy.deploy_helpers import make
 
 
 @pytest.fixture

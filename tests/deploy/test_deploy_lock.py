@@ -19,8 +19,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from deploy import lock, release
-from deploy_helpers import REPO, make
 from device import lockfile
+from tests.deploy.deploy_helpers import REPO, make
 
 LOCK = REPO / "deploy" / "requirements.lock"
 GPIO_LOCK = REPO / "deploy" / "requirements-gpio.lock"

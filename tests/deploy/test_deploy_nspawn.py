@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bench.tonemodel import tone_clip
-from deploy_helpers import make, result_lines
+from tests.deploy.deploy_helpers import make, result_lines
 
 pytestmark = pytest.mark.needs_root("boots a systemd-nspawn container (make test as root runs this tier)")
 

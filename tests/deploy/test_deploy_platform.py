@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import REPO, make, result_lines
+from tests.deploy.deploy_helpers import REPO, make, result_lines
 
 PLATFORM_SH = REPO / "deploy" / "pi" / "platform.sh"
 

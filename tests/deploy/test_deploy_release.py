@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deploy import release
-from deploy_helpers import REPO, UNIT
+from tests.deploy.deploy_helpers import REPO, UNIT
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import UNIT, which_or_fail
+from tests.deploy.deploy_helpers import UNIT, which_or_fail
 
 EXEC = "/opt/wakeword/current/bin/wakeword"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import RATE, AlsaMics, multichannel, to_raw_int16
 from device.wavio import write_wav
+from tests.device.daemon_helpers import RATE, AlsaMics, multichannel, to_raw_int16
 
 
 @pytest.fixture(scope="session")

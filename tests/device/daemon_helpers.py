@@ -1,4 +1,4 @@
-"""Helpers for the device tests (imported by name: tests/device is on sys.path under pytest)."""
+"""Helpers for the device tests."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bench.tonemodel import TONE_S
-from daemon_helpers import json_lines, popen_wakeword, run_wakeword, write_config
+from tests.device.daemon_helpers import json_lines, popen_wakeword, run_wakeword, write_config
 
 UNPACED = "queue_s = 30.0\nstale_after_s = 30.0\n"
 

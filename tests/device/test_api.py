@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import multichannel
 from device.api import Detector
 from device.engine import EngineError
+from tests.device.daemon_helpers import multichannel
 
 
 def _times(dets) -> list[float]:

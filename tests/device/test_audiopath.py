@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from bench.tonemodel import TONE_S, tone_clip
-from daemon_helpers import PARAMS, RATE
 from device.audiopath import AudioPath, KeywordUnit, split_stale
 from device.decision import Decider, DecisionConfig
 from device.downmix import Downmixer
@@ -15,6 +14,7 @@ from device.engine import Engine
 from device.listenstats import Stats
 from device.outputs import Outputs
 from device.ringqueue import Block
+from tests.device.daemon_helpers import PARAMS, RATE
 
 BLOCK = 512  # frames per made-up block (32 ms)
 

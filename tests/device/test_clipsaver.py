@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from daemon_helpers import RATE
 from device.clipsaver import ClipSaver, SaveConfig
 from device.decision import Detection
 from device.wavio import read_mono_float
+from tests.device.daemon_helpers import RATE
 
 
 def ramp(start_s: float, seconds: float) -> np.ndarray:

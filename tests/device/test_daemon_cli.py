@@ -10,8 +10,8 @@ import sys
 import numpy as np
 
 from bench.tonemodel import TONE_S
-from daemon_helpers import PARAMS, REPO, json_lines, run_wakeword, write_config
 from device.wavio import read_mono_float
+from tests.device.daemon_helpers import PARAMS, REPO, json_lines, run_wakeword, write_config
 
 LOG_GPIO = '[gpio]\nbackend = "log"\n'
 
@@ -87,8 +87,8 @@ post_roll_s = 0.5
 
 def test_room_snippets_are_kept_away_from_detections(tone_model, tmp_path):
     from bench.tonemodel import tone_clip
-    from daemon_helpers import RATE
     from device.wavio import write_wav
+    from tests.device.daemon_helpers import RATE
 
     wav = write_wav(tmp_path / "room.wav", tone_clip(90.0, [20.0, 50.0, 75.0], seed=3), RATE)
     out = tmp_path / "snippets"
@@ -169,8 +169,8 @@ def test_a_wav_can_stand_in_for_the_microphone_at_real_time(tone_model, tmp_path
     import time
 
     from bench.tonemodel import tone_clip
-    from daemon_helpers import RATE
     from device.wavio import write_wav
+    from tests.device.daemon_helpers import RATE
 
     clip = tmp_path / "mic.wav"
     write_wav(clip, tone_clip(2.5, [0.5], seed=12), RATE)

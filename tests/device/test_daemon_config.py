@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from daemon_helpers import REPO, run_wakeword, write_config
 from device import config
 from device.config import ConfigError, DaemonConfig
+from tests.device.daemon_helpers import REPO, run_wakeword, write_config
 
 EXAMPLE = REPO / "device" / "config.example.toml"
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from bench.tonemodel import TONE_S, tone_clip
-from daemon_helpers import RATE, json_lines, run_wakeword, write_config
 from device.wavio import write_wav
+from tests.device.daemon_helpers import RATE, json_lines, run_wakeword, write_config
 from tests.toymodels import model_with_props, wrong_sample_rate_model
 
 TONES_AT = (1.5, 4.0)

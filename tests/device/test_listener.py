@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bench.tonemodel import TONE_S, tone_clip
-from daemon_helpers import PARAMS, RATE, multichannel
 from device.decision import Decider, DecisionConfig
 from device.engine import Engine
 from device.filesource import WavSource
@@ -22,6 +21,7 @@ from device.outputs import GpioConfig, Indicator, Outputs
 from device.ringqueue import Block, DropOldestQueue
 from device.stopflag import StopFlag
 from device.wavio import write_wav
+from tests.device.daemon_helpers import PARAMS, RATE, multichannel
 
 
 class ScriptedSource:

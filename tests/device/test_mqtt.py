@@ -24,7 +24,6 @@ import paho.mqtt.client as paho
 import pytest
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import PARAMS, popen_wakeword, run_wakeword, write_config
 from device import config, package_version
 from device.config import ConfigError
 from device.decision import Decider, DecisionConfig
@@ -35,6 +34,7 @@ from device.mqtt import MqttConfig, MqttOutput, discovery_config, slug
 from device.outputs import Outputs
 from device.stopflag import StopFlag
 from device.wavio import write_wav
+from tests.device.daemon_helpers import PARAMS, popen_wakeword, run_wakeword, write_config
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 WAIT_S = 30.0

@@ -11,9 +11,9 @@ import onnx
 import pytest
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import PARAMS, run_wakeword
 from device import modelmeta
 from device.engine import Engine, EngineError
+from tests.device.daemon_helpers import PARAMS, run_wakeword
 from tests.toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
 
 

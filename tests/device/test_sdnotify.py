@@ -11,9 +11,9 @@ import time
 import pytest
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import RATE, json_lines, popen_wakeword, write_config
 from device.sdnotify import Notifier, setup_logging, watchdog_interval_s
 from device.wavio import write_wav
+from tests.device.daemon_helpers import RATE, json_lines, popen_wakeword, write_config
 
 
 @pytest.fixture

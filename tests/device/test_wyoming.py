@@ -23,7 +23,7 @@ from wyoming.info import Describe, Info
 from wyoming.wake import Detect, Detection
 
 from bench.tonemodel import tone_clip
-from daemon_helpers import multichannel
+from tests.device.daemon_helpers import multichannel
 
 REPO = Path(__file__).resolve().parents[2]
 

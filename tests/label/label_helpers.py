@@ -1,4 +1,4 @@
-"""Helpers for the labelling tests (imported by name: tests/label is on sys.path under pytest)."""
+"""Helpers for the labelling tests."""
 
 from __future__ import annotations
 

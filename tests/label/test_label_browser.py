@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from label_helpers import label_of, make_folder, serving
+from tests.label.label_helpers import label_of, make_folder, serving
 from train.label.server import make_server
 
 CHROMIUM = Path("/usr/bin/chromium")

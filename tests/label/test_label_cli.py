@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from label_helpers import http, make_folder
-from terminal import sigint_default
+from tests.label.label_helpers import http, make_folder
+from tests.terminal import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from device.clipsaver import ClipSaver, SaveConfig
 from device.decision import Detection
 from device.params import AudioParams
 from device.takes import Session, SessionConfig
-from label_helpers import RATE, http, serving, tone_word
+from tests.label.label_helpers import RATE, http, serving, tone_word
 from train.dataconfig import DataConfig
 from train.sources import plan_recordings
 

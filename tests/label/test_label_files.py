@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from label_helpers import label_of
+from tests.label.label_helpers import label_of
 from train.label.labels import Label, LabelError, parse, read_label, write_label
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from label_helpers import RATE, http, label_of, make_folder, serving
+from tests.label.label_helpers import RATE, http, label_of, make_folder, serving
 
 
 @pytest.fixture

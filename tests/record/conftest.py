@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from record_helpers import Word, espeak_word
+from tests.record.record_helpers import Word, espeak_word
 
 
 @pytest.fixture(scope="session")

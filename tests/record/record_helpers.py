@@ -1,4 +1,4 @@
-"""Helpers for the recording tests (imported by name: tests/record is on sys.path under pytest):
+"""Helpers for the recording tests:
 a real spoken word (espeak-ng), takes made of it, and file-backed ALSA microphones."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from device.speech import SpeechConfig
-from record_helpers import RATE, as_device_audio, make_alsa_mic, run_record, spoken_takes
+from tests.record.record_helpers import RATE, as_device_audio, make_alsa_mic, run_record, spoken_takes
 
 PAD_S = SpeechConfig().pad_ms / 1000
 SPAN_TOL_S = 0.05

@@ -10,8 +10,8 @@ import soundfile as sf
 
 from device.speech import SpeechConfig, find_speech
 from device.takes import Session, SessionConfig
-from record_helpers import RATE, spoken_takes
-from record_synth import speech_in_noise
+from tests.record.record_helpers import RATE, spoken_takes
+from tests.record.record_synth import speech_in_noise
 
 SPEECH = SpeechConfig()
 PAD_S = SPEECH.pad_ms / 1000

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from device.params import AudioParams
 from device.speech import Endpointer, Span, SpeechConfig, find_speech, frame_db, trim
-from record_synth import speech_in_noise
+from tests.record.record_synth import speech_in_noise
 
 SR = AudioParams().sample_rate
 CFG = SpeechConfig()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from terminal import sigint_default
+from tests.terminal import sigint_default
 from train import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
