@@ -199,6 +199,35 @@ def test_killed_daemon_is_restarted(running):
     assert int(m.prop("NRestarts")) == restarts + 1
 
 
+def test_a_frozen_daemon_is_restarted_by_systemds_watchdog(running):
+    """systemd's own watchdog, not a stand-in (issue 18): a daemon that stops pinging (frozen whole
+    with SIGSTOP: its loop, and so its WATCHDOG=1, stop) is aborted and restarted by systemd. The
+    unit's WatchdogSec (30 s) is shortened by a drop-in so the test does not wait half a minute;
+    that the pings come from the inference loop itself is the soak's and the device tests' part."""
+    from deploy.testbed.nspawn import wait_until
+
+    m = running
+    dropin = "/etc/systemd/system/wakeword.service.d/test-watchdog.conf"
+    m.root(
+        "mkdir -p /etc/systemd/system/wakeword.service.d && "
+        f"for line in [Service] WatchdogSec=4 TimeoutAbortSec=5; do echo $line; done > {dropin} && "
+        "systemctl daemon-reload && systemctl restart wakeword"
+    )
+    try:
+        assert m.prop("WatchdogUSec") == "4s", m.root(f"cat {dropin}")
+        assert wait_until(lambda: "listening" in m.prop("StatusText"), timeout_s=60)
+        pid, restarts = m.prop("MainPID"), int(m.prop("NRestarts"))
+        m.root(f"kill -STOP {pid}")
+        assert wait_until(
+            lambda: m.prop("MainPID") not in ("0", pid) and "listening" in m.prop("StatusText"), timeout_s=90
+        )
+        assert int(m.prop("NRestarts")) == restarts + 1
+        journal = m.root("journalctl -u wakeword -o cat --no-pager")
+        assert "Watchdog timeout" in journal, journal[-2000:]
+    finally:
+        m.root(f"rm -f {dropin} && systemctl daemon-reload", check=False)
+
+
 def test_status_logs_and_a_fleet_with_an_unreachable_host(running):
     m = running
     status = m.make("status")
