@@ -36,6 +36,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -237,13 +238,15 @@ class Run:
                 shutil.rmtree(self.root)
             subprocess.run(["cp", "-a", "--reflink=auto", str(cached), str(self.root)], check=True)
             (self.root / ".complete").unlink(missing_ok=True)
-            binds = bind_files(self.work / "files", {})
-            binds.append(f"--bind-ro={self.bundle}:{BUNDLE}")
+            options = bind_files(self.work / "files", {})
+            options.append(f"--bind-ro={self.bundle}:{BUNDLE}")
             if self.shared is not None:
-                binds.append(f"--bind-ro={self.shared}:{HOME}/shared")
+                options.append(f"--bind-ro={self.shared}:{HOME}/shared")
+            # This machine's DNS server: Ubuntu's systemd-resolved would have none (no DHCP here).
+            options.append("--resolv-conf=replace-host")
             self.machine = Booted(
                 self.root, self.work, machine=f"fresh-{self.distro}-{os.getpid()}", hostname=f"fresh-{self.distro}",
-                volatile=False, binds=binds,
+                volatile=False, options=options,
             )  # fmt: skip
             with self.machine:
                 r.boot_seconds = round(self.machine.wait_booted(), 1)
@@ -318,6 +321,7 @@ def report(results: Sequence[Result]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # kill: the machine is still powered off
     ap = argparse.ArgumentParser(prog="fresh-systems", description=__doc__.split("\n\n")[0])
     ap.add_argument("distros", nargs="*", default=["bookworm", "trixie", "noble"], help=", ".join(DISTROS))
     ap.add_argument("--out", type=Path, default=REPO / "build" / "fresh-systems")

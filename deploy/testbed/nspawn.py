@@ -72,10 +72,10 @@ def host_pip_config(python: str = sys.executable) -> tuple[str, list[Path]]:
 
 class Booted(Machine):
     """``systemd-nspawn --boot`` over a root directory (systemd as PID 1, the host's network);
-    use as a context manager (stops it on exit). ``binds``: extra nspawn ``--bind``/``--bind-ro``
-    options. ``volatile``: boot under a throwaway tmpfs overlay, so the root is never written
-    (else the root itself takes every write: give it a copy). :meth:`run` runs a command inside,
-    entering the container's namespaces from the host (no ssh, no machined needed)."""
+    use as a context manager (stops it on exit). ``options``: more nspawn options (``--bind-ro=``,
+    ...). ``volatile``: boot under a throwaway tmpfs overlay, so the root is never written
+    (else the root itself takes every write: give it a copy). :meth:`enter` makes the host command line
+    that runs a command inside, entering its namespaces (no ssh, no machined needed)."""
 
     def __init__(
         self,
@@ -85,14 +85,14 @@ class Booted(Machine):
         machine: str,
         hostname: str,
         volatile: bool = True,
-        binds: Sequence[str] = (),
+        options: Sequence[str] = (),
     ):
         self.root = root
         self.workdir = workdir
         self.machine = machine
         self.hostname = hostname
         self.volatile = volatile
-        self.binds = list(binds)
+        self.options = list(options)
         self.proc: subprocess.Popen | None = None
         self.console_log = workdir / "console.log"
 
@@ -110,7 +110,7 @@ class Booted(Machine):
             "--console=pipe",
             f"--machine={self.machine}",
             f"--hostname={self.hostname}",
-            *self.binds,
+            *self.options,
         ]
 
     def boot(self) -> None:
@@ -212,7 +212,7 @@ class Container(Booted):
 
     def start(self, timeout_s: float = 60) -> float:
         """Boot and wait for ssh; returns the seconds from boot to ssh."""
-        self.binds = bind_files(
+        self.options = bind_files(
             self.workdir / "files",
             {
                 "/etc/ssh/sshd_config.d/20-port.conf": f"Port {self.port}\n".encode(),
