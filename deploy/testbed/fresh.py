@@ -85,6 +85,7 @@ class Result:
     python: str = ""
     root: str = ""
     root_seconds: float = 0.0
+    root_built: bool = False  # False: reused from the cache
     boot_seconds: float = 0.0
     steps: list[Step] = field(default_factory=list)
     passed: bool = False
@@ -131,7 +132,7 @@ def notes_of(output: str) -> list[str]:
     """The lines of a step's output worth reading in the report: setup's own, pytest's result."""
     keep = []
     for line in output.splitlines():
-        if line.startswith("setup: ") or re.match(r"^(SKIPPED|FAILED|ERROR) ", line):
+        if line.startswith(("setup: ", "  sudo apt-get install ")) or re.match(r"^(SKIPPED|FAILED|ERROR) ", line):
             keep.append(line.strip())
         elif re.match(r"^=*\s*\d+ (passed|failed)", line) or re.search(r"\d+ (passed|failed).* in [\d.]+s", line):
             keep.append(line.strip("= ").strip())
@@ -146,11 +147,13 @@ def as_user(command: str, cwd: str) -> list[str]:
     return ["runuser", "-u", USER, "--", "env", "-i", *env, "bash", "-lc", f"cd {shlex.quote(cwd)} && {command}"]
 
 
-def build_root(distro: str) -> Path:
-    proc = subprocess.run([str(ROOT_BUILDER), distro], stdout=subprocess.PIPE, text=True)
+def build_root(distro: str) -> tuple[Path, bool]:
+    """The cached fresh root of ``distro``, and whether this call built it."""
+    proc = subprocess.run([str(ROOT_BUILDER), distro], capture_output=True, text=True)
+    sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"fresh-root.sh {distro} failed (exit {proc.returncode}; its output is above)")
-    return Path(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"fresh-root.sh {distro} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1]), "fresh-root: built in" in proc.stderr
 
 
 class Run:
@@ -232,7 +235,7 @@ class Run:
         r = self.result
         try:
             t0 = time.monotonic()
-            cached = build_root(self.distro)
+            cached, r.root_built = build_root(self.distro)
             r.root, r.root_seconds = cached.name, round(time.monotonic() - t0, 1)
             if self.root.exists():
                 shutil.rmtree(self.root)
@@ -248,13 +251,15 @@ class Run:
                 self.root, self.work, machine=f"fresh-{self.distro}-{os.getpid()}", hostname=f"fresh-{self.distro}",
                 volatile=False, options=options,
             )  # fmt: skip
-            with self.machine:
-                r.boot_seconds = round(self.machine.wait_booted(), 1)
+            try:
+                r.boot_seconds = round(self.machine.start(), 1)
                 r.python = subprocess.run(
                     self.machine.enter(["python3", "--version"]), capture_output=True, text=True
                 ).stdout.strip()
                 r.passed = self.readme(timeout_s)
                 r.disk = subprocess.run(["du", "-sh", str(self.root)], capture_output=True, text=True).stdout.split()[0]
+            finally:
+                self.machine.stop()
         except Exception as exc:  # the harness broke: say where, keep what there is
             log.exception("%s: %s", self.distro, exc)
             r.error = str(exc)
@@ -292,8 +297,9 @@ def report(results: Sequence[Result]) -> str:
         lines += [
             f"## {DISTROS.get(r.distro, r.distro)}: {'PASS' if r.passed else 'FAIL'}",
             "",
-            f"Commit {r.commit[:12]}; {r.python or 'python3 ?'}; root {r.root} ({r.root_seconds:.0f} s to build or"
-            f" reuse); boot {r.boot_seconds:.1f} s; the machine used {r.disk or '?'} at the end.",
+            f"Commit {r.commit[:12]}; {r.python or 'python3 ?'}; root {r.root} ("
+            + (f"built in {r.root_seconds:.0f} s" if r.root_built else "reused from the cache")
+            + f"); boot {r.boot_seconds:.1f} s; the machine used {r.disk or '?'} at the end.",
             "",
         ]
         if r.error:

@@ -45,12 +45,16 @@ def test_what_a_step_installed():
 
 def test_report_notes_keep_setups_lines_and_pytests_result():
     out = (
+        "setup: optional Debian packages missing (...); to have them:\n"
+        "  sudo apt-get install chromium\n"
         "setup: installing Python packages (.[dev]) into .venv\n"
         "collecting ...\n"
         "SKIPPED [3] tests/deploy/test_deploy_nspawn.py: needs root: boots a container\n"
         "========== 812 passed, 40 skipped in 900.12s (0:15:00) ==========\n"
     )
     assert notes_of(out) == [
+        "setup: optional Debian packages missing (...); to have them:",
+        "sudo apt-get install chromium",
         "setup: installing Python packages (.[dev]) into .venv",
         "SKIPPED [3] tests/deploy/test_deploy_nspawn.py: needs root: boots a container",
         "812 passed, 40 skipped in 900.12s (0:15:00)",
