@@ -288,8 +288,9 @@ def report(results: Sequence[Result]) -> str:
         "",
         "`make fresh-systems` (deploy/testbed/fresh.py). Each machine: a fresh root (standard system utilities,"
         " sudo, git; user `tester` with passwordless sudo) booted with systemd-nspawn; every command runs as"
-        " `tester` in a login shell. pip used this machine's package sources (local mirrors of PyPI); a user's"
-        " machine gets the same packages from PyPI.",
+        " `tester` in a login shell. pip used this machine's configuration (its local wheels and PyPI mirrors,"
+        " bound read-only, besides PyPI); a user's machine gets the same packages from PyPI, and torch's CPU build"
+        " from PyTorch's CPU index. Measured on docs/fresh-systems.md's terms (a shared, busy machine).",
         "",
     ]
     for r in results:
