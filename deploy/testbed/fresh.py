@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # kill: the machine is still powered off
     ap = argparse.ArgumentParser(prog="fresh-systems", description=__doc__.split("\n\n")[0])
     ap.add_argument("distros", nargs="*", default=["bookworm", "trixie", "noble"], help=", ".join(DISTROS))
-    ap.add_argument("--out", type=Path, default=REPO / "build" / "fresh-systems")
+    ap.add_argument("--out", type=Path, default=REPO / "build" / "fresh-systems", help="report and logs (%(default)s)")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per command (default 3 h)")
     ap.add_argument("--keep", action="store_true", help="keep each machine's root (else removed at the end)")
     args = ap.parse_args(argv)
