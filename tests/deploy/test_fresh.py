@@ -7,7 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from deploy.testbed.fresh import added, dpkg_installed, notes_of, setup_apt_line
+import pytest
+
+from deploy.testbed.fresh import ROOT_BUILDER, added, dpkg_installed, notes_of, setup_apt_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +61,16 @@ def test_report_notes_keep_setups_lines_and_pytests_result():
         "SKIPPED [3] tests/deploy/test_deploy_nspawn.py: needs root: boots a container",
         "812 passed, 40 skipped in 900.12s (0:15:00)",
     ]
+
+
+@pytest.mark.parametrize("distro", ["sid", "noble; touch /tmp/x", "Bookworm", ""])
+def test_fresh_root_rejects_an_unknown_distro_before_anything_else(distro, tmp_path):
+    proc = subprocess.run(
+        [str(ROOT_BUILDER), distro],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "WAKEWORD_TESTBED_CACHE": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "unknown distro" in proc.stderr
+    assert not (tmp_path / "cache").exists()
