@@ -21,6 +21,7 @@ indexes bind-mounted read-only, constraints copied in), so pip installs what thi
 would; a user's machine gets the same packages from PyPI (and torch from PyTorch's CPU index).
 ``../shared`` (the real recordings the README's reports use) is bound read-only beside the clone.
 Nothing runs nested: inside, ``make test`` runs as a non-root user, so the root-only tiers skip.
+One run at a time per machine (a lock): the containers share the host's network (port 22).
 
 Results: ``build/fresh-systems/<distro>/`` (``result.json``, one log per step, the console) and
 ``build/fresh-systems/report.md`` (every distro with a result). Exit 0 when every distro passed,
@@ -30,6 +31,7 @@ Results: ``build/fresh-systems/<distro>/`` (``result.json``, one log per step, t
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -52,6 +54,7 @@ DISTROS = {"bookworm": "Debian 12 (bookworm)", "trixie": "Debian 13 (trixie)", "
 USER = "tester"
 HOME = f"/home/{USER}"
 BUNDLE = "/srv/wakeword.bundle"
+LOCK = Path("/run/lock/wakeword-fresh-systems.lock")
 # The README's quick start, as a new user on a fresh machine types it: (name, directory, command).
 README_STEPS = [
     ("prerequisites", HOME, "sudo apt-get install -y git make"),
@@ -348,6 +351,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # One run at a time on this machine: the containers share its network, and the openssh-server
+    # `make test` installs listens on port 22, so a second machine's sshd (Ubuntu: ssh.socket) could
+    # not start and its apt-get install failed.
+    lock = open(LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("fresh-systems: another run holds %s (its machines share this network); waiting", LOCK)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     # The committed HEAD of this checkout, not its working tree: what a user clones.
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     bundle = out / "wakeword.bundle"
