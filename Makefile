@@ -19,18 +19,19 @@ PY := .venv/bin/python
 BUILD := build/$(KEYWORD)
 MODEL ?= $(BUILD)/model.onnx
 MINUTES ?=
+DISTROS ?= bookworm trixie noble
 # make soak passes --model only when MODEL was given (else: <build>/model.onnx, or the tone model with QUICK=1);
 # AUDIO=file.wav (+ .json keyword_spans) gives a real model its keywords (default: make bench's positive stream)
 SOAK_MODEL := $(if $(filter file,$(origin MODEL)),,1)
 # User values travel to the recipes through the environment, never pasted into a shell line
 # (a KEYWORD, MODEL or SET with quotes or `;` in it stays one argument): scripts/stage.sh builds
 # the options every pipeline stage understands (keyword, build, config layers, overrides, quick).
-export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE MINUTES SOAK_MODEL AUDIO
+export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE MINUTES SOAK_MODEL AUDIO DISTROS
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-test data train export test bench soak finetune pair loop deploy status logs undeploy e2e-pi lock \
-        record label collect clean
+        fresh-systems record label collect clean
 
 help:  ## show this help
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -98,6 +99,11 @@ lock: setup  ## pin the Pi's Python packages to this venv's versions + wheel has
 
 e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; SUITE=trixie, LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh
+
+# The README's quick start on freshly installed machines (booted containers, a non-root user with sudo), each
+# command timed: deploy/testbed/fresh.py, docs/fresh-systems.md. Needs no .venv (the runner is plain Python).
+fresh-systems:  ## the quick start on fresh Debian 12, 13 and Ubuntu 24.04 containers, timed (root; DISTROS=) -> build/fresh-systems
+	@nice -n 5 $(if $(wildcard $(PY)),$(PY),python3) -m deploy.testbed.fresh $${DISTROS}
 
 record: setup  ## record your own takes of the keyword (KIND=negative for other phrases; TAKES=N, DEVICE=name)
 	$(PY) -m device.cli record --keyword "$$KEYWORD" --out "recordings/$$KEYWORD" \

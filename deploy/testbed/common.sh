@@ -6,6 +6,11 @@
 #   testbed_key FILE... -- WORD...    short hash of files (comment lines left out, so editing
 #                                     the docs does not cost a rebuild) and words: a build's cache key
 #   testbed_mirror                    the apt sources to build from (this machine's, when it has some)
+#   testbed_sources SUITE DIR         mmdebstrap's mirror arguments for SUITE, one a line (a sources
+#                                     file written into DIR, or URLs): a Debian suite from this
+#                                     machine's sources with the suite renamed, Ubuntu's noble from
+#                                     $WAKEWORD_UBUNTU_MIRROR (default http://archive.ubuntu.com/ubuntu)
+#   testbed_keyring SUITE             mmdebstrap's --keyring option where the host has no key (noble)
 #   testbed_ca_files                  this machine's extra CA certificates (TLS interception, mirrors)
 
 testbed_cache_dir() {
@@ -24,6 +29,48 @@ testbed_mirror() {
   # The host's deb822 sources file, if it names Debian; mmdebstrap reads it as the mirror list.
   local f=/etc/apt/sources.list.d/debian.sources
   if [ -f "$f" ] && grep -q 'debian' "$f"; then echo "$f"; else echo "http://deb.debian.org/debian"; fi
+}
+
+testbed_sources() {
+  local suite=$1 dir=$2 mirror host_suite part
+  case "$suite" in
+    noble)
+      for part in "" -updates -security; do
+        echo "deb ${WAKEWORD_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu} $suite$part main restricted universe multiverse"
+      done
+      return 0 ;;
+  esac
+  mirror=$(testbed_mirror)
+  host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [ -f "$mirror" ] && [ -n "$host_suite" ] && [ "$host_suite" != "$suite" ]; then
+    # The host's sources name its own suite (bookworm, bookworm-updates, bookworm-security): the
+    # same mirrors, another suite.
+    sed "/^Suites:/s/\b$host_suite\b/$suite/g" "$mirror" > "$dir/sources"
+    mirror=$dir/sources
+  fi
+  echo "$mirror"
+}
+
+# Ubuntu's archive key, for a Debian host that has none (Debian does not package it): the
+# ubuntu-keyring package of noble, fetched once from the Ubuntu mirror and checked against the
+# sha256 pinned here (the archive's signature cannot vouch for the key that checks it).
+ubuntu_keyring_deb=pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1_all.deb
+ubuntu_keyring_sha256=36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8
+
+testbed_keyring() {
+  [ "$1" = noble ] || return 0
+  local dir deb
+  dir=$(testbed_cache_dir)/ubuntu-keyring-${ubuntu_keyring_sha256:0:12}
+  if [ ! -d "$dir/etc/apt/trusted.gpg.d" ]; then
+    deb=$(mktemp)
+    curl -fsS --max-time 60 -o "$deb" "${WAKEWORD_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}/$ubuntu_keyring_deb" \
+      || { rm -f "$deb"; echo "testbed: cannot fetch Ubuntu's keyring ($ubuntu_keyring_deb)" >&2; return 1; }
+    echo "$ubuntu_keyring_sha256  $deb" | sha256sum -c --quiet \
+      || { rm -f "$deb"; echo "testbed: Ubuntu's keyring package does not match its pinned sha256" >&2; return 1; }
+    rm -rf "$dir.tmp" && dpkg-deb -x "$deb" "$dir.tmp" && mv "$dir.tmp" "$dir"
+    rm -f "$deb"
+  fi
+  echo "--keyring=$dir/etc/apt/trusted.gpg.d"
 }
 
 testbed_ca_files() {

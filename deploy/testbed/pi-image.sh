@@ -68,14 +68,7 @@ trap 'binfmt_off; rm -rf "$tmp"' EXIT
 binfmt_on
 ssh-keygen -q -t ed25519 -N '' -C wakeword-emulated-pi -f "$tmp/id_ed25519"
 mapfile -t ca_hooks < <(testbed_ca_hooks)
-mirror=$(testbed_mirror)
-host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-if [ -f "$mirror" ] && [ -n "$host_suite" ] && [ "$host_suite" != "$suite" ]; then
-  # The host's sources name its own suite (bookworm, bookworm-updates, bookworm-security): the
-  # same mirrors, another suite.
-  sed "/^Suites:/s/\b$host_suite\b/$suite/g" "$mirror" > "$tmp/sources"
-  mirror=$tmp/sources
-fi
+mapfile -t mirror < <(testbed_sources "$suite" "$tmp")
 echo "pi-image: building $out (first run only, 7-15 minutes)" >&2
 t0=$(date +%s)
 mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet \
@@ -100,7 +93,7 @@ mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet
   --customize-hook="mkdir -p \"\$1/home/pi/.ssh\"; cp '$tmp/id_ed25519.pub' \"\$1/home/pi/.ssh/authorized_keys\"; chroot \"\$1\" chown -R pi:pi /home/pi/.ssh" \
   --customize-hook='printf "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n" > "$1/etc/ssh/sshd_config.d/10-testbed.conf"' \
   --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
-  "$suite" "$tmp/root" "$mirror"
+  "$suite" "$tmp/root" "${mirror[@]}"
 cp "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
 cp "$tmp"/root/boot/initrd.img-* "$tmp/initrd.img"
 mkfs.ext4 -q -L root -d "$tmp/root" "$tmp/rootfs.img" 4G
