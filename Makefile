@@ -30,7 +30,7 @@ export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-test data train export test bench soak finetune pair loop deploy status logs undeploy e2e-pi lock \
+.PHONY: help setup setup-test data train export test bench soak finetune loop deploy status logs undeploy e2e-pi lock \
         fresh-systems record label collect clean
 
 help:  ## show this help
@@ -68,9 +68,6 @@ soak: setup-test  ## MINUTES=120 of live audio, faults injected -> build/<keywor
 
 finetune: setup  ## fine-tune the model on recordings/<keyword> (takes, labelled detections) -> build/<keyword>-ft
 	@NPROC=1 $(STAGE) train.finetune
-
-pair: setup  ## after make train: a second run (next seed), the two combined and exported -> build/<keyword>-pair
-	@$(STAGE) train.pair
 
 loop: setup  ## one turn of the field loop on ../shared/data, measured -> build/<keyword>-loop/loop-report.md
 	@NPROC=1 $(STAGE) bench.fieldloop

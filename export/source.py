@@ -109,7 +109,7 @@ def build_detector(ckpt: Checkpoint):
     except FrontendError as exc:
         raise CheckpointError(f"{ckpt.path}: {exc}") from None
     try:
-        model = make_head(ModelConfig(**ckpt.model_config))
+        model = make_head(ModelConfig.from_dict(ckpt.model_config))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt.path}: bad model config: {_first_line(exc)}") from None
     try:

@@ -3,7 +3,9 @@
     python -m train.combine --keyword K --build build/K-ens --from build/K --from build/K-s2
 
 Each ``--from`` build holds a finished ``train/best.pt`` of the same keyword, audio numbers, front
-end and ``[model]`` (seeds differ: ``--set train.seed=2``). The result is an ordinary build whose
+end and ``[model]`` (seeds differ: with the default two heads per run, ``--set train.seed=3`` for the
+second, so no head repeats another). ``make train`` already trains ``[model] heads`` runs in one
+model; this is for runs trained apart (other data draws, other machines). The result is an ordinary build whose
 ``train/best.pt`` is a :class:`train.model.Heads` over all of their heads (``[model] heads`` = the
 total), with the first build's dataset, renders and evaluation streams borrowed by hard links, so
 ``make export BUILD=build/K-ens`` calibrates and exports it like any other; the device runs it

@@ -63,7 +63,7 @@ def _evaluate(args) -> int:
     state = states[0]
     if any(s["audio_params"] != state["audio_params"] or s["keyword"] != state["keyword"] for s in states):
         raise ValueError("the checkpoints are of different keywords or audio parameters")
-    mc, weights = combine(states) if len(states) > 1 else (ModelConfig(**state["model_config"]), state["model"])
+    mc, weights = combine(states) if len(states) > 1 else (ModelConfig.from_dict(state["model_config"]), state["model"])
     params = AudioParams.from_dict(state["audio_params"])
     model = make_head(mc)
     model.load_state_dict(weights)

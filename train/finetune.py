@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from train import config, stagecli
+from train import checkpoint, config, stagecli
 from train.stagecli import stage_opts
 
 log = logging.getLogger("train.finetune")
@@ -58,6 +58,15 @@ def borrow(base: Path, out: Path) -> None:
                 shutil.copytree(base / part, out / part)
 
 
+def base_model(init: Path) -> list[str]:
+    """The base checkpoint's ``[model]`` as overrides: a fine-tune has the shape of the model it
+    starts from (e.g. one head, from before two became the default), whatever the defaults say now."""
+    from train.model import ModelConfig
+
+    mc = ModelConfig.from_dict(checkpoint.load(init).get("model_config") or {})
+    return [f"model.{k}={v}" for k, v in mc.to_dict().items() if k != "embed_dim"]
+
+
 def finetune(
     keyword: str,
     base: Path,
@@ -79,7 +88,7 @@ def finetune(
         out,
         quick=quick,
         configs=[str(FINETUNE_FILE), *(configs or [])],
-        overrides=[f"train.init_from={init.resolve()}", *(overrides or [])],
+        overrides=[f"train.init_from={init.resolve()}", *base_model(init), *(overrides or [])],
     )
     model = out / "model.onnx"
     run_stage("train.dataset", opts)
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return stagecli.run(
-        "finetune", body, (StageFailed,), f"run it again to go on ({out}/train/last.pt keeps the steps done)"
+        "finetune", body, (StageFailed, checkpoint.CheckpointError), f"run it again to go on ({out}/train/last.pt keeps the steps done)"
     )
 
 

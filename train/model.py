@@ -10,13 +10,16 @@ is normalised on its own and the GRUs run forwards only, so :meth:`Head.step` ch
 with carried state gives the same output as :meth:`Head.forward` on the whole sequence.
 The size (``hidden``, ``layers``) was chosen by measurement: docs/experiments.md.
 
-With ``heads > 1`` (:class:`Heads`) several such heads, initialised differently, each learn on
-their own (the loss is theirs, averaged: ``forward(members=True)``) and answer together: the
-mean of their probabilities. They share the front end, so the device pays for the tiny heads only.
+With ``heads > 1`` (:class:`Heads`) several such heads answer together: the mean of their
+probabilities. Training gives each its own seed (``seed + k``: initial weights, batches, masks,
+dropout) and its own loss (``forward(members=True)`` on one batch per head), so head ``k`` learns
+exactly as a one-head run with that seed would: the model *is* several runs combined. They share
+the front end, so the device pays for the tiny heads only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -33,9 +36,11 @@ class ModelConfig:
     """Stacked GRU layers."""
     dropout: float = 0.3
     """Drop probability on the normalised input and after the GRUs (training only)."""
-    heads: int = 1
-    """Heads learning side by side from different initial weights; the model answers with the
-    mean of their probabilities (:class:`Heads`)."""
+    heads: int = 2
+    """Heads trained side by side, each as its own run (seed + k); the model answers with the
+    mean of their probabilities (:class:`Heads`). Two: single runs spread widely on real voices
+    with the seed and the data draw, and the mean of two was never much worse than its runs'
+    average and far better when one was an outlier (docs/experiments.md)."""
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1 or self.hidden < 1 or self.layers < 1:
@@ -46,18 +51,26 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["heads"] == 1:
-            del d["heads"]  # what every checkpoint before ``heads`` existed says
-        return d
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """A checkpoint's ``model_config``; one that does not name ``heads`` is from before heads
+        existed: one head."""
+        return cls(**{"heads": 1, **d})
+
+
+Batches = Sequence[torch.Tensor]
+"""Training's input: one batch ``[B_k, T_k, embed_dim]`` per head (each head learns on its own)."""
 
 
 class Head(nn.Module):
-    """Embeddings ``[B, T, embed_dim]`` -> keyword logits ``[B, T]`` (one per 80 ms frame)."""
+    """Embeddings ``[B, T, embed_dim]`` -> keyword logits ``[B, T]`` (one per 80 ms frame).
+    One head, whatever ``cfg.heads`` says (:func:`make_head` builds what a config describes)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg = replace(cfg, heads=1)
         self.norm = nn.LayerNorm(cfg.embed_dim)
         self.gru = nn.GRU(
             cfg.embed_dim,
@@ -69,15 +82,21 @@ class Head(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.hidden, 1)
 
+    @property
+    def heads(self) -> list[Head]:
+        return [self]
+
     def initial_state(self, batch: int = 1) -> torch.Tensor:
         """All-zero GRU state ``[layers, B, hidden]``."""
         return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=self.out.weight.device)
 
-    def forward(self, emb: torch.Tensor, members: bool = False) -> torch.Tensor:
-        """Whole-sequence logits; equal to :meth:`step` from :meth:`initial_state`. ``members``:
-        each head's own logits, ``[heads, B, T]`` (what training's loss is taken on)."""
+    def forward(self, emb, seeds: Sequence[int] | None = None):
+        """Whole-sequence logits ``[B, T]``, equal to :meth:`step` from :meth:`initial_state`.
+        Given :data:`Batches` instead (training), see :func:`member_logits`."""
+        if not isinstance(emb, torch.Tensor):
+            return member_logits(self.heads, emb, seeds)
         logits, _ = self.step(emb, self.initial_state(emb.shape[0]))
-        return logits.unsqueeze(0) if members else logits
+        return logits
 
     def step(self, emb: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One chunk ``[B, T, embed_dim]`` and the carried state -> ``(logits [B, T], new state)``."""
@@ -91,11 +110,15 @@ class Heads(nn.Module):
     probabilities (as a logit, so everything downstream is unchanged). Same calls as :class:`Head`;
     the carried state is theirs stacked: ``[heads * layers, B, hidden]``."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, seed: int | None = None):
         super().__init__()
         self.cfg = cfg
-        one = ModelConfig(**{**asdict(cfg), "heads": 1})
-        self.members = nn.ModuleList(Head(one) for _ in range(cfg.heads))
+        members = []
+        for k in range(cfg.heads):
+            if seed is not None:
+                torch.manual_seed(seed + k)
+            members.append(Head(cfg))
+        self.members = nn.ModuleList(members)
 
     @property
     def heads(self) -> list[Head]:
@@ -105,9 +128,9 @@ class Heads(nn.Module):
     def initial_state(self, batch: int = 1) -> torch.Tensor:
         return torch.cat([m.initial_state(batch) for m in self.heads])
 
-    def forward(self, emb: torch.Tensor, members: bool = False) -> torch.Tensor:
-        if members:
-            return torch.stack([m(emb) for m in self.heads])
+    def forward(self, emb, seeds: Sequence[int] | None = None):
+        if not isinstance(emb, torch.Tensor):
+            return member_logits(self.heads, emb, seeds)
         logits, _ = self.step(emb, self.initial_state(emb.shape[0]))
         return logits
 
@@ -117,15 +140,35 @@ class Heads(nn.Module):
         return torch.logit(probs, eps=1e-6), torch.cat([state for _, state in outs])
 
 
-def make_head(cfg: ModelConfig) -> Head | Heads:
-    """The head a :class:`ModelConfig` describes (checkpoints, export and training all build it here)."""
-    return Heads(cfg) if cfg.heads > 1 else Head(cfg)
+def member_logits(heads: Sequence[Head], embs: Batches, seeds: Sequence[int] | None = None) -> list[torch.Tensor]:
+    """Training's view of a model: head ``k``'s logits on its own batch ``embs[k]`` (its loss is
+    taken on them alone), its dropout drawn after ``torch.manual_seed(seeds[k])`` when seeds are
+    given. Reached through the model's ``forward`` so distributed training syncs the gradients."""
+    if len(embs) != len(heads) or (seeds is not None and len(seeds) != len(heads)):
+        raise ValueError(f"need one batch and one seed per head: {len(heads)} heads, {len(embs)} batches")
+    out = []
+    for k, (head, emb) in enumerate(zip(heads, embs)):
+        if seeds is not None:
+            torch.manual_seed(seeds[k])
+        out.append(head(emb))
+    return out
+
+
+def make_head(cfg: ModelConfig, seed: int | None = None) -> Head | Heads:
+    """The head a :class:`ModelConfig` describes (checkpoints, export and training all build it here).
+    ``seed``: head ``k`` starts from the weights ``torch.manual_seed(seed + k)`` gives, as a
+    one-head run with seed ``seed + k`` would."""
+    if cfg.heads > 1:
+        return Heads(cfg, seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return Head(cfg)
 
 
 def combine(states: list[dict]) -> tuple[ModelConfig, dict]:
     """Several trained heads (checkpoint states with the same ``[model]`` but for ``heads``) as one
     :class:`Heads`: its config and state dict -- the mean of separately trained runs."""
-    cfgs = [ModelConfig(**s["model_config"]) for s in states]
+    cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
     base = replace(cfgs[0], heads=1)
     if any(replace(c, heads=1) != base for c in cfgs):
         raise ValueError("the checkpoints have different [model] settings; only heads may differ")

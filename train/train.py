@@ -220,8 +220,9 @@ class Trainer:
         self.keyword, self.out_dir, self.cfg, self.params = keyword, out_dir, cfg, params
         self.tc, self.device, self.dist, self.data_summary = tc, device, dist, data_summary
         self.schedule = schedule
-        torch.manual_seed(tc.seed)
-        self.model = make_head(mc).to(device)
+        self.model = make_head(mc, seed=tc.seed).to(device)
+        self.schedules = [replace(schedule, seed=tc.seed + k) for k in range(mc.heads)]
+        """Head ``k``'s batches: those of a one-head run with seed ``seed + k``."""
         self.ddp = dist.wrap(self.model, device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.planned_steps = tc.max_steps  # replanned at every validation when there is a time budget
@@ -303,29 +304,37 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------
     def train_step(self, clips, augment: FeatureAugment) -> float:
-        """One optimiser step on this replica's share of the step's batch -> its loss."""
-        torch.manual_seed(step_seed(self.tc.seed, self.step, self.dist.rank))  # dropout, masks
-        gen = torch.Generator().manual_seed(step_seed(self.tc.seed + 1, self.step, self.dist.rank))
-        idx = self.schedule.indices(self.step, self.dist.rank)
-        n_hard = round(self.tc.mining_fraction * len(idx)) if len(self.hard) else 0
-        if n_hard:
-            idx[-n_hard:] = self.hard.draw(
-                n_hard, np.random.default_rng(step_seed(self.tc.seed + 2, self.step, self.dist.rank))
-            )
-        x, y, m = collate([clips.features(int(i)) for i in idx], [clips.labels(int(i)) for i in idx])
-        x = augment(x, gen)
-        x, y, m = x.to(self.device), y.to(self.device), m.to(self.device)
+        """One optimiser step on this replica's share of the step's batches -> its loss (the
+        heads' mean). Head ``k`` trains as a one-head run with seed ``seed + k`` would: its own
+        batch, masks, noise and dropout (:mod:`train.batches`: pure functions of seed and step),
+        its own loss and its own gradient clipping."""
+        seeds = [self.tc.seed + k for k in range(self.model.cfg.heads)]
+        xs, ys, ms = [], [], []
+        for seed, schedule in zip(seeds, self.schedules):
+            idx = schedule.indices(self.step, self.dist.rank)
+            n_hard = round(self.tc.mining_fraction * len(idx)) if len(self.hard) else 0
+            if n_hard:
+                idx[-n_hard:] = self.hard.draw(
+                    n_hard, np.random.default_rng(step_seed(seed + 2, self.step, self.dist.rank))
+                )
+            x, y, m = collate([clips.features(int(i)) for i in idx], [clips.labels(int(i)) for i in idx])
+            x = augment(x, torch.Generator().manual_seed(step_seed(seed + 1, self.step, self.dist.rank)))
+            xs.append(x.to(self.device))
+            ys.append(y.to(self.device))
+            ms.append(m.to(self.device))
         self.ddp.train()
-        # each head learns on its own ([model] heads > 1): the mean of their losses, not the loss of their mean
-        loss = torch.stack(
-            [frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma) for lg in self.ddp(x, members=True)]
-        ).mean()
+        logits = self.ddp(xs, seeds=[step_seed(seed, self.step, self.dist.rank) for seed in seeds])
+        losses = [frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma) for lg, y, m in zip(logits, ys, ms)]
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # The gradients are averaged across replicas by now, so every replica sees the same norm
+        torch.stack(losses).sum().backward()  # each head's gradient is its own loss's alone
+        # The gradients are averaged across replicas by now, so every replica sees the same norms
         # and stops together: a non-finite step is never taken (nothing non-finite is saved).
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip or float("inf"))
-        if not bool(torch.isfinite(norm)):
+        norms = [
+            torch.nn.utils.clip_grad_norm_(head.parameters(), self.tc.grad_clip or float("inf"))
+            for head in self.model.heads
+        ]
+        loss = torch.stack(losses).mean()
+        if not all(bool(torch.isfinite(n)) for n in norms):
             raise NonFiniteLoss(
                 f"training diverged at step {self.step + 1}: the loss or its gradients are "
                 f"not finite (loss {float(loss.detach()):g}); {self.out_dir / 'last.pt'} keeps "
@@ -529,7 +538,7 @@ def start_from(trainer: Trainer, path: Path) -> None:
         problems.append(f"keyword {state.get('keyword')!r}, not {trainer.keyword!r}")
     if state.get("audio_params") != trainer.params.to_dict():
         problems.append("other [audio] parameters")
-    ours, theirs = trainer.model.cfg.to_dict(), state.get("model_config") or {}
+    ours, theirs = trainer.model.cfg.to_dict(), ModelConfig.from_dict(state.get("model_config") or {}).to_dict()
     if theirs != ours:
         problems.append(
             "another [model] ("

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from tests.toymodels import write_tone_checkpoint
 from train import finetune
 
 
@@ -15,8 +16,7 @@ def _base(tmp_path):
     for part in ("sources", "rooms", "dataset", "streams"):
         (base / part).mkdir(parents=True)
         (base / part / "file.bin").write_bytes(part.encode())
-    (base / "train").mkdir()
-    (base / "train" / "best.pt").write_bytes(b"weights")
+    write_tone_checkpoint(base / "train" / "best.pt", steps=3)  # one head: a model from before two were the default
     return base
 
 
@@ -34,7 +34,9 @@ def test_the_stages_run_from_the_base_checkpoint_in_a_build_of_their_own(tmp_pat
     configs = [opts[i + 1] for i, o in enumerate(opts) if o == "--config"]
     assert configs == [str(finetune.FINETUNE_FILE), "mine.toml"]  # the user's layers come last and win
     sets = [opts[i + 1] for i, o in enumerate(opts) if o == "--set"]
-    assert sets == [f"train.init_from={(base / 'train' / 'best.pt').resolve()}", "train.max_steps=50"]
+    assert sets[0] == f"train.init_from={(base / 'train' / 'best.pt').resolve()}"
+    assert "model.heads=1" in sets and "model.hidden=16" in sets  # the base's shape, whatever the defaults say
+    assert sets[-1] == "train.max_steps=50"  # the user's own settings come last and win
     assert all(o == opts for _, o in ran)  # every stage sees the same configuration
 
     for part in ("sources", "rooms", "dataset", "streams"):  # borrowed, not copied
@@ -64,3 +66,7 @@ def test_no_base_checkpoint_or_the_base_itself_is_refused_in_one_line(tmp_path, 
     with pytest.raises(finetune.StageFailed, match="its own build folder"):
         finetune.finetune("computer", base, base)
     assert not (tmp_path / "nothing-ft").exists()
+    (base / "train" / "best.pt").write_bytes(b"weights")  # damaged
+    assert finetune.main(["--keyword", "computer", "--build", str(base)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "best.pt" in err[0], err

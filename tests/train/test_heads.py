@@ -24,7 +24,12 @@ def test_heads_answer_with_their_mean_probability_and_stream_like_one():
         out, h = model.step(chunk, h)
         parts.append(out)
     torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-5, rtol=0)
-    assert model(emb, members=True).shape == (3, 2, 25)
+    # training's view: one batch per head, each head's own logits
+    own = model([emb, emb[:1], emb[:, :7]])
+    assert [tuple(x.shape) for x in own] == [(2, 25), (1, 25), (2, 7)]
+    torch.testing.assert_close(own[2], model.members[2](emb[:, :7]), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="one batch and one seed per head"):
+        model([emb, emb])
 
 
 def test_heads_start_different_and_one_head_is_the_plain_head():
@@ -32,10 +37,11 @@ def test_heads_start_different_and_one_head_is_the_plain_head():
     model = make_head(ModelConfig(hidden=8, layers=1, heads=2))
     a, b = (m.out.weight.detach() for m in model.members)
     assert not torch.allclose(a, b)
-    one = make_head(ModelConfig(hidden=8, layers=1))
-    assert type(one) is Head and one(torch.randn(1, 4, 96), members=True).shape == (1, 1, 4)
-    # checkpoints from before `heads` existed say nothing of it: one head is written the same way
-    assert "heads" not in ModelConfig().to_dict() and ModelConfig(heads=2).to_dict()["heads"] == 2
+    one = make_head(ModelConfig(hidden=8, layers=1, heads=1))
+    assert type(one) is Head and [x.shape for x in one([torch.randn(1, 4, 96)])] == [(1, 4)]
+    # checkpoints from before `heads` existed say nothing of it: they hold one head
+    assert ModelConfig.from_dict({"hidden": 8}) == ModelConfig(hidden=8, heads=1)
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig() and ModelConfig().heads == 2
 
 
 def test_separately_trained_heads_combine_into_one_that_answers_their_mean():
@@ -43,7 +49,7 @@ def test_separately_trained_heads_combine_into_one_that_answers_their_mean():
     cfg = ModelConfig(hidden=8, layers=1, dropout=0.0)
     a, b = Head(cfg).eval(), make_head(ModelConfig(hidden=8, layers=1, dropout=0.0, heads=2)).eval()
     states = [
-        {"model_config": cfg.to_dict(), "model": a.state_dict()},
+        {"model_config": a.cfg.to_dict(), "model": a.state_dict()},
         {"model_config": b.cfg.to_dict(), "model": b.state_dict()},
     ]
     mc, weights = combine(states)

@@ -18,7 +18,6 @@ STAGES = {
     "bench": "bench.__main__",
     "fieldloop": "bench.fieldloop",
     "combine": "train.combine",
-    "pair": "train.pair",
 }
 
 

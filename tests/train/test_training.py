@@ -17,6 +17,7 @@ from train.loss import frame_loss
 from train.model import Head, ModelConfig
 
 TINY = [
+    "model.heads=1",
     "model.hidden=16",
     "model.layers=1",
     "model.dropout=0.1",
@@ -159,7 +160,7 @@ def test_checkpoint_holds_the_contract(tmp_path):
     assert state["config"]["model"]["hidden"] == 16
     assert state["best"]["metric"] == "synthetic/miss@0.5" and state["best"]["step"] == 6
     assert set(state["metrics"]) == {"synthetic"} and "miss@0.5" in state["metrics"]["synthetic"]
-    model = Head(ModelConfig(**state["model_config"]))
+    model = Head(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     assert (out / "config.json").is_file() and (out / "report.md").is_file()
     for png in ("curves.png", "det.png", "examples.png"):
@@ -174,7 +175,7 @@ def test_two_heads_train_each_on_its_own_loss_and_resume(tmp_path):
     assert training.run("tone", tmp_path, cfg, Dist()) == 0
     state = checkpoint.load(tmp_path / "train" / "last.pt")
     assert state["model_config"]["heads"] == 2 and state["step"] == 8
-    model = make_head(ModelConfig(**state["model_config"]))
+    model = make_head(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     assert isinstance(model, Heads)
     a, b = (m.out.weight for m in model.members)
@@ -183,6 +184,23 @@ def test_two_heads_train_each_on_its_own_loss_and_resume(tmp_path):
     assert training.run("tone", tmp_path, cfg, Dist()) == 0
     with pytest.raises(checkpoint.CheckpointError, match="model.heads: 2 -> 1"):
         training.run("tone", tmp_path, _cfg("train.max_steps=8", "train.val_every_steps=4"), Dist())
+
+
+def test_each_of_two_heads_learns_exactly_as_a_one_head_run_of_its_seed(tmp_path):
+    """[model] heads = 2 is two runs in one: head k's weights are bit for bit those of a one-head
+    run with seed + k (its own batches, masks, noise, dropout, loss and clipping)."""
+    steps = ["train.max_steps=6", "train.val_every_steps=3", "model.dropout=0.3", "train.feature_noise=0.1"]
+    assert training.run("tone", tmp_path / "two", _cfg("model.heads=2", "train.seed=5", *steps), Dist()) == 0
+    for k, seed in enumerate((5, 6)):
+        assert training.run("tone", tmp_path / f"one{seed}", _cfg(f"train.seed={seed}", *steps), Dist()) == 0
+    two = checkpoint.load(tmp_path / "two" / "train" / "last.pt")["model"]
+    for k, seed in enumerate((5, 6)):
+        one = checkpoint.load(tmp_path / f"one{seed}" / "train" / "last.pt")["model"]
+        assert set(one) == {key.split(".", 2)[2] for key in two if key.startswith(f"members.{k}.")}
+        for key, value in one.items():
+            assert torch.equal(two[f"members.{k}.{key}"], value), (k, key)
+    # and they did learn something different from each other
+    assert not torch.equal(two["members.0.out.weight"], two["members.1.out.weight"])
 
 
 def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path, capsys):

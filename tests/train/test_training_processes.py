@@ -112,7 +112,6 @@ def test_two_process_gloo_run_trains_and_replicas_agree(tmp_path):
 
 
 def _fresh_model(state: dict) -> dict:
-    from train.model import Head, ModelConfig
+    from train.model import ModelConfig, make_head
 
-    torch.manual_seed(state["config"]["train"]["seed"])
-    return Head(ModelConfig(**state["model_config"])).state_dict()
+    return make_head(ModelConfig.from_dict(state["model_config"]), seed=state["config"]["train"]["seed"]).state_dict()
