@@ -70,17 +70,14 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    from train import stagecli
+
+    stagecli.setup_logging(args.verbose)
     from bench.daemon import DaemonError
     from bench.peers import PeerError
     from bench.pipeline import BenchError
-    from train import stagecli
 
-    command = "python -m bench " + " ".join(shlex.quote(a) for a in argv)
+    command = "python -m bench " + shlex.join(argv)
     return stagecli.run(
         "bench",
         lambda: _run(args, command),

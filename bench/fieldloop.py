@@ -436,9 +436,9 @@ def measure(args, models: dict[str, Path], hh: Household) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from train import stagecli
 
+    stagecli.setup_logging()
     model = args.build / "model.onnx"
     if not model.is_file() or not (args.build / "train" / "best.pt").is_file():
         print(f"fieldloop: error: no {model} (or its checkpoint); run `make train export` first", file=sys.stderr)

@@ -42,6 +42,41 @@ log = logging.getLogger(__name__)
 SIDECAR_VERSION = 1
 
 
+class _History:
+    """The newest audio of a stream, at most ``keep`` samples, placed in stream time (s): what
+    both keepers cut their clips from."""
+
+    def __init__(self, keep: int, rate_hz: int):
+        self.keep = keep
+        self.rate_hz = rate_hz
+        self.audio = np.zeros(0, np.float32)
+        """float32 ``[n]``, n <= ``keep``, its last sample just before :attr:`end_s`."""
+        self.end_s = 0.0
+        """Stream time of the end of :attr:`audio`."""
+
+    @property
+    def start_s(self) -> float:
+        """Stream time of the first sample of :attr:`audio`."""
+        return self.end_s - len(self.audio) / self.rate_hz
+
+    def add(self, audio: np.ndarray, start_s: float) -> None:
+        """``audio`` (float32 ``[n]``) starting at stream time ``start_s``; the oldest beyond ``keep`` go."""
+        self.audio = np.concatenate([self.audio, audio])[-self.keep :]
+        self.end_s = start_s + len(audio) / self.rate_hz
+
+    def clear(self) -> None:
+        """Forget the audio (the stream jumped)."""
+        self.audio = np.zeros(0, np.float32)
+
+    def index(self, time_s: float) -> int:
+        """Index into :attr:`audio` of stream time ``time_s`` (negative: before the history)."""
+        return len(self.audio) - int(round((self.end_s - time_s) * self.rate_hz))
+
+    def cut(self, i0: int, i1: int) -> np.ndarray:
+        """``audio[i0:i1]``, indices before the history counted as its start."""
+        return self.audio[max(0, i0) : max(0, i1)]
+
+
 @dataclass(frozen=True)
 class SaveConfig:
     enabled: bool = False
@@ -80,22 +115,19 @@ class ClipSaver:
         self.model_version = model_version
         self.threshold = threshold
         self.dir = Path(cfg.dir)
-        self._keep = int(round((cfg.pre_roll_s + cfg.post_roll_s + lag_s) * rate_hz))
-        self._buf = np.zeros(0, np.float32)
-        self._end_s = 0.0  # stream time of the end of _buf
+        self._history = _History(int(round((cfg.pre_roll_s + cfg.post_roll_s + lag_s) * rate_hz)), rate_hz)
         self._pending: list[tuple[Detection, float]] = []  # (detection, wall clock time)
         self.saved = 0
 
     def discontinuity(self) -> None:
         """The stream jumped (drop, reconnect): write what is pending, start a fresh history."""
         self.flush()
-        self._buf = np.zeros(0, np.float32)
+        self._history.clear()
 
     def feed(self, audio: np.ndarray, start_s: float) -> None:
         """Audio the model heard, float32 ``[n]`` starting at stream time ``start_s``."""
-        self._buf = np.concatenate([self._buf, audio])[-self._keep :]
-        self._end_s = start_s + len(audio) / self.rate_hz
-        while self._pending and self._end_s >= self._pending[0][0].time_s + self.cfg.post_roll_s - 1e-9:
+        self._history.add(audio, start_s)
+        while self._pending and self._history.end_s >= self._pending[0][0].time_s + self.cfg.post_roll_s - 1e-9:
             self._write(*self._pending.pop(0))
 
     def detected(self, det: Detection) -> None:
@@ -110,11 +142,10 @@ class ClipSaver:
             self._write(*self._pending.pop(0))
 
     def _write(self, det: Detection, wall: float) -> None:
-        start_s = max(det.time_s - self.cfg.pre_roll_s, self._end_s - len(self._buf) / self.rate_hz)
-        end_s = min(det.time_s + self.cfg.post_roll_s, self._end_s)
-        i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
-        i1 = len(self._buf) - int(round((self._end_s - end_s) * self.rate_hz))
-        clip = self._buf[max(0, i0) : max(0, i1)]
+        history = self._history
+        start_s = max(det.time_s - self.cfg.pre_roll_s, history.start_s)
+        end_s = min(det.time_s + self.cfg.post_roll_s, history.end_s)
+        clip = history.cut(history.index(start_s), history.index(end_s))
         stamp = datetime.fromtimestamp(wall, UTC)
         keyword = det.keyword or self.keyword
         stem = _stem(wall, det.time_s, keyword)
@@ -268,9 +299,7 @@ class SnippetKeeper:
         self.lag_s = lag_s
         self.dir = Path(cfg.dir)
         self._rng = np.random.default_rng(seed)
-        self._keep = int(round((cfg.length_s + cfg.guard_s + lag_s + 1.0) * rate_hz))
-        self._buf = np.zeros(0, np.float32)
-        self._end_s = 0.0
+        self._history = _History(int(round((cfg.length_s + cfg.guard_s + lag_s + 1.0) * rate_hz)), rate_hz)
         self._next: float | None = None  # stream time the next snippet starts
         self._alarms: list[float] = []  # stream times of detections and near misses
         self.kept = 0
@@ -282,15 +311,15 @@ class SnippetKeeper:
 
     def discontinuity(self) -> None:
         """The stream jumped: a snippet never spans the gap; draw the next one afresh."""
-        self._buf = np.zeros(0, np.float32)
+        self._history.clear()
         self._next = None
 
     def feed(self, audio: np.ndarray, start_s: float) -> None:
-        nxt = self._next if self._next is not None and len(self._buf) else self._draw(start_s)
-        self._buf = np.concatenate([self._buf, audio])[-self._keep :]
-        self._end_s = start_s + len(audio) / self.rate_hz
-        buf_start = self._end_s - len(self._buf) / self.rate_hz
-        while self._end_s >= nxt + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
+        history = self._history
+        nxt = self._next if self._next is not None and len(history.audio) else self._draw(start_s)
+        history.add(audio, start_s)
+        buf_start = history.start_s
+        while history.end_s >= nxt + self.cfg.length_s + self.cfg.guard_s + self.lag_s:
             if nxt < buf_start - 1e-6:  # its audio is gone (a long lag): skip it
                 self.skipped += 1
             else:
@@ -315,12 +344,12 @@ class SnippetKeeper:
         if any(start_s - self.cfg.guard_s <= t <= end_s + self.cfg.guard_s for t in self._alarms):
             self.skipped += 1
             return
-        i0 = len(self._buf) - int(round((self._end_s - start_s) * self.rate_hz))
-        clip = self._buf[max(0, i0) : max(0, i0 + int(round(self.cfg.length_s * self.rate_hz)))]
+        i0 = self._history.index(start_s)
+        clip = self._history.cut(i0, i0 + int(round(self.cfg.length_s * self.rate_hz)))
         if not len(clip) or float(np.max(np.abs(clip))) < 1e-4:  # digital silence teaches nothing
             self.skipped += 1
             return
-        wall = time.time() - (self._end_s - start_s)
+        wall = time.time() - (self._history.end_s - start_s)
         stem = _stem(wall, start_s, "snippet")
         fields = {
             "kind": "snippet",

@@ -33,21 +33,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    from train import stagecli
+
+    stagecli.setup_logging(args.verbose)
     from device.modelmeta import ModelMetaError
     from device.params import ParamsError
     from export.calib_streams import CalibrationDataError
     from export.parity import ParityError
     from export.source import CheckpointError
-    from train import stagecli
 
     return stagecli.run(
         "export",
-        lambda: _run(args, "python -m export " + " ".join(shlex.quote(a) for a in argv)),
+        lambda: _run(args, "python -m export " + shlex.join(argv)),
         (CheckpointError, CalibrationDataError, ParityError, ModelMetaError, ParamsError),
         "model.onnx unchanged",
     )

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a trained build of the same keyword (repeat: at least two)",
     )
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    stagecli.setup_logging()
 
     def body() -> int:
         stagecli.load_config(args)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -54,6 +55,15 @@ def load_config(args: argparse.Namespace) -> dict:
     from train import config
 
     return config.load(args.config, args.overrides, quick=args.quick)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """The stages' log lines on stderr, ``HH:MM:SS logger: message``: INFO and up, DEBUG too when ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +14,7 @@ import soundfile as sf
 
 from device.params import AudioParams
 from tests.data.conftest import tiny_config, toml_of
-from tests.terminal import sigint_default
+from tests.terminal import ctrl_c, start_job
 from train import clipmaker, datasynth, synth
 from train.dataset import build, main, open_split, source_utterances
 from train.sources import KeywordTooLong, SourceError, load_index
@@ -133,20 +130,12 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path)
         "--config",
         str(tmp_path / "c.toml"),
     ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        start_new_session=True,
-        preexec_fn=sigint_default,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_job(cmd, REPO)
     deadline = time.monotonic() + 120
     while not list((work / "dataset" / "train").glob("*.meta.jsonl")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-2000:]
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
+    ctrl_c(proc)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, out[-2000:]
     assert "run again to resume" in out

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.terminal import sigint_default
+from tests.terminal import ctrl_c, start_job
 from train import workpool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,20 +26,12 @@ except KeyboardInterrupt:
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_temp_file(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        cwd=REPO,
-        start_new_session=True,
-        preexec_fn=sigint_default,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_job([sys.executable, "-c", SCRIPT, str(tmp_path)], REPO)
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("out-*.bin"))) < 4:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    ctrl_c(proc)
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130 and "interrupted" in out, out
     files = sorted(p.name for p in tmp_path.iterdir())

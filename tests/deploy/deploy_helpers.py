@@ -49,3 +49,26 @@ def which_or_fail(*tools: str) -> None:
         raise AssertionError(
             f"missing {', '.join(missing)}: run `make setup-test` (scripts/apt-extra.txt lists the Debian packages)"
         )
+
+
+def fake_programs(bindir: Path, programs: dict[str, str]) -> Path:
+    """Shell scripts in ``bindir`` standing in for real programs: name -> script body; returns ``bindir``."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    for name, body in programs.items():
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    return bindir
+
+
+def run_install_sh(release_dir: Path, bindir: Path, apt_calls: Path) -> subprocess.CompletedProcess:
+    """A release's ``pi/install.sh`` with ``bindir``'s fake programs first on PATH, among them an
+    apt-get that notes each call in ``apt_calls`` and fails: should the script's checks ever let it
+    through, apt-get is the first thing that would change the machine."""
+    fake_programs(bindir, {"apt-get": f"echo called >> {apt_calls}\nexit 1"})
+    return subprocess.run(
+        ["sh", str(release_dir / "pi" / "install.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"),
+    )

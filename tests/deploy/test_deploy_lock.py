@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 from deploy import lock, release
 from device import lockfile
-from tests.deploy.deploy_helpers import REPO, make
+from tests.deploy.deploy_helpers import REPO, fake_programs, make, run_install_sh
 
 LOCK = REPO / "deploy" / "requirements.lock"
 GPIO_LOCK = REPO / "deploy" / "requirements-gpio.lock"
@@ -260,17 +260,13 @@ def test_the_plan_names_the_pinned_versions(model, tmp_path):
 
 def fake_machine(bindir: Path, python: str, machine: str) -> Path:
     """dpkg, uname and a python3 answering platform.sh's two questions for a 64-bit Pi with ``python``."""
-    bindir.mkdir(parents=True, exist_ok=True)
     tag = f"cp{python.replace('.', '')}-{machine}"
     programs = {
         "uname": f"echo {machine}",
         "dpkg": '[ "$1" = --print-architecture ] && echo arm64',
         "python3": f'case "$2" in *platform*) echo "{python} {tag}" ;; *) echo {python} ;; esac',
     }
-    for name, body in programs.items():
-        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bindir / name).chmod(0o755)
-    return bindir
+    return fake_programs(bindir, programs)
 
 
 def lock_problem(bindir: Path, targets: str) -> subprocess.CompletedProcess:
@@ -298,15 +294,7 @@ def test_lock_problem_is_silent_for_a_covered_pi_and_one_line_otherwise(tmp_path
 def test_install_sh_stops_first_for_a_python_the_lock_has_no_wheels_for(tmp_path, model):
     rel = release.build(model, tmp_path / "out")
     bindir = fake_machine(tmp_path / "bin", "3.12", "aarch64")
-    (bindir / "apt-get").write_text(f"#!/bin/sh\necho called >> {tmp_path / 'apt-get.calls'}\nexit 1\n")
-    (bindir / "apt-get").chmod(0o755)
-    proc = subprocess.run(
-        ["sh", str(rel.path / "pi" / "install.sh")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"),
-    )
+    proc = run_install_sh(rel.path, bindir, tmp_path / "apt-get.calls")
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [
         "RESULT FAILED: unsupported Pi: the lock of the Python packages has no wheels for Python 3.12 on aarch64 "

@@ -4,14 +4,13 @@ ssh. The machine is described by fake `dpkg`, `uname` and `python3` programs fir
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_helpers import REPO, make, result_lines
+from tests.deploy.deploy_helpers import REPO, fake_programs, make, result_lines, run_install_sh
 
 PLATFORM_SH = REPO / "deploy" / "pi" / "platform.sh"
 
@@ -19,16 +18,12 @@ PLATFORM_SH = REPO / "deploy" / "pi" / "platform.sh"
 def fake_machine(bindir: Path, dpkg_arch: str | None, uname_m: str, python: str | None = "3.11") -> Path:
     """Programs that describe a machine: ``dpkg --print-architecture``, ``uname -m``, ``python3``'s
     version (None: the program is absent)."""
-    bindir.mkdir(parents=True, exist_ok=True)
     programs = {"uname": f"echo {uname_m}"}
     if dpkg_arch is not None:
         programs["dpkg"] = f'[ "$1" = --print-architecture ] && echo {dpkg_arch}'
     if python is not None:
         programs["python3"] = f"echo {python}"
-    for name, body in programs.items():
-        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bindir / name).chmod(0o755)
-    return bindir
+    return fake_programs(bindir, programs)
 
 
 def problem(bindir: Path) -> subprocess.CompletedProcess:
@@ -104,16 +99,7 @@ def release(tmp_path) -> Path:
 
 def test_install_sh_stops_first_and_changes_nothing(tmp_path, release):
     bindir = fake_machine(tmp_path / "bin", "armhf", "aarch64", "3.11")
-    # Should the check ever let it through, apt-get is the first thing that would change the machine.
-    (bindir / "apt-get").write_text(f"#!/bin/sh\necho called >> {tmp_path / 'apt-get.calls'}\nexit 1\n")
-    (bindir / "apt-get").chmod(0o755)
-    proc = subprocess.run(
-        ["sh", str(release / "pi" / "install.sh")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"),
-    )
+    proc = run_install_sh(release, bindir, tmp_path / "apt-get.calls")
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [
         "RESULT FAILED: unsupported Pi: a 32-bit OS (armhf); onnxruntime "

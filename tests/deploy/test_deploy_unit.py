@@ -51,6 +51,21 @@ def verify(root: Path, unit: str = "wakeword.service") -> subprocess.CompletedPr
     )
 
 
+def exposure(unit: Path, cwd: Path) -> tuple[float, str]:
+    """``systemd-analyze security``'s overall exposure level of ``unit`` (0 = locked down, 10 = none)
+    and its report."""
+    which_or_fail("systemd-analyze")
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    m = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+)", proc.stdout)
+    assert m, proc.stdout[-2000:] + proc.stderr
+    return float(m.group(1)), proc.stdout
+
+
 @pytest.mark.parametrize("unit", ["wakeword.service", "wakeword-wyoming.service"])
 def test_systemd_accepts_the_unit(stage, unit):
     proc = verify(stage, unit)
@@ -86,18 +101,10 @@ def test_the_unit_has_what_the_service_needs():
 
 
 def test_hardening_score_stays_low(tmp_path):
-    which_or_fail("systemd-analyze")
-    proc = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    m = re.search(r"Overall exposure level for wakeword\.service: ([0-9.]+)", proc.stdout)
-    assert m, proc.stdout[-2000:] + proc.stderr
+    level, report = exposure(UNIT, tmp_path)
     # 1.7 when written (0 = locked down, 10 = none); what is left is network access (the hook
     # may need it), device access (/dev/snd, /dev/gpiochip*) and /proc for ALSA.
-    assert float(m.group(1)) <= 2.0, proc.stdout
+    assert level <= 2.0, report
 
 
 def test_the_wyoming_unit_serves_without_devices(tmp_path):
@@ -105,13 +112,5 @@ def test_the_wyoming_unit_serves_without_devices(tmp_path):
     assert s["Type"] == ["notify"] and float(s["WatchdogSec"][0]) > 0 and s["Restart"] == ["on-failure"]
     assert s["ExecStart"] == [f"{EXEC} wyoming --config /etc/wakeword/config.toml"]
     assert s["User"] == ["wakeword"] and "SupplementaryGroups" not in s and s["PrivateDevices"] == ["yes"]
-    which_or_fail("systemd-analyze")
-    proc = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(WYOMING_UNIT)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    m = re.search(r"Overall exposure level for wakeword-wyoming\.service: ([0-9.]+)", proc.stdout)
-    assert m, proc.stdout[-2000:] + proc.stderr
-    assert float(m.group(1)) <= 2.0, proc.stdout  # a network service by design; nothing else
+    level, report = exposure(WYOMING_UNIT, tmp_path)
+    assert level <= 2.0, report  # a network service by design; nothing else

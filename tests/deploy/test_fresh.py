@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploy.testbed.fresh import ROOT_BUILDER, added, dpkg_installed, notes_of, setup_apt_line
+from tests.deploy.deploy_helpers import fake_programs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,11 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_reads_the_line_a_stopped_non_root_setup_prints(tmp_path):
     # scripts/setup.sh as a non-root user on a machine where no Debian package is installed: it must
     # stop before any pip work, and the tier must find the command it printed.
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    for name, body in {"id": "echo 1000", "dpkg-query": "exit 1"}.items():
-        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
-        (fake / name).chmod(0o755)
+    fake = fake_programs(tmp_path / "bin", {"id": "echo 1000", "dpkg-query": "exit 1"})
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "PYTHON": "python3"}
     proc = subprocess.run(["scripts/setup.sh", "train"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -118,3 +118,18 @@ def run_record(
         timeout=timeout,
         **kw,
     )
+
+
+def record_from_mic(
+    mic: AlsaMic, out: Path, takes: int, *options: str, config: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``wakeword record`` of ``takes`` takes of "computer" into ``out``, every one kept (``--yes``),
+    from all of ``mic``'s audio: opened at its own channels and rate, or as ``config``'s [capture]
+    says. ``options``: more of the command's options."""
+    source = (
+        ["--config", str(config)]
+        if config
+        else ["--device", mic.name, "--channels", str(mic.channels), "--rate", str(mic.rate_hz)]
+    )
+    args = ["--keyword", "computer", "--out", str(out), "--takes", str(takes), "--yes", *source, *options]
+    return run_record([*args, "--max-audio-s", f"{mic.duration_s:.3f}"], env=mic.env())

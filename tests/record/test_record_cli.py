@@ -10,7 +10,14 @@ import pytest
 import soundfile as sf
 
 from device.speech import SpeechConfig
-from tests.record.record_helpers import RATE, as_device_audio, make_alsa_mic, run_record, spoken_takes
+from tests.record.record_helpers import (
+    RATE,
+    as_device_audio,
+    make_alsa_mic,
+    record_from_mic,
+    run_record,
+    spoken_takes,
+)
 
 PAD_S = SpeechConfig().pad_ms / 1000
 SPAN_TOL_S = 0.05
@@ -29,26 +36,7 @@ def test_takes_from_an_alsa_device_are_trimmed_16k_mono(tmp_path, word, channels
     mono = spoken_takes(word, takes)
     mic = make_alsa_mic(tmp_path / "alsa", f"wwrec{channels}", as_device_audio(mono, channels, rate_hz), rate_hz)
     out = tmp_path / "recordings" / "computer"
-    result = run_record(
-        [
-            "--keyword",
-            "computer",
-            "--out",
-            str(out),
-            "--takes",
-            str(takes),
-            "--yes",
-            "--device",
-            mic.name,
-            "--channels",
-            str(channels),
-            "--rate",
-            str(rate_hz),
-            "--max-audio-s",
-            f"{mic.duration_s:.3f}",
-        ],
-        env=mic.env(),
-    )
+    result = record_from_mic(mic, out, takes)
     assert result.returncode == 0, result.stderr
     wavs = sorted((out / "positive").glob("*.wav"))
     assert len(wavs) == takes, result.stdout
@@ -79,28 +67,7 @@ def test_one_channel_of_an_array_can_be_picked(tmp_path, word):
     levels = {}
     for use in ("0", "3"):
         out = tmp_path / f"use{use}"
-        result = run_record(
-            [
-                "--keyword",
-                "computer",
-                "--out",
-                str(out),
-                "--takes",
-                "1",
-                "--yes",
-                "--device",
-                mic.name,
-                "--channels",
-                "4",
-                "--rate",
-                "48000",
-                "--use-channels",
-                use,
-                "--max-audio-s",
-                f"{mic.duration_s:.3f}",
-            ],
-            env=mic.env(),
-        )
+        result = record_from_mic(mic, out, 1, "--use-channels", use)
         assert result.returncode == 0, result.stderr
         meta = json.loads(next((out / "positive").glob("*.json")).read_text())
         assert meta["device"]["use_channels"] == [int(use)]
@@ -112,26 +79,7 @@ def test_input_ending_early_is_reported(tmp_path, word):
     mono = spoken_takes(word, 1)
     mic = make_alsa_mic(tmp_path / "alsa", "wwshort", as_device_audio(mono, 1, RATE), RATE)
     out = tmp_path / "rec"
-    result = run_record(
-        [
-            "--keyword",
-            "computer",
-            "--out",
-            str(out),
-            "--takes",
-            "3",
-            "--yes",
-            "--device",
-            mic.name,
-            "--channels",
-            "1",
-            "--rate",
-            str(RATE),
-            "--max-audio-s",
-            f"{mic.duration_s:.3f}",
-        ],
-        env=mic.env(),
-    )
+    result = record_from_mic(mic, out, 3)
     assert result.returncode == 1
     assert "input ended after 1 of 3 takes" in result.stderr
     assert len(list((out / "positive").glob("*.wav"))) == 1
@@ -179,22 +127,7 @@ def test_device_settings_come_from_the_daemon_config(tmp_path, word):
     config = tmp_path / "config.toml"
     config.write_text(f'[capture]\ndevice = "{mic.name}"\nchannels = 4\nrate_hz = 48000\nuse_channels = [1]\n')
     out = tmp_path / "rec"
-    result = run_record(
-        [
-            "--keyword",
-            "computer",
-            "--out",
-            str(out),
-            "--takes",
-            "1",
-            "--yes",
-            "--config",
-            str(config),
-            "--max-audio-s",
-            f"{mic.duration_s:.3f}",
-        ],
-        env=mic.env(),
-    )
+    result = record_from_mic(mic, out, 1, config=config)
     assert result.returncode == 0, result.stderr
     meta = json.loads(next((out / "positive").glob("*.json")).read_text())
     assert meta["device"] == {"name": mic.name, "channels": 4, "rate_hz": 48000, "use_channels": [1]}

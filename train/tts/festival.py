@@ -6,9 +6,7 @@ Starting festival costs ~0.3 s, so a batch of requests runs as one Scheme script
 
 from __future__ import annotations
 
-import functools
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from train.tts import Rendered, Request, Voice
+from train.tts import Rendered, Request, Voice, program
 
 ENGINE = "festival"
 LICENSE = (
@@ -34,29 +32,27 @@ SPEAKERS = {
     "cmu_us_rms_cg": "rms",
     "cmu_us_slt_cg": "slt",
 }
+MISSING = program.not_installed("festival", "Debian packages festival festvox-*")
+"""What :func:`probe` says when the program is missing."""
 
 
-@functools.lru_cache(maxsize=1)
 def _which() -> str | None:
-    return shutil.which("festival")
+    """The program's path (None: not installed); tests replace it to play a machine without it."""
+    return program.which("festival")
 
 
 def probe() -> str | None:
-    return None if _which() else "the festival program is not installed (Debian packages festival festvox-*)"
+    return None if _which() else MISSING
 
 
 def _exe() -> str:
-    """The program's path; FileNotFoundError if it is missing (the engine is used after :func:`probe`)."""
-    exe = _which()
-    if exe is None:
-        raise FileNotFoundError(probe())
-    return exe
+    return program.require(_which(), MISSING)
 
 
 def backend() -> str:
-    out = subprocess.run([_exe(), "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"System:\s*([\d.]+)", out)
-    return f"festival {match.group(1) if match else '?'} ({_exe()})"
+    exe = _exe()
+    version = program.version(exe, r"System:\s*([\d.]+)")
+    return f"festival {version or '?'} ({exe})"
 
 
 def voices() -> list[Voice]:

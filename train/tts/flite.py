@@ -6,9 +6,6 @@ Limited-domain voices (``awb_time`` only speaks clock times) are left out.
 
 from __future__ import annotations
 
-import functools
-import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from train.tts import Rendered, Request, Voice
+from train.tts import Rendered, Request, Voice, program
 
 ENGINE = "flite"
 LICENSE = "flite and its CMU voices: BSD-style, any use (CMU Speech Group)"
@@ -24,29 +21,27 @@ LICENSE = "flite and its CMU voices: BSD-style, any use (CMU Speech Group)"
 LIMITED_DOMAIN = {"awb_time"}
 # Built-in voices that are the same recorded person (kal16 is kal at 16 kHz).
 SPEAKERS = {"kal": "kal", "kal16": "kal", "awb": "awb", "rms": "rms", "slt": "slt"}
+MISSING = program.not_installed("flite", "Debian package flite")
+"""What :func:`probe` says when the program is missing."""
 
 
-@functools.lru_cache(maxsize=1)
 def _which() -> str | None:
-    return shutil.which("flite")
+    """The program's path (None: not installed); tests replace it to play a machine without it."""
+    return program.which("flite")
 
 
 def probe() -> str | None:
-    return None if _which() else "the flite program is not installed (Debian package flite)"
+    return None if _which() else MISSING
 
 
 def _exe() -> str:
-    """The program's path; FileNotFoundError if it is missing (the engine is used after :func:`probe`)."""
-    exe = _which()
-    if exe is None:
-        raise FileNotFoundError(probe())
-    return exe
+    return program.require(_which(), MISSING)
 
 
 def backend() -> str:
-    out = subprocess.run([_exe(), "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"version:\s*(\S+)", out)
-    return f"{match.group(1) if match else 'flite'} ({_exe()})"
+    exe = _exe()
+    version = program.version(exe, r"version:\s*(\S+)")
+    return f"{version or 'flite'} ({exe})"
 
 
 def voices() -> list[Voice]:
