@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return stagecli.run(
-        "finetune", body, (StageFailed, checkpoint.CheckpointError), f"run it again to go on ({out}/train/last.pt keeps the steps done)"
+        "finetune",
+        body,
+        (StageFailed, checkpoint.CheckpointError),
+        f"run it again to go on ({out}/train/last.pt keeps the steps done)",
     )
 
 

@@ -191,7 +191,7 @@ def test_each_of_two_heads_learns_exactly_as_a_one_head_run_of_its_seed(tmp_path
     run with seed + k (its own batches, masks, noise, dropout, loss and clipping)."""
     steps = ["train.max_steps=6", "train.val_every_steps=3", "model.dropout=0.3", "train.feature_noise=0.1"]
     assert training.run("tone", tmp_path / "two", _cfg("model.heads=2", "train.seed=5", *steps), Dist()) == 0
-    for k, seed in enumerate((5, 6)):
+    for seed in (5, 6):
         assert training.run("tone", tmp_path / f"one{seed}", _cfg(f"train.seed={seed}", *steps), Dist()) == 0
     two = checkpoint.load(tmp_path / "two" / "train" / "last.pt")["model"]
     for k, seed in enumerate((5, 6)):
