@@ -106,6 +106,7 @@ else
     if [ ${#miss_need[@]} -gt 0 ]; then
       echo "setup: the venv and its pip step need missing Debian packages; install them, then run this again:" >&2
       echo "  sudo apt-get install ${miss_need[*]}" >&2
+      echo "  (\"Unable to locate package\": run sudo apt-get update first)" >&2
     fi
     if [ ${#miss_want[@]} -gt 0 ]; then
       case "$profile" in

@@ -104,6 +104,8 @@ def test_non_root_stops_before_pip_with_the_exact_sudo_line(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     assert "  sudo apt-get install gcc portaudio19-dev" in lines  # what the venv needs, nothing else
+    i = lines.index("  sudo apt-get install gcc portaudio19-dev")
+    assert "sudo apt-get update" in lines[i + 1]  # a fresh container's empty package lists
     assert "  sudo apt-get install chromium qemu-utils" in lines  # optional, named on their own line
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (co.root / ".venv").exists() and co.calls("apt-get") == []
