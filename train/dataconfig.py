@@ -44,6 +44,9 @@ class DataConfig:
     """TTS engines to use when installed (missing ones are skipped and reported)."""
     engine_weights: tuple[float, ...] = (0.45, 0.2, 0.15, 0.2)
     """Share of renders per engine, in the order of ``engines`` (renormalised over those present)."""
+    keyword_engines: tuple[str, ...] = ()
+    """Engines that say the keyword (empty: all of ``engines``); the others render confusables
+    and sentences only, i.e. voices the model must learn not to fire on."""
     keyword_renders: int = 3000
     """Keyword utterances rendered for train; val and test get ``heldout_renders_fraction`` of it."""
     keyword_context_fraction: float = 0.0
@@ -222,6 +225,8 @@ class DataConfig:
         unknown = sorted(set(self.engines) - set(ENGINES))
         if unknown:
             problems.append(f"unknown TTS engine(s) {', '.join(unknown)} (known: {', '.join(ENGINES)})")
+        if set(self.keyword_engines) - set(self.engines):
+            problems.append("keyword_engines must be some of engines")
         if len(self.engine_weights) != len(self.engines):
             problems.append("engine_weights needs one weight per engine")
         if not 0 < self.speed_min <= self.speed_max:

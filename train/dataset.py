@@ -287,9 +287,11 @@ def _backgrounds(dcfg: DataConfig, shared: Path | None) -> tuple[dict[str, list]
 
 def _build_key(keyword: str, dcfg: DataConfig, params: AudioParams, index: dict, bg_files: dict) -> str:
     """Hash of everything the clips depend on (not of how fast they are made)."""
-    # generated_sentences acts through the texts rendered, which "sources" below already names: a
-    # setting that changes no render must not change the key (datasets built before it stay valid)
-    data = {k: v for k, v in dcfg.to_dict().items() if k not in ("workers", "example_pngs", "generated_sentences")}
+    # generated_sentences and keyword_engines act through what is rendered, which "sources" below
+    # already names: a setting that changes no render must not change the key (datasets built
+    # before it stay valid)
+    through_sources = ("generated_sentences", "keyword_engines")
+    data = {k: v for k, v in dcfg.to_dict().items() if k not in ("workers", "example_pngs", *through_sources)}
     if not any(sources.is_users(e) for e in index["entries"]):
         for unused in ("recording_share", "recording_context_s"):  # nothing to act on: datasets stay valid
             data.pop(unused)

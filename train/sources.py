@@ -141,7 +141,9 @@ def _plan_split(cfg, params, voices, speaker_split, split, kind, texts, n, rng, 
     for v in voices:
         if speaker_split.get(v.speaker) in (split, BY_RENDER):
             by_engine.setdefault(v.engine, []).append(v)
-    engines = [e for e in cfg.engines if e in by_engine]
+    engines = [
+        e for e in cfg.engines if e in by_engine and (kind != "keyword" or e in (cfg.keyword_engines or cfg.engines))
+    ]
     if not engines:
         return []
     weights = np.array(

@@ -4,6 +4,7 @@ pieces that tile each long file, the same pieces every time; and carrier phrases
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from device.params import AudioParams
@@ -58,3 +59,25 @@ def test_a_share_of_keyword_renders_follows_a_carrier_phrase():
     ]
     assert 0.2 < len(with_carrier) / 400 < 0.4
     assert all(t.rstrip(".!?,").endswith(" computer") for t in with_carrier)  # the keyword ends it
+
+
+def test_keyword_engines_say_the_keyword_and_the_others_only_negatives():
+    voices = [Voice("espeak", f"en-us+m{i}", f"espeak:en-us+m{i}") for i in range(1, 3)]
+    voices += [Voice("flite", name, f"flite:{name}") for name in ("slt", "rms")]
+    split = {v.speaker: "train" for v in voices}
+    texts = {"keyword": ["computer"], "speech": ["it is raining again", "the bus was late"]}
+    cfg = DataConfig(
+        engines=("espeak", "flite"), engine_weights=(0.5, 0.5), keyword_engines=("espeak",), speech_renders=200
+    )
+    jobs = [j for j in plan_tts(cfg, AudioParams(), voices, split, texts) if j.split == "train"]
+    assert {j.engine for j in jobs if j.kind == "keyword"} == {"espeak"}
+    assert {j.engine for j in jobs if j.kind == "speech"} == {"espeak", "flite"}
+    both = [
+        j
+        for j in plan_tts(
+            DataConfig(engines=("espeak", "flite"), engine_weights=(0.5, 0.5)), AudioParams(), voices, split, texts
+        )
+    ]
+    assert {j.engine for j in both if j.kind == "keyword"} == {"espeak", "flite"}  # empty: every engine
+    with pytest.raises(ValueError, match="keyword_engines must be some of engines"):
+        DataConfig(engines=("espeak",), engine_weights=(1.0,), keyword_engines=("flite",))
