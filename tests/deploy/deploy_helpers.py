@@ -72,3 +72,14 @@ def run_install_sh(release_dir: Path, bindir: Path, apt_calls: Path) -> subproce
         timeout=60,
         env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"),
     )
+
+
+def run_root_builder(script: Path, name: str, cache: Path) -> subprocess.CompletedProcess:
+    """One of deploy/testbed's cached-root builders (pi-image.sh, fresh-root.sh) with ``name`` as
+    its suite or distro, a bare PATH and its cache under ``cache``."""
+    return subprocess.run(
+        [str(script), name],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "WAKEWORD_TESTBED_CACHE": str(cache)},
+    )

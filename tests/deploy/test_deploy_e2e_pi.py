@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,6 +9,7 @@ import pytest
 
 from deploy.testbed import e2e_pi
 from deploy.testbed.qemu import IMAGE_BUILDER, SUITES
+from tests.deploy.deploy_helpers import run_root_builder
 
 
 def test_suites_are_bookworm_and_trixie():
@@ -18,12 +18,7 @@ def test_suites_are_bookworm_and_trixie():
 
 @pytest.mark.parametrize("suite", ["sid", "trixie; touch /tmp/x", "Bookworm", "--"])
 def test_pi_image_rejects_an_unknown_suite_before_anything_else(suite, tmp_path):
-    proc = subprocess.run(
-        [str(IMAGE_BUILDER), suite],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "WAKEWORD_TESTBED_CACHE": str(tmp_path / "cache")},
-    )
+    proc = run_root_builder(IMAGE_BUILDER, suite, tmp_path / "cache")
     assert proc.returncode == 2, proc.stderr
     assert "unknown suite" in proc.stderr
     assert not (tmp_path / "cache").exists()
