@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.soakrig import proc_cpu_s, proc_rss_kib
+from bench.soakrig import proc_cpu_s, proc_mem_kib
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class Sample:
     at: float
     pid: int
     rss_kib: int
+    anon_kib: int
+    """RssAnon: the process's own memory (see :func:`bench.soakrig.proc_mem_kib`)."""
     cpu_s: float
 
 
@@ -264,7 +266,7 @@ class DaemonRun:
         proc = self._live_proc()
         if proc is None:
             return
-        rss, cpu = proc_rss_kib(proc.pid), proc_cpu_s(proc.pid)
+        mem, cpu = proc_mem_kib(proc.pid), proc_cpu_s(proc.pid)
         # a stopped process (a stall) still has its memory; sample it all the same
-        if rss is not None and cpu is not None:
-            self.samples.append(Sample(time.monotonic(), proc.pid, rss, cpu))
+        if mem is not None and cpu is not None:
+            self.samples.append(Sample(time.monotonic(), proc.pid, mem[0], mem[1], cpu))

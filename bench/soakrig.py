@@ -386,15 +386,16 @@ class NotifySocket:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def proc_rss_kib(pid: int) -> int | None:
-    """Resident memory of ``pid`` (``VmRSS``, KiB), or None when it is gone."""
+def proc_mem_kib(pid: int) -> tuple[int, int] | None:
+    """``(VmRSS, RssAnon)`` of ``pid`` in KiB, or None when it is gone. RssAnon is the process's own
+    heap and stacks: what a leak grows. VmRSS adds the pages of mapped files (onnxruntime's and
+    numpy's libraries), which the kernel drops and reads back as the machine's memory comes and goes."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["RssAnon"].split()[0])
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
 
 
 def proc_cpu_s(pid: int) -> float | None:

@@ -16,7 +16,8 @@ import pytest
 
 from bench.soak import Settings, SoakError, plan_faults
 from bench.soakaudio import Event
-from bench.soakreport import match
+from bench.soakreport import heard_offline, match
+from bench.soakrun import OFFSETS_MS, _delayed
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = [
@@ -84,12 +85,13 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
         "watchdog kept pinging",
     ):
         assert crit[name] is True, (name, res["criteria"])
-    assert crit["RSS growth <= 1 MiB/h"] is None  # half a minute is too short to judge
+    assert crit["memory growth <= 1 MiB/h"] is None  # half a minute is too short to judge
 
     f = res["figures"]
     assert f["late"] == 0 and f["missed"] == 0 and f["expected"] >= 1 and f["excluded_outage"] >= 1
     assert f["unexpected"] == 0 and f["live_detections"] >= 4
-    assert f["audible_offline"] == f["considered"]  # the tone model hears every burst
+    assert f["audible_offline"] == f["considered"]  # the tone model hears every burst, at every offset
+    assert f["offline_offsets"] == len(OFFSETS_MS) and f["heard_at_some_offsets"] == 0
 
     faults = {x["kind"]: x for x in res["faults"]}
     assert set(faults) == {
@@ -125,7 +127,7 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert [e["cause"] for e in d["exits"]] == ["watchdog", "stop"] and d["exits"][-1]["code"] == 0
     assert "stopped on signal 15" in d["stop_line"]
     assert res["notify"]["ready"] == 2 and res["notify"]["stopping"] == 1 and res["notify"]["pings"] > 20
-    assert res["rss"]["start_mib"] > 10 and res["cpu"]["cpu_s_per_audio_h"] > 0
+    assert res["rss"]["start_mib"] > res["anon"]["start_mib"] > 10 and res["cpu"]["cpu_s_per_audio_h"] > 0
     assert res["status"]["dropped_s"] > 0  # the stall's and the overrun's backlog was dropped, not heard late
     assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
 
@@ -165,6 +167,32 @@ def test_matching_on_time_late_and_unexpected():
     assert matched == {0: pytest.approx(0.3), 2: pytest.approx(0.1)}
     assert late == [(1, pytest.approx(3.5))]  # 3.5 s after its keyword: stale audio heard late
     assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
+
+
+def test_a_keyword_is_audible_only_when_the_reference_hears_it_at_every_frame_offset():
+    events = [Event(10.0, 11.0), Event(20.0, 21.0), Event(30.0, 31.0)]
+    runs = [[11.3, 21.2, 45.0], [11.4, 31.2], [11.2, 21.1, 31.1]]  # one run per offset, stream time
+    heard = heard_offline(events, runs, tolerance_s=2.0)
+    assert heard == [[True, True, True], [True, False, True], [False, True, True]]
+    assert [all(h) for h in heard] == [True, False, False]
+
+
+def test_the_offset_reference_hears_the_same_samples_later(tmp_path):
+    import wave
+
+    import numpy as np
+
+    x = np.random.default_rng(0).integers(-3000, 3000, 16000 * 3, dtype=np.int16)
+    src = tmp_path / "a.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(x.tobytes())
+    with wave.open(str(_delayed(src, 20, tmp_path / "b.wav"))) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 1, len(x) + 320)
+        y = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    assert not y[:320].any() and np.array_equal(y[320:], x)
 
 
 def test_keyword_audio_for_a_real_model_is_repeated_with_its_spans(tmp_path):
