@@ -44,6 +44,29 @@ def shift_pitch(audio: np.ndarray, semitones: float, sample_rate: int) -> np.nda
     return out.astype(np.float32)
 
 
+def shift_formants(audio: np.ndarray, ratio: float, sample_rate: int) -> np.ndarray:
+    """Scale the formants (the vocal tract's resonances) by ``ratio``, keeping pitch and length:
+    another speaker's tract saying the same thing (Praat's "Change gender": resampling + PSOLA,
+    through praat-parselmouth). Audio too short for a pitch analysis comes back unchanged."""
+    if abs(ratio - 1.0) < 1e-3:
+        return audio
+    import warnings
+
+    import parselmouth
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=sample_rate)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no voiced segments found": the audio comes back as it was
+            out = call(sound, "Change gender", 75, 600, ratio, 0, 1, 1).values[0]
+    except parselmouth.PraatError:
+        return audio
+    if len(out) != len(audio) or not np.all(np.isfinite(out)):
+        return audio
+    return out.astype(np.float32)
+
+
 def add_reverb(audio: np.ndarray, rir: np.ndarray, sample_rate: int) -> np.ndarray:
     """Convolve with ``rir`` (direct path at index 0), keep at most ``MAX_TAIL_S`` of tail.
 

@@ -74,6 +74,10 @@ def _augment(entry: dict, src: SplitSources, rng: np.random.Generator) -> tuple[
     audio = augment.change_speed(audio, speed, sr)
     semitones = float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)) if rng.random() < cfg.pitch_prob else 0.0
     audio = augment.shift_pitch(audio, semitones, sr)
+    formant = 1.0
+    if cfg.formant_prob > 0 and rng.random() < cfg.formant_prob:  # no draw when off: datasets stay as they were
+        formant = float(np.exp(rng.uniform(-np.log(cfg.formant_max), np.log(cfg.formant_max))))
+        audio = augment.shift_formants(audio, formant, sr)
     gain_db = float(rng.uniform(-cfg.gain_db, cfg.gain_db))
     audio = audio * np.float32(10 ** (gain_db / 20))
     dry = len(audio)
@@ -87,6 +91,7 @@ def _augment(entry: dict, src: SplitSources, rng: np.random.Generator) -> tuple[
         "text": entry["text"],
         "speed": round(speed, 3),
         "pitch_semitones": round(semitones, 2),
+        "formant_ratio": round(formant, 3),
         "gain_db": round(gain_db, 1),
         "room": room,
     }

@@ -137,6 +137,11 @@ class DataConfig:
     """Probability of an extra pitch shift (tempo kept)."""
     pitch_semitones: float = 2.5
     """Largest pitch shift, up or down (semitones)."""
+    formant_prob: float = 0.0
+    """Probability that an utterance's formants are scaled (vocal-tract length: another speaker's
+    tract, pitch and tempo kept; praat-parselmouth)."""
+    formant_max: float = 1.2
+    """Largest formant scaling, up or down (a ratio >= 1; drawn log-uniform in [1/max, max])."""
     reverb_prob: float = 0.6
     """Probability that an utterance is convolved with a simulated room."""
     rooms: int = 120
@@ -205,6 +210,7 @@ class DataConfig:
             "keyword_clip_fraction",
             "confusable_fraction",
             "pitch_prob",
+            "formant_prob",
             "reverb_prob",
             "eq_prob",
             "mic_eq_prob",
@@ -229,6 +235,8 @@ class DataConfig:
             problems.append("keyword_engines must be some of engines")
         if len(self.engine_weights) != len(self.engines):
             problems.append("engine_weights needs one weight per engine")
+        if not 1 <= self.formant_max <= 2:
+            problems.append("formant_max must be in [1, 2]")
         if not 0 < self.speed_min <= self.speed_max:
             problems.append("need 0 < speed_min <= speed_max")
         if not self.snr_min_db <= self.snr_max_db or not self.peak_dbfs_min <= self.peak_dbfs_max <= 0:

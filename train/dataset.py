@@ -295,6 +295,9 @@ def _build_key(keyword: str, dcfg: DataConfig, params: AudioParams, index: dict,
     if not any(sources.is_users(e) for e in index["entries"]):
         for unused in ("recording_share", "recording_context_s"):  # nothing to act on: datasets stay valid
             data.pop(unused)
+    if not dcfg.formant_prob:  # off draws nothing: datasets built before the option stay valid
+        data.pop("formant_max")
+        data.pop("formant_prob")
     material = {
         "keyword": keyword,
         "data": data,

@@ -128,3 +128,44 @@ def test_hum_and_babble():
     assert babble.shape == (SR * 3,) and np.std(babble) == pytest.approx(1.0, rel=1e-3)
     frames = babble.reshape(-1, 1600)
     assert (np.std(frames, axis=1) > 0.1).mean() > 0.5  # talkers spread over the clip, not one burst
+
+
+def _vowel(f0: float, formants: tuple[float, ...], seconds: float = 1.0) -> np.ndarray:
+    """A pulse train at ``f0`` through one resonator per formant: a crude sustained vowel."""
+    from scipy import signal
+
+    x = np.zeros(int(SR * seconds))
+    x[:: int(SR / f0)] = 1.0
+    for f in formants:
+        r = np.exp(-np.pi * 80 / SR)  # 80 Hz bandwidth
+        x = signal.lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / SR), r * r], x)
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def _envelope_peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    smooth = np.convolve(spec, np.ones(300) / 300, mode="same")  # ~300 Hz: over the harmonics
+    return float(np.argmax(smooth) * SR / len(x))
+
+
+def _f0_hz(x: np.ndarray) -> float:
+    ac = np.correlate(x[:4000], x[:4000], mode="full")[3999:]
+    lo, hi = SR // 400, SR // 60
+    return SR / (lo + int(np.argmax(ac[lo:hi])))
+
+
+@pytest.mark.parametrize("ratio", [0.85, 1.2])
+def test_formant_shift_moves_the_resonance_and_keeps_pitch_and_length(ratio):
+    vowel = _vowel(100.0, (1000.0,))
+    out = augment.shift_formants(vowel, ratio, SR)
+    assert len(out) == len(vowel) and out.dtype == np.float32
+    # where the same pulse train through a resonator at ratio x 1000 Hz peaks
+    assert _envelope_peak_hz(out) == pytest.approx(_envelope_peak_hz(_vowel(100.0, (1000.0 * ratio,))), abs=50)
+    assert abs(_envelope_peak_hz(out) - _envelope_peak_hz(vowel)) > 100
+    assert _f0_hz(out) == pytest.approx(_f0_hz(vowel), rel=0.04)
+
+
+def test_formant_shift_leaves_what_it_cannot_analyse_as_it_was():
+    short = np.random.default_rng(0).normal(0, 0.1, 300).astype(np.float32)  # too short for a pitch analysis
+    assert augment.shift_formants(short, 1.2, SR) is short
+    assert augment.shift_formants(_vowel(100.0, (1000.0,)), 1.0, SR).dtype == np.float32
