@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,10 +51,7 @@ SHORT = [
 ]
 
 
-@pytest.mark.skipif(
-    not (shutil.which("pulseaudio") and shutil.which("pacat")),
-    reason="needs pulseaudio and pacat (make setup-test installs them)",
-)
+@pytest.mark.needs_program("/usr/bin/pulseaudio", "pulseaudio pulseaudio-utils")
 def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model, tmp_path):
     out = tmp_path / "soak"
     env = dict(os.environ, PYTHONPATH=str(REPO))
