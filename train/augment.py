@@ -44,16 +44,21 @@ def shift_pitch(audio: np.ndarray, semitones: float, sample_rate: int) -> np.nda
     return out.astype(np.float32)
 
 
-def shift_formants(audio: np.ndarray, ratio: float, sample_rate: int) -> np.ndarray:
+def shift_formants(audio: np.ndarray, ratio: float, sample_rate: int, seed: int) -> np.ndarray:
     """Scale the formants (the vocal tract's resonances) by ``ratio``, keeping pitch and length:
     another speaker's tract saying the same thing (Praat's "Change gender": resampling + PSOLA,
-    through praat-parselmouth). Audio too short for a pitch analysis comes back unchanged."""
+    through praat-parselmouth). Audio too short for a pitch analysis comes back unchanged.
+
+    PSOLA places the pulses of unvoiced stretches at random, from Praat's own generator (one per
+    process), which is seeded with ``seed`` first: the same call gives the same samples."""
     if abs(ratio - 1.0) < 1e-3:
         return audio
     import warnings
 
     import parselmouth
-    from parselmouth.praat import call
+    from parselmouth.praat import call, run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
 
     sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=sample_rate)
     try:

@@ -77,7 +77,7 @@ def _augment(entry: dict, src: SplitSources, rng: np.random.Generator) -> tuple[
     formant = 1.0
     if cfg.formant_prob > 0 and rng.random() < cfg.formant_prob:  # no draw when off: datasets stay as they were
         formant = float(np.exp(rng.uniform(-np.log(cfg.formant_max), np.log(cfg.formant_max))))
-        audio = augment.shift_formants(audio, formant, sr)
+        audio = augment.shift_formants(audio, formant, sr, seed=int(rng.integers(2**31)))
     gain_db = float(rng.uniform(-cfg.gain_db, cfg.gain_db))
     audio = audio * np.float32(10 ** (gain_db / 20))
     dry = len(audio)

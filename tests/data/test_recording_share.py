@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from device.params import AudioParams
+from tests.data.toneclips import tone_entries, tone_sources
 from train import clipmaker, datasynth
 from train.dataconfig import DataConfig
 from train.dataset import _build_key
@@ -19,48 +20,14 @@ from train.sources import USER_SPEAKER
 SR = 16000
 
 
-def _entry(tmp_path, name: str, kind: str, freq: float, user: bool = False) -> dict:
-    t = np.arange(int(0.6 * SR)) / SR
-    path = tmp_path / f"{name}.wav"
-    sf.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
-    return {
-        "path": str(path),
-        "kind": kind,
-        "split": "train",
-        "text": name,
-        "voice": name,
-        "speaker": USER_SPEAKER if user else f"tts:{name}",
-        "engine": "recording" if user else "espeak-ng",
-    }
-
-
 @pytest.fixture
 def entries(tmp_path):
-    return {
-        "tts_kw": [_entry(tmp_path, f"kw{i}", "keyword", 400 + 50 * i) for i in range(4)],
-        "tts_conf": [_entry(tmp_path, f"conf{i}", "confusable", 700 + 50 * i) for i in range(4)],
-        "speech": [_entry(tmp_path, f"speech{i}", "speech", 1200 + 50 * i) for i in range(4)],
-        "user_kw": [_entry(tmp_path, "take", "keyword", 300, user=True)],
-        "user_conf": [_entry(tmp_path, "false_accept", "confusable", 900, user=True)],
-    }
-
-
-def _sources(e: dict, cfg: DataConfig, users: bool) -> clipmaker.SplitSources:
-    return clipmaker.SplitSources(
-        "train",
-        AudioParams(),
-        cfg,
-        keywords=e["tts_kw"],
-        confusables=e["tts_conf"],
-        speech=e["speech"],
-        users_keywords=e["user_kw"] if users else [],
-        users_confusables=e["user_conf"] if users else [],
-    )
+    return tone_entries(tmp_path)
 
 
 def test_a_share_of_picks_is_the_users_and_the_other_clips_are_unchanged(entries):
     cfg = DataConfig(seed=3, clip_s=3.0, recording_share=0.3, keyword_clip_fraction=0.7, max_negatives_per_clip=3)
-    with_user, without = _sources(entries, cfg, True), _sources(entries, cfg, False)
+    with_user, without = tone_sources(entries, cfg, True), tone_sources(entries, cfg, False)
     kw_picks = user_kw = conf_picks = user_conf = unchanged = 0
     for i in range(120):
         clip = clipmaker.make_clip(with_user, *datasynth.clip_rngs(cfg, "train", i))
@@ -80,7 +47,7 @@ def test_a_share_of_picks_is_the_users_and_the_other_clips_are_unchanged(entries
 
 def test_with_no_synthetic_keywords_every_keyword_pick_is_the_users(entries):
     cfg = DataConfig(seed=1, clip_s=3.0, recording_share=0.1, keyword_clip_fraction=1.0)
-    src = dataclasses.replace(_sources(entries, cfg, True), keywords=[])
+    src = dataclasses.replace(tone_sources(entries, cfg, True), keywords=[])
     texts = [
         k["text"]
         for i in range(10)
