@@ -77,6 +77,42 @@ class _History:
         return self.audio[max(0, i0) : max(0, i1)]
 
 
+class _Keeper:
+    """What both keepers share: the model they save for, the history they cut clips from, and saving
+    a clip with its sidecar into their folder, the oldest deleted beyond ``max_mb``."""
+
+    saving: str
+    """What a clip is, in the warning when the disk refuses one ("could not save <saving> in ...")."""
+    deleting: str
+    """What a clip is, in the line the disk cap logs ("deleted <deleting> <stem>")."""
+
+    def __init__(
+        self,
+        folder: str,
+        max_mb: float,
+        rate_hz: int,
+        keyword: str,
+        model_version: str,
+        threshold: float,
+        keep_s: float,
+    ):
+        self.rate_hz = rate_hz
+        self.keyword = keyword
+        self.model_version = model_version
+        self.threshold = threshold
+        self.dir = Path(folder)
+        self.max_mb = max_mb
+        self._history = _History(int(round(keep_s * rate_hz)), rate_hz)
+
+    def _save(self, stem: str, clip: np.ndarray, fields: dict) -> bool:
+        """:func:`save_clip` into the folder, then :func:`enforce_cap` -> False when the disk refused it."""
+        made_by = (self.model_version, self.threshold)
+        if not save_clip(self.dir / stem, clip, self.rate_hz, fields, made_by, self.saving):
+            return False
+        enforce_cap(self.dir, self.max_mb, self.deleting)
+        return True
+
+
 @dataclass(frozen=True)
 class SaveConfig:
     enabled: bool = False
@@ -97,7 +133,10 @@ class SaveConfig:
             raise ValueError(f"max_mb must be positive, got {self.max_mb}")
 
 
-class ClipSaver:
+class ClipSaver(_Keeper):
+    saving = "detection audio"
+    deleting = "saved detection"
+
     def __init__(
         self,
         cfg: SaveConfig,
@@ -109,13 +148,9 @@ class ClipSaver:
     ):
         """``lag_s``: how far behind the newest audio a detection may be reported (the
         longest inference step), so its pre-roll is still in the history."""
+        keep_s = cfg.pre_roll_s + cfg.post_roll_s + lag_s
+        super().__init__(cfg.dir, cfg.max_mb, rate_hz, keyword, model_version, threshold, keep_s)
         self.cfg = cfg
-        self.rate_hz = rate_hz
-        self.keyword = keyword
-        self.model_version = model_version
-        self.threshold = threshold
-        self.dir = Path(cfg.dir)
-        self._history = _History(int(round((cfg.pre_roll_s + cfg.post_roll_s + lag_s) * rate_hz)), rate_hz)
         self._pending: list[tuple[Detection, float]] = []  # (detection, wall clock time)
         self.saved = 0
 
@@ -157,15 +192,8 @@ class ClipSaver:
             "detected_at_s": round(det.time_s - start_s, 6),
             "wall_time": stamp.isoformat(timespec="milliseconds"),
         }
-        if not save_clip(
-            self.dir / stem, clip, self.rate_hz, fields, (self.model_version, self.threshold), "detection audio"
-        ):
-            return
-        self.saved += 1
-        self._enforce_cap()
-
-    def _enforce_cap(self) -> None:
-        enforce_cap(self.dir, self.cfg.max_mb, "saved detection")
+        if self._save(stem, clip, fields):
+            self.saved += 1
 
 
 def write_pair(stem: Path, clip: np.ndarray, rate_hz: int, sidecar: str) -> None:
@@ -273,11 +301,14 @@ class SnippetConfig:
             raise ValueError(f"max_mb must be positive, got {self.max_mb}")
 
 
-class SnippetKeeper:
+class SnippetKeeper(_Keeper):
     """Random snippets of the stream, each written once ``guard_s`` of audio after it has passed
     with no detection or near miss within ``guard_s`` of it. Snippets never span a gap in the
     stream and digital silence is not kept. Same calls as :class:`ClipSaver` (``feed``,
     ``detected``, ``discontinuity``, ``flush``) plus ``scored`` (every output frame's probability)."""
+
+    saving = "a snippet"
+    deleting = "snippet"
 
     def __init__(
         self,
@@ -290,16 +321,12 @@ class SnippetKeeper:
         lag_s: float = 5.0,
         seed: int | None = None,
     ):
+        keep_s = cfg.length_s + cfg.guard_s + lag_s + 1.0
+        super().__init__(cfg.dir, cfg.max_mb, rate_hz, keyword, model_version, threshold, keep_s)
         self.cfg = cfg
-        self.rate_hz = rate_hz
-        self.keyword = keyword
-        self.model_version = model_version
-        self.threshold = threshold
         self.hop_s = hop_s
         self.lag_s = lag_s
-        self.dir = Path(cfg.dir)
         self._rng = np.random.default_rng(seed)
-        self._history = _History(int(round((cfg.length_s + cfg.guard_s + lag_s + 1.0) * rate_hz)), rate_hz)
         self._next: float | None = None  # stream time the next snippet starts
         self._alarms: list[float] = []  # stream times of detections and near misses
         self.kept = 0
@@ -359,12 +386,8 @@ class SnippetKeeper:
             "guard_s": self.cfg.guard_s,
             "wall_time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds"),
         }
-        if not save_clip(
-            self.dir / stem, clip, self.rate_hz, fields, (self.model_version, self.threshold), "a snippet"
-        ):
-            return
-        self.kept += 1
-        enforce_cap(self.dir, self.cfg.max_mb, "snippet")
+        if self._save(stem, clip, fields):
+            self.kept += 1
 
 
 class Keepers:

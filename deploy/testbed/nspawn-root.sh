@@ -22,32 +22,21 @@ packages=(
 key=$(testbed_key "$0" "$here/common.sh" -- "$suite" "${packages[@]}")
 cache=$(testbed_cache_dir)
 out=$cache/nspawn-$suite-amd64-$key
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-[ "$(id -u)" = 0 ] || { echo "nspawn-root: building the test root needs root" >&2; exit 1; }
-command -v mmdebstrap >/dev/null || { echo "nspawn-root: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 1; }
+testbed_cached "$out" && exit 0
+testbed_can_build nspawn-root "the test root" "apt-get install mmdebstrap" mmdebstrap || exit 1
 
 tmp=$(mktemp -d "$cache/.nspawn-build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mapfile -t ca_hooks < <(testbed_ca_hooks)
+mapfile -t hooks < <(
+  testbed_hostname_hooks pibox-ns
+  testbed_user_hooks pi sudo,audio
+  testbed_sshd_hooks loopback
+  testbed_mask_hooks apt-daily.timer apt-daily-upgrade.timer console-getty.service getty@.service
+)
 echo "nspawn-root: building $out (first run only, about a minute)" >&2
-mmdebstrap --variant=minbase --mode=root --format=directory --quiet \
-  --include="$(IFS=,; echo "${packages[*]}")" \
-  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  "${ca_hooks[@]}" \
-  --customize-hook='echo pibox-ns > "$1/etc/hostname"' \
-  --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 pibox-ns\n" > "$1/etc/hosts"' \
-  --customize-hook='chroot "$1" useradd -m -s /bin/bash -G sudo,audio pi' \
+t0=$(date +%s)
+testbed_mmdebstrap --variant=minbase "$(testbed_include "${packages[@]}")" "${hooks[@]}" \
   --customize-hook='chroot "$1" install -d -m 0700 -o pi -g pi /home/pi/.ssh' \
-  --customize-hook='echo "pi ALL=(ALL) NOPASSWD: ALL" > "$1/etc/sudoers.d/010_pi-nopasswd"' \
-  --customize-hook='chmod 0440 "$1/etc/sudoers.d/010_pi-nopasswd"' \
-  --customize-hook='printf "%s\n" "ListenAddress 127.0.0.1" "PasswordAuthentication no" "KbdInteractiveAuthentication no" "UseDNS no" > "$1/etc/ssh/sshd_config.d/10-testbed.conf"' \
-  --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer console-getty.service getty@.service; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
   "$suite" "$tmp/root" "$(testbed_mirror)"
-touch "$tmp/root/.complete"
-for old in "$cache"/nspawn-$suite-amd64-*; do  # earlier builds of other versions of this script
-  if [ -d "$old" ] && [ "$old" != "$out" ]; then rm -rf "$old"; fi
-done
-rm -rf "$out"
-mv "$tmp/root" "$out"
+testbed_install nspawn-root "$t0" "$tmp/root" "$out"
 echo "$out"

@@ -44,11 +44,8 @@ initrd_modules=(virtio_pci virtio_blk ext4 crc32c_generic)
 key=$(testbed_key "$0" "$here/common.sh" -- "$suite" "${packages[@]}" "${initrd_modules[@]}")
 cache=$(testbed_cache_dir)
 out=$cache/pi-$suite-arm64-$key
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-[ "$(id -u)" = 0 ] || { echo "pi-image: building the emulated Pi needs root" >&2; exit 1; }
-for tool in mmdebstrap mkfs.ext4 qemu-aarch64-static; do
-  command -v "$tool" >/dev/null || { echo "pi-image: $tool is missing (make setup-test installs it)" >&2; exit 1; }
-done
+testbed_cached "$out" && exit 0
+testbed_can_build pi-image "the emulated Pi" "make setup-test installs it" mmdebstrap mkfs.ext4 qemu-aarch64-static || exit 1
 
 registered_here=no
 binfmt_on() {
@@ -67,20 +64,20 @@ tmp=$(mktemp -d "$cache/.pi-build.XXXXXX")
 trap 'binfmt_off; rm -rf "$tmp"' EXIT
 binfmt_on
 ssh-keygen -q -t ed25519 -N '' -C wakeword-emulated-pi -f "$tmp/id_ed25519"
-mapfile -t ca_hooks < <(testbed_ca_hooks)
 mapfile -t mirror < <(testbed_sources "$suite" "$tmp")
+mapfile -t hooks < <(
+  testbed_hostname_hooks pibox
+  testbed_user_hooks pi sudo,audio
+  testbed_sshd_hooks all
+  testbed_mask_hooks apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer
+)
 echo "pi-image: building $out (first run only, 7-15 minutes)" >&2
 t0=$(date +%s)
-mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet \
-  --include="$(IFS=,; echo "${packages[*]}")" \
-  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='force-confold' \
+testbed_mmdebstrap --arch=arm64 --variant=minbase "$(testbed_include "${packages[@]}")" --dpkgopt='force-confold' \
   --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"' \
   --essential-hook='echo MODULES=list > "$1/etc/initramfs-tools/conf.d/testbed.conf"' \
   --essential-hook="printf '%s\n' ${initrd_modules[*]} > \"\$1/etc/initramfs-tools/modules\"" \
-  "${ca_hooks[@]}" \
-  --customize-hook='echo pibox > "$1/etc/hostname"' \
-  --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 pibox\n" > "$1/etc/hosts"' \
+  "${hooks[@]}" \
   --customize-hook='echo "/dev/vda / ext4 defaults,noatime 0 1" > "$1/etc/fstab"' \
   --customize-hook='printf "[Match]\nName=eth0\n[Network]\nDHCP=ipv4\n" > "$1/etc/systemd/network/10-eth0.network"' \
   --customize-hook='echo "nameserver 10.0.2.3" > "$1/etc/resolv.conf"' \
@@ -88,22 +85,12 @@ mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory --quiet
   --customize-hook='echo snd-aloop > "$1/etc/modules-load.d/snd-aloop.conf"' \
   --customize-hook='mkdir -p "$1/etc/systemd/system/wakeword.service.d"' \
   --customize-hook='printf "# The emulated board is no Pi: tell rpi-lgpio to act as a Pi 5 on gpiochip0 (the PL061).\n[Service]\nEnvironment=RPI_LGPIO_REVISION=c04170 RPI_LGPIO_CHIP=0\n" > "$1/etc/systemd/system/wakeword.service.d/emulated-pi.conf"' \
-  --customize-hook='chroot "$1" useradd -m -s /bin/bash -G sudo,audio pi' \
-  --customize-hook='echo "pi ALL=(ALL) NOPASSWD: ALL" > "$1/etc/sudoers.d/010_pi-nopasswd"; chmod 0440 "$1/etc/sudoers.d/010_pi-nopasswd"' \
   --customize-hook="mkdir -p \"\$1/home/pi/.ssh\"; cp '$tmp/id_ed25519.pub' \"\$1/home/pi/.ssh/authorized_keys\"; chroot \"\$1\" chown -R pi:pi /home/pi/.ssh" \
-  --customize-hook='printf "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n" > "$1/etc/ssh/sshd_config.d/10-testbed.conf"' \
-  --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
   "$suite" "$tmp/root" "${mirror[@]}"
 cp "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
 cp "$tmp"/root/boot/initrd.img-* "$tmp/initrd.img"
 mkfs.ext4 -q -L root -d "$tmp/root" "$tmp/rootfs.img" 4G
 rm -rf "$tmp/root"
-touch "$tmp/.complete"
-echo "pi-image: built in $(( $(date +%s) - t0 )) s" >&2
-for old in "$cache"/pi-$suite-arm64-*; do  # earlier builds of other versions of this script
-  if [ -d "$old" ] && [ "$old" != "$out" ]; then rm -rf "$old"; fi
-done
-rm -rf "$out"
-mv "$tmp" "$out"
+testbed_install pi-image "$t0" "$tmp" "$out"
 trap binfmt_off EXIT
 echo "$out"

@@ -57,7 +57,7 @@ def test_a_missing_program_is_an_error_line_not_a_type_error(engine, monkeypatch
     """Found by mypy: the program's path was ``str | None`` and went into the command line as is, so a
     render without the program died of a TypeError instead of giving each request its error line."""
     mod = tts.engine_module(engine)
-    monkeypatch.setattr(mod, "_which", lambda: None)
+    monkeypatch.setattr(mod.PROGRAM, "path", lambda: None)
     assert mod.probe() is not None
     voice = tts.Voice(engine, "kal" if engine == "flite" else "kal_diphone", "person:kal")
     results = mod.synthesize([tts.Request(voice, "computer"), tts.Request(voice, "hello")])

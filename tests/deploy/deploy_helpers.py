@@ -74,12 +74,16 @@ def run_install_sh(release_dir: Path, bindir: Path, apt_calls: Path) -> subproce
     )
 
 
-def run_root_builder(script: Path, name: str, cache: Path) -> subprocess.CompletedProcess:
-    """One of deploy/testbed's cached-root builders (pi-image.sh, fresh-root.sh) with ``name`` as
-    its suite or distro, a bare PATH and its cache under ``cache``."""
-    return subprocess.run(
+def assert_root_builder_refuses(script: Path, name: str, cache: Path, why: str) -> None:
+    """One of deploy/testbed's cached-root builders (pi-image.sh, fresh-root.sh), run with ``name`` as
+    its suite or distro, a bare PATH and its cache under ``cache``, refuses it: exit 2 and ``why`` on
+    stderr, before it has made its cache."""
+    proc = subprocess.run(
         [str(script), name],
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "WAKEWORD_TESTBED_CACHE": str(cache)},
     )
+    assert proc.returncode == 2, proc.stderr
+    assert why in proc.stderr
+    assert not cache.exists()

@@ -9,7 +9,7 @@ import pytest
 
 from deploy.testbed import e2e_pi
 from deploy.testbed.qemu import IMAGE_BUILDER, SUITES
-from tests.deploy.deploy_helpers import run_root_builder
+from tests.deploy.deploy_helpers import assert_root_builder_refuses
 
 
 def test_suites_are_bookworm_and_trixie():
@@ -18,10 +18,7 @@ def test_suites_are_bookworm_and_trixie():
 
 @pytest.mark.parametrize("suite", ["sid", "trixie; touch /tmp/x", "Bookworm", "--"])
 def test_pi_image_rejects_an_unknown_suite_before_anything_else(suite, tmp_path):
-    proc = run_root_builder(IMAGE_BUILDER, suite, tmp_path / "cache")
-    assert proc.returncode == 2, proc.stderr
-    assert "unknown suite" in proc.stderr
-    assert not (tmp_path / "cache").exists()
+    assert_root_builder_refuses(IMAGE_BUILDER, suite, tmp_path / "cache", "unknown suite")
 
 
 def test_e2e_pi_rejects_an_unknown_suite(monkeypatch, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploy.testbed.fresh import ROOT_BUILDER, added, dpkg_installed, notes_of, setup_apt_line
-from tests.deploy.deploy_helpers import fake_programs, run_root_builder
+from tests.deploy.deploy_helpers import assert_root_builder_refuses, fake_programs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,4 @@ def test_report_notes_keep_setups_lines_and_pytests_result():
 
 @pytest.mark.parametrize("distro", ["sid", "noble; touch /tmp/x", "Bookworm", ""])
 def test_fresh_root_rejects_an_unknown_distro_before_anything_else(distro, tmp_path):
-    proc = run_root_builder(ROOT_BUILDER, distro, tmp_path / "cache")
-    assert proc.returncode == 2, proc.stderr
-    assert "unknown distro" in proc.stderr
-    assert not (tmp_path / "cache").exists()
+    assert_root_builder_refuses(ROOT_BUILDER, distro, tmp_path / "cache", "unknown distro")

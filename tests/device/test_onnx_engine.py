@@ -13,6 +13,7 @@ import pytest
 from bench.tonemodel import tone_clip
 from device import modelmeta
 from device.engine import Engine, EngineError
+from export.scoring import stream_probs
 from tests.device.daemon_helpers import PARAMS, run_wakeword
 from tests.toymodels import corrupt_model_copy, model_with_props, other_format_model, wrong_sample_rate_model
 
@@ -22,20 +23,10 @@ def engine(tone_model) -> Engine:
     return Engine.load(tone_model)
 
 
-def run_chunks(engine: Engine, audio: np.ndarray, sizes: list[int]) -> np.ndarray:
-    engine.reset()
-    out, i, k = [], 0, 0
-    while i < len(audio):
-        n = sizes[k % len(sizes)]
-        out.append(engine.step(audio[i : i + n]))
-        i, k = i + n, k + 1
-    return np.concatenate(out)
-
-
 def test_tone_model_fires_after_the_tone_and_not_before(engine):
     assert engine.meta.keyword == "tone" and engine.params == PARAMS
     audio = tone_clip(4.0, [1.5], seed=7)
-    probs = run_chunks(engine, audio, [PARAMS.chunk_samples])
+    probs = stream_probs(engine, audio, [PARAMS.chunk_samples])
     assert probs.shape == (len(audio) // PARAMS.output_hop_samples,)
     t = (np.arange(len(probs)) + 1) * PARAMS.output_hop_s
     assert probs[t < 1.5].max() < 0.1
@@ -45,16 +36,16 @@ def test_tone_model_fires_after_the_tone_and_not_before(engine):
 def test_probabilities_do_not_depend_on_chunking(engine):
     audio = tone_clip(3.2, [1.0], seed=8)  # 40 output frames
     hop = PARAMS.output_hop_samples
-    whole = run_chunks(engine, audio, [len(audio)])
+    whole = stream_probs(engine, audio, [len(audio)])
     for sizes in ([hop], [PARAMS.chunk_samples], [3 * hop, 17 * hop, hop, 40 * hop]):
-        np.testing.assert_allclose(run_chunks(engine, audio, sizes), whole, atol=2e-5)
+        np.testing.assert_allclose(stream_probs(engine, audio, sizes), whole, atol=2e-5)
 
 
 def test_reset_returns_to_the_start_of_a_stream(engine):
     audio = tone_clip(2.0, [0.5], seed=9)
-    a = run_chunks(engine, audio, [PARAMS.chunk_samples])
+    a = stream_probs(engine, audio, [PARAMS.chunk_samples])
     engine.step(tone_clip(1.0, [0.0], seed=10)[: PARAMS.chunk_samples])  # dirty the state
-    b = run_chunks(engine, audio, [PARAMS.chunk_samples])  # run_chunks resets first
+    b = stream_probs(engine, audio, [PARAMS.chunk_samples])  # stream_probs resets first
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 

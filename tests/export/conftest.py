@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,19 +39,40 @@ def speech(params) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def tiny_detector(params: AudioParams, feats_like: np.ndarray, seed: int = 0):
-    """An untrained tiny head + the real front end, its output layer scaled so that its
-    probabilities move with the audio (spread over (0, 1)) instead of sitting near 0.5."""
+def tiny_detector(params: AudioParams, feats_like: np.ndarray, seed: int = 0, heads: int = 1):
+    """An untrained tiny head (the mean of ``heads`` of them) + the real front end, each output layer
+    scaled so that its probabilities move with the audio (spread over (0, 1)) instead of sitting near 0.5."""
     import torch
 
     from export.streaming import StreamingDetector
-    from train.model import Head, ModelConfig
+    from train.model import ModelConfig, make_head
 
     torch.manual_seed(seed)
-    model = Head(ModelConfig(hidden=16, layers=1, dropout=0.0))
+    model = make_head(ModelConfig(hidden=16, layers=1, dropout=0.0, heads=heads))
     with torch.no_grad():
-        model.out.weight.mul_(8.0)
+        for member in model.heads:
+            member.out.weight.mul_(8.0)
     return StreamingDetector(model, params).eval()
+
+
+def write_tiny_model(
+    det, params: AudioParams, path: Path, keyword: str = "tiny", model_version: str = "tiny-test"
+) -> Path:
+    """``det`` exported to ONNX at ``path`` with the metadata the export tests' models carry."""
+    from device.modelmeta import ModelMeta
+    from export.onnx_export import write_model
+
+    meta = ModelMeta(
+        keyword=keyword,
+        params=params,
+        threshold=0.7,
+        model_version=model_version,
+        calibration={"target_fa_per_hour": 0.5},
+        training={"seed": 0},
+        stream={"default_chunk_samples": params.chunk_samples},
+        frontend={"name": "speech_embedding"},
+    )
+    return write_model(det, meta, path)
 
 
 @pytest.fixture(scope="session")
@@ -61,17 +83,4 @@ def tiny_det(params, speech):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_det, params):
     """``tiny_det`` exported to ONNX with metadata (path)."""
-    from device.modelmeta import ModelMeta
-    from export.onnx_export import write_model
-
-    meta = ModelMeta(
-        keyword="tiny",
-        params=params,
-        threshold=0.7,
-        model_version="tiny-test",
-        calibration={"target_fa_per_hour": 0.5},
-        training={"seed": 0},
-        stream={"default_chunk_samples": params.chunk_samples},
-        frontend={"name": "speech_embedding"},
-    )
-    return write_model(tiny_det, meta, tmp_path_factory.mktemp("tiny") / "model.onnx")
+    return write_tiny_model(tiny_det, params, tmp_path_factory.mktemp("tiny") / "model.onnx")

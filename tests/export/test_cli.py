@@ -53,18 +53,16 @@ def run_cli(build: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
+def quick_export(calib_dir: Path) -> list[str]:
+    """The ``--set`` options of a quick export calibrated on ``calib_dir`` (the tone streams)."""
+    sets = [f"export.calibration_dir={calib_dir}", "export.min_negative_hours=0.01", "export.bench_steps=5"]
+    return [a for s in sets for a in ("--set", s)]
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, tone_checkpoint, calib_dir) -> tuple[Path, subprocess.CompletedProcess]:
     build = make_build(tmp_path_factory.mktemp("cli"), tone_checkpoint)
-    proc = run_cli(
-        build,
-        "--set",
-        f"export.calibration_dir={calib_dir}",
-        "--set",
-        "export.min_negative_hours=0.01",
-        "--set",
-        "export.bench_steps=5",
-    )
+    proc = run_cli(build, *quick_export(calib_dir))
     return build, proc
 
 
@@ -192,15 +190,7 @@ def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_ch
     assert combine.main(["--keyword", "tone", "--build", str(out), "--from", str(one), "--from", str(two)]) == 0
     state = torch.load(out / "train" / "best.pt", weights_only=False)
     assert state["model_config"]["heads"] == 2 and [c["build"] for c in state["combined_from"]] == [str(one), str(two)]
-    proc = run_cli(
-        out,
-        "--set",
-        f"export.calibration_dir={calib_dir}",
-        "--set",
-        "export.min_negative_hours=0.01",
-        "--set",
-        "export.bench_steps=5",
-    )
+    proc = run_cli(out, *quick_export(calib_dir))
     assert proc.returncode == 0, proc.stderr
     from device.api import Detector
     from export.source import build_detector, load_checkpoint

@@ -77,28 +77,10 @@ def test_graph_uses_only_standard_operators(tiny_model):
 
 def test_several_heads_export_as_one_streaming_model(params, speech, tmp_path):
     """[model] heads = 2: the mean of two heads, its state stacked, exported and run by the device."""
-    from device.modelmeta import ModelMeta
-    from export.onnx_export import write_model
-    from export.streaming import StreamingDetector
-    from train.model import ModelConfig, make_head
+    from tests.export.conftest import tiny_detector, write_tiny_model
 
-    torch.manual_seed(3)
-    heads = make_head(ModelConfig(hidden=16, layers=1, dropout=0.0, heads=2))
-    with torch.no_grad():
-        for m in heads.members:
-            m.out.weight.mul_(8.0)
-    det = StreamingDetector(heads, params).eval()
-    meta = ModelMeta(
-        keyword="two",
-        params=params,
-        threshold=0.7,
-        model_version="two-heads",
-        calibration={"target_fa_per_hour": 0.5},
-        training={"seed": 0},
-        stream={"default_chunk_samples": params.chunk_samples},
-        frontend={"name": "speech_embedding"},
-    )
-    path = write_model(det, meta, tmp_path / "model.onnx")
+    det = tiny_detector(params, speech, seed=3, heads=2)
+    path = write_tiny_model(det, params, tmp_path / "model.onnx", keyword="two", model_version="two-heads")
     result = check_parity(det, path, [speech], tolerance=TOL)
     assert result.worst <= TOL
     probs = torch_probs(det, speech)

@@ -4,6 +4,7 @@ in-memory tone dataset of :mod:`tests.train.fakedata` instead of ``<build>/datas
 Used by tests that need a real process (SIGINT, torchrun): everything except where the clips
 come from is the production code path. With ``FAKERUN_DUMP=<dir>`` each process also saves
 its replica's final parameters as ``<dir>/rank<r>.pt`` (to check that replicas agree).
+:data:`TINY` holds the ``--set`` overrides of a tiny run, for these tests and the in-process ones.
 """
 
 import functools
@@ -17,6 +18,19 @@ import train.train as training
 from tests.train.fakedata import ToneClips
 
 N_TRAIN, N_VAL = 48, 12
+TINY = [
+    "model.hidden=16",
+    "model.layers=1",
+    "train.batch_size=8",
+    "train.real_data=off",
+    "train.max_minutes=0",
+    "train.warmup_steps=4",
+    "train.lr=0.01",
+    "train.progress=false",
+    "train.threads=1",
+    "train.plots=false",
+]
+"""``--set`` overrides for a tiny, quick run on the tone data: a small model, no real data, no plots, one thread."""
 
 
 @functools.lru_cache(maxsize=4)

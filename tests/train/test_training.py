@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.train import fakerun
 from tests.train.fakedata import ToneClips
 from tests.train.fakerun import fake_open_data
 from train import checkpoint, config
@@ -16,20 +17,7 @@ from train.distributed import Dist
 from train.loss import frame_loss
 from train.model import Head, ModelConfig
 
-TINY = [
-    "model.heads=1",
-    "model.hidden=16",
-    "model.layers=1",
-    "model.dropout=0.1",
-    "train.batch_size=8",
-    "train.real_data=off",
-    "train.max_minutes=0",
-    "train.warmup_steps=4",
-    "train.lr=0.01",
-    "train.progress=false",
-    "train.threads=1",
-    "train.plots=false",
-]
+TINY = [*fakerun.TINY, "model.heads=1", "model.dropout=0.1"]
 
 
 @pytest.fixture(autouse=True)

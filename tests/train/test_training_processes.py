@@ -12,21 +12,10 @@ from pathlib import Path
 import torch
 
 from tests.terminal import sigint_default
+from tests.train.fakerun import TINY
 from train import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "model.hidden=16",
-    "model.layers=1",
-    "train.batch_size=8",
-    "train.real_data=off",
-    "train.max_minutes=0",
-    "train.warmup_steps=4",
-    "train.lr=0.01",
-    "train.progress=false",
-    "train.threads=1",
-    "train.plots=false",
-]
 
 
 def _args(build: Path, *extra: str) -> list[str]:

@@ -32,26 +32,17 @@ SPEAKERS = {
     "cmu_us_rms_cg": "rms",
     "cmu_us_slt_cg": "slt",
 }
-MISSING = program.not_installed("festival", "Debian packages festival festvox-*")
-"""What :func:`probe` says when the program is missing."""
-
-
-def _which() -> str | None:
-    """The program's path (None: not installed); tests replace it to play a machine without it."""
-    return program.which("festival")
+PROGRAM = program.Program("festival", "Debian packages festival festvox-*")
+"""The program this engine runs (tests replace its ``path`` to play a machine without it)."""
 
 
 def probe() -> str | None:
-    return None if _which() else MISSING
-
-
-def _exe() -> str:
-    return program.require(_which(), MISSING)
+    return PROGRAM.probe()
 
 
 def backend() -> str:
-    exe = _exe()
-    version = program.version(exe, r"System:\s*([\d.]+)")
+    exe = PROGRAM.exe()
+    version = PROGRAM.version(r"System:\s*([\d.]+)")
     return f"festival {version or '?'} ({exe})"
 
 
@@ -97,7 +88,7 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
         script.write_text("\n".join(lines) + "\n")
         try:
             proc = subprocess.run(
-                [_exe(), "-b", str(script)], capture_output=True, text=True, timeout=60 + 10 * len(requests)
+                [PROGRAM.exe(), "-b", str(script)], capture_output=True, text=True, timeout=60 + 10 * len(requests)
             )
             err = proc.stderr.strip()[:200]
         except (OSError, subprocess.SubprocessError) as exc:

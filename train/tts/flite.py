@@ -21,31 +21,22 @@ LICENSE = "flite and its CMU voices: BSD-style, any use (CMU Speech Group)"
 LIMITED_DOMAIN = {"awb_time"}
 # Built-in voices that are the same recorded person (kal16 is kal at 16 kHz).
 SPEAKERS = {"kal": "kal", "kal16": "kal", "awb": "awb", "rms": "rms", "slt": "slt"}
-MISSING = program.not_installed("flite", "Debian package flite")
-"""What :func:`probe` says when the program is missing."""
-
-
-def _which() -> str | None:
-    """The program's path (None: not installed); tests replace it to play a machine without it."""
-    return program.which("flite")
+PROGRAM = program.Program("flite", "Debian package flite")
+"""The program this engine runs (tests replace its ``path`` to play a machine without it)."""
 
 
 def probe() -> str | None:
-    return None if _which() else MISSING
-
-
-def _exe() -> str:
-    return program.require(_which(), MISSING)
+    return PROGRAM.probe()
 
 
 def backend() -> str:
-    exe = _exe()
-    version = program.version(exe, r"version:\s*(\S+)")
+    exe = PROGRAM.exe()
+    version = PROGRAM.version(r"version:\s*(\S+)")
     return f"{version or 'flite'} ({exe})"
 
 
 def voices() -> list[Voice]:
-    out = subprocess.run([_exe(), "-lv"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run([PROGRAM.exe(), "-lv"], capture_output=True, text=True, timeout=30).stdout
     names = out.split(":", 1)[-1].split()
     return [Voice(ENGINE, n, f"person:{SPEAKERS.get(n, n)}") for n in names if n not in LIMITED_DOMAIN]
 
@@ -69,7 +60,10 @@ def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendere
             wav.unlink(missing_ok=True)
             try:
                 proc = subprocess.run(
-                    [_exe(), *options, "-t", req.text, "-o", str(wav)], capture_output=True, text=True, timeout=60
+                    [PROGRAM.exe(), *options, "-t", req.text, "-o", str(wav)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
                 )
                 if proc.returncode != 0 or not wav.exists():
                     raise ValueError(proc.stderr.strip()[:200] or f"exit status {proc.returncode}")

@@ -1,5 +1,5 @@
 """What the engines that run a Debian program (``flite``, ``festival``) share: finding the program,
-the line :func:`probe` gives when it is missing, and its version for ``backend()``."""
+the line ``probe()`` gives when it is missing, and its version for ``backend()``."""
 
 from __future__ import annotations
 
@@ -15,21 +15,32 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
-def not_installed(name: str, packages: str) -> str:
-    """Why an engine is skipped when its program is missing: one line naming the Debian ``packages``."""
-    return f"the {name} program is not installed ({packages})"
+class Program:
+    """The program ``name`` an engine runs, from the Debian ``packages`` named when it is missing."""
 
+    def __init__(self, name: str, packages: str):
+        self.name = name
+        self.missing = f"the {name} program is not installed ({packages})"
+        """What :meth:`probe` says when the program is missing (one line)."""
 
-def require(exe: str | None, reason: str) -> str:
-    """``exe``, the program's path; FileNotFoundError(``reason``) when it is missing (the engine is
-    used after its probe, so this only happens when the program went away in between)."""
-    if exe is None:
-        raise FileNotFoundError(reason)
-    return exe
+    def path(self) -> str | None:
+        """The program's path (None: not installed); tests replace it to play a machine without it."""
+        return which(self.name)
 
+    def probe(self) -> str | None:
+        """None when the program is there, else :attr:`missing` (the engine's ``probe()``)."""
+        return None if self.path() else self.missing
 
-def version(exe: str, pattern: str) -> str | None:
-    """The first group of ``pattern`` in what ``exe --version`` prints; None when it is not there."""
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-    match = re.search(pattern, out)
-    return match.group(1) if match else None
+    def exe(self) -> str:
+        """The program's path; FileNotFoundError(:attr:`missing`) when it is missing (the engine is
+        used after its probe, so this only happens when the program went away in between)."""
+        exe = self.path()
+        if exe is None:
+            raise FileNotFoundError(self.missing)
+        return exe
+
+    def version(self, pattern: str) -> str | None:
+        """The first group of ``pattern`` in what ``<program> --version`` prints; None when it is not there."""
+        out = subprocess.run([self.exe(), "--version"], capture_output=True, text=True).stdout
+        match = re.search(pattern, out)
+        return match.group(1) if match else None
