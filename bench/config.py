@@ -5,17 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _floats(value) -> tuple[float, ...]:
-    # `--set bench.latency_hops_s=0.1` gives a bare number; TOML gives a list
-    return tuple(float(v) for v in ((value,) if isinstance(value, (int, float)) else value))
-
-
-def _names(value) -> tuple[str, ...]:
-    # `--set bench.real_exclude_speakers=a,b` gives one string; TOML gives a list
-    items = value.split(",") if isinstance(value, str) else value
-    return tuple(str(v).strip() for v in items if str(v).strip())
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     seed: int = 777
@@ -30,16 +19,16 @@ class BenchConfig:
     """Real keyword recordings used from ../shared/data (0 = all; fewer: evenly spaced picks)."""
     real_negative_clips: int = 0
     """Real negative recordings used from ../shared/data (0 = all)."""
-    real_exclude_speakers: tuple = ()
+    real_exclude_speakers: tuple[str, ...] = ()
     """Speakers (``manifest.csv``) whose real recordings (keyword takes and other speech) are left
     out: those a model was shown in training, e.g. the field loop's household (``bench/fieldloop.py``)."""
-    fa_targets_per_hour: tuple = (0.5, 0.1)
+    fa_targets_per_hour: tuple[float, ...] = (0.5, 0.1)
     """False-accept rates at which miss rates are reported (per hour)."""
     tolerance_s: float = 1.0
     """A detection up to this long after the keyword ends still counts as a hit (s)."""
     sweep_thresholds: int = 193
     """Thresholds swept for the DET curves (evenly spaced in logit from -8 to 16)."""
-    latency_hops_s: tuple = (0.48, 0.24, 0.08)
+    latency_hops_s: tuple[float, ...] = (0.48, 0.24, 0.08)
     """Inference steps at which detection latency (and CPU) is measured (s); whole multiples of
     the model's output frame."""
     led_keywords: int = 12
@@ -48,23 +37,19 @@ class BenchConfig:
     """Audio the daemon's CPU and memory are measured on, per inference step size (s)."""
     step_cost_steps: int = 200
     """Inference steps timed by ``export.bench.step_cost`` (per-step time)."""
-    keyword_counts: tuple = (1, 2, 4)
+    keyword_counts: tuple[int, ...] = (1, 2, 4)
     """Keywords in one daemon (``[[keywords]]``, copies of the model) whose CPU and memory are measured."""
-    peer_sensitivities: tuple = (0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
+    peer_sensitivities: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
     """Porcupine sensitivities swept for its DET curve (it has no score to threshold); each is a
     full pass over the test audio (about 13 CPU s per audio hour here)."""
     int8: bool = True
     """Also benchmark ``model.int8.onnx`` when the export kept one."""
 
     def __post_init__(self) -> None:
-        for name in ("fa_targets_per_hour", "latency_hops_s", "peer_sensitivities"):
-            object.__setattr__(self, name, _floats(getattr(self, name)))
-        object.__setattr__(self, "real_exclude_speakers", _names(self.real_exclude_speakers))
         if self.speech_hours < 0 or self.cost_audio_s <= 0 or self.tolerance_s < 0:
             raise ValueError("speech_hours and tolerance_s must be >= 0, cost_audio_s > 0")
         if not self.fa_targets_per_hour or any(t <= 0 for t in self.fa_targets_per_hour):
             raise ValueError("fa_targets_per_hour must be positive rates")
-        object.__setattr__(self, "keyword_counts", tuple(int(n) for n in _floats(self.keyword_counts)))
         if any(not 1 <= n <= 8 for n in self.keyword_counts):
             raise ValueError("keyword_counts must be numbers of keywords from 1 to 8")
         if not self.latency_hops_s or any(h <= 0 for h in self.latency_hops_s):

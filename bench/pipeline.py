@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,7 +185,7 @@ def latency_runs(
 ) -> list[dict]:
     """Frame and event latency on the clean positives at every step size in ``bc.latency_hops_s``."""
     clean = [t for t in tests if t.spec.positive and t.spec.condition == "clean"]
-    out = []
+    out: list[dict[str, Any]] = []
     for hop in bc.latency_hops_s:
         frame, event = [], []
         for t in clean:

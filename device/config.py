@@ -18,16 +18,15 @@ command line turns it into exit status 2.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device.clipsaver import SaveConfig, SnippetConfig
+from device.configtypes import ConfigError, build, suggest
 from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES, DecisionConfig
 from device.gate import GateConfig
 from device.listener import CaptureConfig
@@ -36,10 +35,6 @@ from device.mqtt import MqttConfig
 from device.outputs import GpioConfig, HookConfig
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(ValueError):
-    """A bad configuration; the message is one line naming the file and key."""
 
 
 @dataclass(frozen=True)
@@ -154,63 +149,6 @@ class DaemonConfig:
 SECTIONS = {f.name: f for f in dataclasses.fields(DaemonConfig) if dataclasses.is_dataclass(f.default_factory)}
 
 
-def _suggest(name: str, known: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check a TOML value against a field type hint; returns the value in that type."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(
-            _coerce(v, args[0], f"{where}[{i}]" if dataclasses.is_dataclass(args[0]) else where)
-            for i, v in enumerate(value)
-        )
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {value!r}")
-        return _build(hint, value, where)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config field type {hint!r}")
-
-
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)} - set(SECTIONS if cls is DaemonConfig else ())
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, fields)}")
-        kwargs[key] = _coerce(value, hints[key], f"{where} {key}")
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
 def from_dict(data: dict[str, Any], source: str = "config") -> DaemonConfig:
     """Build and validate a :class:`DaemonConfig` from parsed TOML."""
     top = {k: v for k, v in data.items() if not isinstance(v, dict)}
@@ -221,12 +159,12 @@ def from_dict(data: dict[str, Any], source: str = "config") -> DaemonConfig:
         if name == "keywords":
             raise ConfigError(f"{source}: write [[keywords]] (double brackets), one table per extra keyword")
         if name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}")
-        sections[name] = _build(typing.get_type_hints(DaemonConfig)[name], values, f"{source} [{name}]")
+            raise ConfigError(f"{source}: unknown section [{name}]{suggest(name, SECTIONS)}")
+        sections[name] = build(typing.get_type_hints(DaemonConfig)[name], values, f"{source} [{name}]")
     for key in top:
         if key in SECTIONS:
             raise ConfigError(f"{source}: {key} must be a [{key}] section")
-    base = _build(DaemonConfig, top, source)
+    base = build(DaemonConfig, top, source, skip=SECTIONS)
     return dataclasses.replace(base, **sections)
 
 

@@ -12,7 +12,7 @@ from export.calibrate import CalibrationConfig
 class ExportConfig:
     target_fa_per_hour: float = 0.5
     """False accepts per hour the default (stored) threshold is calibrated to."""
-    extra_targets_fa_per_hour: tuple = (0.1,)
+    extra_targets_fa_per_hour: tuple[float, ...] = (0.1,)
     """Further operating points recorded in the model's calibration JSON and the report."""
     smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
     """Decision smoothing (output frames) thresholds are calibrated under; stored for the device."""
@@ -36,7 +36,7 @@ class ExportConfig:
     Off by default: they are far denser in those streams than in anyone's day, so they alone
     would set the threshold (and miss most real keywords); ``make bench`` reports them apart,
     as a hard-negative set, and counts false accepts per hour on ordinary speech as here."""
-    real_negative_dirs: tuple = ()
+    real_negative_dirs: tuple[str, ...] = ()
     """Folders of real audio that never says the keyword and never trained the model (speech,
     podcasts, TV, music, the household's own sound). With the held-out files of ``[data]
     speech_dirs`` (the ``calibration_split`` ones) they are the *real* calibration negatives,
@@ -77,18 +77,12 @@ class ExportConfig:
     """onnxruntime threads for scoring the calibration streams (the machine is shared)."""
 
     def __post_init__(self) -> None:
-        dirs = self.real_negative_dirs
-        dirs = dirs.split(",") if isinstance(dirs, str) else dirs  # `--set export.real_negative_dirs=a,b`
-        object.__setattr__(self, "real_negative_dirs", tuple(str(d).strip() for d in dirs if str(d).strip()))
         if not 0 <= self.shared_calibration_share <= 1:
             raise ValueError("shared_calibration_share must be in [0, 1]")
         if self.real_basis not in ("pooled", "real"):
             raise ValueError(f"real_basis must be pooled or real, got {self.real_basis!r}")
         if not 0 <= self.real_min_hours < float("inf"):
             raise ValueError("real_min_hours must be a finite number >= 0")
-        extra = self.extra_targets_fa_per_hour
-        extra = (extra,) if isinstance(extra, (int, float)) else extra  # `--set export.extra...=0.2`
-        object.__setattr__(self, "extra_targets_fa_per_hour", tuple(float(t) for t in extra))
         if self.target_fa_per_hour <= 0 or any(t <= 0 for t in self.extra_targets_fa_per_hour):
             raise ValueError("false-accept targets must be positive")
         if self.parity_tolerance <= 0 or self.parity_streams < 1 or self.parity_max_s <= 0:

@@ -10,11 +10,12 @@ config (all sections after overrides) is written next to every artifact it produ
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from device.configtypes import ConfigError, build
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -24,10 +25,6 @@ T = TypeVar("T", bound="DataclassInstance")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 QUICK_FILE = CONFIG_DIR / "quick.toml"
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message is one line naming the key."""
 
 
 SECTIONS = {
@@ -108,26 +105,9 @@ def parse_value(raw: str) -> Any:
 
 
 def section(cfg: dict[str, dict[str, Any]], name: str, cls: type[T]) -> T:
-    """Build dataclass ``cls`` from section ``name``; unknown keys and bad types are ConfigErrors."""
-    values = dict(cfg.get(name, {}))
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    for key, value in values.items():
-        default = fields[key].default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
-            if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
-                raise ConfigError(f"[{name}] {key} must be a whole number, got {value!r}")
-            values[key] = type(default)(value)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{name}] {exc}") from None
+    """Build dataclass ``cls`` from section ``name``: unknown keys, wrong types, non-finite numbers and
+    values its checks refuse are one :class:`ConfigError` (the daemon's config is read the same way)."""
+    return build(cls, dict(cfg.get(name, {})), f"[{name}]")
 
 
 def dump_json(cfg: dict, path: str | Path) -> None:

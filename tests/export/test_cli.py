@@ -177,7 +177,7 @@ def test_failure_after_tracing_keeps_the_old_model(tmp_path, tone_checkpoint, ca
 def test_bad_config_is_one_line_and_exit_2(tmp_path, tone_checkpoint, capsys):
     build = make_build(tmp_path, tone_checkpoint)
     assert main(["--keyword", "tone", "--build", str(build), "--set", "export.no_such_key=1"]) == 2
-    assert "[export] has unknown key(s): no_such_key" in capsys.readouterr().err
+    assert "[export]: unknown key 'no_such_key'" in capsys.readouterr().err
 
 
 def test_two_runs_combine_into_one_model_that_exports_and_runs(tmp_path, tone_checkpoint, calib_dir, capsys):

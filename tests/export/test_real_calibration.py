@@ -103,4 +103,12 @@ def test_bad_real_calibration_settings_are_refused():
     ):
         with pytest.raises(ValueError):
             ExportConfig(**bad)
-    assert ExportConfig(real_negative_dirs="a, b").real_negative_dirs == ("a", "b")
+    from train.config import ConfigError, section
+
+    def export(values):
+        return section({"export": values}, "export", ExportConfig)
+
+    assert export({"real_negative_dirs": "a, b"}).real_negative_dirs == ("a", "b")  # a `--set` string
+    assert export({"extra_targets_fa_per_hour": 0.2}).extra_targets_fa_per_hour == (0.2,)
+    with pytest.raises(ConfigError, match="extra_targets_fa_per_hour must be a finite number"):
+        export({"extra_targets_fa_per_hour": [0.2, float("nan")]})

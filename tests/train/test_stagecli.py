@@ -38,6 +38,8 @@ def test_every_stage_takes_the_same_options(name, capsys):
         ("nosuch.key=1", "unknown section [nosuch]"),
         ("data.speech_renders=-1", "speech_renders must be >= 0"),
         ("train.lr=fast", "[train] lr must be a number"),
+        ("train.lr=1e999", "[train] lr must be a finite number"),  # inf: the daemon's config loader, one for all
+        ("bench.latency_hops_s=[0.48,'x']", "[bench] latency_hops_s must be a number"),
     ],
 )
 def test_a_bad_config_is_one_line_and_exit_2_before_any_work(name, bad, says, tmp_path, capsys):
