@@ -170,6 +170,19 @@ def heard_offline(events, reference: list[list[float]], tolerance_s: float) -> l
     return [[bool(np.any((r >= e.start_s) & (r <= e.end_s + tolerance_s))) for r in runs] for e in events]
 
 
+def offset_spread(heard: list[list[bool]], keys: list[int]) -> list[int]:
+    """For each offline run (one per frame offset): how many of the keywords ``keys`` that every
+    *other* run detected this one missed. What one more offset -- the live run's, which no offline run
+    can fix in advance -- may miss by its frame offset alone (none for a model whose scores are all or
+    nothing, like the tone model's); a single run gives no spread."""
+    runs = len(heard[0]) if heard else 0
+    if runs < 2:
+        return [0] * runs
+    return [
+        sum(all(h for j, h in enumerate(heard[i]) if j != k) and not heard[i][k] for i in keys) for k in range(runs)
+    ]
+
+
 def analyse(
     s, meta, model: Path, events, reference: list[list[float]], soak, faults, saves: dict, step_s: float
 ) -> dict:
@@ -188,6 +201,7 @@ def analyse(
     own_late = [(round(a, 3), round(x, 3)) for a, x in zip(arrivals, own) if x > lead_s]
     considered = [i for i, e in enumerate(events) if e.end_s + tolerance_s < end_s]
     expected = [i for i in considered if audible[i] and not in_outage[i]]
+    spread = offset_spread(heard, [i for i in considered if not in_outage[i]])
     missed = [i for i in expected if i not in matched]
     latencies = sorted(matched[i] for i in expected if i in matched)
     ref_matched, _, ref_unexpected = match(events, list(ref), tolerance_s)
@@ -208,6 +222,7 @@ def analyse(
         "not_heard_offline": sum(not any(heard[i]) for i in considered),
         "heard_at_some_offsets": sum(any(heard[i]) and not audible[i] for i in considered),
         "offline_offsets": len(reference),
+        "offset_spread": spread,
         "excluded_outage": sum(in_outage[i] and audible[i] for i in considered),
         "excluded_but_seen": sum(in_outage[i] and audible[i] and i in matched for i in considered),
         "expected": len(expected),
@@ -252,9 +267,10 @@ def analyse(
             f"{len(unexpected)} live, {len(ref_unexpected)} offline (a late detection can also land here)",
         ),
         _crit(
-            "every audible keyword detected",
-            not missed and bool(expected),
-            f"{len(expected) - len(missed)}/{len(expected)} seen",
+            "every audible keyword detected (up to the frame-offset spread)",
+            len(missed) <= max(spread, default=0) and bool(expected),
+            f"{len(expected) - len(missed)}/{len(expected)} seen; an offline run at one more offset misses up to "
+            f"{max(spread, default=0)} that the others hear ({', '.join(map(str, spread))})",
         ),
         _crit(
             "memory growth <= 1 MiB/h",
