@@ -18,10 +18,16 @@ class ConfigError(ValueError):
     """A bad configuration value; the message is one line naming the file or section and the key."""
 
 
+def closest(name: str, known: typing.Iterable[str]) -> str | None:
+    """The known name nearest to a mistyped ``name``, if one is near."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return close[0] if close else None
+
+
 def suggest(name: str, known: typing.Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, else ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    near = closest(name, known)
+    return f" (did you mean {near!r}?)" if near else ""
 
 
 def coerce(value: Any, hint: Any, where: str) -> Any:

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from device.configtypes import ConfigError, build
+from device.configtypes import ConfigError, build, closest
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -48,14 +48,12 @@ def section_class(name: str) -> type:
 
 def check(cfg: dict[str, dict[str, Any]]) -> None:
     """Every section known and every value valid for its dataclass, else one :class:`ConfigError`."""
-    import difflib
-
     for name in cfg:
         if name not in SECTIONS:
-            close = difflib.get_close_matches(name, list(SECTIONS), n=1)
+            near = closest(name, SECTIONS)
             raise ConfigError(
                 f"unknown section [{name}]"
-                + (f" (did you mean [{close[0]}]?)" if close else "")
+                + (f" (did you mean [{near}]?)" if near else "")
                 + f"; known: {', '.join(SECTIONS)}"
             )
     for name in SECTIONS:
