@@ -26,12 +26,12 @@ SOAK_MODEL := $(if $(filter file,$(origin MODEL)),,1)
 # User values travel to the recipes through the environment, never pasted into a shell line
 # (a KEYWORD, MODEL or SET with quotes or `;` in it stays one argument): scripts/stage.sh builds
 # the options every pipeline stage understands (keyword, build, config layers, overrides, quick).
-export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE MINUTES SOAK_MODEL AUDIO DISTROS
+export KEYWORD QUICK NPROC CONFIG SET HOST DRY_RUN BUILD MODEL MODELS PEERS KIND TAKES DEVICE MINUTES SOAK_MODEL AUDIO DISTROS MBROLA
 STAGE := scripts/stage.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-test data train export test bench soak finetune loop deploy status logs undeploy e2e-pi lock \
-        fresh-systems record label collect clean
+        fresh-systems voices record label collect clean
 
 help:  ## show this help
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -96,6 +96,9 @@ lock: setup  ## pin the Pi's Python packages to this venv's versions + wheel has
 
 e2e-pi: setup-test  ## end-to-end on an emulated arm64 Pi (qemu; 12-25 minutes cold, 5-10 warm; SUITE=trixie, LED_PIN=, KEEP_VM=1)
 	@deploy/e2e-pi.sh
+
+voices:  ## (root) more TTS voices: RHVoice and SVOX Pico from Debian contrib/non-free (MBROLA=1: MBROLA's, non-commercial)
+	@scripts/extra-voices.sh
 
 # The README's quick start on freshly installed machines (booted containers, a non-root user with sudo), each
 # command timed: deploy/testbed/fresh.py, docs/fresh-systems.md. Needs no .venv (the runner is plain Python).

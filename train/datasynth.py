@@ -262,7 +262,16 @@ def report(manifest: dict) -> str:
             f"| {s} | {c['keyword']} | {c['confusable']} | {c['speech']} | "
             f"{src['distinct_voices'][s]} | {len(src['speakers'][s])} |"
         )
-    lines += ["", "- Engines: " + ", ".join(f"{k} ({v})" for k, v in src["engines"].items()) + "."]
+    used = {v for vs in src["voices"].values() for v in vs}
+    per_engine = {k: sum(v.split(":", 1)[0] == k for v in used) for k in src["engines"]}
+    lines += [
+        "",
+        f"- Engines ({len(src['engines'])}, {len(used)} distinct voices used): "
+        + ", ".join(
+            f"{k} ({v}; {per_engine[k]} voice{'' if per_engine[k] == 1 else 's'})" for k, v in src["engines"].items()
+        )
+        + ".",
+    ]
     lines += [f"- Licence of the {k} voices: {_licence(k)}." for k in src["engines"]]
     if src["missing_engines"]:
         lines.append("- Skipped engines: " + "; ".join(f"{k}: {v}" for k, v in src["missing_engines"].items()) + ".")

@@ -52,14 +52,23 @@ def test_a_bad_voice_is_an_error_line_not_an_exception():
     assert isinstance(res, str) and "xx-nonexistent" in res
 
 
-@pytest.mark.parametrize("engine", ["flite", "festival"])
+PROGRAM_VOICES = {
+    "flite": "kal",
+    "festival": "kal_diphone",
+    "rhvoice": "slt",
+    "pico": "en-US",
+    "mbrola": "mb-us1",
+}
+
+
+@pytest.mark.parametrize("engine", sorted(PROGRAM_VOICES))
 def test_a_missing_program_is_an_error_line_not_a_type_error(engine, monkeypatch):
     """Found by mypy: the program's path was ``str | None`` and went into the command line as is, so a
     render without the program died of a TypeError instead of giving each request its error line."""
     mod = tts.engine_module(engine)
     monkeypatch.setattr(mod.PROGRAM, "path", lambda: None)
     assert mod.probe() is not None
-    voice = tts.Voice(engine, "kal" if engine == "flite" else "kal_diphone", "person:kal")
+    voice = tts.Voice(engine, PROGRAM_VOICES[engine], "person:x")
     results = mod.synthesize([tts.Request(voice, "computer"), tts.Request(voice, "hello")])
     assert len(results) == 2 and all(isinstance(r, str) and "not installed" in r for r in results), results
     with pytest.raises(FileNotFoundError, match="not installed"):
@@ -82,6 +91,51 @@ def test_speakers_that_are_one_person_share_a_speaker_name():
     fe = {v.name: v.speaker for v in festival.voices()}
     assert fl["kal"] == fl["kal16"] == fe["kal_diphone"]
     assert fl["slt"] == fe["cmu_us_slt_arctic_hts"]
+
+
+def test_rhvoice_speakers_are_the_flite_and_festival_people_they_were_recorded_from():
+    """RHVoice's alan is the CMU ARCTIC awb recordings and its slt is flite's slt: the same person, one split."""
+    from train.tts import flite, rhvoice
+
+    if rhvoice.probe() or flite.probe():
+        pytest.skip("RHVoice or flite missing")
+    rh = {v.name: v.speaker for v in rhvoice.voices()}
+    fl = {v.name: v.speaker for v in flite.voices()}
+    assert set(rh) == {"alan", "bdl", "clb", "slt"}, "only the voices any use may be made of"
+    assert rh["alan"] == fl["awb"] and rh["slt"] == fl["slt"]
+
+
+def test_pico_reads_angle_brackets_as_text_not_markup():
+    from train.tts import pico
+
+    text = pico._markup('say <speed level="10">x</speed> now', {"speed_pct": 90.0, "pitch_pct": 110.0})
+    assert text.count("<speed") == 1 and text.count("<pitch") == 1
+    assert text.startswith('<speed level="90"><pitch level="110">') and text.endswith("</pitch></speed>")
+    if pico.probe() is not None:
+        pytest.skip("SVOX Pico not installed")
+    voice = pico.voices()[0]
+    (res,) = pico.synthesize([tts.Request(voice, "<computer>", (("pitch_pct", 100.0), ("speed_pct", 100.0)))])
+    assert not isinstance(res, str), res
+    _speech_checks(res.audio, res.sample_rate, "computer")
+
+
+def test_mbrola_offers_the_voices_whose_database_is_installed(tmp_path, monkeypatch):
+    """espeak-ng lists every MBROLA voice; only those with a database under /usr/share/mbrola can speak."""
+    from train.tts import mbrola
+
+    if mbrola.PROGRAM.probe() is not None:
+        pytest.skip("the espeak-ng program is not installed")
+    folder = mbrola._espeak_voices()
+    if folder is None or not (folder / "mb-us1").is_file():
+        pytest.skip("this espeak-ng has no MBROLA voice list")
+    (tmp_path / "us2").mkdir()
+    (tmp_path / "us2" / "us2").write_bytes(b"x")
+    (tmp_path / "de1").mkdir()
+    (tmp_path / "de1" / "de1").write_bytes(b"x")
+    monkeypatch.setattr(mbrola, "DATABASES", tmp_path)
+    voices = mbrola.voices()
+    assert {v.name for v in voices} == {"mb-us2", "mb-de1-en"}, "English voices and accented English only"
+    assert len({v.speaker for v in voices}) == 2
 
 
 def test_espeak_program_fallback_speaks_the_same_voice_names():

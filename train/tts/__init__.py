@@ -1,6 +1,8 @@
-"""Offline text-to-speech voices: espeak-ng, flite, festival, piper and Kokoro behind one interface.
+"""Offline text-to-speech voices: espeak-ng, flite, festival, piper, Kokoro, RHVoice, SVOX Pico and
+MBROLA behind one interface.
 
-Each engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``kokoro``) provides::
+Each engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``kokoro``, ``rhvoice``, ``pico``,
+``mbrola``) provides::
 
     probe() -> str | None          # None when usable, else why not (one line)
     backend() -> str               # what runs it, e.g. "libespeak-ng 1.52 from the espeakng-loader wheel"
@@ -28,7 +30,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro", "rhvoice", "pico", "mbrola")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,9 @@ Limited-domain voices (``awb_time`` only speaks clock times) are left out.
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from train.tts import Rendered, Request, Voice, program
 
@@ -46,29 +44,15 @@ def random_settings(voice: Voice, rng: np.random.Generator) -> dict[str, float]:
     return {"duration_stretch": round(float(rng.uniform(0.8, 1.35)), 3), "f0_mean_hz": float(rng.integers(85, 151))}
 
 
+def _command(req: Request, wav: Path) -> tuple[list[str], str | None]:
+    s = dict(req.settings)
+    options = ["-voice", req.voice.name]
+    if "duration_stretch" in s:
+        options += ["--setf", f"duration_stretch={s['duration_stretch']}"]
+    if "f0_mean_hz" in s:
+        options += ["--setf", f"int_f0_target_mean={s['f0_mean_hz']}"]
+    return [*options, "-t", req.text, "-o", str(wav)], None
+
+
 def synthesize(requests: list[Request], seed: int | None = None) -> list[Rendered | str]:
-    out: list[Rendered | str] = []
-    with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
-        wav = Path(tmp) / "out.wav"
-        for req in requests:
-            s = dict(req.settings)
-            options = ["-voice", req.voice.name]
-            if "duration_stretch" in s:
-                options += ["--setf", f"duration_stretch={s['duration_stretch']}"]
-            if "f0_mean_hz" in s:
-                options += ["--setf", f"int_f0_target_mean={s['f0_mean_hz']}"]
-            wav.unlink(missing_ok=True)
-            try:
-                proc = subprocess.run(
-                    [PROGRAM.exe(), *options, "-t", req.text, "-o", str(wav)],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-                if proc.returncode != 0 or not wav.exists():
-                    raise ValueError(proc.stderr.strip()[:200] or f"exit status {proc.returncode}")
-                audio, rate = sf.read(str(wav), dtype="float32")
-                out.append(Rendered(audio, rate))
-            except (ValueError, OSError, subprocess.SubprocessError, sf.LibsndfileError) as exc:
-                out.append(f"{req.voice.id}: {exc}")
-    return out
+    return program.render_each(PROGRAM, requests, _command)

@@ -1,5 +1,6 @@
-"""What the engines that run a Debian program (``flite``, ``festival``) share: finding the program,
-the line ``probe()`` gives when it is missing, and its version for ``backend()``."""
+"""What the engines that run a Debian program (``flite``, ``festival``, ``rhvoice``, ``pico``,
+``mbrola``) share: finding the program, the line ``probe()`` gives when it is missing, its version for
+``backend()``, and one run per render for the programs that write a WAV (:func:`render_each`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import functools
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import soundfile as sf
+
+from train.tts import Rendered, Request
 
 
 @functools.cache
@@ -44,3 +52,28 @@ class Program:
         out = subprocess.run([self.exe(), "--version"], capture_output=True, text=True).stdout
         match = re.search(pattern, out)
         return match.group(1) if match else None
+
+
+def render_each(
+    prog: Program, requests: Sequence[Request], command: Callable[[Request, Path], tuple[list[str], str | None]]
+) -> list[Rendered | str]:
+    """Each request rendered by one run of ``prog`` that writes a WAV: ``command(request, wav)`` gives
+    the arguments after the program's path and the text for its stdin (None: none). Per request the
+    audio, or a one-line error naming the voice (a render that fails never stops the others)."""
+    out: list[Rendered | str] = []
+    with tempfile.TemporaryDirectory(prefix=f"{prog.name}-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        for req in requests:
+            wav.unlink(missing_ok=True)
+            try:
+                args, stdin = command(req, wav)
+                proc = subprocess.run([prog.exe(), *args], input=stdin, capture_output=True, text=True, timeout=60)
+                if proc.returncode != 0 or not wav.exists():
+                    raise ValueError(proc.stderr.strip()[:200] or f"exit status {proc.returncode}")
+                audio, rate = sf.read(str(wav), dtype="float32")
+                if audio.ndim > 1:
+                    audio = audio.mean(axis=1)
+                out.append(Rendered(audio, rate))
+            except (ValueError, OSError, subprocess.SubprocessError, sf.LibsndfileError) as exc:
+                out.append(f"{req.voice.id}: {exc}")
+    return out
