@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.tts import Rendered, Request, Voice, program
+from train.tts import Rendered, Request, Voice, espeak, program
 
 ENGINE = "mbrola"
 LICENSE = (
@@ -44,9 +44,11 @@ def backend() -> str:
 
 
 def _espeak_voices() -> Path | None:
-    out = subprocess.run([PROGRAM.exe(), "--version"], capture_output=True, text=True, timeout=30).stdout
-    match = re.search(r"Data at:\s*(\S+)", out)
-    return Path(match.group(1)) / "voices" / "mb" if match else None
+    """espeak-ng's folder of MBROLA voice files (found as the espeak engine's program fallback finds its data)."""
+    try:
+        return espeak._Program().data_dir / "voices" / "mb"
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def voices() -> list[Voice]:
