@@ -368,6 +368,7 @@ def _build(args, cfg, engine, notifier):
 
 
 def listen(args) -> int:
+    from device import heap
     from device.listener import ChannelError
     from device.sdnotify import Notifier, setup_logging
     from device.stopflag import StopFlag
@@ -375,6 +376,7 @@ def listen(args) -> int:
 
     cfg = _config(args)
     setup_logging(getattr(logging, cfg.log_level.upper()))
+    heap.limit_arenas()  # before the audio threads start (device/heap.py: why)
     stop = StopFlag()
     stop.install()
     engine = _load_engine(cfg)

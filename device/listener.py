@@ -50,6 +50,7 @@ from device.decision import Decider, Detection
 from device.downmix import Downmixer
 from device.engine import Engine
 from device.gate import EnergyGate
+from device.heap import HeapTrim
 from device.listenstats import Stats
 from device.outputs import Outputs
 from device.ringqueue import DropOldestQueue
@@ -175,6 +176,7 @@ class Listener:
         )
         self._ready = False
         self._idle_since = 0.0
+        self.heap = HeapTrim()
 
     # The observers live on the audio path; settable here as before.
     @property
@@ -281,6 +283,8 @@ class Listener:
                 if self.live and self.source is not None:
                     self._check_alive()
                 self._publish()
+                if self.live:
+                    self.heap.tick(time.monotonic())
         finally:
             self.conn.close()
 
