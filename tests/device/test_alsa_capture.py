@@ -94,3 +94,79 @@ def test_missing_device_is_retried_and_recovered_when_it_appears(tone_model, als
     warnings = [line for line in err.splitlines() if "no audio input device matches 'ww_late'" in line]
     assert len(warnings) == 1, err  # logged once per state change, not per attempt
     assert "back: listening on 'ww_late'" in err
+
+
+# Reconnections on one PortAudio (device/capture.py): in a child process, so that its ALSA config is
+# this fixture's and its memory figures are its own. Prints the instance count after each phase.
+RECONNECTS = """
+import json, sys, time
+from device.capture import Capture, CaptureError, DeviceNotFound, PortAudio
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+late = sys.argv[1]
+pa = PortAudio(rescan_s=0.5)
+out = {}
+def session(device):
+    cap = Capture(device, 1, 48000, portaudio=pa)
+    q = cap.open(2.0)
+    while q.queued_frames < 4800:
+        time.sleep(0.01)
+    cap.close()
+for _ in range(3):
+    session("ww_mono48")
+out["three sessions"] = pa.inits
+a0 = anon()
+for _ in range(40):
+    session("ww_mono48")
+out["40 more: KiB"] = anon() - a0
+out["40 more"] = pa.inits
+time.sleep(0.6)
+def missing():
+    try:
+        session("ww_late")
+    except (DeviceNotFound, CaptureError) as exc:
+        return str(exc)
+out["late, first try"] = [missing(), pa.inits]
+out["late, at once again"] = [missing(), pa.inits]
+open(late, "wb").write(open(late.replace("ww_late", "ww_mono48"), "rb").read())
+out["plugged in, within rescan_s"] = [missing(), pa.inits]
+time.sleep(0.6)
+out["plugged in, after rescan_s"] = [missing(), pa.inits]
+json.dump(out, sys.stdout)
+"""
+
+
+def test_reconnections_share_one_portaudio_and_rescan_at_most_once_per_rescan_s(alsa_mics):
+    import json
+    import subprocess
+    import sys
+
+    from tests.device.daemon_helpers import REPO, _env
+
+    late = alsa_mics.raw("ww_late")
+    late.unlink(missing_ok=True)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", RECONNECTS, str(late)],
+            cwd=REPO,
+            env=_env(alsa_mics.env()),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        late.unlink(missing_ok=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # 43 streams opened and closed on one instance: no rescan while the device is there
+    assert out["three sessions"] == 1 and out["40 more"] == 1
+    # a fresh PortAudio each time kept ~13 KiB (540 KiB for 43); shared, the reconnections keep little
+    assert out["40 more: KiB"] < 200, out
+    # missing: one rescan (the instance was older than rescan_s), then none until rescan_s passed
+    assert out["late, first try"][1] == 2 and "ww_late" in out["late, first try"][0]
+    assert out["late, at once again"] == [out["late, first try"][0], 2]
+    # plugged in: the current instance's list lacks it until the next rescan finds it
+    assert out["plugged in, within rescan_s"][1] == 2 and out["plugged in, within rescan_s"][0]
+    assert out["plugged in, after rescan_s"] == [None, 3]
