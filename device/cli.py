@@ -431,7 +431,10 @@ def wyoming(args) -> int:
             'no model: pass --model FILE.onnx (repeat for several) or set model = "..." in the config', EXIT_USAGE
         )
     setup_logging(getattr(logging, cfg.log_level.upper()))
+    from device import heap
     from device.wyoming_server import load_service, serve
+
+    heap.limit_arenas()
 
     try:
         service = load_service(models)

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from device import package_version
 from device.api import Detector
+from device.heap import HeapTrim
 
 log = logging.getLogger("wakeword.wyoming")
 
@@ -262,8 +264,10 @@ async def serve(uri: str, service: Service, notifier=None) -> None:
     log.info("wyoming wake-word service on %s: %s", uri, names)
     if notifier is not None:
         notifier.ready()
+    heap = HeapTrim()  # freed memory back to the system, as the listen loop does (device/heap.py)
     try:
         while not stop.is_set():
+            heap.tick(time.monotonic())
             if notifier is not None:
                 notifier.watchdog()
                 notifier.status(
