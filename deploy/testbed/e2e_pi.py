@@ -365,6 +365,12 @@ class Scenario:
 
     def kill_is_restarted(self) -> None:
         pid = self.sh("systemctl show -p MainPID --value wakeword").strip()
+        if not pid.isdigit() or pid == "0":  # `kill -9 0` would kill this ssh session instead
+            status = self.sh("systemctl status --no-pager wakeword", check=False)
+            raise Failed(
+                f"wakeword has no main process to kill (MainPID={pid!r}): {status[-800:]} "
+                f"journal: {self.journal(0)[-2500:]}"
+            )
         self.sh(f"sudo -n kill -9 {pid}")
 
         def restarted():
