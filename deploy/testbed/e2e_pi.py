@@ -384,9 +384,11 @@ class Scenario:
             )
 
         if not self.wait(restarted, 300, interval_s=2):
+            props = self.sh("systemctl show -p NRestarts -p MainPID wakeword", check=False).split()
             raise Failed(
-                f"wakeword was not restarted after kill -9 of {pid}: "
-                f"{self.sh('SYSTEMD_COLORS=0 systemctl status wakeword --no-pager', check=False)}"
+                f"wakeword was not restarted after kill -9 of {pid} ({' '.join(props)}): "
+                f"{self.sh('SYSTEMD_COLORS=0 systemctl status wakeword --no-pager', check=False)} "
+                f"journal: {self.journal(0)[-2500:]}"
             )
 
 
