@@ -6,25 +6,18 @@ the raw bytes as a :class:`~device.ringqueue.Block` into a
 :class:`~device.ringqueue.DropOldestQueue`. Reducing to the model's mono rate happens in
 the consumer (:mod:`device.downmix`).
 
-PortAudio scans devices once, when it is initialised, and each initialisation keeps ~13 KiB that
-its termination does not give back (Debian's libportaudio2 19.6; docs/soak.md). The daemon's
-successive captures therefore share one :class:`PortAudio`: a reconnect opens the device on the
-instance it has, and only when the device cannot be found or opened there does a fresh instance
-rescan (a microphone plugged back in under another card number), at most once per ``rescan_s``
-(the daemon passes ``[capture] retry_max_s``). A capture without one (``wakeword record``,
-``doctor``) uses a private instance, terminated when it closes. alsa-lib and JACK print pages of
-harmless probing noise on stderr during a scan; it is silenced (fd 2 is pointed at /dev/null for
-the duration), unless ``quiet=False``.
+PortAudio scans devices once, when it is initialised, so every :meth:`Capture.open` starts
+a fresh PyAudio instance: a microphone that was unplugged and plugged back in is found
+again. alsa-lib and JACK print pages of harmless probing noise on stderr during that scan;
+it is silenced (fd 2 is pointed at /dev/null for the duration), unless ``quiet=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -140,41 +133,6 @@ def describe_devices(quiet: bool = True) -> list[tuple[DeviceInfo, list[int]]]:
         pa.terminate()
 
 
-class PortAudio:
-    """The PyAudio instance that the successive captures of one daemon share (see the module
-    docstring); :meth:`rescan` replaces it with a fresh one, at most once per ``rescan_s``."""
-
-    def __init__(self, quiet: bool = True, rescan_s: float = 30.0):
-        self.quiet = quiet
-        self.rescan_s = rescan_s
-        self.inits = 0
-        """How many instances were made (each keeps ~13 KiB for good)."""
-        self._pa = None
-        self._made_at = -math.inf
-
-    def get(self):
-        """The current instance (made on first use)."""
-        if self._pa is None:
-            self._pa = _pyaudio(self.quiet)
-            self._made_at = time.monotonic()
-            self.inits += 1
-        return self._pa
-
-    def rescan(self) -> bool:
-        """Terminate the current instance and let the next :meth:`get` list the devices afresh,
-        unless the current one is younger than ``rescan_s``. True when it did. Only call it with no
-        stream open on the current instance."""
-        if self._pa is not None and time.monotonic() - self._made_at < self.rescan_s:
-            return False
-        self.close()
-        return True
-
-    def close(self) -> None:
-        pa, self._pa = self._pa, None
-        if pa is not None:
-            pa.terminate()
-
-
 class Capture:
     """One open input stream; blocks go to ``queue``. Not reusable: open a new one to reconnect."""
 
@@ -187,12 +145,9 @@ class Capture:
         session: int = 0,
         max_s: float | None = None,
         quiet: bool = True,
-        portaudio: PortAudio | None = None,
     ):
         """``channels``/``rate_hz`` 0 mean the device's maximum channels / default rate;
-        ``max_s`` ends the stream (:attr:`finished`) after that much audio (counted in frames);
-        ``portaudio``: an instance shared with the captures before and after this one (default: a
-        private one, terminated by :meth:`close`)."""
+        ``max_s`` ends the stream (:attr:`finished`) after that much audio (counted in frames)."""
         self.device = device
         self._want_channels = channels
         self._want_rate_hz = rate_hz
@@ -205,8 +160,7 @@ class Capture:
         self.channels = 0
         self.rate_hz = 0
         self.queue: DropOldestQueue | None = None
-        self._shared = portaudio is not None
-        self._portaudio = portaudio
+        self._pa = None
         self._stream = None
         self._frames = 0
         self._overflows = 0
@@ -217,18 +171,9 @@ class Capture:
 
         Raises :class:`DeviceNotFound` or :class:`CaptureError` (one line each).
         """
-        if self._portaudio is None:
-            self._portaudio = PortAudio(self.quiet)
-        try:
-            return self._open_on(self._portaudio.get(), queue_s)
-        except (DeviceNotFound, CaptureError):
-            if not (self._shared and self._portaudio.rescan()):
-                raise
-        return self._open_on(self._portaudio.get(), queue_s)  # the device list as it is now
-
-    def _open_on(self, pa, queue_s: float) -> DropOldestQueue:
         import pyaudio
 
+        self._pa = pa = _pyaudio(self.quiet)
         try:
             self.info = info = find_input_device(list_input_devices(pa), self.device)
             self.channels = self._want_channels or info.max_input_channels
@@ -306,7 +251,8 @@ class Capture:
                 stream.stop_stream()
             with contextlib.suppress(OSError):
                 stream.close()
-        if self._portaudio is not None and not self._shared:
-            self._portaudio.close()
+        pa, self._pa = self._pa, None
+        if pa is not None:
+            pa.terminate()
         if self.queue is not None:
             self.queue.close()

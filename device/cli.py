@@ -163,7 +163,7 @@ def _load_engine(cfg):
 
 
 def _source_factory(args, cfg):
-    from device.capture import Capture, PortAudio
+    from device.capture import Capture
     from device.filesource import WavSource
     from device.wavio import WavError
 
@@ -196,11 +196,8 @@ def _source_factory(args, cfg):
         except WavError as exc:
             raise _Fatal(str(exc), EXIT_FAIL) from None
         return lambda session: WavSource(path, c.block_ms, True, session, args.max_audio_s)
-    # one PortAudio for every reconnection: a fresh one (a rescan) at most once per retry_max_s
-    quiet = cfg.log_level != "debug"
-    portaudio = PortAudio(quiet, rescan_s=c.retry_max_s)
     return lambda session: Capture(
-        c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s, quiet, portaudio
+        c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s, quiet=cfg.log_level != "debug"
     )
 
 
