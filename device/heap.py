@@ -5,9 +5,9 @@ glibc's malloc keeps what the process frees: at the top of each arena up to a th
 rises after large blocks are freed, and inside the arenas as free chunks. Each burst of work
 (a reconnect, which starts new audio threads and reloads ALSA's plugins; the backlog after a
 stall; a clip written while a hook runs) can then leave the process a little larger for good.
-``make soak`` saw exactly that: resident memory climbing in steps of 0.2-1.6 MiB at fault rounds,
-1.1-1.7 MiB per hour over two hours, while the bytes in use stayed level and the bytes malloc held
-free grew (docs/soak.md). Two calls undo it:
+``make soak`` saw memory climb in steps at fault rounds, 1.0-1.7 MiB per hour over two hours; part of
+it is memory malloc holds free, part is held for good by the audio library (PortAudio keeps ~13 KiB
+per initialisation), which these calls cannot give back (docs/soak.md: measured, not yet fixed):
 
 - :func:`limit_arenas`: at most two malloc arenas (``mallopt(M_ARENA_MAX, 2)``) instead of eight
   per core; the daemon's few threads (audio callback, the sound server client's loop, a hook's
