@@ -10,20 +10,34 @@ PortAudio scans devices once, when it is initialised, so every :meth:`Capture.op
 a fresh PyAudio instance: a microphone that was unplugged and plugged back in is found
 again. alsa-lib and JACK print pages of harmless probing noise on stderr during that scan;
 it is silenced (fd 2 is pointed at /dev/null for the duration), unless ``quiet=False``.
+
+Each PortAudio initialisation keeps ~13 KiB for good (Debian's libportaudio2 19.6 over alsa-lib,
+measured in docs/soak.md), and a daemon retrying a lost microphone used to make one at every
+attempt. While the device is away, a :class:`Rescan` shared by the reconnection attempts asks
+alsa-lib first (its own open and close keeps nothing) and pays for a scan only when the device
+may be back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from device.ringqueue import Block, DropOldestQueue
 
 log = logging.getLogger(__name__)
+
+RESCAN_EVERY_S = 120.0
+"""While the device is away, a PortAudio scan at least this often even when ALSA sees nothing new
+(a device neither probe below can see is found within this time)."""
 
 STANDARD_RATES_HZ = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 96000)
 """Rates probed by :func:`supported_rates` (what USB microphones and codecs commonly offer)."""
@@ -133,6 +147,125 @@ def describe_devices(quiet: bool = True) -> list[tuple[DeviceInfo, list[int]]]:
         pa.terminate()
 
 
+_HW_NAME = re.compile(r"\((hw:\d+,\d+)\)$")
+
+
+def alsa_pcm_name(portaudio_name: str) -> str:
+    """The ALSA PCM behind a PortAudio device name: ``"USB PnP Sound Device: Audio (hw:1,0)"`` ->
+    ``"hw:1,0"``; a PCM of the ALSA configuration is listed by its own name (``default``, ``pulse``)."""
+    m = _HW_NAME.search(portaudio_name)
+    return m.group(1) if m else portaudio_name.strip() or "default"
+
+
+class AlsaProbe:
+    """Can ALSA open a capture PCM right now? alsa-lib's ``snd_pcm_open`` + ``snd_pcm_close``,
+    non-blocking, nothing read (100 of them keep no memory, where one PortAudio scan keeps ~13 KiB)."""
+
+    SND_PCM_STREAM_CAPTURE = 1
+    SND_PCM_NONBLOCK = 1
+
+    def __init__(self, quiet: bool = True):
+        self.quiet = quiet
+        try:
+            lib = ctypes.CDLL("libasound.so.2")
+        except OSError:
+            lib = None
+        self._lib = lib
+        if lib is not None:
+            lib.snd_pcm_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+            lib.snd_pcm_open.restype = ctypes.c_int
+            lib.snd_pcm_close.argtypes = [ctypes.c_void_p]
+            lib.snd_pcm_close.restype = ctypes.c_int
+
+    @property
+    def available(self) -> bool:
+        return self._lib is not None
+
+    def opens(self, pcm: str) -> tuple[bool, str]:
+        """``(True, "")`` if the PCM opens (or exists but is busy), else ``(False, why)``."""
+        if self._lib is None:
+            return True, ""
+        handle = ctypes.c_void_p()
+        with _quiet_stderr(self.quiet):
+            rc = self._lib.snd_pcm_open(
+                ctypes.byref(handle), pcm.encode(), self.SND_PCM_STREAM_CAPTURE, self.SND_PCM_NONBLOCK
+            )
+            if rc == 0:
+                self._lib.snd_pcm_close(handle)
+        if rc == 0 or -rc in (errno.EBUSY, errno.EAGAIN):
+            return True, ""
+        return False, os.strerror(-rc) if rc < 0 else f"error {rc}"
+
+
+def _sound_cards() -> bytes:
+    """The kernel's list of sound cards (changes when a USB microphone comes or goes)."""
+    try:
+        with open("/proc/asound/cards", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+class Rescan:
+    """Whether a reconnection attempt should pay for a fresh PortAudio (a device scan).
+
+    The first attempt always scans. After that, while the device is away, an attempt scans only if
+    the ALSA PCM the device was last opened as (or the configured name, read as a PCM name) opens,
+    if the kernel's list of sound cards changed since the last scan (a USB microphone plugged in,
+    perhaps under another card number), or if ``every_s`` passed since the last scan. Otherwise
+    :meth:`due` is False and :attr:`why` says what ALSA answered. One instance serves all the
+    :class:`Capture` objects of one device, one at a time (the reconnection loop)."""
+
+    def __init__(
+        self,
+        every_s: float = RESCAN_EVERY_S,
+        *,
+        probe: AlsaProbe | None = None,
+        cards: Callable[[], bytes] = _sound_cards,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.every_s = every_s
+        self.probe = probe if probe is not None else AlsaProbe()
+        self.cards = cards
+        self.clock = clock
+        self.known = ""
+        """The ALSA PCM of the device last found by a scan."""
+        self.scans = 0
+        self.skipped = 0
+        self.why = ""
+        self._last: float | None = None
+        self._cards_then = b""
+
+    def due(self, device: str) -> bool:
+        now = self.clock()
+        cards = self.cards()
+        if (
+            self._last is None
+            or not self.probe.available
+            or now - self._last >= self.every_s
+            or cards != self._cards_then
+        ):
+            return self._scanning(now, cards)
+        names = list(dict.fromkeys(n for n in (self.known, alsa_pcm_name(device)) if n))
+        answers = []
+        for name in names:
+            ok, err = self.probe.opens(name)
+            if ok:
+                return self._scanning(now, cards)
+            answers.append(f"{name!r}: {err}")
+        self.skipped += 1
+        self.why = f"audio device {device!r} is not there (ALSA cannot open {', '.join(answers)})"
+        return False
+
+    def _scanning(self, now: float, cards: bytes) -> bool:
+        self._last, self._cards_then = now, cards
+        self.scans += 1
+        return True
+
+    def found(self, portaudio_name: str) -> None:
+        self.known = alsa_pcm_name(portaudio_name)
+
+
 class Capture:
     """One open input stream; blocks go to ``queue``. Not reusable: open a new one to reconnect."""
 
@@ -145,9 +278,11 @@ class Capture:
         session: int = 0,
         max_s: float | None = None,
         quiet: bool = True,
+        rescan: Rescan | None = None,
     ):
         """``channels``/``rate_hz`` 0 mean the device's maximum channels / default rate;
-        ``max_s`` ends the stream (:attr:`finished`) after that much audio (counted in frames)."""
+        ``max_s`` ends the stream (:attr:`finished`) after that much audio (counted in frames);
+        ``rescan``: shared by the reconnection attempts, skips scans while the device is away."""
         self.device = device
         self._want_channels = channels
         self._want_rate_hz = rate_hz
@@ -156,6 +291,7 @@ class Capture:
         self._max_s = max_s
         self.max_frames: int | None = None
         self.quiet = quiet
+        self.rescan = rescan
         self.info: DeviceInfo | None = None
         self.channels = 0
         self.rate_hz = 0
@@ -173,9 +309,13 @@ class Capture:
         """
         import pyaudio
 
+        if self.rescan is not None and not self.rescan.due(self.device):
+            raise DeviceNotFound(self.rescan.why)
         self._pa = pa = _pyaudio(self.quiet)
         try:
             self.info = info = find_input_device(list_input_devices(pa), self.device)
+            if self.rescan is not None:
+                self.rescan.found(info.name)
             self.channels = self._want_channels or info.max_input_channels
             self.rate_hz = self._want_rate_hz or info.default_rate_hz
             if self.channels > info.max_input_channels:

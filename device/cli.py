@@ -163,7 +163,7 @@ def _load_engine(cfg):
 
 
 def _source_factory(args, cfg):
-    from device.capture import Capture
+    from device.capture import AlsaProbe, Capture, Rescan
     from device.filesource import WavSource
     from device.wavio import WavError
 
@@ -196,8 +196,10 @@ def _source_factory(args, cfg):
         except WavError as exc:
             raise _Fatal(str(exc), EXIT_FAIL) from None
         return lambda session: WavSource(path, c.block_ms, True, session, args.max_audio_s)
+    quiet = cfg.log_level != "debug"
+    rescan = Rescan(probe=AlsaProbe(quiet))  # one for all the reconnections: no scan while the device is away
     return lambda session: Capture(
-        c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s, quiet=cfg.log_level != "debug"
+        c.device, c.channels, c.rate_hz, c.block_ms, session, args.max_audio_s, quiet=quiet, rescan=rescan
     )
 
 

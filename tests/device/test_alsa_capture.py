@@ -94,3 +94,52 @@ def test_missing_device_is_retried_and_recovered_when_it_appears(tone_model, als
     warnings = [line for line in err.splitlines() if "no audio input device matches 'ww_late'" in line]
     assert len(warnings) == 1, err  # logged once per state change, not per attempt
     assert "back: listening on 'ww_late'" in err
+
+
+def test_no_portaudio_scan_while_the_device_is_away(alsa_mics, monkeypatch):
+    """Each PortAudio initialisation keeps ~13 KiB (docs/soak.md); while the device is away, the
+    reconnection attempts ask alsa-lib first and scan only when the device may be back."""
+    from device import capture
+    from device.capture import AlsaProbe, Capture, DeviceNotFound, Rescan, alsa_pcm_name
+
+    monkeypatch.setenv("ALSA_CONFIG_PATH", alsa_mics.env()["ALSA_CONFIG_PATH"])
+    inits = []
+    real_pyaudio = capture._pyaudio
+    monkeypatch.setattr(capture, "_pyaudio", lambda quiet=True: inits.append(1) or real_pyaudio(quiet))
+    now, cards = [0.0], [b"0 [PCH ]: HDA-Intel\n"]
+    rescan = Rescan(every_s=100.0, probe=AlsaProbe(), cards=lambda: cards[0], clock=lambda: now[0])
+    late = alsa_mics.raw("ww_late")
+    late.unlink(missing_ok=True)
+
+    def attempt() -> str:
+        cap = Capture("ww_late", 4, 48000, session=len(inits), rescan=rescan)
+        try:
+            cap.open(1.0)
+        except DeviceNotFound as exc:
+            return str(exc)
+        finally:
+            cap.close()
+        return "opened"
+
+    try:
+        assert "no audio input device matches 'ww_late'" in attempt()  # the first attempt always scans
+        assert len(inits) == 1
+        for _ in range(3):
+            now[0] += 2.0
+            why = attempt()
+            assert why == "audio device 'ww_late' is not there (ALSA cannot open 'ww_late': No such file or directory)"
+        assert len(inits) == 1 and rescan.skipped == 3
+        late.write_bytes(alsa_mics.raw("ww_quad48").read_bytes())  # plugged in: ALSA opens it, so a scan
+        assert attempt() == "opened" and len(inits) == 2 and rescan.known == "ww_late"
+        late.unlink()  # away again
+        assert attempt().endswith("No such file or directory)") and len(inits) == 2
+        now[0] += 100.0  # what neither probe sees is found by a scan every `every_s`
+        assert "no audio input device matches" in attempt() and len(inits) == 3
+        assert "is not there" in attempt() and len(inits) == 3
+        cards[0] += b"1 [Device ]: USB-Audio - USB PnP Sound Device\n"  # a card came: scan
+        assert "no audio input device matches" in attempt() and len(inits) == 4
+        assert "is not there" in attempt() and len(inits) == 4
+    finally:
+        late.unlink(missing_ok=True)
+    assert alsa_pcm_name("USB PnP Sound Device: Audio (hw:1,0)") == "hw:1,0"
+    assert alsa_pcm_name("pulse") == "pulse" and alsa_pcm_name(" ") == "default"
