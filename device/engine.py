@@ -39,6 +39,26 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+def session_options(threads: int = 1):
+    """The daemon's onnxruntime options: ``threads`` intra-op threads, no spinning, plain malloc."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    # No busy-waiting worker threads: they burn CPU between the 0.48 s steps.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Plain malloc, no arena and no per-shape memory plans: a live step covers whatever audio
+    # arrived, so its length varies (a backlog after a stall is seconds long), and with the
+    # arena each new length grew it for good (13 -> 29 MiB over 40 rounds of random backlogs,
+    # against a flat ~0.1 MiB without, at the same CPU per step: python -m bench.stepmemory).
+    opts.enable_cpu_mem_arena = False
+    opts.enable_mem_pattern = False
+    return opts
+
+
 class Engine:
     """Stateful step function: :meth:`step` audio chunks, :meth:`reset` to start over."""
 
@@ -64,13 +84,7 @@ class Engine:
         path = str(path)
         if not Path(path).is_file():
             raise EngineError(f"model {path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
-        # No busy-waiting worker threads: they burn CPU between the 0.48 s steps.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(threads)
         try:
             session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file

@@ -46,3 +46,25 @@ def test_a_tick_gives_the_freed_pages_of_a_fragmented_heap_back_and_waits_a_minu
 
 def test_arenas_can_be_limited():
     assert limit_arenas(8)  # this test process keeps glibc's own default for its number of cores
+
+
+def test_steps_of_varying_length_keep_no_memory(tone_model):
+    """A live step covers whatever audio arrived (a backlog after a stall is seconds long). With
+    onnxruntime's memory arena each new length grew it for good; the daemon's engine runs without
+    it (device.engine.session_options). `bench.stepmemory` runs both, each in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.stepmemory", "--model", str(tone_model), "--rounds", "6"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    kept = {
+        line.split("RssAnon kept:")[0].strip(): int(line.split("RssAnon kept:")[1].split("KiB")[0])
+        for line in out.stdout.splitlines()
+        if "RssAnon kept:" in line
+    }
+    daemon, arena = kept["engine as the daemon loads it"], kept["the same with the arena and memory plans on"]
+    assert arena > 5 * 1024, out.stdout  # the bench still shows what the arena did (~13 MiB here)
+    assert daemon < 1024, out.stdout  # ~0.1 MiB
