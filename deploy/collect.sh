@@ -50,7 +50,8 @@ probe() {
     mine=\$(\$sudo find \"\$dir\" -maxdepth 1 -name '$pattern.wav' 2>/dev/null | wc -l)
     all=\$(\$sudo find \"\$dir\" -maxdepth 1 -name '*.wav' 2>/dev/null | wc -l)
     exists=no; \$sudo test -d \"\$dir\" && exists=yes
-    echo \"PROBE \$exists \${sudo:-none} \$mine \$all \$dir\""
+    via=none; [ -z \"\$sudo\" ] || via=sudo  # one word: the fields below are split on spaces
+    echo \"PROBE \$exists \$via \$mine \$all \$dir\""
 }
 
 # Copy the WAV + JSON pairs matching $pattern from host:dir into dest; prints how many were new.

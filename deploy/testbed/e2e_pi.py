@@ -8,12 +8,18 @@ Steps (each timed; the summary prints at the end):
 3. ``make deploy HOST=pibox`` into it, exactly as a user would (SSH_CONFIG names the VM); the
    venv it made must run exactly the versions of the lock files (deploy/requirements*.lock), and
    hold nothing else;
-4. a negative recording played into snd-aloop must leave the LED line off, a positive one must
-   switch it on -- read back from the kernel's GPIO state (debugfs) of the PL061 chip the daemon
-   drives through rpi-lgpio (where the suite has no rpi-lgpio: from the journal, see below);
-5. ``kill -9`` of the daemon must be followed by a restart (Restart=on-failure), which still
+4. a negative recording played into snd-aloop must leave the LED line off;
+5. the household mode (``[snippets]``, on in this test's config and kept often): 40 s of room noise
+   played in must leave room snippets on the Pi, while nothing is dropped;
+6. a positive recording must switch the LED on -- read back from the kernel's GPIO state (debugfs)
+   of the PL061 chip the daemon drives through rpi-lgpio (where the suite has no rpi-lgpio: from
+   the journal, see below) -- while the snippets are being kept;
+7. ``make collect HOST=pibox`` must fetch the snippets (WAV + JSON pairs, none of them silence or
+   the keyword), and the dataset stage's plan (``train.sources.plan_recordings``) must take every
+   one of them as a negative, as ``make finetune`` would;
+8. ``kill -9`` of the daemon must be followed by a restart (Restart=on-failure), which still
    lights the LED on the next positive;
-6. power off.
+9. power off.
 
 The "keyword" is a 1 kHz tone burst (:mod:`bench.tonemodel`): a real ONNX model with a known
 right answer that trains in seconds. Assertions are on LED transitions and journal lines,
@@ -128,7 +134,18 @@ active_high = true
 mode = "pulse"
 # long enough for a watcher polling debugfs under emulation to see it
 on_s = 3.0
+[snippets]
+# the household mode (off by default; 6 snippets of 5 s an hour): kept often here, so that the
+# test's 40 s of room noise leaves some
+enabled = true
+per_hour = 720
+length_s = 2.0
+guard_s = 2.0
 """
+
+
+SNIPPETS_DIR = "/var/lib/wakeword/snippets"
+"""[snippets] dir's default, where the daemon keeps them and `make collect` finds them."""
 
 
 class Failed(Exception):
@@ -160,9 +177,11 @@ def make_recordings(work: Path) -> dict[str, Path]:
     from device.wavio import write_wav
 
     rate = AudioParams().sample_rate
-    out = {"negative": work / "negative.wav", "positive": work / "positive.wav"}
+    out = {"negative": work / "negative.wav", "positive": work / "positive.wav", "room": work / "room.wav"}
     write_wav(out["negative"], tone_clip(8.0, [], seed=11), rate)
     write_wav(out["positive"], tone_clip(8.0, [3.0], seed=12), rate)
+    # 40 s of room noise: at 720 snippets an hour (one per 5 s) no snippet in it is a chance of e^-7
+    write_wav(out["room"], tone_clip(40.0, [], seed=13), rate)
     return out
 
 
@@ -184,6 +203,8 @@ class Scenario:
         self.locks: tuple[Path, ...] = (LOCK, GPIO_LOCK)
         self.difference = ""
         """How this suite's run differs from the reference (bookworm) one; "" if it does not."""
+        self.household_since = 0.0
+        """Wall-clock time (the Pi's) the room noise started."""
 
     def pi_platform(self) -> None:
         """Which GPIO provider install.sh will find: the GPIO lock's, if it has wheels for the Pi's Python."""
@@ -363,6 +384,84 @@ class Scenario:
             "   LED on %.1f s after playback started, off again %.1f s later", lit[0][0] - t_up, off[0][0] - lit[0][0]
         )
 
+    def snippets_on_pi(self) -> list[str]:
+        out = self.sh(f"sudo -n find {SNIPPETS_DIR} -maxdepth 1 -name '*_snippet.wav'", check=False)
+        return sorted(line for line in out.split() if line)
+
+    def household_snippets_kept(self) -> None:
+        """Room noise played in: the daemon keeps snippets of it, and drops no audio meanwhile."""
+        before = self.snippets_on_pi()
+        _t_up, t_wall = self.play("room")
+        self.household_since = t_wall - 1
+        kept = self.wait(lambda: [p for p in self.snippets_on_pi() if p not in before], 240, interval_s=3)
+        if not kept:
+            raise Failed(
+                f"no room snippet kept in {SNIPPETS_DIR} after 40 s of room noise: "
+                f"{self.sh('systemctl show -p StatusText wakeword', check=False).strip()}; "
+                f"journal: {self.journal(t_wall - 1)[-1500:]}"
+            )
+        status = self.sh("systemctl show -p StatusText --value wakeword").strip()
+        if "room snippet(s) kept" not in status:
+            raise Failed(f"snippets are kept but the status line does not say so: {status!r}")
+        log.info("   %d room snippet(s) kept on the Pi; status: %s", len(kept), status)
+
+    def nothing_dropped(self) -> None:
+        """While the snippets were being kept, the daemon dropped no audio and reset nothing."""
+        journal = self.journal(self.household_since)
+        lost = [line for line in journal.splitlines() if "dropped" in line or "lost (" in line]
+        if lost:
+            raise Failed(f"audio was lost while snippets were kept: {lost[:3]}")
+
+    def collected_and_used(self) -> None:
+        """`make collect` fetches the snippets; the dataset stage takes each one as a negative."""
+        import soundfile as sf
+
+        from device.params import AudioParams
+        from train.dataconfig import DataConfig
+        from train.sources import plan_recordings
+
+        recordings = self.work / "recordings"
+        on_pi = {Path(p).name for p in self.snippets_on_pi()}  # (the daemon may keep more meanwhile)
+        proc = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(REPO),
+                "collect",
+                "HOST=pibox",
+                "KEYWORD=tone",
+                f"SSH_CONFIG={self.ssh.config}",
+                f"OUT={recordings / 'tone' / 'field'}",
+                f"SNIPPETS_OUT={recordings / 'tone' / 'snippets'}",
+            ],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")),
+        )
+        print(proc.stdout, flush=True)
+        if proc.returncode != 0 or "new room snippet(s)" not in proc.stdout:
+            raise Failed(f"make collect did not fetch the room snippets (exit {proc.returncode})")
+        got = sorted((recordings / "tone" / "snippets" / "pibox").glob("*_snippet.wav"))
+        if not on_pi or not on_pi <= {p.name for p in got}:
+            raise Failed(f"make collect fetched {len(got)} snippet(s) of the {len(on_pi)} the Pi held")
+        for wav in got:
+            meta = json.loads(wav.with_suffix(".json").read_text())
+            audio, rate = sf.read(wav, dtype="float32")
+            if meta.get("kind") != "snippet" or rate != AudioParams().sample_rate:
+                raise Failed(f"{wav.name}: not a snippet pair of the model's rate ({meta}, {rate} Hz)")
+            if abs(len(audio) / rate - 2.0) > 0.01 or float(abs(audio).max()) < 1e-3:
+                raise Failed(f"{wav.name}: {len(audio) / rate:.2f} s, peak {abs(audio).max():.4f}: not 2 s of room")
+        plan = plan_recordings(DataConfig(recordings_dir=str(recordings)), "tone", AudioParams())
+        used = plan.origins.get("recordings/snippets", 0)
+        if used != len(got) or plan.unreadable:
+            raise Failed(
+                f"the dataset stage takes {used} of the {len(got)} snippets as negatives "
+                f"(origins {plan.origins}; unreadable {plan.unreadable})"
+            )
+        log.info("   make collect fetched %d snippet(s); the dataset stage takes all as negatives", len(got))
+
     def kill_is_restarted(self) -> None:
         pid = self.sh("systemctl show -p MainPID --value wakeword").strip()
         if not pid.isdigit() or pid == "0":  # `kill -9 0` would kill this ssh session instead
@@ -411,7 +510,10 @@ def run(work: Path, led_pin: int, keep_vm: bool, suite: str = "bookworm") -> int
         timer.run("the venv's versions equal the lock files", s.venv_runs_the_lock)
         timer.run("LED watcher", s.start_led_watch)
         timer.run("negative recording -> LED stays off", s.negative_keeps_led_off)
+        timer.run("room noise -> household snippets kept", s.household_snippets_kept)
         timer.run("positive recording -> LED on", s.positive_lights_led)
+        timer.run("nothing dropped while snippets were kept", s.nothing_dropped)
+        timer.run("make collect -> snippets used as negatives", s.collected_and_used)
         timer.run("kill -9 -> restarted", s.kill_is_restarted)
         timer.run("positive again after the restart", s.positive_lights_led)
         ok = True
