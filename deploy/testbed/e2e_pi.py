@@ -228,27 +228,22 @@ class Scenario:
     def sh(self, command: str, check: bool = True, timeout_s: float = 600, input_bytes: bytes | None = None) -> str:
         return self.ssh.run(command, check=check, timeout_s=timeout_s, input_bytes=input_bytes).stdout
 
-    def deploy(self) -> None:
-        config = self.work / "pi-config.toml"
-        config.write_text(pi_config(self.led_pin, "rpi" if self.led_driven else "auto"))
+    def make(self, target: str, *variables: str) -> subprocess.CompletedProcess:
+        """``make <target> SSH_CONFIG=<the VM's> <variables>`` as a user types it; prints its output."""
         proc = subprocess.run(
-            [
-                "make",
-                "--no-print-directory",
-                "-C",
-                str(REPO),
-                "deploy",
-                "HOST=pibox",
-                f"SSH_CONFIG={self.ssh.config}",
-                f"MODEL={self.model}",
-                f"PI_CONFIG={config}",
-            ],
+            ["make", "--no-print-directory", "-C", str(REPO), target, f"SSH_CONFIG={self.ssh.config}", *variables],
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")),
         )
         print(proc.stdout, flush=True)
+        return proc
+
+    def deploy(self) -> None:
+        config = self.work / "pi-config.toml"
+        config.write_text(pi_config(self.led_pin, "rpi" if self.led_driven else "auto"))
+        proc = self.make("deploy", "HOST=pibox", f"MODEL={self.model}", f"PI_CONFIG={config}")
         if proc.returncode != 0:
             raise Failed(f"make deploy failed (exit {proc.returncode})")
         if self.sh("systemctl is-active wakeword", check=False).strip() != "active":
@@ -422,25 +417,13 @@ class Scenario:
 
         recordings = self.work / "recordings"
         on_pi = {Path(p).name for p in self.snippets_on_pi()}  # (the daemon may keep more meanwhile)
-        proc = subprocess.run(
-            [
-                "make",
-                "--no-print-directory",
-                "-C",
-                str(REPO),
-                "collect",
-                "HOST=pibox",
-                "KEYWORD=tone",
-                f"SSH_CONFIG={self.ssh.config}",
-                f"OUT={recordings / 'tone' / 'field'}",
-                f"SNIPPETS_OUT={recordings / 'tone' / 'snippets'}",
-            ],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, WW_LOG_DIR=str(self.work / "logs")),
+        proc = self.make(
+            "collect",
+            "HOST=pibox",
+            "KEYWORD=tone",
+            f"OUT={recordings / 'tone' / 'field'}",
+            f"SNIPPETS_OUT={recordings / 'tone' / 'snippets'}",
         )
-        print(proc.stdout, flush=True)
         if proc.returncode != 0 or "new room snippet(s)" not in proc.stdout:
             raise Failed(f"make collect did not fetch the room snippets (exit {proc.returncode})")
         got = sorted((recordings / "tone" / "snippets" / "pibox").glob("*_snippet.wav"))
