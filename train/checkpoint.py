@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ where training runs and what it prints, not what the next step computes."""
 
 TRAJECTORY_SECTIONS = ("audio", "model", "train")
 """Config sections whose values shape the training trajectory; a resume must match them."""
+
+
+_SAFE_GLOBALS_LOCK = threading.Lock()
+"""``torch.serialization.safe_globals`` edits one process-wide list and puts the old one back on
+exit: two threads loading at once (``make loop``'s two fine-tunes) took each other's allowance away
+mid-load, and a sound checkpoint was refused as unsafe. Loads hold this lock."""
 
 
 class CheckpointError(RuntimeError):
@@ -86,7 +93,7 @@ def load(path: str | Path) -> dict[str, Any]:
     if bad is not None:
         raise CheckpointError(f"{path} is damaged (checksum mismatch in {bad.rsplit('/', 1)[-1]}); {fresh}")
     try:
-        with torch.serialization.safe_globals(_safe_numpy()):
+        with _SAFE_GLOBALS_LOCK, torch.serialization.safe_globals(_safe_numpy()):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(

@@ -82,13 +82,17 @@ def finetune(
         raise StageFailed(f"no {init}: train the base model first (`make train export`)")
     if out.resolve() == base.resolve():
         raise StageFailed("the fine-tune needs its own build folder (--out), not the base's")
+    try:
+        shape = base_model(init)
+    except checkpoint.CheckpointError as exc:  # one line for every caller (make loop runs two of these)
+        raise StageFailed(str(exc)) from None
     borrow(base, out)
     opts = stage_opts(
         keyword,
         out,
         quick=quick,
         configs=[str(FINETUNE_FILE), *(configs or [])],
-        overrides=[f"train.init_from={init.resolve()}", *base_model(init), *(overrides or [])],
+        overrides=[f"train.init_from={init.resolve()}", *shape, *(overrides or [])],
     )
     model = out / "model.onnx"
     run_stage("train.dataset", opts)

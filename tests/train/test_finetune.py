@@ -70,3 +70,6 @@ def test_no_base_checkpoint_or_the_base_itself_is_refused_in_one_line(tmp_path, 
     assert finetune.main(["--keyword", "computer", "--build", str(base)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "best.pt" in err[0], err
+    # what make loop calls (two at once): a StageFailed, one line, never a traceback
+    with pytest.raises(finetune.StageFailed, match="best.pt is not a readable checkpoint"):
+        finetune.finetune("computer", base, tmp_path / "ft")

@@ -370,3 +370,20 @@ def test_select_last_keeps_the_latest_validation_as_best(tmp_path):
     assert '[train] select = "last"' in (tmp_path / "train" / "report.md").read_text()
     with pytest.raises(ValueError, match="select must be"):
         training.TrainConfig(select="best")
+
+
+def test_checkpoints_load_from_several_threads_at_once(tmp_path):
+    """`make loop` starts two fine-tunes in threads; each loads the shipped checkpoint (weights only,
+    numpy RNG state allowed). The allowance is process-wide state: it must not be lost mid-load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = _cfg("train.max_steps=2", "train.val_every_steps=2")
+    assert training.run("tone", tmp_path, cfg, Dist()) == 0
+    good = tmp_path / "train" / "last.pt"
+
+    def load_many(_):
+        return [sorted(checkpoint.load(good)) for _ in range(15)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(load_many, range(4)))
+    assert all(keys == results[0][0] for r in results for keys in r)
