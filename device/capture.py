@@ -159,7 +159,7 @@ def alsa_pcm_name(portaudio_name: str) -> str:
 
 class AlsaProbe:
     """Can ALSA open a capture PCM right now? alsa-lib's ``snd_pcm_open`` + ``snd_pcm_close``,
-    non-blocking, nothing read (100 of them keep no memory, where one PortAudio scan keeps ~13 KiB)."""
+    non-blocking, nothing read (60 of them kept no memory, where one PortAudio scan keeps ~13 KiB)."""
 
     SND_PCM_STREAM_CAPTURE = 1
     SND_PCM_NONBLOCK = 1
