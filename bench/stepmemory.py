@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,33 +25,25 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.soakrig import proc_mem_kib
+
 WARM_STEPS = 50
 
 
 def _rss_anon_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
+    mem = proc_mem_kib(os.getpid())
+    return mem[1] if mem is not None else 0
 
 
 def measure(model: Path, rounds: int, max_backlog_s: float, arena: bool, seed: int = 0) -> dict:
     """One setting, in this process: RssAnon kept (KiB) after every round, and CPU ms per 0.48 s step."""
-    import onnxruntime as ort
-
     from device.engine import Engine, session_options
-    from device.modelmeta import ModelMeta
 
+    opts = session_options(1)
     if arena:  # the daemon's options, but onnxruntime's memory arena and per-shape plans on
-        opts = session_options(1)
         opts.enable_cpu_mem_arena = True
         opts.enable_mem_pattern = True
-        session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
-        meta = ModelMeta.from_props(session.get_modelmeta().custom_metadata_map, source=str(model))
-        engine = Engine(session, meta, str(model))
-    else:
-        engine = Engine.load(model)
+    engine = Engine.load(model, opts=opts)
     hop = engine.params.output_hop_samples
     rate = engine.params.sample_rate
     rng = np.random.default_rng(seed)

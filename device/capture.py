@@ -230,7 +230,6 @@ class Rescan:
         self.clock = clock
         self.known = ""
         """The ALSA PCM of the device last found by a scan."""
-        self.scans = 0
         self.skipped = 0
         self.why = ""
         self._last: float | None = None
@@ -259,7 +258,6 @@ class Rescan:
 
     def _scanning(self, now: float, cards: bytes) -> bool:
         self._last, self._cards_then = now, cards
-        self.scans += 1
         return True
 
     def found(self, portaudio_name: str) -> None:

@@ -78,13 +78,14 @@ class Engine:
         return self.meta.params
 
     @classmethod
-    def load(cls, path: str | os.PathLike, threads: int = 1) -> Engine:
+    def load(cls, path: str | os.PathLike, threads: int = 1, opts=None) -> Engine:
+        """``opts``: onnxruntime session options (default :func:`session_options` of ``threads``)."""
         import onnxruntime as ort
 
         path = str(path)
         if not Path(path).is_file():
             raise EngineError(f"model {path} does not exist")
-        opts = session_options(threads)
+        opts = opts if opts is not None else session_options(threads)
         try:
             session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
