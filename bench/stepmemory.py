@@ -5,9 +5,9 @@ stall the daemon steps over a backlog seconds long. This runs one model the way 
 rounds of 0.48 s steps, each round ending in one backlog step of a random length, with
 ``malloc_trim`` after each round (as ``device.heap`` does once a minute), and prints how much of
 the process's own memory (RssAnon) each setting keeps after the rounds: the engine as the daemon
-loads it (:meth:`device.engine.Engine.load`), and the same options with onnxruntime's CPU memory
-arena and per-shape memory plans turned back on (its defaults), for comparison. It also prints the
-CPU per 0.48 s step of each.
+loads it (:meth:`device.engine.Engine.load`: no memory arena, per-shape memory plans on), the same
+with onnxruntime's CPU memory arena on too (its defaults), and with both off. It also prints the CPU
+per 0.48 s step of each.
 
 Each setting runs in a fresh process (a memory arena, once grown, stays grown in the process).
 """
@@ -35,14 +35,21 @@ def _rss_anon_kib() -> int:
     return mem[1] if mem is not None else 0
 
 
-def measure(model: Path, rounds: int, max_backlog_s: float, arena: bool, seed: int = 0) -> dict:
+SETTINGS = {
+    # name: (memory arena, per-shape memory plans), label
+    "daemon": ((False, True), "engine as the daemon loads it"),
+    "arena": ((True, True), "the same with the memory arena on"),
+    "bare": ((False, False), "the same with the memory plans off"),
+}
+
+
+def measure(model: Path, rounds: int, max_backlog_s: float, setting: str, seed: int = 0) -> dict:
     """One setting, in this process: RssAnon kept (KiB) after every round, and CPU ms per 0.48 s step."""
     from device.engine import Engine, session_options
 
     opts = session_options(1)
-    if arena:  # the daemon's options, but onnxruntime's memory arena and per-shape plans on
-        opts.enable_cpu_mem_arena = True
-        opts.enable_mem_pattern = True
+    if setting != "daemon":
+        opts.enable_cpu_mem_arena, opts.enable_mem_pattern = SETTINGS[setting][0]
     engine = Engine.load(model, opts=opts)
     hop = engine.params.output_hop_samples
     rate = engine.params.sample_rate
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True, help="model.onnx")
     ap.add_argument("--rounds", type=int, default=40, help="rounds of 40 steps of 0.48 s and one backlog (default 40)")
     ap.add_argument("--max-backlog-s", type=float, default=12.0, help="longest backlog step (s; default 12)")
-    ap.add_argument("--one", choices=("daemon", "arena"), help=argparse.SUPPRESS)  # the child's part
+    ap.add_argument("--one", choices=tuple(SETTINGS), help=argparse.SUPPRESS)  # the child's part
     args = ap.parse_args(argv)
     if not args.model.is_file():
         print(f"bench.stepmemory: {args.model} does not exist", file=sys.stderr)
@@ -86,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.stepmemory: --rounds >= 1 and --max-backlog-s in (0.5, 60]", file=sys.stderr)
         return 2
     if args.one:
-        print(json.dumps(measure(args.model, args.rounds, args.max_backlog_s, args.one == "arena")))
+        print(json.dumps(measure(args.model, args.rounds, args.max_backlog_s, args.one)))
         return 0
     print(f"{args.rounds} rounds of 40 x 0.48 s steps + one backlog step of 0.5-{args.max_backlog_s:g} s; {args.model}")
-    for setting in ("daemon", "arena"):
+    for setting, (_, label) in SETTINGS.items():
         out = subprocess.run(
             [
                 sys.executable,
@@ -113,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         r = json.loads(out.stdout.strip().splitlines()[-1])
         k = r["kept_kib"]
-        label = (
-            "engine as the daemon loads it" if setting == "daemon" else "the same with the arena and memory plans on"
-        )
         every = max(1, len(k) // 8)
         print(
             f"  {label:<44} RssAnon kept: {k[-1]:>7} KiB after {len(k)} rounds "
