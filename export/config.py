@@ -41,6 +41,11 @@ class ExportConfig:
     podcasts, TV, music, the household's own sound). With the held-out files of ``[data]
     speech_dirs`` (the ``calibration_split`` ones) they are the *real* calibration negatives,
     each file once clean and once over generated noise at ``[streams] snr_db``."""
+    bundled_speech: bool = True
+    """Also calibrate on the real read speech shipped with wakeword (``export/speech``: 1.7 h,
+    66 speakers of speechocean762; README there). Without any real audio the threshold is chosen
+    on synthetic voices alone, which set it several times too cautiously for real speech on
+    "computer" (docs/experiments.md, "Real speech in the box"). Off: calibrate as before."""
     shared_calibration_share: float = 0.0
     """Development machines: also calibrate on this share of ``../shared/data``'s speakers (their
     non-keyword speech; the top of :func:`train.realdata.speaker_position`, never a speaker who

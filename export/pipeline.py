@@ -113,16 +113,41 @@ def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build:
     return heldout_source(keyword, build, params, plan, config.section(cfg, "streams", StreamConfig)), real
 
 
+BUNDLED_SPEECH = Path(__file__).resolve().parent / "speech"
+"""Real read speech shipped with wakeword for calibration (``export/speech/README.md``): the
+recordings of ``../shared/data``'s speechocean762 speakers whose
+:func:`train.realdata.speaker_position` is at least 0.5, under the same relative paths."""
+
+
+def bundled_speech(keyword: str, trained=()) -> tuple[list[Path], list[str]]:
+    """The files of :data:`BUNDLED_SPEECH` that do not say ``keyword`` (the mentions list names
+    them by their ``../shared/data`` path), minus those of ``trained`` speakers, and their
+    speakers under ``../shared/data``'s names (``make bench`` leaves them out of its figures)."""
+    from train import realdata
+    from train.audio_io import list_audio_files
+
+    said, left_out = realdata.mentions(keyword), set(trained)
+    files, speakers = [], set()
+    for path in list_audio_files(BUNDLED_SPEECH):
+        rel = path.relative_to(BUNDLED_SPEECH)  # <corpus>/<speaker>/<file>
+        speaker = f"{rel.parts[0]}-{rel.parts[1]}"
+        if f"negatives/{rel.as_posix()}" not in said and speaker not in left_out:
+            files.append(path)
+            speakers.add(speaker)
+    return files, sorted(speakers)
+
+
 def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
     """The real negative audio to calibrate on (:class:`export.heldout.RealNegatives`), or None:
     every file of ``[export] real_negative_dirs``, the held-out (``calibration_split``) files of
-    ``[data] speech_dirs``, and ``shared_calibration_share`` of ``../shared/data``'s speakers
-    (never one who trained: the dataset manifest names them). Their noisy copy is mixed over the
+    ``[data] speech_dirs``, the speech wakeword ships (``bundled_speech``), and
+    ``shared_calibration_share`` of ``../shared/data``'s speakers (never one who trained: the
+    dataset manifest names them). Their noisy copy is mixed over the
     real backgrounds of ``[data] background_dirs`` (and ../shared/data's noise with the shared
     speakers): generated noise let real rooms' false accepts through (docs/experiments.md)."""
     from export.heldout import RealNegatives
     from train import config, evalsets, realdata
-    from train.audio_io import list_audio_files
+    from train.audio_io import AUDIO_KINDS, list_audio_files
     from train.dataconfig import DataConfig
     from train.sources import recording_split
 
@@ -130,29 +155,41 @@ def real_negatives(xc: ExportConfig, cfg: dict, keyword: str, build: Path):
     for folder in xc.real_negative_dirs:
         found = list_audio_files(folder) if Path(folder).is_dir() else []
         if not found:
-            raise CalibrationDataError(f"[export] real_negative_dirs: {folder} holds no WAV or FLAC files")
+            raise CalibrationDataError(f"[export] real_negative_dirs: {folder} holds no {AUDIO_KINDS} files")
         files += found
     dc = config.section(cfg, "data", DataConfig)
     for folder in dc.speech_dirs:
         files += [p for p in list_audio_files(folder) if recording_split(p, dc) == xc.calibration_split]
+    folders = tuple(xc.real_negative_dirs) + tuple(f"{d} (held-out files)" for d in dc.speech_dirs)
+    trained = evalsets.build_trained_speakers(build)
+    bundled: list[str] = []
+    if xc.bundled_speech:
+        found, bundled = bundled_speech(keyword, trained)
+        if not found:
+            raise CalibrationDataError(
+                f"[export] bundled_speech: {BUNDLED_SPEECH} holds no {AUDIO_KINDS} files (an incomplete "
+                "checkout?); set it to false to calibrate without it"
+            )
+        files += found
+        folders += (f"wakeword's own read speech (export/speech: speechocean762, {len(bundled)} speakers)",)
     shared: list[str] = []
     if xc.shared_calibration_share > 0:
-        clips, shared = realdata.calibration_negatives(
-            xc.shared_calibration_share, keyword, evalsets.build_trained_speakers(build)
-        )
+        clips, shared = realdata.calibration_negatives(xc.shared_calibration_share, keyword, trained)
+        clips = [c for c in clips if c.speaker not in bundled]  # the same recordings: once is enough
         files += [c.path for c in clips]
+        folders += ("../shared/data",) if clips else ()
     if not files:
         return None
     noise = [p for d in dc.background_dirs for p in list_audio_files(d)]
     if shared:  # this machine's stand-in for a user's room: the recorded noise of ../shared/data
         noise += [c.path for c in realdata.noise_clips()]
-    folders = tuple(xc.real_negative_dirs) + tuple(f"{d} (held-out files)" for d in dc.speech_dirs)
+    speakers = sorted(set(shared) | set(bundled))
     log.info(
         "real calibration negatives: %d files%s",
         len(files),
-        f" ({len(shared)} ../shared/data speakers)" if shared else "",
+        f" ({len(speakers)} ../shared/data speakers)" if speakers else "",
     )
-    return RealNegatives(tuple(files), folders + (("../shared/data",) if shared else ()), tuple(shared), tuple(noise))
+    return RealNegatives(tuple(files), folders, tuple(speakers), tuple(noise))
 
 
 def parity_signals(source: Source, xc: ExportConfig, sample_rate: int) -> list[np.ndarray]:

@@ -2,7 +2,7 @@
 
 Everything read here comes back as float32 mono in [-1, 1] at ``AudioParams.sample_rate``,
 whatever the file's own rate and channel count (mono = mean of the channels; resampling by
-soxr). Files are WAV or FLAC (anything libsndfile reads). A file that cannot be decoded
+soxr). Files are WAV, FLAC or Ogg (Vorbis, Opus): anything libsndfile reads. A file that cannot be decoded
 raises :class:`AudioReadError` naming it; :func:`load_folder` skips and counts such files,
 so one corrupt recording never stops a build. Writes are atomic (``device.fsutil``).
 """
@@ -22,7 +22,9 @@ from device.wavio import write_wav  # noqa: F401  (the one WAV writer, re-export
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
+AUDIO_KINDS = "WAV, FLAC or Ogg"
+"""What a folder of audio may hold (the words of an error message that found none of it)."""
 
 
 class AudioReadError(ValueError):
@@ -76,7 +78,7 @@ def duration_s(path: str | Path) -> float:
 
 
 def list_audio_files(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Sorted WAV/FLAC files under ``folder`` (hidden and temp files excluded)."""
+    """Sorted audio files (:data:`AUDIO_SUFFIXES`) under ``folder`` (hidden and temp files excluded)."""
     folder = Path(folder)
     pattern = "**/*" if recursive else "*"
     return sorted(
@@ -96,7 +98,7 @@ class FolderAudio:
 
 
 def load_folder(folder: str | Path, params: AudioParams) -> FolderAudio:
-    """Read every WAV/FLAC under ``folder``; unreadable files are logged, skipped and counted."""
+    """Read every audio file under ``folder``; unreadable files are logged, skipped and counted."""
     found = FolderAudio()
     for path in list_audio_files(folder):
         try:

@@ -58,7 +58,7 @@ def babble(n: int, utterances: Sequence[np.ndarray], rng: np.random.Generator) -
 
 
 def background_files(folders: Sequence[str | Path]) -> tuple[list[tuple[Path, float]], list[str]]:
-    """(file, seconds) of every readable WAV/FLAC under ``folders``; and one line per unreadable file."""
+    """(file, seconds) of every readable audio file under ``folders``; and one line per unreadable file."""
     found, unreadable = [], []
     for folder in folders:
         if not Path(folder).is_dir():

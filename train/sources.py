@@ -33,7 +33,7 @@ import numpy as np
 from device.fsutil import atomic_write_text
 from device.params import AudioParams
 from train import tts, workpool
-from train.audio_io import AudioReadError, duration_s, read_audio, resample, write_wav
+from train.audio_io import AUDIO_KINDS, AudioReadError, duration_s, read_audio, resample, write_wav
 from train.dataconfig import DataConfig
 from train.voicesplit import BY_RENDER, SPLITS, stable_split
 
@@ -275,7 +275,7 @@ def _audio_in(folder: Path) -> list[Path]:
 def _required_audio(folder: str) -> list[Path]:
     files = _audio_in(Path(folder))
     if not files:
-        raise SourceError(f"folder {folder} holds no WAV or FLAC files")
+        raise SourceError(f"folder {folder} holds no {AUDIO_KINDS} files")
     return files
 
 

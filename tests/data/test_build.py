@@ -180,7 +180,7 @@ def test_empty_source_folder_is_one_clear_error(tmp_path):
             "engine_weights": [],
         }
     )
-    with pytest.raises(SourceError, match=f"{tmp_path / 'empty'} holds no WAV or FLAC"):
+    with pytest.raises(SourceError, match=f"{tmp_path / 'empty'} holds no WAV, FLAC or Ogg"):
         build("computer", tmp_path / "b", cfg)
 
 

@@ -155,6 +155,7 @@ def test_export_calibrates_on_real_negatives_and_says_so(sources_build, params, 
         )
     xc = ExportConfig(
         real_negative_dirs=(str(real),),
+        bundled_speech=False,  # the living room alone (the bundle: tests/export/test_real_calibration.py)
         real_basis="real",
         real_min_hours=0.01,
         speech_hours=0.01,

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from device.params import AudioParams
 from export.calib_streams import CalibrationDataError
 from export.config import ExportConfig
 from export.heldout import REAL_GROUPS
-from export.pipeline import calibration_basis, real_negatives
+from export.pipeline import BUNDLED_SPEECH, bundled_speech, calibration_basis, real_negatives
 from train import realdata
+from train.audio_io import read_audio
 from train.dataconfig import DataConfig
 from train.metrics import ScoredStream
 from train.voicesplit import stable_split
@@ -31,7 +33,10 @@ def test_held_out_speech_dir_files_and_every_real_negative_dir_file(tmp_path):
     room = _wavs(tmp_path / "room-noise", 2)
     cfg = {"data": {"speech_dirs": [str(tmp_path / "podcasts")], "background_dirs": [str(tmp_path / "room-noise")]}}
     real = real_negatives(
-        ExportConfig(real_negative_dirs=(str(tmp_path / "kitchen"),)), cfg, "computer", tmp_path / "build"
+        ExportConfig(real_negative_dirs=(str(tmp_path / "kitchen"),), bundled_speech=False),
+        cfg,
+        "computer",
+        tmp_path / "build",
     )
     dc = DataConfig(speech_dirs=(str(tmp_path / "podcasts"),))
     held_out = [p for p in speech if stable_split(str(p.resolve()), dc.seed, dc.recording_val_fraction) == "val"]
@@ -43,9 +48,9 @@ def test_held_out_speech_dir_files_and_every_real_negative_dir_file(tmp_path):
 
 
 def test_no_real_audio_is_none_and_an_empty_folder_is_one_clear_error(tmp_path):
-    assert real_negatives(ExportConfig(), {}, "computer", tmp_path) is None
+    assert real_negatives(ExportConfig(bundled_speech=False), {}, "computer", tmp_path) is None
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CalibrationDataError, match="holds no WAV or FLAC"):
+    with pytest.raises(CalibrationDataError, match="holds no WAV, FLAC or Ogg"):
         real_negatives(ExportConfig(real_negative_dirs=(str(tmp_path / "empty"),)), {}, "computer", tmp_path)
 
 
@@ -66,7 +71,9 @@ def test_shared_calibration_speakers_never_trained_and_bench_leaves_them_out(tmp
     assert set(speakers) == expected and expected and not set(speakers) & set(trained)
     assert {c.speaker for c in clips} == expected
 
-    real = real_negatives(ExportConfig(shared_calibration_share=0.5), {}, "computer", tmp_path / "build")
+    real = real_negatives(
+        ExportConfig(shared_calibration_share=0.5, bundled_speech=False), {}, "computer", tmp_path / "build"
+    )
     assert set(real.shared_speakers) == {f"s{i}" for i in range(40) if realdata.speaker_position(f"s{i}") >= 0.5}
     assert [p.name for p in real.noise_files] == ["000.wav"]  # the shared noise, for the noisy copy
 
@@ -74,6 +81,32 @@ def test_shared_calibration_speakers_never_trained_and_bench_leaves_them_out(tmp
         calibration = {"real_negatives": real.describe()}
 
     assert set(heard_speakers(tmp_path / "build", Meta)) == set(real.shared_speakers)
+
+
+def test_the_bundled_speech_is_real_held_out_audio_that_bench_leaves_out(tmp_path):
+    """What every export calibrates on by default: speechocean762's calibration-half speakers,
+    readable, never a file that says the keyword, and named so that `make bench` leaves them out."""
+    files, speakers = bundled_speech("computer")
+    assert len(files) >= 1300 and len(speakers) == 66
+    assert all(realdata.speaker_position(s) >= 0.5 and s.startswith("speechocean762-SPEAKER") for s in speakers)
+    everything, _ = bundled_speech("zebra crossing")
+    said = [p for p in everything if p not in files]  # the one sentence that says "computer"
+    assert [p.relative_to(BUNDLED_SPEECH).as_posix() for p in said] == ["speechocean762/SPEAKER0157/001570212.ogg"]
+    audio = read_audio(files[0], AudioParams())
+    assert audio.dtype == np.float32 and 1.0 < len(audio) / 16000 < 20 and np.abs(audio).max() > 0.01
+
+    real = real_negatives(ExportConfig(), {}, "computer", tmp_path / "build")
+    assert set(real.files) == set(files) and set(real.shared_speakers) == set(speakers)
+    assert "speechocean762" in real.folders[-1] and not real.noise_files
+
+    class Meta:
+        calibration = {"real_negatives": real.describe()}
+
+    from bench.pipeline import heard_speakers
+
+    assert set(heard_speakers(tmp_path / "build", Meta)) == set(speakers)
+    trained_one = bundled_speech("computer", trained=[speakers[0]])
+    assert speakers[0] not in trained_one[1] and len(trained_one[0]) < len(files)
 
 
 def _streams(hours: float) -> list[ScoredStream]:

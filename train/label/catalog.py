@@ -15,9 +15,9 @@ from pathlib import Path
 
 import soundfile as sf
 
+from train.audio_io import AUDIO_SUFFIXES
 from train.label.labels import LabelState, read_label
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 GROUPS = ("positive", "negative", "field")
 
 
