@@ -50,14 +50,14 @@ def session_options(threads: int = 1):
     opts.log_severity_level = 3
     # No busy-waiting worker threads: they burn CPU between the 0.48 s steps.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # Plain malloc, no arena: a live step covers whatever audio arrived, so its length varies (a
-    # backlog after a stall is seconds long), and with the arena each new length grew it for good
-    # (13 -> 29 MiB over 40 rounds of random backlogs, against ~0.1 MiB without). The per-shape
-    # memory plans stay on: each distinct step length keeps one (~8 KiB), and live lengths are
-    # bounded by [capture] stale_after_s (a few dozen lengths), while one plan per step saves ~5 %
-    # of the CPU of a step (python -m bench.stepmemory measures all three settings).
+    # Plain malloc, no arena and no per-shape memory plans: a live step covers whatever audio
+    # arrived, so its length varies (a backlog after a stall is seconds long), and with the arena
+    # each new length grew it for good (13 -> 29 MiB over 40 rounds of random backlogs, against
+    # ~0.1 MiB without). The plans alone keep ~8 KiB per step length (bounded by [capture]
+    # stale_after_s) and save ~6 % of the daemon's CPU; they stay off until a two-hour soak with
+    # them passes on a quiet machine (docs/soak.md). python -m bench.stepmemory measures all three.
     opts.enable_cpu_mem_arena = False
-    opts.enable_mem_pattern = True
+    opts.enable_mem_pattern = False
     return opts
 
 
