@@ -36,8 +36,8 @@ def _rss_anon_kib() -> int:
 
 
 SETTINGS = {
-    # name: (memory arena, per-shape memory plans), label
-    "daemon": ((False, True), "engine as the daemon loads it"),
+    # name: (memory arena, per-shape memory plans) over the daemon's options (None: as they are), label
+    "daemon": (None, "engine as the daemon loads it"),
     "arena": ((True, True), "the same with the arena and memory plans on"),
     "plans": ((False, True), "the same with the memory plans alone on"),
 }
@@ -48,8 +48,9 @@ def measure(model: Path, rounds: int, max_backlog_s: float, setting: str, seed: 
     from device.engine import Engine, session_options
 
     opts = session_options(1)
-    if setting != "daemon":
-        opts.enable_cpu_mem_arena, opts.enable_mem_pattern = SETTINGS[setting][0]
+    override = SETTINGS[setting][0]
+    if override is not None:
+        opts.enable_cpu_mem_arena, opts.enable_mem_pattern = override
     engine = Engine.load(model, opts=opts)
     hop = engine.params.output_hop_samples
     rate = engine.params.sample_rate
