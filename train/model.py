@@ -8,7 +8,8 @@
 Only this part is trained; the front end is frozen and shared by every keyword. Each frame
 is normalised on its own and the GRUs run forwards only, so :meth:`Head.step` chunk by chunk
 with carried state gives the same output as :meth:`Head.forward` on the whole sequence.
-The size (``hidden``, ``layers``) was chosen by measurement: docs/experiments.md.
+The size (``hidden``, ``layers``) was chosen by measurement: docs/experiments.md, "The head's size"
+(32 x 1 missed more; 64 x 1 and 128 x 2 were no better over four keywords, 128 x 2 cost 9-13 % more per step).
 
 With ``heads > 1`` (:class:`Heads`) several such heads answer together: the mean of their
 probabilities. Training gives each its own seed (``seed + k``: initial weights, batches, masks,
