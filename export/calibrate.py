@@ -40,13 +40,17 @@ class CalibrationConfig:
     extra_targets_fa_per_hour: tuple[float, ...] = (0.1,)
     """Further operating points stored in the calibration JSON (thresholds and miss rates)."""
     smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
-    """Decision smoothing (output frames) the thresholds are calibrated under; the device uses it too."""
+    """Decision smoothing (output frames) the thresholds are calibrated under; stored for the device."""
     refractory_s: float = DEFAULT_REFRACTORY_S
-    """Minimum time between detections (s) the thresholds are calibrated under."""
+    """Minimum time between two detections (s) the thresholds are calibrated under; stored for the device."""
     tolerance_s: float = 1.0
     """A detection up to this long after a keyword ends still counts as a hit (s)."""
     min_negative_hours: float = 4.0
-    """Fewer negative hours than this mark the calibration ``low_confidence``."""
+    """Fewer negative hours than this mark the calibration ``low_confidence`` (report + metadata)."""
+
+    def __post_init__(self) -> None:
+        if self.target_fa_per_hour <= 0 or any(t <= 0 for t in self.extra_targets_fa_per_hour):
+            raise ValueError("false-accept targets must be positive")
 
 
 @dataclass(frozen=True)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from device.decision import DEFAULT_REFRACTORY_S, DEFAULT_SMOOTHING_FRAMES
 from export.calibrate import CalibrationConfig
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    target_fa_per_hour: float = 0.5
-    """False accepts per hour the default (stored) threshold is calibrated to."""
-    extra_targets_fa_per_hour: tuple[float, ...] = (0.1,)
-    """Further operating points recorded in the model's calibration JSON and the report."""
-    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
-    """Decision smoothing (output frames) thresholds are calibrated under; stored for the device."""
-    refractory_s: float = DEFAULT_REFRACTORY_S
-    """Minimum time between two detections (s) thresholds are calibrated under; stored for the device."""
-    tolerance_s: float = 1.0
-    """A detection up to this long after a keyword ends still counts as a hit (s)."""
-    min_negative_hours: float = 4.0
-    """Less negative calibration audio than this marks the thresholds low-confidence (report + metadata)."""
+class ExportConfig(CalibrationConfig):
+    """``[export]``: how thresholds are chosen (the fields of :class:`CalibrationConfig`, first) and
+    on what audio, plus the parity, int8 and cost checks of the export."""
+
     calibration_dir: str = ""
     """A folder of WAVs (+ ``.label.json`` sidecars) to calibrate on instead of the held-out streams."""
     calibration_split: str = "val"
@@ -82,14 +72,13 @@ class ExportConfig:
     """onnxruntime threads for scoring the calibration streams (the machine is shared)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 <= self.shared_calibration_share <= 1:
             raise ValueError("shared_calibration_share must be in [0, 1]")
         if self.real_basis not in ("pooled", "real"):
             raise ValueError(f"real_basis must be pooled or real, got {self.real_basis!r}")
         if not 0 <= self.real_min_hours < float("inf"):
             raise ValueError("real_min_hours must be a finite number >= 0")
-        if self.target_fa_per_hour <= 0 or any(t <= 0 for t in self.extra_targets_fa_per_hour):
-            raise ValueError("false-accept targets must be positive")
         if self.parity_tolerance <= 0 or self.parity_streams < 1 or self.parity_max_s <= 0:
             raise ValueError("parity_tolerance, parity_streams and parity_max_s must be positive")
         if self.calibration_split == "train":
@@ -100,11 +89,5 @@ class ExportConfig:
             raise ValueError("bench_steps, bench_window_s and score_threads must be positive")
 
     def calibration(self) -> CalibrationConfig:
-        return CalibrationConfig(
-            self.target_fa_per_hour,
-            self.extra_targets_fa_per_hour,
-            self.smoothing_frames,
-            self.refractory_s,
-            self.tolerance_s,
-            self.min_negative_hours,
-        )
+        """The calibration's own settings alone."""
+        return CalibrationConfig(**{f.name: getattr(self, f.name) for f in fields(CalibrationConfig)})
