@@ -57,12 +57,13 @@ case "$profile" in
   device) want=(alsa-utils) ;;
 esac
 # Packages other parts register (one per line, "profile package  # why"): scripts/apt-extra.txt.
-# A "train" line is wanted by train and needed by test; "test-optional" is wanted by test.
+# A "train" line is wanted by train and needed by test; "train-optional" is wanted by train alone;
+# "test-optional" is wanted by test.
 if [ -f scripts/apt-extra.txt ]; then
   while read -r p pkg _; do
     [[ -z "${p:-}" || "$p" == \#* ]] && continue
     case "$profile:$p" in
-      train:train|test:test-optional) want+=("$pkg") ;;
+      train:train|train:train-optional|test:test-optional) want+=("$pkg") ;;
       test:train|test:test|device:device) need+=("$pkg") ;;
     esac
   done < scripts/apt-extra.txt
@@ -110,7 +111,7 @@ else
     fi
     if [ ${#miss_want[@]} -gt 0 ]; then
       case "$profile" in
-        train) why="the TTS voices they provide are skipped, and the dataset report says which" ;;
+        train) why="the TTS voices or background sound they provide are left out, and the dataset report says which" ;;
         *) why="the tests that use them skip, each with its reason" ;;
       esac
       echo "setup: optional Debian packages missing ($why); to have them:" >&2

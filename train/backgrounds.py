@@ -1,5 +1,9 @@
 """Backgrounds for the clips: audio folders when given, generated noise otherwise (and too).
 
+Folders come from ``[data] background_dirs`` and, with ``[data] packaged_backgrounds`` (the
+default), from the real recorded sound that Debian packages install (:data:`PACKAGED_SOUNDS`;
+``make setup`` installs them, and a machine without them trains on the rest).
+
 Generated kinds: coloured noise with a random spectral slope (``alpha`` 0 = white, 1 = pink,
 2 = brown, anything between), mains hum with harmonics over noise, and babble (several
 non-keyword utterances of the same split overlapping). Folder backgrounds are read as a
@@ -55,6 +59,46 @@ def babble(n: int, utterances: Sequence[np.ndarray], rng: np.random.Generator) -
             out[a:b] += u[a - pos : b - pos]
             pos += len(u) + int(rng.integers(0, max(1, n // 8)))
     return (out / (np.std(out) + 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PackagedSound:
+    """Real recorded sound a system package installs, used as backgrounds when present."""
+
+    package: str
+    """The Debian/Ubuntu package that installs it (``sudo apt-get install <package>``)."""
+    pattern: str
+    """Glob of its folder; where several versions match, the last in sort order is used."""
+    licence: str
+    what: str
+
+
+PACKAGED_SOUNDS = (
+    PackagedSound(
+        "wesnoth-music",
+        "/usr/share/games/wesnoth/*/data/core/music",
+        "GPL-2.0-or-later",
+        "The Battle for Wesnoth's soundtrack (41 orchestral tracks, 2.1 h in wesnoth-1.16-music)",
+    ),
+)
+"""Measured as backgrounds on four real keywords: docs/experiments.md, "Real music behind the words"."""
+
+
+def packaged_folders(
+    sounds: Sequence[PackagedSound] | None = None,
+) -> tuple[list[tuple[PackagedSound, Path]], list[PackagedSound]]:
+    """(sound, folder) of each of ``sounds`` (default :data:`PACKAGED_SOUNDS`) installed here; and
+    the ones that are not."""
+    import glob
+
+    found, missing = [], []
+    for sound in PACKAGED_SOUNDS if sounds is None else sounds:
+        folders = sorted(Path(p) for p in glob.glob(sound.pattern) if Path(p).is_dir())
+        if folders:
+            found.append((sound, folders[-1]))
+        else:
+            missing.append(sound)
+    return found, missing
 
 
 def background_files(folders: Sequence[str | Path]) -> tuple[list[tuple[Path, float]], list[str]]:

@@ -102,7 +102,14 @@ class DataConfig:
     speech_piece_max_s: float = 6.0
     """Longest piece (s); shorter files are used whole."""
     background_dirs: tuple[str, ...] = ()
-    """Folders of background audio; when empty, generated noise only."""
+    """Folders of background audio (half of the clips' backgrounds are drawn from the folders'
+    files when there are any, the other half generated: coloured noise, babble, hum)."""
+    packaged_backgrounds: bool = True
+    """Also use the recorded sound that system packages install as background folders, when
+    installed (``train.backgrounds.PACKAGED_SOUNDS``: the Battle for Wesnoth's music, ``sudo
+    apt-get install wesnoth-music``, which ``make setup`` installs). Measured: fewer real keywords
+    missed on the four real development keywords (docs/experiments.md, "Real music behind the
+    words"). Off, or not installed: ``background_dirs`` and generated noise only."""
     recording_val_fraction: float = 0.1
     """Fraction of the user's recordings (by file) for val, and again for test."""
     recording_context_s: float = 1.0

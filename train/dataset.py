@@ -26,12 +26,13 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from device.fsutil import atomic_write_text
 from device.params import AudioParams, ParamsError
 from train import config, negatives, realdata, sources, tts, voicesplit, workpool
-from train.backgrounds import background_files
+from train.backgrounds import background_files, packaged_folders
 from train.dataconfig import DataConfig
 from train.shards import ClipSet, is_complete
 from train.sources import SourceClip, SourceError
@@ -145,8 +146,8 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
     )
     _check_sources(index, dcfg, found, keyword)
 
-    bg_files, bg_unreadable = _backgrounds(dcfg, shared)
-    key = _build_key(keyword, dcfg, params, index, bg_files)
+    bg = _backgrounds(dcfg, shared)
+    key = _build_key(keyword, dcfg, params, index, bg.per_split)
     dataset_dir = root / "dataset"
     switched = _switch_dataset_dir(root, key)
     manifest = _up_to_date(dataset_dir, key)
@@ -158,7 +159,7 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
             manifest["splits"]["train"]["clips"],
         )
         return manifest
-    split_sources = datasynth.split_sources(index, root, dcfg, params, bg_files, workers)
+    split_sources = datasynth.split_sources(index, root, dcfg, params, bg.per_split, workers)
     synth_stats = datasynth.make_shards(dataset_dir, split_sources, dcfg, workers)
     manifest = _manifest(
         keyword,
@@ -171,8 +172,7 @@ def build(keyword: str, build_dir: str | Path, cfg: dict) -> dict:
         render_s,
         synth_stats,
         recordings,
-        bg_files,
-        bg_unreadable,
+        bg,
         shared,
         key,
         time.monotonic() - t_start,
@@ -263,12 +263,35 @@ def _check_sources(index: dict, dcfg: DataConfig, found: tts.Discovery, keyword:
             )
 
 
-def _backgrounds(dcfg: DataConfig, shared: Path | None) -> tuple[dict[str, list], list[str]]:
+@dataclass
+class Backgrounds:
+    """The background files of a build, per split, and where they come from."""
+
+    per_split: dict[str, list]
+    """split -> [(path, seconds)]: files are split by name (20 % held out) when there are at least 3."""
+    unreadable: list[str]
+    folders: list[dict]
+    """One entry per folder: its path, files and hours, and for packaged sound its package and licence."""
+
+
+def _backgrounds(dcfg: DataConfig, shared: Path | None) -> Backgrounds:
     """Background files per split (split by file when there are at least 3 files)."""
-    try:
-        files, unreadable = background_files(dcfg.background_dirs)
-    except FileNotFoundError as exc:
-        raise DatasetError(str(exc)) from None
+    folders: list[tuple[str, dict]] = [(str(d), {}) for d in dcfg.background_dirs]
+    if dcfg.packaged_backgrounds:
+        found, missing = packaged_folders()
+        folders += [(str(f), {"package": p.package, "licence": p.licence, "what": p.what}) for p, f in found]
+        for p in missing:
+            log.info("backgrounds: %s is not installed (sudo apt-get install %s adds it)", p.what, p.package)
+    files, unreadable, described = [], [], []
+    for folder, about in folders:
+        try:
+            got, bad = background_files([folder])
+        except FileNotFoundError as exc:
+            raise DatasetError(str(exc)) from None
+        files += got
+        unreadable += bad
+        hours = round(sum(seconds for _, seconds in got) / 3600, 2)
+        described.append({"folder": folder, "files": len(got), "hours": hours, **about})
     if dcfg.use_shared_noise and shared:
         from train.audio_io import duration_s
 
@@ -282,7 +305,7 @@ def _backgrounds(dcfg: DataConfig, shared: Path | None) -> tuple[dict[str, list]
     for s in SPLITS:  # a held-out split left without files shares train's
         if files and not per_split[s]:
             per_split[s] = list(per_split["train"])
-    return per_split, unreadable
+    return Backgrounds(per_split, unreadable, described)
 
 
 def _build_key(keyword: str, dcfg: DataConfig, params: AudioParams, index: dict, bg_files: dict) -> str:
@@ -290,7 +313,8 @@ def _build_key(keyword: str, dcfg: DataConfig, params: AudioParams, index: dict,
     # generated_sentences and keyword_engines act through what is rendered, which "sources" below
     # already names: a setting that changes no render must not change the key (datasets built
     # before it stay valid)
-    through_sources = ("generated_sentences", "keyword_engines")
+    # (packaged_backgrounds acts through the background files, named below)
+    through_sources = ("generated_sentences", "keyword_engines", "packaged_backgrounds")
     data = {k: v for k, v in dcfg.to_dict().items() if k not in ("workers", "example_pngs", *through_sources)}
     if not any(sources.is_users(e) for e in index["entries"]):
         for unused in ("recording_share", "recording_context_s"):  # nothing to act on: datasets stay valid
@@ -369,8 +393,7 @@ def _manifest(
     render_s,
     synth_stats,
     recordings,
-    bg_files,
-    bg_unreadable,
+    bg: Backgrounds,
     shared,
     key,
     total_s,
@@ -410,8 +433,9 @@ def _manifest(
                 "failed": len(render_stats["failed"]),
                 "failed_examples": render_stats["failed"][:20],
             },
-            "unreadable": recordings.unreadable + bg_unreadable,
-            "backgrounds": {s: [Path(p).name for p, _ in f] for s, f in bg_files.items()},
+            "unreadable": recordings.unreadable + bg.unreadable,
+            "backgrounds": {s: [Path(p).name for p, _ in f] for s, f in bg.per_split.items()},
+            "background_folders": bg.folders,
             "shared_data": {
                 "present": shared is not None,
                 "use_shared_negatives": dcfg.use_shared_negatives,

@@ -288,6 +288,9 @@ def report(manifest: dict) -> str:
         f"- Renders: {r['planned']} planned, {r['cached']} cached, {r['rendered']} rendered, "
         f"{r['failed']} failed. Unreadable files skipped: {len(src['unreadable'])}.",
         f"- Recordings used: {src['recordings'] or 'none'}. Shared data: {src['shared_data']}.",
+        "- Backgrounds: generated noise, babble and hum"
+        + "".join(f"; {_folder_line(f)}" for f in src.get("background_folders", []))
+        + ".",
         "",
         "## Throughput",
         "",
@@ -301,6 +304,14 @@ def report(manifest: dict) -> str:
         "Spectrograms with labels underneath: `examples/*.png` (and the clips as WAV).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _folder_line(folder: dict) -> str:
+    """One background folder for the report: what it is, how much, and its licence if packaged."""
+    amount = f"{folder['files']} files, {folder['hours']} h"
+    if "package" in folder:
+        return f"{folder['what']} (Debian package {folder['package']}, {folder['licence']}; {amount})"
+    return f"{folder['folder']} ({amount})"
 
 
 def _licence(engine: str) -> str:

@@ -65,6 +65,7 @@ def tiny_data(root: Path) -> dict:
         "recordings_dir": str(root / "recordings"),
         "negative_dirs": [str(negdir)],
         "background_dirs": [str(bgdir)],
+        "packaged_backgrounds": False,  # the same build whatever the machine has installed
     }
 
 

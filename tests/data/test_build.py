@@ -15,7 +15,7 @@ import soundfile as sf
 from device.params import AudioParams
 from tests.data.conftest import tiny_config, toml_of
 from tests.terminal import ctrl_c, start_job
-from train import clipmaker, datasynth, synth
+from train import backgrounds, clipmaker, datasynth, synth
 from train.dataset import build, main, open_split, source_utterances
 from train.sources import KeywordTooLong, SourceError, load_index
 
@@ -108,6 +108,42 @@ def test_rerun_is_up_to_date_and_rewrites_nothing(tiny_build):
     assert again["build_key"] == manifest["build_key"]
     assert [p.stat().st_mtime_ns for p in files] == mtimes
     assert time.monotonic() - t0 < 30  # (generous: a loaded CI machine) nothing is rendered or mixed
+
+
+def test_packaged_sound_joins_the_background_folders_when_installed(tiny_build, tmp_path, monkeypatch):
+    """[data] packaged_backgrounds: the folder a system package installs (the newest version when
+    several are installed) joins the background folders and is split by file like any other; the
+    manifest and the report name its package and licence. Not installed, the build is the one
+    without it (same key: nothing is mixed again)."""
+    build_dir, cfg, manifest = tiny_build
+    rng = np.random.default_rng(5)
+    for version in ("1.14", "1.16"):
+        music = tmp_path / "games" / version / "music"
+        music.mkdir(parents=True)
+        for i in range(3):  # Ogg Vorbis, stereo 22.05 kHz, as game soundtracks ship
+            sf.write(str(music / f"track{i}.ogg"), 0.1 * rng.standard_normal((22050 * 4, 2)), 22050)
+    pattern = str(tmp_path / "games" / "*" / "music")
+    sound = backgrounds.PackagedSound("some-music", pattern, "GPL-2.0-or-later", "Tunes")
+    monkeypatch.setattr(backgrounds, "PACKAGED_SOUNDS", (sound,))
+    work = tmp_path / "build"
+    shutil.copytree(build_dir / "sources", work / "sources")
+    shutil.copytree(build_dir / "rooms", work / "rooms")
+    on = dict(cfg, data=dict(cfg["data"], packaged_backgrounds=True, example_pngs=0))
+    got = build("computer", work, on)
+    folders = got["sources"]["background_folders"]
+    assert [f.get("package") for f in folders] == [None, "some-music"]
+    assert folders[1]["folder"] == str(tmp_path / "games" / "1.16" / "music") and folders[1]["files"] == 3
+    assert {f"track{i}.ogg" for i in range(3)} <= {n for names in got["sources"]["backgrounds"].values() for n in names}
+    assert got["build_key"] != manifest["build_key"]
+    assert "Tunes (Debian package some-music, GPL-2.0-or-later; 3 files" in (work / "dataset" / "report.md").read_text()
+    heard = [open_split(work / "dataset", s).meta(i)["background"] for s in ("train", "val", "test") for i in range(4)]
+    assert any(b.startswith("file:track") for b in heard), heard
+
+    gone = backgrounds.PackagedSound("gone", str(tmp_path / "no" / "*"), "-", "-")
+    monkeypatch.setattr(backgrounds, "PACKAGED_SOUNDS", (gone,))
+    again = build("computer", work, on)
+    assert again["build_key"] == manifest["build_key"]
+    assert [f.get("package") for f in again["sources"]["background_folders"]] == [None]
 
 
 def test_ctrl_c_leaves_no_partial_file_and_a_rerun_resumes(tiny_build, tmp_path):

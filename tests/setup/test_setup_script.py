@@ -138,6 +138,18 @@ def test_training_goes_on_without_the_tts_voices(checkout):
     assert "dataset report says which" in proc.stderr
 
 
+def test_background_music_is_wanted_by_training_alone(checkout):
+    """scripts/apt-extra.txt's train-optional line: training names it (or installs it as root), the
+    tests never ask for it."""
+    proc = checkout.run("train", missing="wesnoth-music", TORCH_INDEX="")
+    assert proc.returncode == 0, proc.stderr
+    assert "  sudo apt-get install wesnoth-music" in proc.stderr.splitlines()
+    assert "background sound" in proc.stderr
+    proc = checkout.run(uid=0, missing="wesnoth-music", TORCH_INDEX="")
+    assert proc.returncode == 0, proc.stderr
+    assert checkout.calls("apt-get") == []
+
+
 def test_root_installs_everything_missing_in_one_apt_get(checkout):
     proc = checkout.run(uid=0, missing="gcc chromium", TORCH_INDEX="")
     assert proc.returncode == 0, proc.stderr
