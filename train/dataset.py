@@ -279,7 +279,12 @@ def _backgrounds(dcfg: DataConfig, shared: Path | None) -> Backgrounds:
     folders: list[tuple[str, dict]] = [(str(d), {}) for d in dcfg.background_dirs]
     if dcfg.packaged_backgrounds:
         found, missing = packaged_folders()
-        folders += [(str(f), {"package": p.package, "licence": p.licence, "what": p.what}) for p, f in found]
+        named = {Path(d).resolve() for d in dcfg.background_dirs}  # a folder named twice counts once
+        folders += [
+            (str(f), {"package": p.package, "licence": p.licence, "what": p.what})
+            for p, f in found
+            if f.resolve() not in named
+        ]
         for p in missing:
             log.info("backgrounds: %s is not installed (sudo apt-get install %s adds it)", p.what, p.package)
     files, unreadable, described = [], [], []

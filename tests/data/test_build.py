@@ -139,6 +139,10 @@ def test_packaged_sound_joins_the_background_folders_when_installed(tiny_build, 
     heard = [open_split(work / "dataset", s).meta(i)["background"] for s in ("train", "val", "test") for i in range(4)]
     assert any(b.startswith("file:track") for b in heard), heard
 
+    named = dict(on, data=dict(on["data"], background_dirs=[str(tmp_path / "games" / "1.16" / "music")]))
+    folders = build("computer", work, named)["sources"]["background_folders"]
+    assert [(f.get("package"), f["files"]) for f in folders] == [(None, 3)]  # named and packaged: once
+
     gone = backgrounds.PackagedSound("gone", str(tmp_path / "no" / "*"), "-", "-")
     monkeypatch.setattr(backgrounds, "PACKAGED_SOUNDS", (gone,))
     again = build("computer", work, on)
