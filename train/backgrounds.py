@@ -84,15 +84,12 @@ PACKAGED_SOUNDS = (
 """Measured as backgrounds on four real keywords: docs/experiments.md, "Real music behind the words"."""
 
 
-def packaged_folders(
-    sounds: Sequence[PackagedSound] | None = None,
-) -> tuple[list[tuple[PackagedSound, Path]], list[PackagedSound]]:
-    """(sound, folder) of each of ``sounds`` (default :data:`PACKAGED_SOUNDS`) installed here; and
-    the ones that are not."""
+def packaged_folders() -> tuple[list[tuple[PackagedSound, Path]], list[PackagedSound]]:
+    """(sound, folder) of each of :data:`PACKAGED_SOUNDS` installed here; and the ones that are not."""
     import glob
 
     found, missing = [], []
-    for sound in PACKAGED_SOUNDS if sounds is None else sounds:
+    for sound in PACKAGED_SOUNDS:
         folders = sorted(Path(p) for p in glob.glob(sound.pattern) if Path(p).is_dir())
         if folders:
             found.append((sound, folders[-1]))
@@ -101,21 +98,20 @@ def packaged_folders(
     return found, missing
 
 
-def background_files(folders: Sequence[str | Path]) -> tuple[list[tuple[Path, float]], list[str]]:
-    """(file, seconds) of every readable audio file under ``folders``; and one line per unreadable file."""
+def background_files(folder: str | Path) -> tuple[list[tuple[Path, float]], list[str]]:
+    """(file, seconds) of every readable audio file under ``folder``; and one line per unreadable file."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"background folder {folder} does not exist")
     found, unreadable = [], []
-    for folder in folders:
-        if not Path(folder).is_dir():
-            raise FileNotFoundError(f"background folder {folder} does not exist")
-        for path in list_audio_files(folder):
-            try:
-                seconds = duration_s(path)
-                if seconds <= 0:
-                    raise AudioReadError(f"audio file {path} holds no samples")
-                found.append((path, seconds))
-            except AudioReadError as exc:
-                log.warning("skipping %s", exc)
-                unreadable.append(str(exc))
+    for path in list_audio_files(folder):
+        try:
+            seconds = duration_s(path)
+            if seconds <= 0:
+                raise AudioReadError(f"audio file {path} holds no samples")
+            found.append((path, seconds))
+        except AudioReadError as exc:
+            log.warning("skipping %s", exc)
+            unreadable.append(str(exc))
     return found, unreadable
 
 

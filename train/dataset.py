@@ -290,7 +290,7 @@ def _backgrounds(dcfg: DataConfig, shared: Path | None) -> Backgrounds:
     files, unreadable, described = [], [], []
     for folder, about in folders:
         try:
-            got, bad = background_files([folder])
+            got, bad = background_files(folder)
         except FileNotFoundError as exc:
             raise DatasetError(str(exc)) from None
         files += got
