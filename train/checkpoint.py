@@ -41,6 +41,10 @@ RUNTIME_KEYS = {
 """Config keys that may change between a run and its resumption: they decide how long or
 where training runs and what it prints, not what the next step computes."""
 
+ADDED_LATER = {"train": {"short_heads": 0}}
+"""Keys added after checkpoints existed whose default is not what a checkpoint without them did:
+the value such a checkpoint was trained with (so resuming it under today's default is refused)."""
+
 TRAJECTORY_SECTIONS = ("audio", "model", "train")
 """Config sections whose values shape the training trajectory; a resume must match them."""
 
@@ -125,7 +129,7 @@ def load(path: str | Path) -> dict[str, Any]:
 def config_differences(old: dict, new: dict) -> list[str]:
     """Human-readable ``section.key: old -> new`` for every trajectory-relevant difference. A key
     one side does not have counts as its dataclass default (a key added later, at the default that
-    keeps the old behaviour, does not stop a resume)."""
+    keeps the old behaviour, does not stop a resume), or on the old side as :data:`ADDED_LATER` says."""
     import dataclasses
 
     from train import config
@@ -135,9 +139,9 @@ def config_differences(old: dict, new: dict) -> list[str]:
         a, b = old.get(sec, {}), new.get(sec, {})
         skip = RUNTIME_KEYS.get(sec, set())
         defaults = {f.name: f.default for f in dataclasses.fields(config.section_class(sec))}
+        before = {**defaults, **ADDED_LATER.get(sec, {})}
         for key in sorted((set(a) | set(b)) - skip):
-            unset = defaults.get(key, "<unset>")
-            if a.get(key, unset) != b.get(key, unset):
+            if a.get(key, before.get(key, "<unset>")) != b.get(key, defaults.get(key, "<unset>")):
                 diffs.append(f"{sec}.{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
     return diffs
 

@@ -65,6 +65,15 @@ def describe_data(summary: dict) -> str:
     return "; ".join(parts) + " (full summary in the checkpoint's data_summary)"
 
 
+def _short_line(trainer) -> str:
+    tc, short = trainer.tc, sum(trainer.short)
+    return (
+        f"- heads: {len(trainer.short) - short} long (the whole schedule) and {short} short (schedule ends at step "
+        f"{trainer.short_steps}, kept from there; dropout {tc.short_dropout:g}, embedding noise "
+        f"{tc.short_feature_noise:g}, {tc.short_freq_masks} dimension and {tc.short_time_masks} time masks)"
+    )
+
+
 def write(path: Path, trainer, results: dict) -> None:
     tc, best = trainer.tc, trainer.best
     n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -76,6 +85,7 @@ def write(path: Path, trainer, results: dict) -> None:
         f"{trainer.elapsed_s / 60:.1f} min of training (budget {tc.max_minutes:g} min), "
         f"throughput {trainer.clips_per_s:.1f} clips/s in training steps",
         f"- model: {json.dumps(trainer.model.cfg.to_dict())}, {n_params:,} parameters",
+        *([_short_line(trainer)] if any(trainer.short) else []),
         *(
             [f"- fine-tuned from `{trainer.init_from['path']}` (step {trainer.init_from['step']} of its run)"]
             if getattr(trainer, "init_from", None)

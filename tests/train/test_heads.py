@@ -41,7 +41,7 @@ def test_heads_start_different_and_one_head_is_the_plain_head():
     assert type(one) is Head and [x.shape for x in one([torch.randn(1, 4, 96)])] == [(1, 4)]
     # checkpoints from before `heads` existed say nothing of it: they hold one head
     assert ModelConfig.from_dict({"hidden": 8}) == ModelConfig(hidden=8, heads=1)
-    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig() and ModelConfig().heads == 2
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig() and ModelConfig().heads == 3
 
 
 def test_separately_trained_heads_combine_into_one_that_answers_their_mean():

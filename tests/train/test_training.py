@@ -176,8 +176,10 @@ def test_two_heads_train_each_on_its_own_loss_and_resume(tmp_path):
 
 def test_each_of_two_heads_learns_exactly_as_a_one_head_run_of_its_seed(tmp_path):
     """[model] heads = 2 is two runs in one: head k's weights are bit for bit those of a one-head
-    run with seed + k (its own batches, masks, noise, dropout, loss and clipping)."""
+    run with seed + k (its own batches, masks, noise, dropout, loss and clipping). Here both heads
+    follow the same recipe (``short_heads = 0``; the short recipe is the next test's)."""
     steps = ["train.max_steps=6", "train.val_every_steps=3", "model.dropout=0.3", "train.feature_noise=0.1"]
+    steps.append("train.short_heads=0")
     assert training.run("tone", tmp_path / "two", _cfg("model.heads=2", "train.seed=5", *steps), Dist()) == 0
     for seed in (5, 6):
         assert training.run("tone", tmp_path / f"one{seed}", _cfg(f"train.seed={seed}", *steps), Dist()) == 0
@@ -189,6 +191,59 @@ def test_each_of_two_heads_learns_exactly_as_a_one_head_run_of_its_seed(tmp_path
             assert torch.equal(two[f"members.{k}.{key}"], value), (k, key)
     # and they did learn something different from each other
     assert not torch.equal(two["members.0.out.weight"], two["members.1.out.weight"])
+
+
+def test_a_short_head_learns_as_a_short_strongly_regularised_run_and_then_stays(tmp_path):
+    """[train] short_heads = 1: the last head's schedule ends at short_fraction of the run, with its
+    own dropout, noise and masks -- bit for bit a one-head run of that length and recipe with its
+    seed -- and it does not change after that; the first head is still exactly the long run."""
+    steps = ["train.val_every_steps=4", "model.dropout=0.1", "train.feature_noise=0.1"]
+    short = [
+        "train.short_fraction=0.5",
+        "train.short_dropout=0.5",
+        "train.short_feature_noise=0.3",
+        "train.short_freq_masks=3",
+    ]
+    cfg = _cfg("model.heads=2", "train.seed=5", "train.max_steps=8", "train.short_heads=1", *short, *steps)
+    assert training.run("tone", tmp_path / "two", cfg, Dist()) == 0
+    long_run = _cfg("train.seed=5", "train.max_steps=8", *steps)
+    assert training.run("tone", tmp_path / "long", long_run, Dist()) == 0
+    recipe = ["model.dropout=0.5", "train.feature_noise=0.3", "train.freq_masks=3", "train.time_masks=2"]
+    short_run = _cfg("train.seed=6", "train.max_steps=4", *steps, *recipe)
+    assert training.run("tone", tmp_path / "short", short_run, Dist()) == 0
+    state = checkpoint.load(tmp_path / "two" / "train" / "last.pt")
+    two = state["model"]
+    for k, name in enumerate(("long", "short")):
+        one = checkpoint.load(tmp_path / name / "train" / "last.pt")["model"]
+        for key, value in one.items():
+            assert torch.equal(two[f"members.{k}.{key}"], value), (name, key)
+    # the model itself is an ordinary two-head model (the device runs it unchanged)
+    assert state["model_config"]["heads"] == 2 and state["model_config"]["dropout"] == 0.1
+    report = (tmp_path / "two" / "train" / "report.md").read_text()
+    assert "1 long (the whole schedule) and 1 short (schedule ends at step 4" in report
+    # a one-head model is one long head whatever short_heads says (the default sets 1)
+    assert (
+        training.run(
+            "tone", tmp_path / "one", _cfg("train.seed=5", "train.max_steps=8", "train.short_heads=1", *steps), Dist()
+        )
+        == 0
+    )
+    one = checkpoint.load(tmp_path / "one" / "train" / "last.pt")["model"]
+    assert all(torch.equal(one[key], two[f"members.0.{key}"]) for key in one)
+
+
+def test_a_run_from_before_short_heads_resumes_only_as_it_was_trained(tmp_path):
+    """A checkpoint whose config has no short_heads trained every head alike: today's default (1)
+    refuses to resume it in one line; putting the old value back resumes it."""
+    steps = ["model.heads=2", "train.val_every_steps=2", "train.max_steps=4"]
+    assert training.run("tone", tmp_path, _cfg(*steps, "train.short_heads=0"), Dist()) == 0
+    last = tmp_path / "train" / "last.pt"
+    state = checkpoint.load(last)
+    del state["config"]["train"]["short_heads"]  # as saved before the key existed
+    checkpoint.save(last, state)
+    with pytest.raises(checkpoint.CheckpointError, match="train.short_heads: '<unset>' -> 1"):
+        training.run("tone", tmp_path, _cfg(*steps), Dist())
+    assert training.run("tone", tmp_path, _cfg(*steps, "train.short_heads=0"), Dist()) == 0  # finished: nothing to do
 
 
 def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path, capsys):
@@ -258,9 +313,9 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     step, loss = training.Trainer.train_step, training.frame_loss
     diverged = []
 
-    def train_step(self, clips, augment):  # from step 5 on, the loss is NaN (as with a bad clip)
+    def train_step(self, clips):  # from step 5 on, the loss is NaN (as with a bad clip)
         diverged[:] = [self.step >= 4]
-        return step(self, clips, augment)
+        return step(self, clips)
 
     monkeypatch.setattr(training.Trainer, "train_step", train_step)
     monkeypatch.setattr(training, "frame_loss", lambda *a: loss(*a) * (float("nan") if diverged[0] else 1.0))
