@@ -164,17 +164,12 @@ class TrainConfig:
 
     def feature_augment(self, short: bool = False) -> FeatureAugment:
         """The embedding masks and noise of a head (``short``: one following the short recipe)."""
-        if short:
-            return FeatureAugment(
-                self.short_time_masks,
-                self.time_mask_frames,
-                self.short_freq_masks,
-                self.freq_mask_bins,
-                self.short_feature_noise,
-            )
-        return FeatureAugment(
-            self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins, self.feature_noise
+        time, freq, noise = (
+            (self.short_time_masks, self.short_freq_masks, self.short_feature_noise)
+            if short
+            else (self.time_masks, self.freq_masks, self.feature_noise)
         )
+        return FeatureAugment(time, self.time_mask_frames, freq, self.freq_mask_bins, noise)
 
 
 class Interrupted(Exception):
@@ -268,13 +263,12 @@ class Trainer:
         self.opt = torch.optim.AdamW(groups or self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.planned_steps = tc.max_steps  # replanned at every validation when there is a time budget
         self.last_val_s = 0.0
-        if groups:
-            lambdas: list[Callable[[int], float]] = [
-                self._short_lr_lambda if short else self._lr_lambda for short in self.short
-            ]
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambdas)
-        else:
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_lambda)
+        lambdas: list[Callable[[int], float]] = (
+            [self._short_lr_lambda if short else self._lr_lambda for short in self.short]
+            if groups
+            else [self._lr_lambda]
+        )  # one per parameter group
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambdas)
         self.step = 0
         self.validated_step = -1
         self.elapsed_s = 0.0
