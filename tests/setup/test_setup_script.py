@@ -138,16 +138,25 @@ def test_training_goes_on_without_the_tts_voices(checkout):
     assert "dataset report says which" in proc.stderr
 
 
-def test_background_music_is_wanted_by_training_alone(checkout):
-    """scripts/apt-extra.txt's train-optional line: training names it (or installs it as root), the
-    tests never ask for it."""
-    proc = checkout.run("train", missing="wesnoth-music", TORCH_INDEX="")
+def test_background_sound_is_wanted_by_training_alone(checkout):
+    """Every package of train.backgrounds.PACKAGED_SOUNDS is a train-optional line of
+    scripts/apt-extra.txt: training names them (or installs them as root), the tests never ask."""
+    from train.backgrounds import PACKAGED_SOUNDS
+
+    packages = " ".join(dict.fromkeys(sound.package for sound in PACKAGED_SOUNDS))
+    proc = checkout.run("train", missing=packages, TORCH_INDEX="")
     assert proc.returncode == 0, proc.stderr
-    assert "  sudo apt-get install wesnoth-music" in proc.stderr.splitlines()
+    named = [line.split()[3:] for line in proc.stderr.splitlines() if line.startswith("  sudo apt-get install")]
+    assert [sorted(n) for n in named] == [sorted(packages.split())]
     assert "background sound" in proc.stderr
-    proc = checkout.run(uid=0, missing="wesnoth-music", TORCH_INDEX="")
+    proc = checkout.run(uid=0, missing=packages, TORCH_INDEX="")
     assert proc.returncode == 0, proc.stderr
     assert checkout.calls("apt-get") == []
+    proc = checkout.run("train", uid=0, missing=packages, TORCH_INDEX="")
+    assert proc.returncode == 0, proc.stderr
+    (call,) = checkout.calls("apt-get")
+    assert call.startswith("install -y -q --no-install-recommends ")
+    assert sorted(call.split()[4:]) == sorted(packages.split())
 
 
 def test_root_installs_everything_missing_in_one_apt_get(checkout):
