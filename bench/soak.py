@@ -271,11 +271,31 @@ def main(argv: list[str] | None = None) -> int:
         print("soak: interrupted (no report written; the rig was taken down)", file=sys.stderr)
         return 130
     print(f"wrote {result['report']}")
-    failed = [c["name"] for c in result["criteria"] if c["ok"] is False]
+    failed = [c for c in result["criteria"] if c["ok"] is False]
     if failed:
-        print(f"soak: FAILED: {', '.join(failed)}", file=sys.stderr)
+        print(f"soak: FAILED: {', '.join(c['name'] for c in failed)}", file=sys.stderr)
+        for line in failure_details(result, failed):
+            print(f"soak:   {line}", file=sys.stderr)
         return 1
     return 0
+
+
+def failure_details(result: dict, failed: list[dict]) -> list[str]:
+    """What a failed soak tells on stderr beside the report: each failed criterion's own detail, then
+    the timeline a late or unexpected detection is read against (its time, the faults and outages)."""
+    out = [f"{c['name']}: {c['detail']}" for c in failed]
+    timed = [("late", result["late"]), ("unexpected at (s)", result["unexpected_at_s"])]
+    timed.append(("late by the daemon's own clock (arrival s, lateness s)", result["late_by_own_clock"]))
+    timed.append(("missed", result["missed"]))
+    out += [f"{name}: {items}" for name, items in timed if items]
+    if any(items for _, items in timed):
+        out.append("faults: " + "; ".join(f"{f['kind']} {f['start_s']}-{f['end_s']} s" for f in result["faults"]))
+        out.append("outages: " + "; ".join(f"{o['kind']} {o['from_s']}-{o['to_s']} s" for o in result["outages"]))
+        out.append("keywords (s): " + ", ".join(f"{a}-{b}" for a, b in result["keywords_s"]))
+        out.append("live detections at (s): " + ", ".join(map(str, result["live_at_s"])))
+    if result.get("report"):
+        out.append(f"report: {result['report']}")
+    return out
 
 
 def fault_dict(f: Fault) -> dict:

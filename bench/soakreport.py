@@ -17,8 +17,10 @@ sound path cannot skew).
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,16 +83,23 @@ def _longest_lived(samples) -> int | None:
     return max(counts, key=counts.__getitem__) if counts else None
 
 
-def daemon_lateness(detections, window_s: float = 600.0) -> list[float]:
+def daemon_lateness(detections, session_starts: Sequence[float] = (), window_s: float = 600.0) -> list[float]:
     """How late each detection is by the daemon's own clock, whatever the sound path did: the gap
     between its arrival and its stream time (``at - time_s``), above the smallest such gap of the
-    same process within ``window_s`` (its punctual detections). A loop stepping old audio shows
-    here; audio that reached the daemon late (the rig) does not. The stream time follows the wall
-    clock across reconnects (``device.listener``), so one baseline serves a process."""
+    same process and device session within ``window_s`` (its punctual detections). A loop stepping
+    old audio shows here; audio that reached the daemon late (the rig) does not. Stream time
+    follows the clock across a reconnect only as well as the reopened device's first audio tells
+    the time (a sound server may hand over a burst at open: 1.2-1.5 s apart here, measured), so
+    each session -- from a ``listening on`` line at ``session_starts`` -- has its own baseline."""
+    starts = sorted(session_starts)
+
+    def key(d) -> tuple[int, int]:
+        return d.pid, bisect.bisect_right(starts, d.at)
+
     gaps = [d.at - d.time_s for d in detections]
     out = []
     for d, g in zip(detections, gaps):
-        near = [h for e, h in zip(detections, gaps) if e.pid == d.pid and abs(e.at - d.at) <= window_s]
+        near = [h for e, h in zip(detections, gaps) if key(e) == key(d) and abs(e.at - d.at) <= window_s]
         out.append(g - min(near))
     return out
 
@@ -197,7 +206,7 @@ def analyse(
     in_outage = [any(a <= e.end_s and e.start_s <= b for a, b, _ in outages) for e in events]
     arrivals = [d.at - soak.t0 for d in soak.daemon.detections]
     matched, late, unexpected = match(events, arrivals, tolerance_s)
-    own = daemon_lateness(soak.daemon.detections)
+    own = daemon_lateness(soak.daemon.detections, [at for at, ln in soak.daemon.lines if "listening on" in ln])
     own_late = [(round(a, 3), round(x, 3)) for a, x in zip(arrivals, own) if x > lead_s]
     considered = [i for i, e in enumerate(events) if e.end_s + tolerance_s < end_s]
     expected = [i for i in considered if audible[i] and not in_outage[i]]
@@ -326,6 +335,8 @@ def analyse(
         "missed": [_ev(events[i]) for i in missed],
         "late": [{**_ev(events[i]), "latency_s": round(x, 3)} for i, x in late],
         "unexpected_at_s": [round(a, 3) for a in unexpected],
+        "live_at_s": [round(a, 3) for a in arrivals],
+        "keywords_s": [[round(e.start_s, 2), round(e.end_s, 2)] for e in events],
         "late_by_own_clock": own_late,
         "outages": [{"from_s": round(a, 2), "to_s": round(b, 2), "kind": k} for a, b, k in outages],
         "faults": [_fault(f) for f in faults],

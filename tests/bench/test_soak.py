@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import Settings, SoakError, plan_faults
+from bench.soak import Settings, SoakError, failure_details, plan_faults
 from bench.soakaudio import Event
-from bench.soakreport import heard_offline, match, offset_spread
+from bench.soakdaemon import Detection
+from bench.soakreport import daemon_lateness, heard_offline, match, offset_spread
 from bench.soakrun import OFFSETS_MS, _delayed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,6 +129,15 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert res["status"]["dropped_s"] > 0  # the stall's and the overrun's backlog was dropped, not heard late
     assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
 
+    # what a failed soak prints on stderr: the failed criterion's detail, then the timeline to read it by
+    late = {**res, "late": [{"start_s": 30.0, "end_s": 30.5, "latency_s": 3.4}]}
+    lines = failure_details(late, [{"name": "no late detection", "ok": False, "detail": "1 late"}])
+    assert lines[0] == "no late detection: 1 late" and lines[1].startswith("late: [{'start_s': 30.0")
+    assert any(ln.startswith("faults: stall ") for ln in lines)
+    assert any(ln.startswith("keywords (s): ") and ln.count("-") == len(res["keywords_s"]) for ln in lines)
+    assert any(ln == "live detections at (s): " + ", ".join(map(str, res["live_at_s"])) for ln in lines)
+    assert len(res["live_at_s"]) == f["live_detections"]
+
 
 def test_a_run_too_short_for_the_faults_is_one_clear_error(tone_model, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -164,6 +174,19 @@ def test_matching_on_time_late_and_unexpected():
     assert matched == {0: pytest.approx(0.3), 2: pytest.approx(0.1)}
     assert late == [(1, pytest.approx(3.5))]  # 3.5 s after its keyword: stale audio heard late
     assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
+
+
+def test_lateness_by_the_daemons_own_clock_has_a_baseline_per_process_and_session():
+    def det(at, time_s, pid=1):
+        return Detection(at=at, time_s=time_s, score=0.9, pid=pid)
+
+    # session 1 (from 0 s) on time; session 2 (from 20 s) placed 1.4 s off by its first audio; a new
+    # process (pid 2) with its own stream time; one detection stepped from 2.5 s old audio
+    dets = [det(5.0, 4.8), det(10.0, 9.8), det(25.0, 26.2), det(30.0, 31.2), det(40.0, 1.0, pid=2)]
+    dets.append(det(45.0, 3.5, pid=2))
+    own = daemon_lateness(dets, [0.0, 20.0, 39.0])
+    assert own == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0, 2.5])
+    assert max(daemon_lateness(dets[:4])) == pytest.approx(1.4)  # one baseline for both sessions
 
 
 def test_a_keyword_is_audible_only_when_the_reference_hears_it_at_every_frame_offset():
