@@ -209,7 +209,7 @@ class AudioPath:
         (log.debug if quiet else log.warning)(
             "inference fell behind by %.1f s: dropped %.1f s of stale audio and reset the model "
             "(%d such drop(s) so far)",
-            total / rate,
+            total / rate + behind_s,
             dropped / rate,
             self.stats.stale_drops,
         )
