@@ -194,13 +194,13 @@ def test_after_a_reconnect_stream_time_follows_the_clock_from_the_first_audio(en
     lst.conn.lose("unplugged", time.monotonic())
     time.sleep(0.2)
     assert lst.connect()
-    time.sleep(1.0)  # open, but silent for 1 s
+    time.sleep(2.0)  # open, but silent for 2 s (stream time placed at the open would be ~1.8 s early)
     second.say(tone_clip(0.5, [0.05], seed=2))  # the tone ends 0.05 s before the newest frame
     arrived = time.monotonic() - t0
     lst.poll()
     lst.outputs.close()
     assert len(dets) == 1
-    assert arrived - 0.05 - 0.1 <= dets[0].time_s <= arrived + 0.3, (dets[0].time_s, arrived)
+    assert arrived - 0.05 - 0.1 <= dets[0].time_s <= arrived + 0.5, (dets[0].time_s, arrived)
 
 
 def test_queue_overflow_is_a_gap_the_model_restarts_after_with_true_stream_times(engine):
