@@ -268,7 +268,8 @@ def analyse(
             "no late detection",
             not late and not own_late,
             f"{len(late)} late against the audio's schedule (tolerance {tolerance_s:.2f} s), {len(own_late)} "
-            f"by the daemon's own clock (more than {lead_s:.2f} s behind its punctual detections)",
+            f"by the daemon's own clock (more than {lead_s:.2f} s behind the punctual ones of its process and "
+            "device session)",
         ),
         _crit(
             "no more unexpected detections than offline",
