@@ -86,6 +86,14 @@ def quiet(seconds: float, seed: int = 0) -> np.ndarray:
     return tone_clip(seconds, [], seed=seed)
 
 
+def quiet_ticks(src, lst, seconds: float, n: int, seed: int, pace_s: float = 0.0) -> None:
+    """``n`` ticks of the loop, each after ``seconds`` of quiet audio came (then ``pace_s`` of waiting)."""
+    for k in range(n):
+        src.say(quiet(seconds, seed=seed + k))
+        lst.poll()
+        time.sleep(pace_s)
+
+
 def test_a_stall_drops_stale_audio_and_never_fires_late(engine):
     """The loop misses its ticks for 4 s; a tone that ended 3 s before it wakes up is stale."""
 
@@ -131,9 +139,7 @@ def test_after_the_loop_stalled_whatever_waits_is_stale_however_little(engine):
         src.say(tone_clip(0.5, [0.05], seed=2))  # less than stale_after_s of audio waits ...
         time.sleep(stall_s)  # ... while the loop does not run
         lst.poll()
-        for k in range(6):
-            src.say(quiet(0.25, seed=3 + k))
-            lst.poll()
+        quiet_ticks(src, lst, 0.25, 6, seed=3)
         lst.outputs.close()
         return lst, dets
 
@@ -155,22 +161,15 @@ def test_a_backlog_handed_over_across_ticks_is_judged_by_how_late_it_came(engine
         src = ScriptedSource(0)
         lst, dets = make_listener(engine, [lambda s: src], stale_after_s=1.0)
         assert lst.connect()
-        for k in range(4):  # the device delivers at its pace: 0.25 s every 0.25 s
-            src.say(quiet(0.25, seed=1 + k))
-            lst.poll()
-            time.sleep(0.25)
+        quiet_ticks(src, lst, 0.25, 4, seed=1, pace_s=0.25)  # the device delivers at its pace
         time.sleep(stall_s)  # the process is stopped; the device goes on recording
         src.say(quiet(0.5, seed=10))  # the backlog's first part ...
         lst.poll()
         time.sleep(0.1)
         src.say(tone_clip(0.8, [0.35], seed=11))  # ... its second: a tone, under stale_after_s of audio
         lst.poll()
-        for k in range(2):  # ... and the rest (the stall and the pause, and a little more)
-            src.say(quiet(0.8, seed=12 + k))
-            lst.poll()
-        for k in range(3):
-            src.say(quiet(0.25, seed=20 + k))
-            lst.poll()
+        quiet_ticks(src, lst, 0.8, 2, seed=12)  # ... and the rest (the stall and the pause, and a little more)
+        quiet_ticks(src, lst, 0.25, 3, seed=20)
         lst.outputs.close()
         return lst, dets
 
