@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,41 +57,6 @@ class KeywordUnit:
     @property
     def keyword(self) -> str:
         return self.engine.meta.keyword
-
-
-LATENESS_WINDOW_S = 30.0
-"""How long :class:`Lateness` remembers the most punctual audio: longer than any stall whose backlog
-it must recognise, short enough that a device whose delivery shifted for good (frames lost without
-a word) is heard again after this long."""
-
-
-class Lateness:
-    """How far the newest audio a live device delivered trails the clock, beyond the most punctual
-    it was within the last ``window_s``. A device hands its audio over at the pace it records it,
-    so ``lag = (now - opened_at) - frames / rate`` stays level; after a stall the backlog comes in
-    faster than that, and its lag is its age. The audio thread may hand a backlog over across
-    several ticks: each is judged by its own age, not by how much of it arrived at once (``make
-    soak`` caught a tone from before a SIGSTOP firing 3 s late, stepped on the second tick after
-    SIGCONT). No device: the caller gives the clock and the positions."""
-
-    def __init__(self, window_s: float = LATENESS_WINDOW_S):
-        self.window_s = window_s
-        self._session: int | None = None
-        self._lows: deque[tuple[float, float]] = deque()  # (time, lag), lags increasing: a sliding minimum
-
-    def behind_s(self, now: float, session: int, opened_at: float, end_frame: int, rate_hz: int) -> float:
-        """Seconds the audio ending at frame ``end_frame`` of ``session`` (opened at ``opened_at``)
-        arrived later than the most punctual audio of that session lately (0: on time)."""
-        if session != self._session:
-            self._session = session
-            self._lows.clear()
-        lag = (now - opened_at) - end_frame / rate_hz
-        while self._lows and self._lows[-1][1] >= lag:
-            self._lows.pop()
-        self._lows.append((now, lag))
-        while now - self._lows[0][0] > self.window_s:
-            self._lows.popleft()
-        return lag - self._lows[0][1]
 
 
 def split_stale(blocks: list[Block], keep_frames: int) -> tuple[list[Block], int]:
@@ -160,21 +124,16 @@ class AudioPath:
         self._session_offset_s = offset_s
         self._expected_frame = None
 
-    def move_session(self, offset_s: float) -> None:
-        """Before any of its audio: the current session's frame 0 is at stream time ``offset_s``."""
-        self._session_offset_s = offset_s
-
     @property
     def segment_end_s(self) -> float:
         """Stream time just after the last audio stepped."""
         return self._seg_start_s + self._seg_samples / self.params.sample_rate
 
-    def feed(self, blocks: list[Block], stalled: bool = False, behind_s: float = 0.0) -> None:
+    def feed(self, blocks: list[Block], stalled: bool = False) -> None:
         """Process what arrived (one inference tick). ``stalled``: the loop sat idle for longer
-        than ``stale_after_s``, so all that waits is stale; ``behind_s``: how late the newest of it
-        arrived (:class:`Lateness`), so only its newest ``stale_after_s - behind_s`` is fresh (live only)."""
+        than ``stale_after_s``, so all that waits is stale (live only)."""
         if self.live:
-            blocks = self._drop_stale(blocks, stalled, behind_s)
+            blocks = self._drop_stale(blocks, stalled)
         for b in blocks:
             self._feed_block(b)
         self._step_whole_hops()
@@ -188,17 +147,15 @@ class AudioPath:
         if self.saver is not None:
             self.saver.flush()
 
-    def _drop_stale(self, blocks: list[Block], stalled: bool, behind_s: float) -> list[Block]:
-        """Keep at most the newest ``stale_after_s`` of audio, less what its newest frame is
-        ``behind_s`` -- none at all when the loop itself sat idle for longer than that
-        (``stalled``): what waits then was queued before the stall, or is the first of its
-        backlog, which the audio thread may still be handing over."""
+    def _drop_stale(self, blocks: list[Block], stalled: bool) -> list[Block]:
+        """Keep at most the newest ``stale_after_s`` of audio -- none at all when the loop itself
+        sat idle for longer than that (``stalled``): what waits then was queued before the stall,
+        or is the first of its backlog, which the audio thread may still be handing over."""
         if not blocks:
             return blocks
         rate = self._mixer.in_rate_hz
         total = sum(b.frames for b in blocks)
-        fresh_s = 0.0 if stalled else max(0.0, self.stale_after_s - behind_s)
-        blocks, dropped = split_stale(blocks, round(fresh_s * rate))
+        blocks, dropped = split_stale(blocks, 0 if stalled else round(self.stale_after_s * rate))
         if not dropped:
             return blocks
         self.stats.dropped_s += dropped / rate
@@ -209,7 +166,7 @@ class AudioPath:
         (log.debug if quiet else log.warning)(
             "inference fell behind by %.1f s: dropped %.1f s of stale audio and reset the model "
             "(%d such drop(s) so far)",
-            total / rate + behind_s,
+            total / rate,
             dropped / rate,
             self.stats.stale_drops,
         )

@@ -13,9 +13,7 @@ rest waits for the next tick). Three rules keep the LED honest:
   restarts on fresh audio. When the loop itself sat idle for longer than ``stale_after_s``,
   all that waits is dropped, however little: it was queued before the stall, or it is the start of
   the backlog the audio thread is still handing over (``make soak`` caught a tone from just before
-  a SIGSTOP firing 3 s late that way). The rest of that backlog may come over several ticks: it
-  is judged by its age, how far behind the device's own pace it arrived
-  (:class:`~device.audiopath.Lateness`), not by its amount. The LED never fires on old audio.
+  a SIGSTOP firing 3 s late that way). The LED never fires on old audio.
 - **A lost device is not fatal.** A stream that dies or stops delivering for
   ``no_audio_s`` is closed and reopened with exponential backoff; each state change is
   logged once; the systemd watchdog keeps being pinged from this loop (a loop that hangs,
@@ -23,7 +21,7 @@ rest waits for the next tick). Three rules keep the LED honest:
 
 Stream time (``time_s`` everywhere) is the position in the audio: for a file, seconds
 from its start; live, seconds of audio since the first capture began (across a reconnect
-it continues from the wall-clock gap, as the reopened device's first audio places it).
+it continues from the wall-clock gap).
 
 With a file source (``live=False``) there is no clock: each step takes exactly
 ``infer_every_s`` of audio as soon as it is there, so results do not depend on machine speed.
@@ -45,7 +43,7 @@ from datetime import datetime
 
 import numpy as np
 
-from device.audiopath import AudioPath, KeywordUnit, Lateness
+from device.audiopath import AudioPath, KeywordUnit
 from device.clipsaver import Keepers
 from device.connection import Backoff, ChannelError, Connection, Source
 from device.decision import Decider, Detection
@@ -55,7 +53,7 @@ from device.gate import EnergyGate
 from device.heap import HeapTrim
 from device.listenstats import Stats
 from device.outputs import Outputs
-from device.ringqueue import Block, DropOldestQueue
+from device.ringqueue import DropOldestQueue
 from device.sdnotify import Notifier
 from device.stopflag import StopFlag
 
@@ -178,8 +176,6 @@ class Listener:
         )
         self._ready = False
         self._idle_since = 0.0
-        self.lateness = Lateness()
-        self._placed = -1  # the session whose stream time its first audio placed
         self.heap = HeapTrim()
 
     # The observers live on the audio path; settable here as before.
@@ -292,21 +288,6 @@ class Listener:
         finally:
             self.conn.close()
 
-    def _behind_s(self, now: float, blocks: list[Block]) -> float:
-        """How late the newest audio of the open session arrived (:class:`Lateness`). The first
-        audio after a reconnect also sets where the session's stream time starts: the device may
-        open well before it delivers, and stream time follows the clock across a reconnect."""
-        ours = [b for b in blocks if b.session == self.conn.session]
-        if not ours:
-            return 0.0
-        end, rate = ours[-1].end_frame, self._src.rate_hz
-        if self._placed != self.conn.session:
-            self._placed = self.conn.session
-            if self.conn.session_start_s > 0:  # a reconnect (the first session starts at 0)
-                since_first_open = self.conn.session_start_s + (now - self.conn.opened_at)
-                self.path.move_session(max(self.path.segment_end_s, since_first_open - end / rate))
-        return self.lateness.behind_s(now, self.conn.session, self.conn.opened_at, end, rate)
-
     def _step_frames(self) -> int:
         return max(1, round(self.params.infer_every_s * self._src.rate_hz))
 
@@ -317,12 +298,10 @@ class Listener:
         if arrived and not self._ready:
             self._ready = True
             self.notifier.ready()
-        now = time.monotonic()
         # idle since the last tick's work ended, not since it began: a machine whose every step is
         # slow never sits idle, and keeps the newest audio as before; a stopped process did sit
-        stalled = self.live and now - self._idle_since > self.cfg.stale_after_s
-        behind_s = self._behind_s(now, blocks) if self.live else 0.0
-        self.path.feed(blocks, stalled, behind_s)
+        stalled = self.live and time.monotonic() - self._idle_since > self.cfg.stale_after_s
+        self.path.feed(blocks, stalled)
         if arrived:
             # Stamped after the work, not before: on a slow machine working off a backlog can take
             # longer than no_audio_s, and a device that delivered all of it is not silent.
