@@ -87,10 +87,10 @@ def daemon_lateness(detections, session_starts: Sequence[float] = (), window_s: 
     """How late each detection is by the daemon's own clock, whatever the sound path did: the gap
     between its arrival and its stream time (``at - time_s``), above the smallest such gap of the
     same process and device session within ``window_s`` (its punctual detections). A loop stepping
-    old audio shows here; audio that reached the daemon late (the rig) does not. Stream time
-    follows the clock across a reconnect only as well as the reopened device's first audio tells
-    the time (a sound server may hand over a burst at open: 1.2-1.5 s apart here, measured), so
-    each session -- from a ``listening on`` line at ``session_starts`` -- has its own baseline."""
+    old audio shows here; audio that reached the daemon late (the rig) does not. Across a reconnect
+    stream time restarts from the moment the device reopened, not from its first audio (a sound
+    server may deliver that later: 1.2-1.5 s apart here, measured), so each session -- from a
+    ``listening on`` line at ``session_starts`` -- has its own baseline."""
     starts = sorted(session_starts)
 
     def key(d) -> tuple[int, int]:

@@ -86,14 +86,6 @@ def quiet(seconds: float, seed: int = 0) -> np.ndarray:
     return tone_clip(seconds, [], seed=seed)
 
 
-def quiet_ticks(src, lst, seconds: float, n: int, seed: int, pace_s: float = 0.0) -> None:
-    """``n`` ticks of the loop, each after ``seconds`` of quiet audio came (then ``pace_s`` of waiting)."""
-    for k in range(n):
-        src.say(quiet(seconds, seed=seed + k))
-        lst.poll()
-        time.sleep(pace_s)
-
-
 def test_a_stall_drops_stale_audio_and_never_fires_late(engine):
     """The loop misses its ticks for 4 s; a tone that ended 3 s before it wakes up is stale."""
 
@@ -139,7 +131,9 @@ def test_after_the_loop_stalled_whatever_waits_is_stale_however_little(engine):
         src.say(tone_clip(0.5, [0.05], seed=2))  # less than stale_after_s of audio waits ...
         time.sleep(stall_s)  # ... while the loop does not run
         lst.poll()
-        quiet_ticks(src, lst, 0.25, 6, seed=3)
+        for k in range(6):
+            src.say(quiet(0.25, seed=3 + k))
+            lst.poll()
         lst.outputs.close()
         return lst, dets
 
