@@ -8,8 +8,8 @@ callbacks and :class:`~device.listenstats.Stats` say. The rules it keeps:
   one are stepped, then the model state, the resampler, the smoothing and the gate start
   again, so audio on the two sides of a gap is never glued together.
 - **Stale audio is dropped** (live only). At most the newest ``stale_after_s`` of what
-  arrived is kept -- none at all when the caller says the loop itself ``stalled``
-  (:func:`split_stale`).
+  arrived is kept -- none at all when the caller says the loop itself ``stalled``, and then
+  none of the first audio that arrives after it either, if nothing waited yet (:func:`split_stale`).
 - **Whole hops.** Live, each :meth:`AudioPath.feed` steps every whole output hop that has
   arrived; a file steps exactly ``chunk_samples`` at a time, so results do not depend on the
   block size; :meth:`AudioPath.finish` steps what whole hops are left.
@@ -110,6 +110,7 @@ class AudioPath:
         self._gated = False
         self._skipped: tuple[np.ndarray, float] | None = None
         self._last_stale_warning = -float("inf")
+        self._stall_pending = False  # the loop stalled and no audio has come since
 
     @property
     def _mixer(self) -> Downmixer:
@@ -121,6 +122,7 @@ class AudioPath:
         """Blocks of ``session`` come next, reduced by ``mix``; its frame 0 is at stream time
         ``offset_s``. Blocks of any other session are ignored from now on."""
         self.session, self._mix = session, mix
+        self._stall_pending = False  # a new session starts a new segment anyway
         self._session_offset_s = offset_s
         self._expected_frame = None
 
@@ -151,11 +153,16 @@ class AudioPath:
         """Keep at most the newest ``stale_after_s`` of audio -- none at all when the loop itself
         sat idle for longer than that (``stalled``): what waits then was queued before the stall,
         or is the first of its backlog, which the audio thread may still be handing over."""
+        # A stall with nothing waiting yet (SIGCONT woke this loop before the audio thread) holds
+        # for the first audio that comes: it continues the stream right where the stall began, and
+        # stepped on, would complete a keyword from before the stall -- seconds late.
+        stalled = self._stall_pending = self._stall_pending or stalled
         if not blocks:
             return blocks
         rate = self._mixer.in_rate_hz
         total = sum(b.frames for b in blocks)
         blocks, dropped = split_stale(blocks, 0 if stalled else round(self.stale_after_s * rate))
+        self._stall_pending = False
         if not dropped:
             return blocks
         self.stats.dropped_s += dropped / rate

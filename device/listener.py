@@ -13,7 +13,8 @@ rest waits for the next tick). Three rules keep the LED honest:
   restarts on fresh audio. When the loop itself sat idle for longer than ``stale_after_s``,
   all that waits is dropped, however little: it was queued before the stall, or it is the start of
   the backlog the audio thread is still handing over (``make soak`` caught a tone from just before
-  a SIGSTOP firing 3 s late that way). The LED never fires on old audio.
+  a SIGSTOP firing 3 s late that way); if nothing waits yet, the first audio that comes is dropped
+  (it would continue the stream where the stall began). The LED never fires on old audio.
 - **A lost device is not fatal.** A stream that dies or stops delivering for
   ``no_audio_s`` is closed and reopened with exponential backoff; each state change is
   logged once; the systemd watchdog keeps being pinged from this loop (a loop that hangs,

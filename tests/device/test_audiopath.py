@@ -92,6 +92,29 @@ def test_after_a_stall_all_that_waits_is_dropped_however_little(engine):
     assert path.stats.dropped_s == pytest.approx(0.5) and path.stats.audio_s == 0.0
 
 
+def test_a_stall_noticed_before_its_audio_arrives_drops_the_first_audio_that_comes(engine):
+    """Found by CI's `make soak`: SIGCONT woke the loop before the audio thread, so the tick that saw
+    the stall had nothing to drop; the next tick's audio went on where the stall began, and the
+    model completed a keyword from before the stall 3 s late."""
+
+    def scenario(stalled: bool):
+        path, dets, _ = make_path(engine, stale_after_s=1.5)
+        audio = tone_clip(3.0, [1.0], seed=1)
+        cut = round(1.4 * RATE)  # the tone has ended; the model has not fired yet
+        path.feed(blocks(audio[:cut]))
+        assert dets == []
+        path.feed([], stalled=stalled)  # the loop wakes up; the audio thread has not run yet
+        for i in range(cut, len(audio), RATE // 4):  # the backlog, continuing the stream
+            path.feed(blocks(audio[i : i + RATE // 4], start_frame=i))
+        return path, dets
+
+    path, dets = scenario(stalled=False)
+    assert len(dets) == 1 and path.stats.stale_drops == 0
+    path, dets = scenario(stalled=True)
+    assert dets == [] and path.stats.stale_drops == 1 and path.stats.resets == 1
+    assert path.stats.dropped_s == pytest.approx(0.25, abs=BLOCK / RATE)  # the first tick's audio only
+
+
 def test_a_file_never_drops_stale_audio(engine):
     path, _, _ = make_path(engine, live=False, stale_after_s=1.0)
     path.feed(blocks(tone_clip(3.0, [], seed=5)), stalled=True)
