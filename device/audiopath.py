@@ -111,6 +111,7 @@ class AudioPath:
         self._skipped: tuple[np.ndarray, float] | None = None
         self._last_stale_warning = -float("inf")
         self._stall_pending = False  # the loop stalled and no audio has come since
+        self._tick_started = time.monotonic()
 
     @property
     def _mixer(self) -> Downmixer:
@@ -134,6 +135,7 @@ class AudioPath:
     def feed(self, blocks: list[Block], stalled: bool = False) -> None:
         """Process what arrived (one inference tick). ``stalled``: the loop sat idle for longer
         than ``stale_after_s``, so all that waits is stale (live only)."""
+        self._tick_started = time.monotonic()
         if self.live:
             blocks = self._drop_stale(blocks, stalled)
         for b in blocks:
@@ -266,13 +268,37 @@ class AudioPath:
                     self.on_frames(start_s, probs)
             if self.saver is not None:
                 self.saver.scored(start_s, probs, u.decider.cfg.threshold)
+            if self._held_up(len(chunk)):
+                return
             for det in u.decider.feed(probs, start_s):
                 det = dataclasses.replace(det, keyword=u.keyword)
                 u.count += 1
                 self.stats.detections += 1
                 self.stats.last, self.stats.last_wall = det, time.time()
+                # The report first: the outputs can take a while (a hook is a new process), and a
+                # process stopped meanwhile would report a punctual detection seconds late.
+                if self.on_detection is not None:
+                    self.on_detection(det)
                 u.outputs.detection(det)
                 if self.saver is not None:
                     self.saver.detected(det)
-                if self.on_detection is not None:
-                    self.on_detection(det)
+
+    def _held_up(self, frames: int) -> bool:
+        """Live: this tick has been at work for longer than ``stale_after_s`` -- the process was
+        stopped or starved in the middle of it -- so what it steps is stale: nothing it decides
+        may fire. The models restart, and the next audio starts a new segment."""
+        if not self.live:
+            return False
+        held_s = time.monotonic() - self._tick_started
+        if held_s <= self.stale_after_s:
+            return False
+        self.reset_models()
+        self._expected_frame, self._pending = None, np.zeros(0, np.float32)
+        self.stats.dropped_s += frames / self.params.sample_rate
+        self.stats.stale_drops += 1
+        log.warning(
+            "inference was held up for %.1f s in the middle of a step: dropped its %.2f s of audio and reset the model",
+            held_s,
+            frames / self.params.sample_rate,
+        )
+        return True

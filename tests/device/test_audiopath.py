@@ -3,6 +3,8 @@ and detections out. Stale dropping, gaps that start a new segment, sessions, uni
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -113,6 +115,35 @@ def test_a_stall_noticed_before_its_audio_arrives_drops_the_first_audio_that_com
     path, dets = scenario(stalled=True)
     assert dets == [] and path.stats.stale_drops == 1 and path.stats.resets == 1
     assert path.stats.dropped_s == pytest.approx(0.25, abs=BLOCK / RATE)  # the first tick's audio only
+
+
+def test_a_step_held_up_for_longer_than_stale_after_s_fires_nothing(engine):
+    """A process stopped (or starved) in the middle of the step that would fire must not fire when
+    it goes on: its audio is as old as the stop is long. The model restarts on the next audio."""
+
+    def scenario(hold_s: float):
+        path, dets, _ = make_path(engine, stale_after_s=0.6)
+        audio = tone_clip(4.0, [1.0], seed=1)  # the tone is detected at about 1.44 s
+        path.on_step = lambda end_s, p: time.sleep(hold_s) if 1.4 <= end_s < 1.7 else None
+        for i in range(0, len(audio), RATE // 4):
+            path.feed(blocks(audio[i : i + RATE // 4], start_frame=i))
+        return path, dets
+
+    path, dets = scenario(0.0)
+    assert len(dets) == 1 and path.stats.stale_drops == 0
+    path, dets = scenario(0.7)
+    assert dets == [] and path.stats.stale_drops == 1
+    assert path.stats.dropped_s == pytest.approx(0.25, abs=PARAMS.output_hop_s)  # that step's audio
+
+
+def test_a_detection_is_reported_before_the_outputs_act(engine):
+    """The outputs can take a while (a hook is a new process); the soak caught a process stopped
+    between the LED and the report, which then came 3 s after a punctual detection."""
+    path, _, _ = make_path(engine)
+    outputs_done_at_report = []
+    path.on_detection = lambda det: outputs_done_at_report.append(path.units[0].outputs.count)
+    path.feed(blocks(tone_clip(2.0, [0.5], seed=1)))
+    assert outputs_done_at_report == [0] and path.units[0].outputs.count == 1
 
 
 def test_a_file_never_drops_stale_audio(engine):
