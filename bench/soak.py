@@ -295,7 +295,28 @@ def failure_details(result: dict, failed: list[dict]) -> list[str]:
         out.append("live detections at (s): " + ", ".join(map(str, result["live_at_s"])))
     if result.get("report"):
         out.append(f"report: {result['report']}")
+        times = [t for t, _ in result["late_by_own_clock"]] + result["unexpected_at_s"]
+        times += [x["end_s"] + x["latency_s"] for x in result["late"]]
+        out += _log_around(Path(result["report"]).parent / "daemon.log", times)
     return out
+
+
+def _log_around(log_path: Path, times: list[float], before_s: float = 4.0, after_s: float = 0.5) -> list[str]:
+    """The daemon's log lines (each stamped with the bench's clock) from ``before_s`` before to
+    ``after_s`` after each of ``times``: what the daemon did around a late or unexpected detection
+    (a CI log keeps nothing else of the run)."""
+    if not times or not log_path.is_file():
+        return []
+    lines = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        stamp = line.split(maxsplit=1)[0] if line.strip() else ""
+        try:
+            t = float(stamp)
+        except ValueError:
+            continue
+        if any(x - before_s <= t <= x + after_s for x in times):
+            lines.append(line.strip()[:200])
+    return ["daemon log around them:", *lines[:40]]
 
 
 def fault_dict(f: Fault) -> dict:

@@ -130,12 +130,15 @@ def test_a_short_soak_with_every_fault_passes_and_reports_its_figures(tone_model
     assert str(out) not in Path("/proc/mounts").read_text()  # the tmpfs is unmounted again
 
     # what a failed soak prints on stderr: the failed criterion's detail, then the timeline to read it by
-    late = {**res, "late": [{"start_s": 30.0, "end_s": 30.5, "latency_s": 3.4}]}
+    late = {**res, "late": [{"start_s": 30.0, "end_s": 30.5, "latency_s": 3.4}], "report": str(out / "soak-report.md")}
     lines = failure_details(late, [{"name": "no late detection", "ok": False, "detail": "1 late"}])
     assert lines[0] == "no late detection: 1 late" and lines[1].startswith("late: [{'start_s': 30.0")
     assert any(ln.startswith("faults: stall ") for ln in lines)
     assert any(ln.startswith("keywords (s): ") and ln.count("-") == len(res["keywords_s"]) for ln in lines)
     assert any(ln == "live detections at (s): " + ", ".join(map(str, res["live_at_s"])) for ln in lines)
+    # ... and the daemon's own log around it (what it did then: a CI log keeps nothing else of the run)
+    around = lines[lines.index("daemon log around them:") + 1 :]
+    assert around and all(29.9 <= float(ln.split()[0]) <= 34.4 for ln in around)
     assert len(res["live_at_s"]) == f["live_detections"]
 
 
