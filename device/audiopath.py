@@ -167,21 +167,26 @@ class AudioPath:
         self._stall_pending = False
         if not dropped:
             return blocks
-        self.stats.dropped_s += dropped / rate
-        self.stats.stale_drops += 1
-        # At most one warning a minute: a machine that is always too slow must not flood the journal.
-        now = time.monotonic()
-        quiet = now - self._last_stale_warning < STALE_WARNING_EVERY_S
-        (log.debug if quiet else log.warning)(
+        self._count_drop(
+            dropped / rate,
             "inference fell behind by %.1f s: dropped %.1f s of stale audio and reset the model "
             "(%d such drop(s) so far)",
             total / rate,
             dropped / rate,
-            self.stats.stale_drops,
         )
+        return blocks
+
+    def _count_drop(self, seconds: float, message: str, *args) -> None:
+        """Count a drop of ``seconds`` of stale audio and say so (``message`` % ``args``, then the
+        count so far). At most one warning a minute: a machine that is always too slow must not
+        flood the journal."""
+        self.stats.dropped_s += seconds
+        self.stats.stale_drops += 1
+        now = time.monotonic()
+        quiet = now - self._last_stale_warning < STALE_WARNING_EVERY_S
+        (log.debug if quiet else log.warning)(message, *args, self.stats.stale_drops)
         if not quiet:
             self._last_stale_warning = now
-        return blocks
 
     def _feed_block(self, b: Block) -> None:
         if b.session != self.session:
@@ -286,19 +291,19 @@ class AudioPath:
     def _held_up(self, frames: int) -> bool:
         """Live: this tick has been at work for longer than ``stale_after_s`` -- the process was
         stopped or starved in the middle of it -- so what it steps is stale: nothing it decides
-        may fire. The models restart, and the next audio starts a new segment."""
+        may fire. The next audio starts a new segment (which restarts everything stateful)."""
         if not self.live:
             return False
         held_s = time.monotonic() - self._tick_started
         if held_s <= self.stale_after_s:
             return False
-        self.reset_models()
-        self._expected_frame, self._pending = None, np.zeros(0, np.float32)
-        self.stats.dropped_s += frames / self.params.sample_rate
-        self.stats.stale_drops += 1
-        log.warning(
-            "inference was held up for %.1f s in the middle of a step: dropped its %.2f s of audio and reset the model",
+        self._expected_frame = None
+        seconds = frames / self.params.sample_rate
+        self._count_drop(
+            seconds,
+            "inference was held up for %.1f s in the middle of a step: dropped its %.2f s of audio and reset "
+            "the model (%d such drop(s) so far)",
             held_s,
-            frames / self.params.sample_rate,
+            seconds,
         )
         return True
