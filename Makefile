@@ -105,7 +105,7 @@ voices:  ## (root) more TTS voices: RHVoice and SVOX Pico from Debian contrib/no
 fresh-systems:  ## the quick start on fresh Debian 12, 13 and Ubuntu 24.04 containers, timed (root; DISTROS=) -> build/fresh-systems
 	@nice -n 5 $(if $(wildcard $(PY)),$(PY),python3) -m deploy.testbed.fresh $${DISTROS}
 
-record: setup  ## record your own takes of the keyword (KIND=negative for other phrases; TAKES=N, DEVICE=name)
+record: setup  ## record your own takes of the keyword (KIND=negative: other phrases; KIND=check: takes kept out of training; TAKES=N, DEVICE=name)
 	$(PY) -m device.cli record --keyword "$$KEYWORD" --out "recordings/$$KEYWORD" \
 	  $${KIND:+--kind "$$KIND"} $${TAKES:+--takes "$$TAKES"} $${DEVICE:+--device "$$DEVICE"}
 

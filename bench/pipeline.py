@@ -62,12 +62,14 @@ def load_meta(path: Path):
 
 
 def heard_speakers(build: Path, meta) -> list[str]:
-    """../shared/data speakers the model has heard -- those its dataset trained on and those its
-    threshold was calibrated on -- which never count in a real-voice figure."""
+    """../shared/data speakers the model has heard -- those its dataset trained on, those its
+    threshold was calibrated on and those whose takes chose its heads -- which never count in a
+    real-voice figure."""
     from train import evalsets
 
     calibrated = (meta.calibration.get("real_negatives") or {}).get("shared_speakers") or []
-    return sorted(set(evalsets.build_trained_speakers(build)) | set(calibrated))
+    chose = (meta.training.get("head_choice") or {}).get("shared_speakers") or []
+    return sorted(set(evalsets.build_trained_speakers(build)) | set(calibrated) | set(chose))
 
 
 def test_audio(

@@ -171,7 +171,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         default="positive",
-        help="positive: takes of the keyword; negative: other phrases (default positive)",
+        help="positive: takes of the keyword; negative: other phrases; check: takes of the keyword "
+        "kept out of training, that `make export` chooses the model's heads on (default positive)",
     )
     ap.add_argument("--takes", type=int, default=10, help="takes to keep (default 10)")
     ap.add_argument(

@@ -8,6 +8,8 @@ signal-to-noise, clipping), asks the :class:`UI` to keep or redo it, and saves k
 
     <out>/positive/<keyword>-<session>-<NN>.wav  + .json   (kind "positive")
     <out>/negative/<keyword>-<session>-<NN>.wav  + .json   (kind "negative")
+    <out>/check/<keyword>-<session>-<NN>.wav     + .json   (kind "check": takes of the keyword kept
+                                                            out of training, to check the model on)
 
 WAVs are 16-bit mono at the model rate, written atomically, the sidecar after the WAV:
 ``{"version": 1, "keyword", "kind", "prompt", "take", "session", "recorded" (ISO 8601),
@@ -39,7 +41,7 @@ from device.wavio import write_wav
 log = logging.getLogger(__name__)
 
 SIDECAR_VERSION = 1
-KINDS = ("positive", "negative")
+KINDS = ("positive", "negative", "check")
 READ_FRAMES = 3
 """The session looks at the audio in pieces of this many speech frames (30 ms)."""
 CLIP_LEVEL = 0.99
@@ -80,7 +82,8 @@ class SessionConfig:
     keyword: str
     """The keyword, as the user says it."""
     kind: str = "positive"
-    """``positive`` (takes of the keyword) or ``negative`` (other phrases)."""
+    """``positive`` (takes of the keyword), ``negative`` (other phrases) or ``check`` (takes of the
+    keyword that never train: ``make export`` chooses the model's heads on them)."""
     takes: int = 10
     """Takes to keep."""
     calibrate_s: float = 1.0
@@ -116,7 +119,7 @@ class SessionConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     def prompt(self, index: int) -> str:
-        if self.kind == "positive":
+        if self.kind in ("positive", "check"):
             hint = POSITIVE_HINTS[index % len(POSITIVE_HINTS)]
             return f"Say '{self.keyword}'" + (f" ({hint})" if hint else "")
         phrases = self.phrases or NEGATIVE_PHRASES

@@ -50,6 +50,25 @@ class ExportConfig(CalibrationConfig):
     missed about a fifth fewer keywords than synthetic alone."""
     real_min_hours: float = 1.0
     """With ``real_basis = "real"``: the real audio needed before it alone sets the thresholds."""
+    choose_heads: bool = True
+    """With several heads (``[model] heads``), ship the subset of them that misses clearly fewer
+    real takes of the keyword that never trained, when there are at least ``choice_min_takes``
+    (export.headchoice; the report says what it saw). Off, or too few takes: all heads."""
+    keyword_dirs: tuple[str, ...] = ()
+    """Folders of real takes of the keyword that never trained (WAV/FLAC, a ``.label.json`` per
+    file with its keyword spans, else the file's speech is the keyword), for the head choice.
+    ``recordings/<keyword>/check`` (``make record KIND=check``) and the user's
+    ``recordings/<keyword>/positive`` files outside the train split count too."""
+    shared_keyword_share: float = 0.0
+    """Development machines: also choose the heads on the takes of this share of
+    ``../shared/data``'s speakers (the top of :func:`train.realdata.speaker_position`, never one
+    who trained). The model records them and ``make bench`` leaves them out of its figures."""
+    choice_min_takes: int = 20
+    """Fewer real takes than this: keep all heads without scoring."""
+    choice_margin: float = 0.05
+    """A subset must miss at least this share of the take copies fewer than all heads ..."""
+    choice_alpha: float = 0.05
+    """... and win a sign test over the takes at this level (Bonferroni over the candidates)."""
     calibration_seed: int = 4242
     """Seed of the calibration audio (texts, voices, noise)."""
     parity_tolerance: float = 1e-4
@@ -75,6 +94,10 @@ class ExportConfig(CalibrationConfig):
         super().__post_init__()
         if not 0 <= self.shared_calibration_share <= 1:
             raise ValueError("shared_calibration_share must be in [0, 1]")
+        if not 0 <= self.shared_keyword_share <= 1:
+            raise ValueError("shared_keyword_share must be in [0, 1]")
+        if self.choice_min_takes < 1 or not 0 <= self.choice_margin <= 1 or not 0 < self.choice_alpha <= 1:
+            raise ValueError("choice_min_takes must be >= 1, choice_margin in [0, 1] and choice_alpha in (0, 1]")
         if self.real_basis not in ("pooled", "real"):
             raise ValueError(f"real_basis must be pooled or real, got {self.real_basis!r}")
         if not 0 <= self.real_min_hours < float("inf"):

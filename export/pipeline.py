@@ -29,7 +29,7 @@ import onnx
 from device import modelmeta
 from device.engine import Engine
 from device.fsutil import atomic_write_text
-from export import onnx_export
+from export import headchoice, onnx_export
 from export.bench import step_cost
 from export.calib_streams import CalibrationDataError, Source, folder_source, score
 from export.calibrate import Calibration, calibrate
@@ -66,14 +66,19 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     ckpt = load_checkpoint(build / "train" / "best.pt", keyword)
     det = build_detector(ckpt)
     log.info("checkpoint %s: step %d, %s", ckpt.path, ckpt.step, ckpt.model_config)
-    proto = onnx_export.export_graph(det)
-    ops = onnx_export.op_types(proto)
-    check_operators(ops)
     real = None
     if source is None:
         source, real = calibration_source(xc, cfg, ckpt.params, keyword, build)
+    choice = choose_heads(det, source, xc, cfg, keyword, build)
+    if choice is not None and len(choice.kept) < choice.heads:
+        ckpt = headchoice.cut(ckpt, choice.kept)
+        det = build_detector(ckpt)
+    proto = onnx_export.export_graph(det)
+    ops = onnx_export.op_types(proto)
+    check_operators(ops)
     files = {"fp32": out_dir / "candidate.onnx", "int8": out_dir / "candidate.int8.onnx"}
-    onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {})), files["fp32"])
+    choice_dict = choice.to_dict() if choice is not None else {}
+    onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {}, choice_dict)), files["fp32"])
     try:
         parity = check_parity(
             det, files["fp32"], parity_signals(source, xc, ckpt.params.sample_rate), xc.parity_tolerance
@@ -83,7 +88,7 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
             del files["int8"]
         # Same graphs as the final files (only metadata differs), so these are the files' costs.
         cost = {name: step_cost(path, xc.bench_steps, xc.bench_window_s).to_dict() for name, path in files.items()}
-        meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build, real)
+        meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build, real, choice_dict)
     finally:
         for path in (out_dir / "candidate.onnx", out_dir / "candidate.int8.onnx"):
             path.unlink(missing_ok=True)
@@ -94,6 +99,25 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     if int8.get("kept"):
         cost["int8"]["model_bytes"] = (build / INT8_FILE).stat().st_size
     return ExportResult(build / MODEL_FILE, meta, ops, parity, cal, cost, int8, time.monotonic() - t0)
+
+
+def choose_heads(det, source: Source, xc: ExportConfig, cfg: dict, keyword: str, build: Path):
+    """The :class:`export.headchoice.HeadChoice` for a model of several heads (None for one head
+    or with ``choose_heads`` off): which of them to ship, chosen on real takes that never trained."""
+    if not xc.choose_heads or len(det.head.heads) < 2:
+        return None
+    from train import config
+    from train.streams import StreamConfig
+
+    takes = headchoice.keyword_takes(xc, cfg, keyword, build, det.params)
+    t0 = time.monotonic()
+    choice = headchoice.choose(
+        det, source, takes, xc, config.section(cfg, "streams", StreamConfig), lambda negs: calibration_basis(negs, xc)
+    )
+    log.info(
+        "heads kept: %s of %d (%s) in %.1f s", list(choice.kept), choice.heads, choice.reason, time.monotonic() - t0
+    )
+    return choice
 
 
 def calibration_source(xc: ExportConfig, cfg: dict, params, keyword: str, build: Path):
@@ -209,7 +233,14 @@ def _quantize(src: Path, dst: Path) -> list[str]:
 
 
 def _calibrate_and_write(
-    ckpt: Checkpoint, proto: onnx.ModelProto, files: dict, source: Source, xc: ExportConfig, build: Path, real=None
+    ckpt: Checkpoint,
+    proto: onnx.ModelProto,
+    files: dict,
+    source: Source,
+    xc: ExportConfig,
+    build: Path,
+    real=None,
+    choice: dict | None = None,
 ) -> tuple[modelmeta.ModelMeta, Calibration, dict]:
     """Score and calibrate every candidate, write model.onnx -> (meta, fp32 calibration, int8 figures).
 
@@ -246,7 +277,7 @@ def _calibrate_and_write(
                 }
             },
         )
-    meta = _meta(ckpt, proto, cal["fp32"].threshold, cal["fp32"].to_meta())
+    meta = _meta(ckpt, proto, cal["fp32"].threshold, cal["fp32"].to_meta(), choice)
     model_path = onnx_export.write_proto(onnx_export.with_meta(proto, meta), build / MODEL_FILE)
     log.info("wrote %s (threshold %.4f for %g FA/h)", model_path, meta.threshold, xc.target_fa_per_hour)
     if "int8" not in files:
@@ -329,7 +360,9 @@ def _keep_or_drop_int8(int8: dict, build: Path) -> None:
     )
 
 
-def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibration: dict) -> modelmeta.ModelMeta:
+def _meta(
+    ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibration: dict, choice: dict | None = None
+) -> modelmeta.ModelMeta:
     from train.frontend import describe
 
     params = ckpt.params
@@ -349,6 +382,8 @@ def _meta(ckpt: Checkpoint, proto: onnx.ModelProto, threshold: float, calibratio
     }
     training = ckpt.training_summary()
     training["dataset"] = dataset_summary(ckpt.path.parent.parent / "dataset" / "manifest.json")
+    if choice:
+        training["head_choice"] = choice
     return modelmeta.ModelMeta(
         keyword=ckpt.keyword,
         params=params,

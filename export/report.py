@@ -64,6 +64,7 @@ def to_markdown(d: dict, plotted: bool) -> str:
         "",
     ]
     lines += _training_lines(d["training"])
+    lines += _head_lines(d["training"].get("head_choice") or {})
     lines += [
         "## Calibration",
         "",
@@ -157,6 +158,35 @@ def _training_lines(t: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _head_lines(hc: dict) -> list[str]:
+    """The head choice (export.headchoice): what was kept and why, and each candidate's misses."""
+    if not hc:
+        return []
+    kept, n = hc["kept"], hc["heads"]
+    lines = [
+        "## Heads",
+        "",
+        f"Shipped: **{f'all {n}' if len(kept) == n else f'heads {kept} of {n}'}**. {hc['reason']}.",
+    ]
+    if hc.get("takes"):
+        where = ", ".join(f"`{o}`" for o in hc.get("origins") or [])
+        shared = hc.get("shared_speakers") or []
+        lines.append(
+            f"Chosen on {hc['takes']} real takes that never trained ({where}"
+            + (f"; {len(shared)} ../shared/data speakers, left out of `make bench`" if shared else "")
+            + "), each once clean and once over noise, at the thresholds that meet the target "
+            "on the calibration's negative streams."
+        )
+    if hc.get("candidates"):
+        lines += ["", "| heads | threshold | take copies missed | miss rate | target met |", "|---|---:|---:|---:|:-:|"]
+        for c in hc["candidates"]:
+            lines.append(
+                f"| {c['heads']} | {c['threshold']:.4f} | {c['missed']} | {_pct(c['miss_rate'])} | "
+                f"{'yes' if c['target_met'] else '**no**'} |"
+            )
+    return lines + [""]
 
 
 def _figures(figs: dict) -> str:

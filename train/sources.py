@@ -208,18 +208,18 @@ def plan_recordings(
         groups.append(("confusable", f"folder:{d}", _required_audio(d)))
     for kind, origin, files in groups:
         for path in files:
-            label = _label(path)
+            label = user_label(path)
             if label.get("kind") == "negative":  # relabelled by the user: not a keyword after all
                 kind_here, spans = "confusable", []
             else:
                 kind_here = kind
-                spans = _spans(label) if kind == "keyword" and label.get("kind", "keyword") == "keyword" else []
+                spans = label_spans(label) if kind == "keyword" and label.get("kind", "keyword") == "keyword" else []
             for span in _or_whole_file(spans):
                 _add_import(plan, cfg, params, kind_here, origin, path, span, speaker=USER_SPEAKER)
     for path in _audio_in(root / "field"):
-        label = _label(path)
+        label = user_label(path)
         if label.get("kind") == "true_accept":
-            for span in _or_whole_file(_spans(label)):
+            for span in _or_whole_file(label_spans(label)):
                 _add_import(
                     plan, cfg, params, "keyword", "recordings/field:true_accept", path, span, speaker=USER_SPEAKER
                 )
@@ -228,9 +228,9 @@ def plan_recordings(
                 plan, cfg, params, "confusable", "recordings/field:false_accept", path, None, speaker=USER_SPEAKER
             )
     for path in _audio_in(root / "snippets"):  # the room's own sound, kept by the daemon ([snippets])
-        label = _label(path)
+        label = user_label(path)
         if label.get("kind") in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
-            for span in _or_whole_file(_spans(label)):
+            for span in _or_whole_file(label_spans(label)):
                 _add_import(
                     plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span, speaker=USER_SPEAKER
                 )
@@ -279,7 +279,7 @@ def _required_audio(folder: str) -> list[Path]:
     return files
 
 
-def _label(path: Path) -> dict:
+def user_label(path: Path) -> dict:
     """The validated label beside ``path`` as a dict; a bad one is reported and ignored."""
     from train.label.labels import LabelError, label_path, parse
 
@@ -293,7 +293,8 @@ def _label(path: Path) -> dict:
         return {}
 
 
-def _spans(label: dict) -> list[tuple[float, float]]:
+def label_spans(label: dict) -> list[tuple[float, float]]:
+    """The usable ``keyword_spans`` of a :func:`user_label` dict (empty ones dropped)."""
     spans = []
     for span in label.get("keyword_spans") or []:
         try:

@@ -84,3 +84,22 @@ def tiny_det(params, speech):
 def tiny_model(tmp_path_factory, tiny_det, params):
     """``tiny_det`` exported to ONNX with metadata (path)."""
     return write_tiny_model(tiny_det, params, tmp_path_factory.mktemp("tiny") / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def tone_checkpoint(tmp_path_factory) -> Path:
+    """A training checkpoint of the trained tone head (seed 0)."""
+    import torch
+
+    from tests.toymodels import write_tone_checkpoint
+
+    torch.set_num_threads(1)
+    return write_tone_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory) -> Path:
+    """Calibration streams for the tone model (tone bursts; 3 kHz bursts as negatives)."""
+    from tests.toymodels import write_tone_streams
+
+    return write_tone_streams(tmp_path_factory.mktemp("calib"), n_positive=2, n_negative=3, stream_s=30.0)

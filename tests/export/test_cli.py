@@ -19,20 +19,9 @@ from device.params import AudioParams
 from export.__main__ import main
 from export.scoring import stream_probs
 from tests.export.test_metadata import load_like_the_device
-from tests.toymodels import write_tone_checkpoint, write_tone_streams
+from tests.toymodels import write_tone_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tone_checkpoint(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return write_tone_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
-
-
-@pytest.fixture(scope="session")
-def calib_dir(tmp_path_factory) -> Path:
-    return write_tone_streams(tmp_path_factory.mktemp("calib"), n_positive=2, n_negative=3, stream_s=30.0)
 
 
 def make_build(tmp_path: Path, checkpoint: Path | None) -> Path:

@@ -79,6 +79,7 @@ def test_shared_calibration_speakers_never_trained_and_bench_leaves_them_out(tmp
 
     class Meta:
         calibration = {"real_negatives": real.describe()}
+        training: dict = {}
 
     assert set(heard_speakers(tmp_path / "build", Meta)) == set(real.shared_speakers)
 
@@ -101,6 +102,7 @@ def test_the_bundled_speech_is_real_held_out_audio_that_bench_leaves_out(tmp_pat
 
     class Meta:
         calibration = {"real_negatives": real.describe()}
+        training: dict = {}
 
     from bench.pipeline import heard_speakers
 

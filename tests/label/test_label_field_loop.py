@@ -70,6 +70,13 @@ def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
         root / "computer",
         flush_between_takes=False,
     ).run()
+    Session(  # a take kept out of training, for `make export` to check the model's heads on
+        Blocks(tone_word(2.3, 1.8, 0.4, seed=6)[:, 0]),
+        Yes(),
+        SessionConfig(keyword="computer", kind="check", takes=1),
+        root / "computer",
+        flush_between_takes=False,
+    ).run()
     # Two detections saved by the daemon's own saver, as `make collect` brings them home.
     saver = ClipSaver(
         SaveConfig(enabled=True, dir=str(root / "computer" / "field" / "pi"), pre_roll_s=2.0, post_roll_s=1.0),
@@ -106,6 +113,14 @@ def test_recorded_and_labelled_audio_reaches_the_dataset_plan(tmp_path):
     by_origin = {j.origin: j for j in plan.jobs}
     assert by_origin[str(field[0])].kind == "keyword" and by_origin[str(field[0])].span_s == (1.4, 1.9)
     assert by_origin[str(field[1])].kind == "confusable"
+    # the check take never trains (not in the plan above); the export's head choice reads it
+    from export import headchoice
+    from export.config import ExportConfig
+
+    takes = headchoice.keyword_takes(
+        ExportConfig(), {"data": {"recordings_dir": str(root)}}, "computer", tmp_path / "build", AudioParams()
+    )
+    assert str(root / "computer" / "check") in takes.origins and len(takes.clips) >= 1
 
 
 def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog):

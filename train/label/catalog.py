@@ -18,7 +18,7 @@ import soundfile as sf
 from train.audio_io import AUDIO_SUFFIXES
 from train.label.labels import LabelState, read_label
 
-GROUPS = ("positive", "negative", "field")
+GROUPS = ("positive", "negative", "field", "check")
 
 
 class CatalogError(ValueError):
@@ -30,7 +30,7 @@ class Item:
     path: str
     """Path relative to the root, with forward slashes: the item's id in the API."""
     group: str
-    """``positive``, ``negative``, ``field`` or ``other`` (from the folder it is in)."""
+    """``positive``, ``negative``, ``field``, ``check`` or ``other`` (from the folder it is in)."""
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None

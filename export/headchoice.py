@@ -1,0 +1,351 @@
+"""Which of a model's heads to ship, chosen on real takes of the keyword that never trained.
+
+A model trained with several heads (``[model] heads``) answers with the mean of their
+probabilities. Over the four real development keywords that mean was the best choice for three,
+but for "voyager" the short-recipe head alone missed about half as many real takes at 0.5 false
+accepts per hour, and the training's synthetic validation ranks that head worst of all
+(docs/experiments.md, "Voyager's second data draw, and which heads hear each keyword"): only real
+takes can make this choice. So when there are enough real takes of the keyword that never
+trained -- the user's ``recordings/<keyword>/check`` (``make record KIND=check``), their
+``recordings/<keyword>/positive`` files outside the ``train`` split, ``[export] keyword_dirs``,
+on development machines a share of
+``../shared/data``'s speakers (``shared_keyword_share``) -- export scores every candidate subset
+of the heads at the calibration target and keeps a smaller one only when it misses clearly fewer
+takes: by at least ``choice_margin`` *and* by a sign test over the takes (takes it hears that all
+heads miss against the reverse, Bonferroni over the candidates, ``choice_alpha``). Otherwise all
+heads stay, and the report says why.
+
+Scores come from PyTorch, one whole-stream pass each (the front end once, each head on its
+embeddings: what the exported graph computes, see the parity check). Each subset's threshold is
+chosen on the same negative streams and basis as the final calibration, so "misses at 0.5 FA/h"
+means here what it means in the report. The chosen model is then exported and calibrated as usual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from device.params import AudioParams
+from export.calib_streams import CalibrationDataError, Source
+from train.metrics import ScoredStream, evaluate
+from train.streams import Clip, Stream
+
+log = logging.getLogger(__name__)
+
+TAKE_GROUPS = ("takes clean", "takes + noise")
+"""The two copies of every take: as recorded, and over background noise at ``[streams] snr_db``."""
+
+
+@dataclass(frozen=True)
+class Takes:
+    """Real takes of the keyword that never trained, one :class:`~train.streams.Clip` per keyword."""
+
+    clips: tuple[Clip, ...]
+    origins: tuple[str, ...] = ()
+    """Where they come from (the report names them)."""
+    shared_speakers: tuple[str, ...] = ()
+    """``../shared/data`` speakers among them (``make bench`` leaves them out of its figures)."""
+    noise_files: tuple[Path, ...] = ()
+    """Real background recordings for the noisy copy (else generated noise)."""
+    unreadable: int = 0
+
+
+@dataclass
+class HeadChoice:
+    """What the choice saw and decided (``report.json`` / the model's ``training.head_choice``)."""
+
+    heads: int
+    """Heads the checkpoint has."""
+    kept: tuple[int, ...]
+    """Heads shipped (all of them unless a subset won clearly)."""
+    reason: str
+    takes: int = 0
+    origins: tuple[str, ...] = ()
+    shared_speakers: tuple[str, ...] = ()
+    candidates: list[dict] = field(default_factory=list)
+    """Per candidate subset: heads, threshold, missed (of ``2 * takes``), miss rate, target met."""
+    sign_test: dict = field(default_factory=dict)
+    """Best subset against all heads: takes it hears better / worse, p-value (Bonferroni)."""
+
+    def to_dict(self) -> dict:
+        return {
+            "heads": self.heads,
+            "kept": list(self.kept),
+            "reason": self.reason,
+            "takes": self.takes,
+            "origins": list(self.origins),
+            "shared_speakers": list(self.shared_speakers),
+            "candidates": self.candidates,
+            "sign_test": self.sign_test,
+        }
+
+
+def keyword_takes(xc, cfg: dict, keyword: str, build: Path, params: AudioParams) -> Takes:
+    """The real keyword takes the choice may use: every file of ``[export] keyword_dirs`` and of
+    ``recordings/<keyword>/check``, the user's ``positive`` recordings outside the ``train``
+    split, and ``shared_keyword_share`` of
+    ``../shared/data``'s speakers (never one who trained)."""
+    from train import config, evalsets, realdata
+    from train.audio_io import AUDIO_KINDS, list_audio_files
+    from train.dataconfig import DataConfig
+    from train.sources import recording_split
+
+    dc = config.section(cfg, "data", DataConfig)
+    files: list[tuple[Path, tuple[float, float] | None]] = []
+    origins: list[str] = []
+    for folder in xc.keyword_dirs:
+        found = list_audio_files(folder) if Path(folder).is_dir() else []
+        if not found:
+            raise CalibrationDataError(f"[export] keyword_dirs: {folder} holds no {AUDIO_KINDS} files")
+        files += [(p, None) for p in found]
+        origins.append(str(folder))
+    root = Path(dc.recordings_dir) / keyword
+    check = list_audio_files(root / "check") if (root / "check").is_dir() else []
+    if check:  # `make record KIND=check`: never trains
+        files += [(p, None) for p in check]
+        origins.append(str(root / "check"))
+    mine = root / "positive"
+    held = [p for p in (list_audio_files(mine) if mine.is_dir() else []) if recording_split(p, dc) != "train"]
+    if held:
+        files += [(p, None) for p in held]
+        origins.append(f"{mine} (the files outside the train split)")
+    shared: list[str] = []
+    if xc.shared_keyword_share > 0:
+        trained = set(evalsets.build_trained_speakers(build))
+        spans = realdata.keyword_spans()
+        chosen = [
+            c
+            for c in realdata.keyword_clips(keyword)
+            if realdata.speaker_position(c.speaker) >= 1.0 - xc.shared_keyword_share and c.speaker not in trained
+        ]
+        files += [(c.path, spans.get(c.path)) for c in chosen]
+        shared = sorted({c.speaker for c in chosen})
+        origins += ["../shared/data"] if chosen else []
+    noise = [p for d in dc.background_dirs for p in list_audio_files(d)]
+    if shared:
+        noise += [c.path for c in realdata.noise_clips()]
+    clips, unreadable = _clips(files, params)
+    return Takes(tuple(clips), tuple(origins), tuple(shared), tuple(noise), unreadable)
+
+
+def _clips(files, params: AudioParams) -> tuple[list[Clip], int]:
+    """One clip per keyword: a file's labelled spans (cut apart at the midpoints between them), its
+    known span, or where its speech is; a file labelled as not the keyword is left out."""
+    from train.audio_io import AudioReadError, read_audio
+    from train.label.labels import KEYWORD_KINDS
+    from train.sources import label_spans, user_label
+    from train.streams import speech_span_s
+
+    clips, unreadable = [], 0
+    for path, known in files:
+        label = user_label(path)
+        if label and label.get("kind", "keyword") not in KEYWORD_KINDS:
+            continue
+        try:
+            audio = read_audio(path, params)
+        except AudioReadError as exc:
+            log.warning("head choice: skipping %s", exc)
+            unreadable += 1
+            continue
+        spans = label_spans(label) or [known or speech_span_s(audio, params)]
+        spans.sort()
+        sr = params.sample_rate
+        cuts = [0.0] + [(a[1] + b[0]) / 2 for a, b in itertools.pairwise(spans)] + [len(audio) / sr]
+        for k, (start, end) in enumerate(spans):
+            lo, hi = round(cuts[k] * sr), round(cuts[k + 1] * sr)
+            start, end = max(start, lo / sr), min(end, hi / sr)  # a span past the audio's end
+            if end <= start or hi - lo < sr // 10:
+                continue
+            clips.append(Clip(audio[lo:hi], (start - lo / sr, end - lo / sr), f"{path.name}#{k}"))
+    return clips, unreadable
+
+
+def take_streams(takes: Takes, params: AudioParams, streams_cfg, seed: int) -> list[Stream]:
+    """Each take in a stream of its own, once clean and once over noise at ``streams_cfg.snr_db``:
+    ``2 * len(takes.clips)`` streams, the clean copies first (one take per stream, so every take's
+    outcome can be read off on its own)."""
+    from export.heldout import _real_noise, noise_recordings
+    from train.streams import positive_streams
+
+    noise = _real_noise(takes.noise_files, params) or noise_recordings(params, [], seed)
+    one = dataclasses.replace(streams_cfg, keywords_per_stream=1)
+    out: list[Stream] = []
+    for group, snr in zip(TAKE_GROUPS, (None, streams_cfg.snr_db)):
+        out += positive_streams(list(takes.clips), params, one, noise if snr is not None else (), snr, seed, group)
+    return out
+
+
+def head_probs(det, audio: np.ndarray) -> np.ndarray:
+    """Each head's probabilities ``[heads, frames]`` for ``audio`` from zero state, in one pass."""
+    import torch
+
+    from export.scoring import usable
+
+    hop = det.params.output_hop_samples
+    x = torch.from_numpy(usable(np.asarray(audio, np.float32), hop).copy())[None]
+    with torch.no_grad():
+        emb, _ = det.frontend.step(x, det.frontend.initial_state(1))
+        return np.stack([torch.sigmoid(h.step(emb, h.initial_state(1))[0])[0].numpy() for h in det.head.heads]).astype(
+            np.float32
+        )
+
+
+def candidates(n: int) -> list[tuple[int, ...]]:
+    """All heads first, then each head alone, then all but one (for two or three heads that is
+    every subset; with more it keeps the multiple-comparison penalty small)."""
+    everything = tuple(range(n))
+    out = [everything] + [(k,) for k in range(n)]
+    out += [tuple(j for j in everything if j != k) for k in range(n)] if n > 2 else []
+    return list(dict.fromkeys(out))
+
+
+def choose(
+    det,
+    source: Source,
+    takes: Takes,
+    xc,
+    streams_cfg,
+    basis: Callable[[dict], tuple],
+) -> HeadChoice:
+    """Score the calibration streams and the takes with every head, and decide (module doc)."""
+    from export.calibrate import _rule, lowest_threshold
+
+    n = len(det.head.heads)
+    everything = tuple(range(n))
+    base = HeadChoice(n, everything, "", len(takes.clips), takes.origins, takes.shared_speakers)
+    if n < 2:
+        return dataclasses.replace(base, reason="the model has one head")
+    if len(takes.clips) < xc.choice_min_takes:
+        return dataclasses.replace(
+            base,
+            reason=f"{len(takes.clips)} real takes that never trained (want >= {xc.choice_min_takes}: "
+            "`make record KIND=check`, or [export] keyword_dirs)",
+        )
+    frame_s = det.params.output_hop_s
+    negatives: dict[str, list[tuple[ScoredStream, np.ndarray]]] = {}
+    for stream in source():
+        if not stream.positive:
+            negatives.setdefault(stream.group, []).append((_scored(stream, frame_s), head_probs(det, stream.audio)))
+    if not negatives:
+        raise CalibrationDataError("the calibration source produced no negative streams")
+    chosen_on = basis({g: [s for s, _ in ss] for g, ss in negatives.items()}) or tuple(negatives)
+    negs = [item for g in chosen_on for item in negatives[g]]
+    pos = [
+        (_scored(s, frame_s), head_probs(det, s.audio))
+        for s in take_streams(takes, det.params, streams_cfg, xc.calibration_seed)
+    ]
+    cal = xc.calibration()
+    rows: list[Candidate] = []
+    for subset in candidates(n):
+        neg_streams = [dataclasses.replace(s, probs=p[list(subset)].mean(0)) for s, p in negs]
+        threshold, met = lowest_threshold(neg_streams, cal, cal.target_fa_per_hour)
+        rule = _rule(cal, threshold)
+        heard = np.array(
+            [
+                evaluate([dataclasses.replace(s, probs=p[list(subset)].mean(0))], rule, cal.tolerance_s).hits > 0
+                for s, p in pos
+            ]
+        )
+        rows.append(Candidate(subset, threshold, met, heard))
+        log.info(
+            "heads %s: threshold %.4f, missed %d of %d real take copies", subset, threshold, rows[-1].missed, heard.size
+        )
+    return decide(base, rows, xc)
+
+
+def decide(base: HeadChoice, rows: list[Candidate], xc) -> HeadChoice:
+    """The rule (module doc) over the scored candidates, all heads first."""
+    n = base.heads
+    out = dataclasses.replace(base, candidates=[r.to_dict() for r in rows])
+    everyone = rows[0]
+    contenders = [r for r in rows[1:] if r.target_met]
+    if not contenders:
+        return dataclasses.replace(out, reason="no subset of the heads meets the target false accepts per hour")
+    best = min(contenders, key=lambda r: (r.missed, -len(r.heads)))
+    diff = best.per_take() - everyone.per_take()
+    better, worse = int((diff > 0).sum()), int((diff < 0).sum())
+    p = min(1.0, sign_test_p(better, worse) * (len(rows) - 1))
+    gain = everyone.miss_rate - best.miss_rate
+    heads = list(best.heads)
+    out.sign_test = {"heads": heads, "better": better, "worse": worse, "p_bonferroni": p, "gain": gain}
+    if gain >= xc.choice_margin and p <= xc.choice_alpha:
+        return dataclasses.replace(
+            out,
+            kept=best.heads,
+            reason=f"heads {heads} missed {100 * gain:.1f} points fewer real takes than all {n} "
+            f"(better on {better} takes, worse on {worse}; p = {p:.2g})",
+        )
+    return dataclasses.replace(
+        out,
+        reason=f"no subset was clearly better: the best, heads {heads}, missed "
+        f"{100 * gain:+.1f} points fewer (want >= {100 * xc.choice_margin:g}) with p = {p:.2g} "
+        f"(want <= {xc.choice_alpha:g})",
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One subset of the heads at its own threshold for the calibration target."""
+
+    heads: tuple[int, ...]
+    threshold: float
+    target_met: bool
+    heard: np.ndarray = field(repr=False)
+    """bool per take copy: every take clean, then every take over noise."""
+
+    @property
+    def missed(self) -> int:
+        return int(self.heard.size - self.heard.sum())
+
+    @property
+    def miss_rate(self) -> float:
+        return self.missed / self.heard.size
+
+    def per_take(self) -> np.ndarray:
+        """Copies heard per take, 0..2."""
+        return self.heard.reshape(len(TAKE_GROUPS), -1).sum(0)
+
+    def to_dict(self) -> dict:
+        return {
+            "heads": list(self.heads),
+            "threshold": self.threshold,
+            "target_met": self.target_met,
+            "missed": self.missed,
+            "miss_rate": self.miss_rate,
+        }
+
+
+def _scored(stream: Stream, frame_s: float) -> ScoredStream:
+    return ScoredStream(
+        np.zeros(0, np.float32), frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans)
+    )
+
+
+def sign_test_p(better: int, worse: int) -> float:
+    """One-sided sign test: P(at least ``better`` of ``better + worse`` fair coin flips come up heads)."""
+    n = better + worse
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(better, n + 1)) / 2**n
+
+
+def cut(ckpt, kept: Sequence[int]):
+    """The checkpoint with only the ``kept`` heads (renumbered in order; one head is a plain
+    :class:`train.model.Head`, whose weights carry no ``members.`` prefix)."""
+    kept = list(kept)
+    state = {}
+    for i, k in enumerate(kept):
+        prefix = f"members.{k}."
+        for key, value in ckpt.state_dict.items():
+            if key.startswith(prefix):
+                rest = key[len(prefix) :]
+                state[rest if len(kept) == 1 else f"members.{i}.{rest}"] = value
+    return dataclasses.replace(ckpt, state_dict=state, model_config={**ckpt.model_config, "heads": len(kept)})
