@@ -285,9 +285,9 @@ def decide(base: HeadChoice, rows: list[Candidate], xc) -> HeadChoice:
         )
     return dataclasses.replace(
         out,
-        reason=f"no subset was clearly better: the best, heads {heads}, missed "
-        f"{100 * gain:+.1f} points fewer (want >= {100 * xc.choice_margin:g}) with p = {p:.2g} "
-        f"(want <= {xc.choice_alpha:g})",
+        reason=f"no subset was clearly better: the best other, heads {heads}, missed "
+        f"{100 * abs(gain):.1f} points {'fewer' if gain >= 0 else 'more'} take copies "
+        f"(want >= {100 * xc.choice_margin:g} fewer) with p = {p:.2g} (want <= {xc.choice_alpha:g})",
     )
 
 
