@@ -32,6 +32,8 @@ class RealClip:
     source: str
     license: str
     speaker: str
+    """Who speaks; a file whose speaker the manifest does not know (empty or ``unknown``) is its own
+    ``unknown:<path>``, so that splits by speaker can still divide such a folder, file by file."""
     kw_span_s: tuple[float, float] | None = None
     """Where the keyword is spoken in the file (s), when the manifest says (a sentence ending in it)."""
 
@@ -59,11 +61,16 @@ def manifest(root: Path | None = None) -> list[RealClip]:
                         row.get("label", ""),
                         row.get("source", ""),
                         row.get("license", ""),
-                        row.get("speaker", ""),
+                        _speaker(row),
                         _span(row),
                     )
                 )
     return out
+
+
+def _speaker(row: dict) -> str:
+    speaker = (row.get("speaker") or "").strip()
+    return speaker if speaker and speaker != "unknown" else f"unknown:{row['path']}"
 
 
 def _span(row: dict) -> tuple[float, float] | None:

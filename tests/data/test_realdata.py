@@ -33,6 +33,8 @@ def test_locates_by_environment_and_lists_by_label(tmp_path, monkeypatch):
     assert [c.path.name for c in realdata.negative_clips()] == ["0_x_0.wav"]
     assert [c.path.name for c in realdata.noise_clips()] == ["fan.wav"]
     assert realdata.keyword_clips("hey_robot") == []
+    # a file whose speaker is not known is its own speaker, so a split by speaker can divide its folder
+    assert {c.path.name: c.speaker for c in kw} == {"1.wav": "unknown:computer/a/1.wav", "2.wav": "s1"}
 
 
 def test_absent_shared_data_is_none_and_empty(tmp_path, monkeypatch):
