@@ -17,10 +17,11 @@ Sources:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,19 +72,52 @@ def folder_source(root: str | os.PathLike, params: AudioParams) -> Source:
 
 
 def _spans(wav: Path) -> list[tuple[float, float]]:
-    """Keyword spans from the sidecar, read by the one label parser (train/label/labels.py)."""
-    from train.label.labels import KEYWORD_KINDS, parse
+    """Keyword spans from the sidecar, read by the one label reader (train/label/labels.py); a bad
+    sidecar stops calibration, since a keyword counted as negative audio would move the threshold."""
+    from train.label.labels import KEYWORD_KINDS, LabelError, load_label
 
-    # docs/TEAM.md writes "<audio>.label.json": accept it with or without the ".wav".
-    candidates = [wav.with_name(wav.name + ".label.json"), wav.with_suffix(".label.json")]
-    sidecar = next((c for c in candidates if c.is_file()), None)
-    if sidecar is None:
-        return []
     try:
-        label = parse(json.loads(sidecar.read_text()), None)
-    except (ValueError, UnicodeDecodeError) as exc:  # bad JSON or a label the format refuses
-        raise CalibrationDataError(f"{sidecar}: not a valid label file ({exc})") from None
-    return list(label.keyword_spans) if label.kind in KEYWORD_KINDS else []
+        label = load_label(wav)
+    except LabelError as exc:
+        raise CalibrationDataError(f"{wav.parent}/{exc}: not a valid label file") from None
+    if label is None and wav.with_suffix(".label.json").is_file():
+        raise CalibrationDataError(
+            f"{wav.with_suffix('.label.json')}: rename it to {wav.name}.label.json (the label file is named "
+            "after the whole audio file name, docs/TEAM.md)"
+        )
+    return list(label.keyword_spans) if label is not None and label.kind in KEYWORD_KINDS else []
+
+
+@contextmanager
+def replayed(source: Source, folder: Path) -> Iterator[Source]:
+    """``source``, whose first whole pass is kept under ``folder`` (one ``.npz`` per stream, audio as
+    16-bit PCM, as :func:`train.streams.save_streams` caches streams) and replayed by every later
+    pass. The head choice, the parity check and the calibration then score the same audio, and the
+    hours of rendered speech are synthesised once. Every pass yields the stored (16-bit) audio, so
+    the first and a replayed pass are the same streams. ``folder`` is emptied before and removed after."""
+    from train.streams import load_streams, save_streams
+
+    folder = Path(folder)
+    complete = folder / "complete"
+    shutil.rmtree(folder, ignore_errors=True)  # left by an export that was stopped
+
+    def streams() -> Iterator[Stream]:
+        if complete.is_file():
+            for k in range(int(complete.read_text())):
+                yield load_streams(folder / f"{k:06d}.npz")[0]
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for n, stream in enumerate(source(), start=1):
+            path = folder / f"{n - 1:06d}.npz"
+            save_streams(path, [stream])
+            yield load_streams(path)[0]
+        complete.write_text(str(n))
+
+    try:
+        yield streams
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

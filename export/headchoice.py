@@ -141,13 +141,13 @@ def _clips(files, params: AudioParams) -> tuple[list[Clip], int]:
     known span, or where its speech is; a file labelled as not the keyword is left out."""
     from train.audio_io import AudioReadError, read_audio
     from train.label.labels import KEYWORD_KINDS
-    from train.sources import label_spans, user_label
+    from train.sources import user_label
     from train.streams import speech_span_s
 
     clips, unreadable = [], 0
     for path, known in files:
         label = user_label(path)
-        if label and label.get("kind", "keyword") not in KEYWORD_KINDS:
+        if label is not None and label.kind not in KEYWORD_KINDS and label.kind != "unlabeled":
             continue
         try:
             audio = read_audio(path, params)
@@ -155,7 +155,7 @@ def _clips(files, params: AudioParams) -> tuple[list[Clip], int]:
             log.warning("head choice: skipping %s", exc)
             unreadable += 1
             continue
-        spans = label_spans(label) or [known or speech_span_s(audio, params)]
+        spans = list(label.keyword_spans if label is not None else ()) or [known or speech_span_s(audio, params)]
         spans.sort()
         sr = params.sample_rate
         cuts = [0.0] + [(a[1] + b[0]) / 2 for a, b in itertools.pairwise(spans)] + [len(audio) / sr]

@@ -29,7 +29,7 @@ import onnx
 from device import modelmeta
 from device.engine import Engine
 from device.fsutil import atomic_write_text
-from export import headchoice, onnx_export
+from export import calib_streams, headchoice, onnx_export
 from export.bench import step_cost
 from export.calib_streams import CalibrationDataError, Source, folder_source, score
 from export.calibrate import Calibration, calibrate
@@ -69,35 +69,36 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
     real = None
     if source is None:
         source, real = calibration_source(xc, cfg, ckpt.params, keyword, build)
-    choice = choose_heads(det, source, xc, cfg, keyword, build)
-    if choice is not None and len(choice.kept) < choice.heads:
-        ckpt = headchoice.cut(ckpt, choice.kept)
-        det = build_detector(ckpt)
-    proto = onnx_export.export_graph(det)
-    ops = onnx_export.op_types(proto)
-    check_operators(ops)
-    files = {"fp32": out_dir / "candidate.onnx", "int8": out_dir / "candidate.int8.onnx"}
-    choice_dict = choice.to_dict() if choice is not None else {}
-    onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {}, choice_dict)), files["fp32"])
-    try:
-        parity = check_parity(
-            det, files["fp32"], parity_signals(source, xc, ckpt.params.sample_rate), xc.parity_tolerance
-        )
-        quantized = _quantize(files["fp32"], files["int8"]) if xc.int8 else []
-        if not quantized:
-            del files["int8"]
-        # Same graphs as the final files (only metadata differs), so these are the files' costs.
-        cost = {name: step_cost(path, xc.bench_steps, xc.bench_window_s).to_dict() for name, path in files.items()}
-        meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build, real, choice_dict)
-    finally:
-        for path in (out_dir / "candidate.onnx", out_dir / "candidate.int8.onnx"):
-            path.unlink(missing_ok=True)
-    if int8:
-        int8.update(quantized_nodes=quantized, **_int8_cost_verdict(cost, xc))
-        _keep_or_drop_int8(int8, build)
-    cost["fp32"]["model_bytes"] = (build / MODEL_FILE).stat().st_size
-    if int8.get("kept"):
-        cost["int8"]["model_bytes"] = (build / INT8_FILE).stat().st_size
+    with calib_streams.replayed(source, out_dir / "calibration-audio") as source:
+        choice = choose_heads(det, source, xc, cfg, keyword, build)
+        if choice is not None and len(choice.kept) < choice.heads:
+            ckpt = headchoice.cut(ckpt, choice.kept)
+            det = build_detector(ckpt)
+        proto = onnx_export.export_graph(det)
+        ops = onnx_export.op_types(proto)
+        check_operators(ops)
+        files = {"fp32": out_dir / "candidate.onnx", "int8": out_dir / "candidate.int8.onnx"}
+        choice_dict = choice.to_dict() if choice is not None else {}
+        onnx_export.write_proto(onnx_export.with_meta(proto, _meta(ckpt, proto, 0.5, {}, choice_dict)), files["fp32"])
+        try:
+            parity = check_parity(
+                det, files["fp32"], parity_signals(source, xc, ckpt.params.sample_rate), xc.parity_tolerance
+            )
+            quantized = _quantize(files["fp32"], files["int8"]) if xc.int8 else []
+            if not quantized:
+                del files["int8"]
+            # Same graphs as the final files (only metadata differs), so these are the files' costs.
+            cost = {name: step_cost(path, xc.bench_steps, xc.bench_window_s).to_dict() for name, path in files.items()}
+            meta, cal, int8 = _calibrate_and_write(ckpt, proto, files, source, xc, build, real, choice_dict)
+        finally:
+            for path in (out_dir / "candidate.onnx", out_dir / "candidate.int8.onnx"):
+                path.unlink(missing_ok=True)
+        if int8:
+            int8.update(quantized_nodes=quantized, **_int8_cost_verdict(cost, xc))
+            _keep_or_drop_int8(int8, build)
+        cost["fp32"]["model_bytes"] = (build / MODEL_FILE).stat().st_size
+        if int8.get("kept"):
+            cost["int8"]["model_bytes"] = (build / INT8_FILE).stat().st_size
     return ExportResult(build / MODEL_FILE, meta, ops, parity, cal, cost, int8, time.monotonic() - t0)
 
 

@@ -55,7 +55,7 @@ def write_tone_streams(
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, tone_clip(stream_s, starts, sr, seed=seed + k), sr)
         spans = [[s, s + TONE_S] for s in starts]
-        path.with_suffix(".label.json").write_text(
+        path.with_name(path.name + ".label.json").write_text(
             json.dumps({"version": 1, "kind": "keyword", "keyword_spans": spans})
         )
     for k in range(n_negative):

@@ -208,33 +208,33 @@ def plan_recordings(
         groups.append(("confusable", f"folder:{d}", _required_audio(d)))
     for kind, origin, files in groups:
         for path in files:
-            label = user_label(path)
-            if label.get("kind") == "negative":  # relabelled by the user: not a keyword after all
-                kind_here, spans = "confusable", []
+            labelled, spans = _label_of(path, "unlabeled")
+            if labelled == "negative":  # relabelled by the user: not a keyword after all
+                kind_here, spans = "confusable", ()
             else:
                 kind_here = kind
-                spans = label_spans(label) if kind == "keyword" and label.get("kind", "keyword") == "keyword" else []
+                spans = spans if kind == "keyword" and labelled == "keyword" else ()
             for span in _or_whole_file(spans):
                 _add_import(plan, cfg, params, kind_here, origin, path, span, speaker=USER_SPEAKER)
     for path in _audio_in(root / "field"):
-        label = user_label(path)
-        if label.get("kind") == "true_accept":
-            for span in _or_whole_file(label_spans(label)):
+        kind, spans = _label_of(path, "unlabeled")
+        if kind == "true_accept":
+            for span in _or_whole_file(spans):
                 _add_import(
                     plan, cfg, params, "keyword", "recordings/field:true_accept", path, span, speaker=USER_SPEAKER
                 )
-        elif label.get("kind") == "false_accept":
+        elif kind == "false_accept":
             _add_import(
                 plan, cfg, params, "confusable", "recordings/field:false_accept", path, None, speaker=USER_SPEAKER
             )
     for path in _audio_in(root / "snippets"):  # the room's own sound, kept by the daemon ([snippets])
-        label = user_label(path)
-        if label.get("kind") in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
-            for span in _or_whole_file(label_spans(label)):
+        kind, spans = _label_of(path, "negative")  # an unreviewed snippet is the room's sound
+        if kind in ("keyword", "true_accept"):  # a reviewer heard the keyword in it
+            for span in _or_whole_file(spans):
                 _add_import(
                     plan, cfg, params, "keyword", "recordings/snippets:keyword", path, span, speaker=USER_SPEAKER
                 )
-        elif label.get("kind", "negative") in ("negative", "false_accept"):
+        elif kind in ("negative", "false_accept"):
             _add_import(plan, cfg, params, "confusable", "recordings/snippets", path, None, speaker=USER_SPEAKER)
     for d in cfg.speech_dirs:
         for path in _required_audio(d):
@@ -279,31 +279,16 @@ def _required_audio(folder: str) -> list[Path]:
     return files
 
 
-def user_label(path: Path) -> dict:
-    """The validated label beside ``path`` as a dict; a bad one is reported and ignored."""
-    from train.label.labels import LabelError, label_path, parse
+def user_label(path: Path):
+    """The label beside ``path`` (a :class:`train.label.labels.Label`), or None when there is none
+    or it is bad: a bad one is reported and the clip counts as unlabelled."""
+    from train.label.labels import LabelError, load_label
 
-    candidate = label_path(path)
-    if not candidate.exists():
-        return {}
     try:
-        return parse(json.loads(candidate.read_text()), None).to_json()
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, LabelError) as exc:
-        log.warning("ignoring bad label %s (%s); the clip counts as unlabelled", candidate, exc)
-        return {}
-
-
-def label_spans(label: dict) -> list[tuple[float, float]]:
-    """The usable ``keyword_spans`` of a :func:`user_label` dict (empty ones dropped)."""
-    spans = []
-    for span in label.get("keyword_spans") or []:
-        try:
-            start, end = float(span[0]), float(span[1])
-        except (TypeError, ValueError, IndexError):
-            continue
-        if end > start:
-            spans.append((start, end))
-    return spans
+        return load_label(path)
+    except LabelError as exc:
+        log.warning("ignoring bad label beside %s (%s); the clip counts as unlabelled", path, exc)
+        return None
 
 
 def _length_or_skip(plan: RecordingPlan, path: Path) -> float | None:
@@ -323,7 +308,13 @@ def recording_split(path: Path, cfg) -> str:
     return stable_split(str(Path(path).resolve()), cfg.seed, cfg.recording_val_fraction)
 
 
-def _or_whole_file(spans: list[tuple[float, float]]) -> list[tuple[float, float] | None]:
+def _label_of(path: Path, unlabelled: str) -> tuple[str, tuple[tuple[float, float], ...]]:
+    """The kind and keyword spans of the label beside ``path``; ``(unlabelled, ())`` without a usable one."""
+    label = user_label(path)
+    return (label.kind, label.keyword_spans) if label is not None else (unlabelled, ())
+
+
+def _or_whole_file(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float] | None]:
     """The spans to import one by one, or ``[None]`` (the whole file) when there are none."""
     each: list[tuple[float, float] | None] = list(spans)
     return each or [None]

@@ -11,7 +11,7 @@ import pytest
 from device.engine import Engine
 from device.modelmeta import ModelMeta
 from export.bench import step_cost
-from export.calib_streams import CalibrationDataError, folder_source
+from export.calib_streams import CalibrationDataError, folder_source, replayed
 from export.onnx_export import op_types
 from export.parity import check_operators
 from export.quantize import frontend_nodes, quantize_int8
@@ -64,3 +64,39 @@ def test_folder_source_reads_labels_and_resamples(tmp_path, params):
     (tmp_path / "kw.wav.label.json").write_text(json.dumps({"kind": "keyword", "keyword_spans": [[0.2, 0.6]]}))
     with pytest.raises(CalibrationDataError, match="version"):
         list(folder_source(tmp_path, params)())
+    # a sidecar named after the stem alone is not read as a label: refused, not taken as negative audio
+    (tmp_path / "kw.wav.label.json").unlink()
+    (tmp_path / "kw.label.json").write_text(
+        json.dumps({"version": 1, "kind": "keyword", "keyword_spans": [[0.2, 0.6]]})
+    )
+    with pytest.raises(CalibrationDataError, match="rename it to kw.wav.label.json"):
+        list(folder_source(tmp_path, params)())
+
+
+def test_calibration_audio_is_rendered_once_and_replayed(tmp_path):
+    from train.streams import Stream
+
+    passes = []
+
+    def source():
+        passes.append(1)
+        rng = np.random.default_rng(0)  # the same streams each pass, as a real source makes them
+        yield Stream(rng.uniform(-0.5, 0.5, 3000).astype(np.float32), [(0.01, 0.05)], "clean", "kw", [(0.0, 0.1)])
+        yield Stream(rng.uniform(-0.5, 0.5, 2000).astype(np.float32), [], "speech", "neg")
+
+    folder = tmp_path / "export" / "calibration-audio"
+    folder.mkdir(parents=True)
+    (folder / "000000.npz").write_text("left by a stopped export")
+    with replayed(source, folder) as replay:
+        next(iter(replay()))  # a partial pass (the parity check's) is not kept as the whole
+        first = list(replay())
+        again = list(replay())
+        assert len(passes) == 2  # the partial pass and the first whole one; the third was replayed
+        assert [(s.group, s.name, s.keyword_spans, s.ignore_spans) for s in again] == [
+            ("clean", "kw", [(0.01, 0.05)], [(0.0, 0.1)]),
+            ("speech", "neg", [], []),
+        ]
+        for a, b, original in zip(first, again, source()):
+            assert np.array_equal(a.audio, b.audio)  # every pass scores the same (16-bit) audio
+            assert np.max(np.abs(a.audio - original.audio)) <= 1 / 32767
+    assert not folder.exists()

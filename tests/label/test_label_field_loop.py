@@ -146,6 +146,23 @@ def test_a_label_edited_into_nonsense_is_ignored_by_the_builder(tmp_path, caplog
     assert "take.wav.label.json" in caplog.text and "clip.wav.label.json" in caplog.text
 
 
+def test_a_label_that_links_out_of_the_folder_is_never_read_by_the_builder(tmp_path, caplog):
+    from device.wavio import write_wav
+
+    kw = tmp_path / "recordings" / "computer" / "positive"
+    kw.mkdir(parents=True)
+    take = kw / "take.wav"
+    write_wav(take, tone_word(2.0, 0.5, 0.5, seed=7)[:, 0], RATE)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text('{"version": 1, "kind": "negative", "keyword_spans": []}')
+    (kw / "take.wav.label.json").symlink_to(outside)
+
+    plan = plan_recordings(DataConfig(recordings_dir=str(tmp_path / "recordings")), "computer", AudioParams())
+    jobs = {j.origin: j for j in plan.jobs}
+    assert jobs[str(take)].kind == "keyword"  # what the link names did not relabel the take
+    assert "symbolic link" in caplog.text
+
+
 def test_room_snippets_reach_the_plan_as_negatives_unless_a_reviewer_heard_the_keyword(tmp_path):
     from device.clipsaver import SnippetConfig, SnippetKeeper
 

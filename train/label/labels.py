@@ -120,27 +120,44 @@ def normalise_spans(raw: object, duration_s: float | None) -> tuple[tuple[float,
     return tuple(spans)
 
 
-def read_label(audio: Path, duration_s: float | None) -> LabelState:
-    """The label of ``audio``; a bad label file is kept as a ``.bad`` copy and reported."""
+def load_label(audio: Path, duration_s: float | None = None) -> Label | None:
+    """The label beside ``audio`` (at :func:`label_path`), None when there is none: the one reader
+    of label files. A symbolic link, unreadable bytes, bad JSON or a label the format refuses raise
+    :class:`LabelError` naming the file; each caller decides whether that stops it or is skipped."""
     path = label_path(audio)
     if path.is_symlink():  # could point anywhere on disk: never read (nor copy) what it names
-        problem = f"{path.name} is a symbolic link; ignored (a label file must be a plain file beside its audio)"
-        log.warning("%s", problem)
-        return LabelState(Label(), problem=problem)
+        raise LabelError(f"{path.name} is a symbolic link (a label file must be a plain file beside its audio)")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return LabelState(Label())
+        return None
+    except OSError as exc:
+        raise LabelError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
     try:
-        return LabelState(parse(json.loads(raw), duration_s), exists=True)
+        return parse(json.loads(raw), duration_s)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = f"not valid JSON ({exc})"
+        raise LabelError(f"{path.name}: not valid JSON ({exc})") from None
     except LabelError as exc:
-        reason = str(exc)
-    bad = keep_bad_copy(path, raw)
-    problem = f"{path.name}: {reason}; kept as {bad.name}, treated as unlabelled"
-    log.warning("%s", problem)
-    return LabelState(Label(), problem=problem)
+        raise LabelError(f"{path.name}: {exc}") from None
+
+
+def read_label(audio: Path, duration_s: float | None) -> LabelState:
+    """The label of ``audio`` for the labelling tool; a bad label file is kept as a ``.bad`` copy and reported."""
+    path = label_path(audio)
+    try:
+        label = load_label(audio, duration_s)
+    except LabelError as exc:
+        try:
+            raw = None if path.is_symlink() else path.read_bytes()
+        except OSError:
+            raw = None
+        if raw is None:
+            problem = f"{exc}; ignored, treated as unlabelled"
+        else:
+            problem = f"{exc}; kept as {keep_bad_copy(path, raw).name}, treated as unlabelled"
+        log.warning("%s", problem)
+        return LabelState(Label(), problem=problem)
+    return LabelState(Label(), problem="") if label is None else LabelState(label, exists=True)
 
 
 def keep_bad_copy(path: Path, raw: bytes) -> Path:
