@@ -32,7 +32,8 @@ that run detects it, so a real model's own misses are not blamed on the soak.
 Writes ``<out>/soak-report.md`` and ``<out>/soak.json``; exit status 1 when a hard criterion fails
 (a crash, a late detection, a missed audible keyword, RSS growth over 1 MiB/h on a run long enough
 to judge it, a device that did not come back, a broken save, a hook left running), 2 when the
-bench cannot run (one line).
+bench cannot run or cannot judge what it ran (one line: e.g. the rig's own gaps, on a machine too
+busy to feed it, swallowed every keyword).
 """
 
 from __future__ import annotations
@@ -277,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in failure_details(result, failed):
             print(f"soak:   {line}", file=sys.stderr)
         return 1
+    if result.get("unjudged"):
+        print(f"soak: error: {result['unjudged']}", file=sys.stderr)
+        return 2
     return 0
 
 

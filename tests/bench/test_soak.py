@@ -16,7 +16,7 @@ import pytest
 from bench.soak import Settings, SoakError, failure_details, plan_faults
 from bench.soakaudio import Event
 from bench.soakdaemon import Detection
-from bench.soakreport import daemon_lateness, heard_offline, match, offset_spread
+from bench.soakreport import daemon_lateness, heard_offline, hearing_verdict, match, offset_spread
 from bench.soakrun import OFFSETS_MS, _delayed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,3 +277,14 @@ def test_a_daemon_that_exits_by_itself_is_a_crash_and_is_restarted(tmp_path):
     assert len(run.exits) >= 2 and len(run.starts) >= 2
     assert all(not e.asked and e.code == 3 for e in run.exits[:2])  # exit 3: a model it cannot run
     assert "missing.onnx" in run.exits[0].last_line
+
+
+def test_a_rig_that_fell_behind_on_every_keyword_is_not_judged():
+    # every audible keyword inside the rig's own gaps: nothing said about the daemon, and why
+    ok, detail, unjudged = hearing_verdict(expected=0, missed=0, spread=[0, 1], rig_lost=5)
+    assert ok is None and unjudged == detail and "rig fell behind" in detail and "5 audible" in detail
+    # some keywords outside the gaps: judged as usual, on those
+    assert hearing_verdict(expected=4, missed=1, spread=[0, 1], rig_lost=5)[::2] == (True, "")
+    assert hearing_verdict(expected=4, missed=2, spread=[0, 1], rig_lost=0)[0] is False
+    # nothing audible and no rig gap: a soak that heard nothing fails
+    assert hearing_verdict(expected=0, missed=0, spread=[], rig_lost=0)[0] is False
