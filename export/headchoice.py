@@ -233,15 +233,12 @@ def choose(
     negatives: dict[str, list[tuple[ScoredStream, np.ndarray]]] = {}
     for stream in source():
         if not stream.positive:
-            negatives.setdefault(stream.group, []).append((_scored(stream, frame_s), head_probs(det, stream.audio)))
+            negatives.setdefault(stream.group, []).append(_scored(det, stream, frame_s))
     if not negatives:
         raise CalibrationDataError("the calibration source produced no negative streams")
     chosen_on = basis({g: [s for s, _ in ss] for g, ss in negatives.items()}) or tuple(negatives)
     negs = [item for g in chosen_on for item in negatives[g]]
-    pos = [
-        (_scored(s, frame_s), head_probs(det, s.audio))
-        for s in take_streams(takes, det.params, streams_cfg, xc.calibration_seed)
-    ]
+    pos = [_scored(det, s, frame_s) for s in take_streams(takes, det.params, streams_cfg, xc.calibration_seed)]
     cal = xc.calibration()
     rows: list[Candidate] = []
     for subset in candidates(n):
@@ -323,10 +320,13 @@ class Candidate:
         }
 
 
-def _scored(stream: Stream, frame_s: float) -> ScoredStream:
+def _scored(det, stream: Stream, frame_s: float) -> tuple[ScoredStream, np.ndarray]:
+    """``stream`` scored by all heads together (what the calibration basis reads: its length), and
+    each head's probabilities ``[heads, frames]`` (what each candidate is scored with)."""
+    probs = head_probs(det, stream.audio)
     return ScoredStream(
-        np.zeros(0, np.float32), frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans)
-    )
+        probs.mean(0), frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans)
+    ), probs
 
 
 def sign_test_p(better: int, worse: int) -> float:

@@ -96,8 +96,15 @@ def test_heads_that_do_equally_well_all_stay_and_the_report_says_why(tmp_path, t
     xc = ExportConfig(keyword_dirs=(str(takes),), min_negative_hours=0.01)
     found = headchoice.keyword_takes(xc, {}, "tone", build, det.params)
     assert len(found.clips) == 24 and found.origins == (str(takes),)
-    choice = headchoice.choose(det, folder_source(calib_dir, det.params), found, xc, StreamConfig(), lambda n: ())
+    seen_hours = []  # the basis (pooled or real alone) is chosen on the negatives' real lengths
+
+    def basis(negatives):
+        seen_hours.append(sum(s.duration_s for group in negatives.values() for s in group) / 3600)
+        return ()
+
+    choice = headchoice.choose(det, folder_source(calib_dir, det.params), found, xc, StreamConfig(), basis)
     assert choice.kept == (0, 1) and "no subset was clearly better" in choice.reason
+    assert seen_hours[0] == pytest.approx(3 * 30.0 / 3600, rel=0.01)  # calib_dir: three 30 s negative streams
     assert [c["heads"] for c in choice.candidates] == [[0, 1], [0], [1]]
     # too few takes: nothing is scored, all heads stay, and the reason names the setting
     few = headchoice.Takes(found.clips[:5], found.origins)
