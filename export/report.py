@@ -160,6 +160,16 @@ def _training_lines(t: dict) -> list[str]:
     return lines
 
 
+def _speakers(shared: list[str]) -> str:
+    """How many ``../shared/data`` speakers, counting the files whose speaker is not known apart
+    (``train.realdata`` makes each its own ``unknown:<path>``)."""
+    unknown = sum(1 for s in shared if s.startswith("unknown:"))
+    known = len(shared) - unknown
+    parts = [f"{known} ../shared/data speakers"] if known else []
+    parts += [f"{unknown} ../shared/data files whose speaker is not known"] if unknown else []
+    return " and ".join(parts)
+
+
 def _head_lines(hc: dict) -> list[str]:
     """The head choice (export.headchoice): what was kept and why, and each candidate's misses."""
     if not hc:
@@ -175,7 +185,7 @@ def _head_lines(hc: dict) -> list[str]:
         shared = hc.get("shared_speakers") or []
         lines.append(
             f"Chosen on {hc['takes']} real takes that never trained ({where}"
-            + (f"; {len(shared)} ../shared/data speakers, left out of `make bench`" if shared else "")
+            + (f"; {_speakers(shared)}, left out of `make bench`" if shared else "")
             + "), each once clean and once over noise, at the thresholds that meet the target "
             "on the calibration's negative streams."
         )

@@ -189,3 +189,19 @@ def test_bad_head_choice_settings_are_refused():
     for bad in ({"shared_keyword_share": 1.5}, {"choice_min_takes": 0}, {"choice_alpha": 0.0}, {"choice_margin": -1}):
         with pytest.raises(ValueError):
             ExportConfig(**bad)
+
+
+def test_the_report_counts_takes_without_a_speaker_apart_from_named_speakers():
+    from export.report import _head_lines
+
+    hc = {
+        "heads": 3,
+        "kept": [2],
+        "reason": "heads [2] missed fewer",
+        "takes": 40,
+        "origins": ["../shared/data"],
+        "shared_speakers": ["krisgesling", "unknown:computer/picovoice/a.wav", "unknown:computer/picovoice/b.wav"],
+    }
+    text = "\n".join(_head_lines(hc))
+    assert "Shipped: **heads [2] of 3**" in text
+    assert "1 ../shared/data speakers and 2 ../shared/data files whose speaker is not known" in text
