@@ -203,7 +203,7 @@ def analyse(
     heard = heard_offline(events, reference, tolerance_s)
     audible = [all(h) for h in heard]
     ref = np.array(sorted(reference[0]))
-    in_outage = [any(a <= e.end_s and e.start_s <= b for a, b, _ in outages) for e in events]
+    in_outage = [_within(e, outages) for e in events]
     arrivals = [d.at - soak.t0 for d in soak.daemon.detections]
     matched, late, unexpected = match(events, arrivals, tolerance_s)
     own = daemon_lateness(soak.daemon.detections, [at for at, ln in soak.daemon.lines if "listening on" in ln])
@@ -372,8 +372,9 @@ def analyse(
     }
 
 
-def _within(event, outages, kind: str) -> bool:
-    return any(a <= event.end_s and event.start_s <= b for a, b, k in outages if k == kind)
+def _within(event, outages, kind: str | None = None) -> bool:
+    """Whether ``event`` overlaps an outage (of ``kind``, or of any kind)."""
+    return any(a <= event.end_s and event.start_s <= b for a, b, k in outages if kind in (None, k))
 
 
 def hearing_verdict(expected: int, missed: int, spread: list[int], rig_lost: int) -> tuple[bool | None, str, str]:

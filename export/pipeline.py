@@ -93,12 +93,12 @@ def run(keyword: str, build: Path, cfg: dict, xc: ExportConfig, source: Source |
         finally:
             for path in (out_dir / "candidate.onnx", out_dir / "candidate.int8.onnx"):
                 path.unlink(missing_ok=True)
-        if int8:
-            int8.update(quantized_nodes=quantized, **_int8_cost_verdict(cost, xc))
-            _keep_or_drop_int8(int8, build)
-        cost["fp32"]["model_bytes"] = (build / MODEL_FILE).stat().st_size
-        if int8.get("kept"):
-            cost["int8"]["model_bytes"] = (build / INT8_FILE).stat().st_size
+    if int8:
+        int8.update(quantized_nodes=quantized, **_int8_cost_verdict(cost, xc))
+        _keep_or_drop_int8(int8, build)
+    cost["fp32"]["model_bytes"] = (build / MODEL_FILE).stat().st_size
+    if int8.get("kept"):
+        cost["int8"]["model_bytes"] = (build / INT8_FILE).stat().st_size
     return ExportResult(build / MODEL_FILE, meta, ops, parity, cal, cost, int8, time.monotonic() - t0)
 
 

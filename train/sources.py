@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from train import tts, workpool
 from train.audio_io import AUDIO_KINDS, AudioReadError, duration_s, read_audio, resample, write_wav
 from train.dataconfig import DataConfig
 from train.voicesplit import BY_RENDER, SPLITS, stable_split
+
+if TYPE_CHECKING:
+    from train.label.labels import Label
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +283,7 @@ def _required_audio(folder: str) -> list[Path]:
     return files
 
 
-def user_label(path: Path):
+def user_label(path: Path) -> Label | None:
     """The label beside ``path`` (a :class:`train.label.labels.Label`), or None when there is none
     or it is bad: a bad one is reported and the clip counts as unlabelled."""
     from train.label.labels import LabelError, load_label

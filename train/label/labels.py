@@ -157,7 +157,7 @@ def read_label(audio: Path, duration_s: float | None) -> LabelState:
             problem = f"{exc}; kept as {keep_bad_copy(path, raw).name}, treated as unlabelled"
         log.warning("%s", problem)
         return LabelState(Label(), problem=problem)
-    return LabelState(Label(), problem="") if label is None else LabelState(label, exists=True)
+    return LabelState(Label()) if label is None else LabelState(label, exists=True)
 
 
 def keep_bad_copy(path: Path, raw: bytes) -> Path:
