@@ -16,6 +16,7 @@ point of the curve is what the daemon would do at that threshold.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,16 @@ import numpy as np
 
 from bench.testsets import HARD_NEGATIVES, TestAudio
 from device.decision import DecisionConfig, detect
-from train.metrics import DetCurve, ScoredStream, det_curve, evaluate, match, operating_index
+from train.metrics import (
+    DetCurve,
+    ScoredStream,
+    classify,
+    det_curve,
+    evaluate,
+    match,
+    negative_seconds,
+    operating_index,
+)
 
 
 def sweep_thresholds(n: int) -> np.ndarray:
@@ -44,6 +54,10 @@ class Point:
     miss_rate: float
     fa_per_hour: float
     """Measured false accepts/h at that threshold."""
+    miss_low: float = float("nan")
+    miss_high: float = float("nan")
+    """Bootstrap interval of the miss rate at this target (:func:`with_intervals`): the same
+    operating point re-chosen on resampled keywords and blocks of negative time."""
 
 
 @dataclass
@@ -73,6 +87,103 @@ def curve_points(curve: DetCurve, targets: tuple[float, ...]) -> list[Point]:
         else:
             out.append(Point(t, float(curve.thresholds[i]), float(curve.miss_rate[i]), float(fa[i])))
     return out
+
+
+def set_items(tests: list[TestAudio], condition: str, source: str) -> list[TestAudio]:
+    """The WAVs one (voices, condition) curve counts: that source's keyword WAVs of the condition
+    (their gaps between keywords count as negative time too), then all ordinary negatives of the
+    condition (confusables are never pooled)."""
+    pos = [t for t in tests if t.spec.condition == condition and t.spec.positive and t.spec.source == source]
+    neg = [
+        t for t in tests if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES
+    ]
+    return pos + neg
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """What a bootstrap of one (voices, condition) set draws from, at every swept setting: whether
+    each keyword was hit, and the false accepts in each block of negative time."""
+
+    hits: np.ndarray
+    """bool ``[settings, keywords]``."""
+    false_accepts: np.ndarray
+    """int ``[settings, blocks]``."""
+    block_hours: np.ndarray
+    """Negative hours in each block ``[blocks]``."""
+
+
+def resampling(
+    items: list[TestAudio],
+    detections: Callable[[TestAudio, float], list[float]],
+    settings: np.ndarray,
+    tolerance_s: float,
+    block_s: float,
+) -> Resampling:
+    """Every keyword's outcome and every ``block_s`` of negative time's false accepts, at each
+    of ``settings`` (ascending; a threshold, or a peer's ``1 - sensitivity``)."""
+    blocks: list[tuple[TestAudio, float, float]] = []
+    where: dict[str, tuple[int, int]] = {}  # WAV -> (its first block, its block count)
+    for t in items:
+        starts = np.arange(0.0, t.duration_s, block_s).tolist()
+        where[t.wav.name] = (len(blocks), len(starts))
+        blocks += [(t, a, min(a + block_s, t.duration_s)) for a in starts]
+    hours = np.array([negative_seconds(t.spans, tolerance_s, t.ignore, a, b) / 3600 for t, a, b in blocks])
+    hits = np.zeros((len(settings), sum(len(t.spans) for t in items)), bool)
+    fas = np.zeros((len(settings), len(blocks)), int)
+    for i, setting in enumerate(settings):
+        k = 0
+        for t in items:
+            hit, fa_times = classify(detections(t, float(setting)), list(t.spans), tolerance_s, t.ignore)
+            hits[i, k : k + len(hit)] = hit
+            k += len(hit)
+            first, count = where[t.wav.name]
+            for when in fa_times:
+                fas[i, first + min(max(int(when // block_s), 0), count - 1)] += 1
+    return Resampling(hits, fas, hours)
+
+
+def with_intervals(
+    points: list[Point], r: Resampling, draws: int, level: float, rng: np.random.Generator
+) -> list[Point]:
+    """``points`` with the central ``level`` interval of their miss rates over ``draws`` bootstrap
+    resamples: keywords and blocks of negative time drawn with replacement, the operating point
+    re-chosen on each draw's false accepts (so the interval includes how much the threshold
+    moves with which few negatives score highest), the miss rate read on its keywords."""
+    n_kw, n_blocks = r.hits.shape[1], len(r.block_hours)
+    if draws < 1 or n_kw == 0 or n_blocks == 0:
+        return points
+    misses = np.empty((len(points), draws))
+    for d in range(draws):
+        kw = np.bincount(rng.integers(0, n_kw, n_kw), minlength=n_kw)
+        bl = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
+        hours = float(r.block_hours @ bl)
+        fa = r.false_accepts @ bl / hours if hours > 0 else np.full(len(r.false_accepts), np.nan)
+        heard = r.hits @ kw / n_kw
+        for j, p in enumerate(points):
+            i = operating_index(fa, p.target_fa_per_hour)
+            misses[j, d] = 1.0 if i is None else 1.0 - heard[i]
+    lo, hi = np.percentile(misses, [50 * (1 - level), 50 * (1 + level)], axis=1)
+    return [dataclasses.replace(p, miss_low=float(a), miss_high=float(b)) for p, a, b in zip(points, lo, hi)]
+
+
+def resampled(
+    points: list[Point],
+    tests: list[TestAudio],
+    condition: str,
+    source: str,
+    detections: Callable[[TestAudio, float], list[float]],
+    settings: np.ndarray,
+    bc,
+    rng: np.random.Generator,
+) -> list[Point]:
+    """The operating ``points`` of one (voices, condition) curve with their bootstrap intervals
+    (``bc``: the ``[bench]`` settings ``interval_*`` and ``tolerance_s``)."""
+    if bc.interval_draws < 1:
+        return points
+    items = set_items(tests, condition, source)
+    r = resampling(items, detections, settings, bc.tolerance_s, bc.interval_block_s)
+    return with_intervals(points, r, bc.interval_draws, bc.interval_level, rng)
 
 
 def by_condition(tests: list[TestAudio], streams: dict[str, ScoredStream]) -> dict[str, dict]:
@@ -197,17 +308,14 @@ def detections_curve(
     ``runs``: ``{setting: {wav name: detection times}}``; a larger setting must mean fewer
     detections (e.g. ``1 - sensitivity``), so it plays the role of the threshold.
     """
-    pos = [t for t in tests if t.spec.condition == condition and t.spec.positive and t.spec.source == source]
-    neg = [
-        t for t in tests if t.spec.condition == condition and not t.spec.positive and t.spec.source != HARD_NEGATIVES
-    ]
+    items = set_items(tests, condition, source)
     settings = sorted(runs)
     miss, fa = [], []
     keywords = hours = 0.0
     for s in settings:
         hits = kws = fas = 0
         neg_s = 0.0
-        for t in pos + neg:
+        for t in items:
             h, f, n = match(runs[s][t.wav.name], list(t.spans), t.duration_s, tolerance_s, list(t.ignore))
             hits, kws, fas, neg_s = hits + h, kws + len(t.spans), fas + f, neg_s + n
         miss.append(1 - hits / kws if kws else float("nan"))

@@ -24,6 +24,13 @@ class BenchConfig:
     out: those a model was shown in training, e.g. the field loop's household (``bench/fieldloop.py``)."""
     fa_targets_per_hour: tuple[float, ...] = (0.5, 0.1)
     """False-accept rates at which miss rates are reported (per hour)."""
+    interval_draws: int = 1000
+    """Bootstrap resamples behind each miss rate's interval in the report (0: none)."""
+    interval_level: float = 0.9
+    """Central share of the resampled miss rates the interval spans."""
+    interval_block_s: float = 60.0
+    """Negative audio is resampled in blocks of this length (s): a false accept's neighbours in
+    one recording are not independent of it."""
     tolerance_s: float = 1.0
     """A detection up to this long after the keyword ends still counts as a hit (s)."""
     sweep_thresholds: int = 193
@@ -56,6 +63,8 @@ class BenchConfig:
             raise ValueError("latency_hops_s must be positive step sizes")
         if any(not 0 <= s <= 1 for s in self.peer_sensitivities):
             raise ValueError("peer_sensitivities must lie in [0, 1]")
+        if self.interval_draws < 0 or not 0 < self.interval_level < 1 or not 0 < self.interval_block_s < float("inf"):
+            raise ValueError("interval_draws >= 0, interval_level in (0, 1) and a positive interval_block_s required")
         if self.sweep_thresholds < 2 or self.step_cost_steps < 1 or self.led_keywords < 0:
             raise ValueError("sweep_thresholds >= 2, step_cost_steps >= 1, led_keywords >= 0 required")
         if self.real_keyword_clips < 0 or self.real_negative_clips < 0:

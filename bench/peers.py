@@ -229,9 +229,11 @@ def peer_accuracy(
         return runs[key][t.wav.name] if abs(key - threshold) < 1e-9 else []
 
     rows = []
+    rng = np.random.default_rng(bc.seed)
     for source, condition in sorted({(t.spec.source, t.spec.condition) for t in tests if t.spec.positive}):
         curve = accuracy.detections_curve(runs, tests, condition, source, bc.tolerance_s)
         points = accuracy.curve_points(curve, bc.fa_targets_per_hour)
+        points = accuracy.resampled(points, tests, condition, source, at_setting, curve.thresholds, bc, rng)
         row = set_row(
             source,
             condition,

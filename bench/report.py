@@ -54,8 +54,15 @@ def _miss(engine: dict, source: str, condition: str, target: float):
 
 
 def _miss_cell(engine: dict, source: str, condition: str, target: float) -> str:
+    """The miss rate and, where the bench resampled it, its interval: ``11.9 % (7.1-21.3)``."""
     p = _point(engine, source, condition, target)
-    return "not reached" if p is not None and not _reached(p) else _pct(_miss(engine, source, condition, target))
+    if p is not None and not _reached(p):
+        return "not reached"
+    cell = _pct(_miss(engine, source, condition, target))
+    lo, hi = (p or {}).get("miss_low"), (p or {}).get("miss_high")
+    if isinstance(lo, float) and isinstance(hi, float) and not (math.isnan(lo) or math.isnan(hi)):
+        cell += f" ({100 * lo:.1f}-{100 * hi:.1f})"
+    return cell
 
 
 def headline(result: dict) -> list[str]:
@@ -242,6 +249,7 @@ def tests_lines(result: dict) -> list[str]:
 
 
 def negatives_note(result: dict) -> str:
+    cfg = result["config"]
     hours: dict[str, float] = {}
     for t in result["tests"]:
         if not t["positive"] and t["source"] != "confusables":
@@ -253,6 +261,14 @@ def negatives_note(result: dict) -> str:
         "With `h` hours the smallest non-zero rate is `1/h` per hour, so a target below that means zero "
         'false accepts in those hours. "not reached": even the lowest sensitivity swept for a peer fires '
         "more often than the target (`[bench] peer_sensitivities`)."
+        + (
+            f" In brackets: the {100 * cfg['interval_level']:g} % bootstrap interval of a miss rate "
+            f"({cfg['interval_draws']} resamples of the keywords and of {cfg['interval_block_s']:g} s blocks of "
+            "negative audio, the operating point re-chosen on each): an operating point at 0.5 FA/h over a few "
+            "hours rests on the two or three highest-scoring negatives, and moves with them."
+            if cfg.get("interval_draws")
+            else ""
+        )
     )
 
 

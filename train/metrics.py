@@ -56,6 +56,40 @@ class Outcome:
         return self.false_accepts / self.negative_hours if self.negative_hours > 0 else float("nan")
 
 
+def classify(
+    detection_times_s: list[float],
+    spans: list[tuple[float, float]],
+    tolerance_s: float,
+    ignore: Sequence[tuple[float, float]] = (),
+) -> tuple[list[bool], list[float]]:
+    """-> (whether each keyword span was hit, the times of the false accepts) for one stream: a
+    detection in ``[start, end + tolerance_s]`` of a span hits it; one outside every span and
+    every ``ignore`` stretch is a false accept."""
+    hit = [False] * len(spans)
+    false_accepts = []
+    for t in detection_times_s:
+        matched = False
+        for k, (start, end) in enumerate(spans):
+            if start <= t <= end + tolerance_s:
+                hit[k] = matched = True
+        if not matched and not any(a <= t <= b for a, b in ignore):
+            false_accepts.append(t)
+    return hit, false_accepts
+
+
+def negative_seconds(
+    spans: Sequence[tuple[float, float]],
+    tolerance_s: float,
+    ignore: Sequence[tuple[float, float]],
+    start_s: float,
+    end_s: float,
+) -> float:
+    """Seconds of ``[start_s, end_s)`` outside every keyword window (``span + tolerance_s``) and
+    ``ignore`` stretch: the time false accepts are counted over."""
+    covered = _union_length([(s, e + tolerance_s) for s, e in spans] + list(ignore), end_s, start_s)
+    return max(end_s - start_s - covered, 0.0)
+
+
 def match(
     detection_times_s: list[float],
     spans: list[tuple[float, float]],
@@ -64,20 +98,14 @@ def match(
     ignore: Sequence[tuple[float, float]] = (),
 ) -> tuple[int, int, float]:
     """-> (hits, false accepts, negative seconds) for one stream."""
-    hit = [False] * len(spans)
-    false_accepts = 0
-    for t in detection_times_s:
-        matched = False
-        for k, (start, end) in enumerate(spans):
-            if start <= t <= end + tolerance_s:
-                hit[k] = matched = True
-        false_accepts += not matched and not any(a <= t <= b for a, b in ignore)
-    covered = _union_length([(s, e + tolerance_s) for s, e in spans] + list(ignore), duration_s)
-    return sum(hit), false_accepts, max(duration_s - covered, 0.0)
+    hit, false_accepts = classify(detection_times_s, spans, tolerance_s, ignore)
+    return sum(hit), len(false_accepts), negative_seconds(spans, tolerance_s, ignore, 0.0, duration_s)
 
 
-def _union_length(intervals: list[tuple[float, float]], duration_s: float) -> float:
-    clipped = sorted((max(0.0, s), min(duration_s, e)) for s, e in intervals)
+def _union_length(intervals: list[tuple[float, float]], end_s: float, start_s: float = 0.0) -> float:
+    """Length of the union of ``intervals`` inside ``[start_s, end_s]``."""
+    clipped = sorted((max(start_s, s), min(end_s, e)) for s, e in intervals)
+    clipped = [(s, e) for s, e in clipped if e > s]
     if not clipped:
         return 0.0
     total = 0.0

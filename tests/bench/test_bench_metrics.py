@@ -200,3 +200,67 @@ def test_a_peer_target_no_sensitivity_reached_is_not_reported_as_a_miss_rate():
     assert report._miss_cell(peer, "real", "clean", 0.1) == "not reached"
     assert report._miss(peer, "real", "clean", 0.1) is None  # so no ratio is drawn from it
     assert report._miss_cell(peer, "real", "10 dB", 0.1) == "-"
+
+
+def _many(n_keywords: int, neg_hours: float, high_negatives: list[float], seed: int = 0):
+    """Keywords scoring 0.5..0.99 (one per 5 s), and ``neg_hours`` of negatives spiking at 0.3
+    every minute plus one spike at each of ``high_negatives``."""
+    rng = np.random.default_rng(seed)
+    spans = [(5.0 * k + 1.0, 5.0 * k + 1.5) for k in range(n_keywords)]
+    scores = rng.uniform(0.5, 0.99, n_keywords)
+    pos = _audio(SetSpec("real", "clean", True), "pos", spans, 5.0 * n_keywords)
+    duration = neg_hours * 3600
+    spikes = [(60.0 * m + 30.0, 0.3) for m in range(int(duration // 60))]
+    spikes += [(duration * (j + 1) / (len(high_negatives) + 1) + 7.0, p) for j, p in enumerate(high_negatives)]
+    neg = _audio(SetSpec("real", "clean", False), "neg", [], duration)
+    streams = {
+        "pos.wav": accuracy.scored(
+            pos, _probs(pos.duration_s, [(e + 0.1, p) for (_, e), p in zip(spans, scores)]), FRAME_S
+        ),
+        "neg.wav": accuracy.scored(neg, _probs(duration, spikes), FRAME_S),
+    }
+    return [pos, neg], streams
+
+
+def _intervals(tests, streams, draws=300, seed=1):
+    decision = DecisionConfig(0.5, 1, 2.0)
+    thresholds = accuracy.sweep_thresholds(97)
+    (s,) = accuracy.model_sets(tests, streams, decision, (0.5,), thresholds, TOL_S)
+    rule = accuracy.rule_detections(streams, decision)
+    r = accuracy.resampling(accuracy.set_items(tests, "clean", "real"), rule, s.curve.thresholds, TOL_S, 60.0)
+    (p,) = accuracy.with_intervals(s.points, r, draws, 0.9, np.random.default_rng(seed))
+    return s, r, p
+
+
+def test_the_resampled_units_add_up_to_the_curve():
+    """Keyword outcomes and false accepts per block, summed over the blocks, are the DET curve
+    itself at every swept threshold: the bootstrap draws from what the figure counts."""
+    tests, streams = _many(40, 0.5, [0.97, 0.9])
+    s, r, _ = _intervals(tests, streams, draws=1)
+    assert r.hits.shape == (len(s.curve.thresholds), 40)
+    np.testing.assert_allclose(r.false_accepts.sum(1) / r.block_hours.sum(), s.curve.fa_per_hour)
+    np.testing.assert_allclose(1 - r.hits.mean(1), s.curve.miss_rate)
+    assert r.block_hours.sum() == pytest.approx(s.curve.negative_hours)
+
+
+def test_an_operating_point_on_a_few_high_negatives_gets_a_wide_interval():
+    """Two negatives far above the rest set the 0.5 FA/h point over 2 h (at most one false
+    accept): resamples that leave one out move the threshold down past many keywords. Without
+    them the point is set by the 0.3 floor and barely moves."""
+    tests, streams = _many(60, 2.0, [0.98, 0.96])
+    _, _, shaky = _intervals(tests, streams)
+    assert shaky.miss_low <= shaky.miss_rate <= shaky.miss_high
+    assert shaky.miss_high - shaky.miss_low > 0.3
+    tests, streams = _many(60, 2.0, [])
+    _, _, steady = _intervals(tests, streams)
+    assert steady.miss_rate == 0.0 and steady.miss_low == steady.miss_high == 0.0
+
+
+def test_the_headline_shows_the_interval_beside_the_miss_rate():
+    from bench.report import _miss_cell
+
+    point = {"target_fa_per_hour": 0.5, "threshold": 0.98, "miss_rate": 0.119, "fa_per_hour": 0.3}
+    engine = {"sets": [{"source": "real", "condition": "clean", "points": [point]}]}
+    assert _miss_cell(engine, "real", "clean", 0.5) == "11.9 %"
+    point.update(miss_low=0.071, miss_high=0.213)
+    assert _miss_cell(engine, "real", "clean", 0.5) == "11.9 % (7.1-21.3)"

@@ -30,6 +30,7 @@ def test_accuracy_through_the_daemon(result):
     clean = next(s for s in ours["sets"] if s["condition"] == "clean")
     assert clean["keywords"] == 6 and clean["negative_hours"] > 0
     assert all(p["miss_rate"] == 0.0 for p in clean["points"])  # the tone model finds every clean tone
+    assert all(p["miss_low"] <= p["miss_rate"] <= p["miss_high"] for s in ours["sets"] for p in s["points"])
     cal = ours["calibrated"]
     assert cal["tone-clean-pos"]["hits"] == 6 and cal["tone-clean-neg"]["false_accepts"] == 0
 
