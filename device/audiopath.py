@@ -10,6 +10,9 @@ callbacks and :class:`~device.listenstats.Stats` say. The rules it keeps:
 - **Stale audio is dropped** (live only). At most the newest ``stale_after_s`` of what
   arrived is kept -- none at all when the caller says the loop itself ``stalled``, and then
   none of the first audio that arrives after it either, if nothing waited yet (:func:`split_stale`).
+  After a stall the audio thread may hand its backlog over across several ticks: as long as a
+  tick brings more audio than the time since the one before (plus ``CATCH_UP_SLACK_S``), that
+  audio is still the stall's backlog, however little of it there is, and it is dropped too.
 - **Whole hops.** Live, each :meth:`AudioPath.feed` steps every whole output hop that has
   arrived; a file steps exactly ``chunk_samples`` at a time, so results do not depend on the
   block size; :meth:`AudioPath.finish` steps what whole hops are left.
@@ -43,6 +46,11 @@ log = logging.getLogger(__name__)
 
 STALE_WARNING_EVERY_S = 60.0
 """Repeated stale-audio drops are logged at most this often (the STATUS line counts them all)."""
+
+CATCH_UP_SLACK_S = 0.5
+"""After a stall, a tick that brings more than the time since the previous tick plus this much
+audio is still catching up on the stall's backlog (s). Live capture hands audio over every few
+tens of ms, so a tick on time brings about what the time since the last one holds."""
 
 
 @dataclass
@@ -111,7 +119,9 @@ class AudioPath:
         self._skipped: tuple[np.ndarray, float] | None = None
         self._last_stale_warning = -float("inf")
         self._stall_pending = False  # the loop stalled and no audio has come since
+        self._catching_up = False  # ... and the audio that has come since is still its backlog
         self._tick_started = time.monotonic()
+        self._since_last_tick_s = 0.0
 
     @property
     def _mixer(self) -> Downmixer:
@@ -123,7 +133,7 @@ class AudioPath:
         """Blocks of ``session`` come next, reduced by ``mix``; its frame 0 is at stream time
         ``offset_s``. Blocks of any other session are ignored from now on."""
         self.session, self._mix = session, mix
-        self._stall_pending = False  # a new session starts a new segment anyway
+        self._stall_pending = self._catching_up = False  # a new session starts a new segment anyway
         self._session_offset_s = offset_s
         self._expected_frame = None
 
@@ -135,7 +145,8 @@ class AudioPath:
     def feed(self, blocks: list[Block], stalled: bool = False) -> None:
         """Process what arrived (one inference tick). ``stalled``: the loop sat idle for longer
         than ``stale_after_s``, so all that waits is stale (live only)."""
-        self._tick_started = time.monotonic()
+        now = time.monotonic()
+        self._since_last_tick_s, self._tick_started = now - self._tick_started, now
         if self.live:
             blocks = self._drop_stale(blocks, stalled)
         for b in blocks:
@@ -158,12 +169,17 @@ class AudioPath:
         # A stall with nothing waiting yet (SIGCONT woke this loop before the audio thread) holds
         # for the first audio that comes: it continues the stream right where the stall began, and
         # stepped on, would complete a keyword from before the stall -- seconds late.
+        # After the stall's first audio, the audio thread may still be handing the rest of its
+        # backlog over: a tick that brings more audio than the time since the last one is still
+        # catching up, and what it brings is as old as the stall, however little of it there is.
         stalled = self._stall_pending = self._stall_pending or stalled
         if not blocks:
             return blocks
         rate = self._mixer.in_rate_hz
         total = sum(b.frames for b in blocks)
-        blocks, dropped = split_stale(blocks, 0 if stalled else round(self.stale_after_s * rate))
+        backlog = self._catching_up and total / rate > self._since_last_tick_s + CATCH_UP_SLACK_S
+        self._catching_up = stalled or backlog
+        blocks, dropped = split_stale(blocks, 0 if self._catching_up else round(self.stale_after_s * rate))
         self._stall_pending = False
         if not dropped:
             return blocks
@@ -298,6 +314,7 @@ class AudioPath:
         if held_s <= self.stale_after_s:
             return False
         self._expected_frame = None
+        self._catching_up = True  # what the audio thread hands over next is the hold-up's backlog
         seconds = frames / self.params.sample_rate
         self._count_drop(
             seconds,

@@ -117,6 +117,33 @@ def test_a_stall_noticed_before_its_audio_arrives_drops_the_first_audio_that_com
     assert path.stats.dropped_s == pytest.approx(0.25, abs=BLOCK / RATE)  # the first tick's audio only
 
 
+def test_a_stall_backlog_handed_over_across_several_ticks_is_dropped_until_the_audio_catches_up(engine):
+    """After SIGCONT the audio thread may hand a stall's backlog over over several ticks, each
+    under ``stale_after_s``. A tone said early in the stall must not fire late from the second
+    tick's share; fresh audio after the catch-up is heard as usual."""
+
+    def scenario(stalled: bool):
+        path, dets, _ = make_path(engine, stale_after_s=1.5)
+        path.feed(blocks(tone_clip(1.0, [], seed=2)))
+        backlog = tone_clip(3.0, [0.4], seed=3)  # said early in a 3 s stall
+        start = RATE
+        for k, share_s in enumerate((0.25, 1.0, 1.0, 0.75)):  # handed over back to back
+            n = round(share_s * RATE)
+            path.feed(blocks(backlog[:n], start_frame=start), stalled=stalled and k == 0)
+            backlog, start = backlog[n:], start + n
+        fresh = tone_clip(3.0, [1.0], seed=4)  # then the audio comes on time, a tick per 0.25 s
+        for i in range(0, len(fresh), RATE // 4):
+            path.feed(blocks(fresh[i : i + RATE // 4], start_frame=start + i))
+        return path, dets
+
+    path, dets = scenario(stalled=False)  # no stall: the same audio is all heard, both tones
+    assert len(dets) == 2 and path.stats.stale_drops == 0
+    path, dets = scenario(stalled=True)
+    assert len(dets) == 1 and dets[0].time_s > 4.0 + 1.0  # only the fresh tone
+    assert path.stats.dropped_s == pytest.approx(3.0, abs=BLOCK / RATE)  # the whole backlog
+    assert path.stats.audio_s == pytest.approx(1.0 + 3.0, abs=2 * BLOCK / RATE)
+
+
 def test_a_step_held_up_for_longer_than_stale_after_s_fires_nothing(engine):
     """A process stopped (or starved) in the middle of the step that would fire must not fire when
     it goes on: its audio is as old as the stop is long. The model restarts on the next audio."""
