@@ -65,10 +65,14 @@ class ExportConfig(CalibrationConfig):
     who trained). The model records them and ``make bench`` leaves them out of its figures."""
     choice_min_takes: int = 20
     """Fewer real takes than this: keep all heads without scoring."""
-    choice_margin: float = 0.05
+    choice_margin: float = 0.02
     """A subset must miss at least this share of the take copies fewer than all heads ..."""
     choice_alpha: float = 0.05
-    """... and win a sign test over the takes at this level (Bonferroni over the candidates)."""
+    """... win a sign test over the takes at this level (Bonferroni over the candidates) ..."""
+    choice_draws: int = 1000
+    choice_confidence: float = 0.95
+    """... and miss fewer in at least this share of ``choice_draws`` bootstrap resamples of the
+    negative streams and the takes, the thresholds chosen afresh on each (0 draws: not asked)."""
     calibration_seed: int = 4242
     """Seed of the calibration audio (texts, voices, noise)."""
     parity_tolerance: float = 1e-4
@@ -98,6 +102,8 @@ class ExportConfig(CalibrationConfig):
             raise ValueError("shared_keyword_share must be in [0, 1]")
         if self.choice_min_takes < 1 or not 0 <= self.choice_margin <= 1 or not 0 < self.choice_alpha <= 1:
             raise ValueError("choice_min_takes must be >= 1, choice_margin in [0, 1] and choice_alpha in (0, 1]")
+        if self.choice_draws < 0 or not 0 <= self.choice_confidence <= 1:
+            raise ValueError("choice_draws must be >= 0 and choice_confidence in [0, 1]")
         if self.real_basis not in ("pooled", "real"):
             raise ValueError(f"real_basis must be pooled or real, got {self.real_basis!r}")
         if not 0 <= self.real_min_hours < float("inf"):

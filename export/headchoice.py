@@ -11,9 +11,13 @@ trained -- the user's ``recordings/<keyword>/check`` (``make record KIND=check``
 on development machines a share of
 ``../shared/data``'s speakers (``shared_keyword_share``) -- export scores every candidate subset
 of the heads at the calibration target and keeps a smaller one only when it misses clearly fewer
-takes: by at least ``choice_margin`` *and* by a sign test over the takes (takes it hears that all
-heads miss against the reverse, Bonferroni over the candidates, ``choice_alpha``). Otherwise all
-heads stay, and the report says why.
+takes: by at least ``choice_margin``, by a sign test over the takes (takes it hears that all
+heads miss against the reverse, Bonferroni over the candidates, ``choice_alpha``), *and* in at
+least ``choice_confidence`` of ``choice_draws`` bootstrap resamples of the calibration's negative
+streams and of the takes, each subset's threshold chosen afresh on every draw (:func:`bootstrap_wins`).
+The sign test sees only which takes were drawn; a threshold at 0.5 false accepts per hour rests
+on the two or three highest-scoring negatives, and the bootstrap sees how much that moves.
+Otherwise all heads stay, and the report says why.
 
 Scores come from PyTorch, one whole-stream pass each (the front end once, each head on its
 embeddings: what the exported graph computes, see the parity check). Each subset's threshold is
@@ -74,6 +78,8 @@ class HeadChoice:
     """Per candidate subset: heads, threshold, missed (of ``2 * takes``), miss rate, target met."""
     sign_test: dict = field(default_factory=dict)
     """Best subset against all heads: takes it hears better / worse, p-value (Bonferroni)."""
+    bootstrap: dict = field(default_factory=dict)
+    """Best subset against all heads over resampled negatives and takes: draws, share it won."""
 
     def to_dict(self) -> dict:
         return {
@@ -85,6 +91,7 @@ class HeadChoice:
             "shared_speakers": list(self.shared_speakers),
             "candidates": self.candidates,
             "sign_test": self.sign_test,
+            "bootstrap": self.bootstrap,
         }
 
 
@@ -255,11 +262,77 @@ def choose(
         log.info(
             "heads %s: threshold %.4f, missed %d of %d real take copies", subset, threshold, rows[-1].missed, heard.size
         )
-    return decide(base, rows, xc)
+
+    def robustness(best: Candidate) -> float:
+        everyone, subset = (grid_outcomes(negs, pos, c.heads, cal) for c in (rows[0], best))
+        rng = np.random.default_rng(xc.calibration_seed)
+        return bootstrap_wins(everyone, subset, cal.target_fa_per_hour, xc.choice_draws, rng)
+
+    return decide(base, rows, xc, robustness)
 
 
-def decide(base: HeadChoice, rows: list[Candidate], xc) -> HeadChoice:
-    """The rule (module doc) over the scored candidates, all heads first."""
+@dataclass(frozen=True)
+class GridOutcomes:
+    """One subset of the heads on a grid of thresholds (ascending): each negative stream's false
+    accepts, and whether each take copy was heard (every take clean, then every take over noise)."""
+
+    false_accepts: np.ndarray
+    """int ``[streams, thresholds]``."""
+    hours: np.ndarray
+    """Negative hours of each stream."""
+    heard: np.ndarray
+    """bool ``[take copies, thresholds]``."""
+
+
+BOOTSTRAP_GRID = 1.0 / (1.0 + np.exp(-np.arange(0.0, 12.0, 0.05)))
+"""Thresholds the bootstrap re-chooses among: 0.5 .. 0.999994, 0.05 apart in logit space."""
+
+
+def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> GridOutcomes:
+    from export.calibrate import _rule
+
+    def outcomes(scored: ScoredStream, probs: np.ndarray) -> list:
+        s = dataclasses.replace(scored, probs=probs[list(heads)].mean(0))
+        return [evaluate([s], _rule(cal, t), cal.tolerance_s) for t in BOOTSTRAP_GRID]
+
+    neg = [outcomes(s, p) for s, p in negs]
+    return GridOutcomes(
+        np.array([[o.false_accepts for o in row] for row in neg], int).reshape(len(neg), -1),
+        np.array([row[0].negative_hours for row in neg]),
+        np.array([[o.hits > 0 for o in outcomes(s, p)] for s, p in pos], bool).reshape(len(pos), -1),
+    )
+
+
+def bootstrap_wins(
+    everyone: GridOutcomes, subset: GridOutcomes, target: float, draws: int, rng: np.random.Generator
+) -> float:
+    """Share of ``draws`` resamples in which ``subset`` misses fewer take copies than ``everyone``:
+    negative streams and takes (both copies of a take together) drawn with replacement, and each
+    side's threshold re-chosen on the drawn negatives (the lowest grid point meeting ``target``)."""
+    from train.metrics import operating_index
+
+    n_streams, n_takes = len(everyone.hours), everyone.heard.shape[0] // len(TAKE_GROUPS)
+    if draws < 1 or n_streams == 0 or n_takes == 0:
+        return 1.0
+    wins = 0
+    for _ in range(draws):
+        ws = np.bincount(rng.integers(0, n_streams, n_streams), minlength=n_streams)
+        wt = np.tile(np.bincount(rng.integers(0, n_takes, n_takes), minlength=n_takes), len(TAKE_GROUPS))
+        hours = float(ws @ everyone.hours)
+        missed = []
+        for side in (everyone, subset):
+            i = operating_index(ws @ side.false_accepts / hours if hours > 0 else np.zeros(1), target)
+            missed.append(int(wt.sum()) if i is None else int(wt.sum() - wt @ side.heard[:, i]))
+        wins += missed[1] < missed[0]
+    return wins / draws
+
+
+def decide(
+    base: HeadChoice, rows: list[Candidate], xc, robustness: Callable[[Candidate], float] | None = None
+) -> HeadChoice:
+    """The rule (module doc) over the scored candidates, all heads first. ``robustness(best)``:
+    the share of bootstrap draws the best subset wins (:func:`bootstrap_wins`); asked only when
+    the margin and the sign test hold (None: not asked)."""
     n = base.heads
     out = dataclasses.replace(base, candidates=[r.to_dict() for r in rows])
     everyone = rows[0]
@@ -273,18 +346,30 @@ def decide(base: HeadChoice, rows: list[Candidate], xc) -> HeadChoice:
     gain = everyone.miss_rate - best.miss_rate
     heads = list(best.heads)
     out.sign_test = {"heads": heads, "better": better, "worse": worse, "p_bonferroni": p, "gain": gain}
-    if gain >= xc.choice_margin and p <= xc.choice_alpha:
+    won = None
+    if gain >= xc.choice_margin and p <= xc.choice_alpha and robustness is not None:
+        won = robustness(best)
+        out.bootstrap = {"heads": heads, "draws": xc.choice_draws, "won": won}
+    if gain >= xc.choice_margin and p <= xc.choice_alpha and (won is None or won >= xc.choice_confidence):
         return dataclasses.replace(
             out,
             kept=best.heads,
             reason=f"heads {heads} missed {100 * gain:.1f} points fewer real takes than all {n} "
-            f"(better on {better} takes, worse on {worse}; p = {p:.2g})",
+            f"(better on {better} takes, worse on {worse}; p = {p:.2g}"
+            + ("" if won is None else f"; fewer in {100 * won:.0f} % of {xc.choice_draws} resamples")
+            + ")",
         )
+    shaky = (
+        ""
+        if won is None
+        else f", and it missed fewer in only {100 * won:.0f} % of {xc.choice_draws} resamples of the negatives "
+        f"and takes (want >= {100 * xc.choice_confidence:g} %)"
+    )
     return dataclasses.replace(
         out,
         reason=f"no subset was clearly better: the best other, heads {heads}, missed "
         f"{100 * abs(gain):.1f} points {'fewer' if gain >= 0 else 'more'} take copies "
-        f"(want >= {100 * xc.choice_margin:g} fewer) with p = {p:.2g} (want <= {xc.choice_alpha:g})",
+        f"(want >= {100 * xc.choice_margin:g} fewer) with p = {p:.2g} (want <= {xc.choice_alpha:g}){shaky}",
     )
 
 

@@ -186,7 +186,14 @@ def test_cutting_heads_keeps_their_weights_and_bench_leaves_out_the_speakers_who
 
 
 def test_bad_head_choice_settings_are_refused():
-    for bad in ({"shared_keyword_share": 1.5}, {"choice_min_takes": 0}, {"choice_alpha": 0.0}, {"choice_margin": -1}):
+    for bad in (
+        {"shared_keyword_share": 1.5},
+        {"choice_min_takes": 0},
+        {"choice_alpha": 0.0},
+        {"choice_margin": -1},
+        {"choice_draws": -1},
+        {"choice_confidence": float("nan")},
+    ):
         with pytest.raises(ValueError):
             ExportConfig(**bad)
 
@@ -205,3 +212,47 @@ def test_the_report_counts_takes_without_a_speaker_apart_from_named_speakers():
     text = "\n".join(_head_lines(hc))
     assert "Shipped: **heads [2] of 3**" in text
     assert "1 ../shared/data speakers and 2 ../shared/data files whose speaker is not known" in text
+
+
+def _grid(fa_rows, heard_rows):
+    from export import headchoice
+
+    fa = np.array(fa_rows, int)
+    return headchoice.GridOutcomes(fa, np.ones(len(fa)), np.array(heard_rows, bool))
+
+
+def test_the_bootstrap_counts_a_win_only_when_the_subset_misses_fewer_on_the_draw():
+    from export import headchoice
+
+    rng = np.random.default_rng(0)
+    quiet = [[0, 0, 0]] * 10  # ten 1 h negative streams that never fire
+    half = [[k % 2 == 0] * 3 for k in range(40)]  # 20 takes x 2 copies, half heard at every threshold
+    everything = [[True] * 3 for _ in range(40)]
+    assert headchoice.bootstrap_wins(_grid(quiet, half), _grid(quiet, half), 0.5, 200, rng) == 0.0  # ties lose
+    assert headchoice.bootstrap_wins(_grid(quiet, half), _grid(quiet, everything), 0.5, 200, rng) == 1.0
+
+
+def test_a_gain_that_rests_on_one_negative_stream_is_not_shipped():
+    """The subset hears every take at the lowest threshold, but only because one negative stream's
+    ten false accepts just meet 1 FA/h over 10 h; whenever a resample draws that stream twice its
+    threshold must rise to where it hears nothing. It wins about three draws in four: the margin
+    and the sign test would ship it, the bootstrap does not."""
+    from export import headchoice
+
+    fragile = [[10, 0, 0]] + [[0, 0, 0]] * 9
+    everyone = _grid([[0, 0, 0]] * 10, [[k % 2 == 0] * 3 for k in range(40)])
+    subset = _grid(fragile, [[True, False, False] for _ in range(40)])
+    won = headchoice.bootstrap_wins(everyone, subset, 1.0, 2000, np.random.default_rng(1))
+    assert 0.65 < won < 0.8  # 1 - P(that stream drawn twice or more in 10) = 0.74
+
+    base = headchoice.HeadChoice(2, (0, 1), "", 20)
+    rows = [
+        headchoice.Candidate((0, 1), 0.9, True, np.array([k % 2 == 0 for k in range(40)])),
+        headchoice.Candidate((0,), 0.9, True, np.ones(40, bool)),
+        headchoice.Candidate((1,), 0.9, True, np.zeros(40, bool)),
+    ]
+    xc = ExportConfig()
+    shaky = headchoice.decide(base, rows, xc, lambda best: won)
+    assert shaky.kept == (0, 1) and "resamples" in shaky.reason and shaky.bootstrap["won"] == won
+    assert headchoice.decide(base, rows, xc, lambda best: 0.99).kept == (0,)
+    assert headchoice.decide(base, rows, xc).kept == (0,)  # not asked: the margin and the sign test decide
