@@ -165,8 +165,8 @@ def _speakers(shared: list[str]) -> str:
     (``train.realdata`` makes each its own ``unknown:<path>``)."""
     unknown = sum(1 for s in shared if s.startswith("unknown:"))
     known = len(shared) - unknown
-    parts = [f"{known} ../shared/data speakers"] if known else []
-    parts += [f"{unknown} ../shared/data files whose speaker is not known"] if unknown else []
+    parts = [f"{known} ../shared/data speaker{'s' * (known > 1)}"] if known else []
+    parts += [f"{unknown} ../shared/data file{'s' * (unknown > 1)} whose speaker is not known"] if unknown else []
     return " and ".join(parts)
 
 

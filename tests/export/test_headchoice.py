@@ -211,7 +211,7 @@ def test_the_report_counts_takes_without_a_speaker_apart_from_named_speakers():
     }
     text = "\n".join(_head_lines(hc))
     assert "Shipped: **heads [2] of 3**" in text
-    assert "1 ../shared/data speakers and 2 ../shared/data files whose speaker is not known" in text
+    assert "1 ../shared/data speaker and 2 ../shared/data files whose speaker is not known" in text
 
 
 def _grid(fa_rows, heard_rows):
