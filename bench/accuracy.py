@@ -27,12 +27,14 @@ from device.decision import DecisionConfig, detect
 from train.metrics import (
     DetCurve,
     ScoredStream,
+    SweepOutcomes,
     classify,
     det_curve,
     evaluate,
     match,
     negative_seconds,
     operating_index,
+    resample_weights,
 )
 
 
@@ -100,26 +102,13 @@ def set_items(tests: list[TestAudio], condition: str, source: str) -> list[TestA
     return pos + neg
 
 
-@dataclass(frozen=True)
-class Resampling:
-    """What a bootstrap of one (voices, condition) set draws from, at every swept setting: whether
-    each keyword was hit, and the false accepts in each block of negative time."""
-
-    hits: np.ndarray
-    """bool ``[settings, keywords]``."""
-    false_accepts: np.ndarray
-    """int ``[settings, blocks]``."""
-    block_hours: np.ndarray
-    """Negative hours in each block ``[blocks]``."""
-
-
 def resampling(
     items: list[TestAudio],
     detections: Callable[[TestAudio, float], list[float]],
     settings: np.ndarray,
     tolerance_s: float,
     block_s: float,
-) -> Resampling:
+) -> SweepOutcomes:
     """Every keyword's outcome and every ``block_s`` of negative time's false accepts, at each
     of ``settings`` (ascending; a threshold, or a peer's ``1 - sensitivity``)."""
     blocks: list[tuple[TestAudio, float, float]] = []
@@ -129,40 +118,35 @@ def resampling(
         where[t.wav.name] = (len(blocks), len(starts))
         blocks += [(t, a, min(a + block_s, t.duration_s)) for a in starts]
     hours = np.array([negative_seconds(t.spans, tolerance_s, t.ignore, a, b) / 3600 for t, a, b in blocks])
-    hits = np.zeros((len(settings), sum(len(t.spans) for t in items)), bool)
-    fas = np.zeros((len(settings), len(blocks)), int)
+    hits = np.zeros((sum(len(t.spans) for t in items), len(settings)), bool)
+    fas = np.zeros((len(blocks), len(settings)), int)
     for i, setting in enumerate(settings):
         k = 0
         for t in items:
             hit, fa_times = classify(detections(t, float(setting)), list(t.spans), tolerance_s, t.ignore)
-            hits[i, k : k + len(hit)] = hit
+            hits[k : k + len(hit), i] = hit
             k += len(hit)
             first, count = where[t.wav.name]
             for when in fa_times:
-                fas[i, first + min(max(int(when // block_s), 0), count - 1)] += 1
-    return Resampling(hits, fas, hours)
+                fas[first + min(max(int(when // block_s), 0), count - 1), i] += 1
+    return SweepOutcomes(fas, hours, hits)
 
 
 def with_intervals(
-    points: list[Point], r: Resampling, draws: int, level: float, rng: np.random.Generator
+    points: list[Point], r: SweepOutcomes, draws: int, level: float, rng: np.random.Generator
 ) -> list[Point]:
     """``points`` with the central ``level`` interval of their miss rates over ``draws`` bootstrap
     resamples: keywords and blocks of negative time drawn with replacement, the operating point
     re-chosen on each draw's false accepts (so the interval includes how much the threshold
     moves with which few negatives score highest), the miss rate read on its keywords."""
-    n_kw, n_blocks = r.hits.shape[1], len(r.block_hours)
+    n_kw, n_blocks = r.heard.shape[0], len(r.hours)
     if draws < 1 or n_kw == 0 or n_blocks == 0:
         return points
     misses = np.empty((len(points), draws))
     for d in range(draws):
-        kw = np.bincount(rng.integers(0, n_kw, n_kw), minlength=n_kw)
-        bl = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
-        hours = float(r.block_hours @ bl)
-        fa = r.false_accepts @ bl / hours if hours > 0 else np.full(len(r.false_accepts), np.nan)
-        heard = r.hits @ kw / n_kw
+        keywords, blocks = resample_weights(n_kw, rng), resample_weights(n_blocks, rng)
         for j, p in enumerate(points):
-            i = operating_index(fa, p.target_fa_per_hour)
-            misses[j, d] = 1.0 if i is None else 1.0 - heard[i]
+            misses[j, d] = r.miss(p.target_fa_per_hour, blocks, keywords)
     lo, hi = np.percentile(misses, [50 * (1 - level), 50 * (1 + level)], axis=1)
     return [dataclasses.replace(p, miss_low=float(a), miss_high=float(b)) for p, a, b in zip(points, lo, hi)]
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from device.params import AudioParams
 from export.calib_streams import CalibrationDataError, Source
-from train.metrics import ScoredStream, evaluate
+from train.metrics import ScoredStream, SweepOutcomes, evaluate, resample_weights
 from train.streams import Clip, Stream
 
 log = logging.getLogger(__name__)
@@ -271,24 +271,13 @@ def choose(
     return decide(base, rows, xc, robustness)
 
 
-@dataclass(frozen=True)
-class GridOutcomes:
-    """One subset of the heads on a grid of thresholds (ascending): each negative stream's false
-    accepts, and whether each take copy was heard (every take clean, then every take over noise)."""
-
-    false_accepts: np.ndarray
-    """int ``[streams, thresholds]``."""
-    hours: np.ndarray
-    """Negative hours of each stream."""
-    heard: np.ndarray
-    """bool ``[take copies, thresholds]``."""
-
-
 BOOTSTRAP_GRID = 1.0 / (1.0 + np.exp(-np.arange(0.0, 12.0, 0.05)))
 """Thresholds the bootstrap re-chooses among: 0.5 .. 0.999994, 0.05 apart in logit space."""
 
 
-def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> GridOutcomes:
+def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> SweepOutcomes:
+    """One subset of the heads on :data:`BOOTSTRAP_GRID`: each negative stream's false accepts,
+    and whether each take copy was heard (every take clean, then every take over noise)."""
     from export.calibrate import _rule
 
     def outcomes(scored: ScoredStream, probs: np.ndarray) -> list:
@@ -296,7 +285,7 @@ def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> GridOutcomes:
         return [evaluate([s], _rule(cal, t), cal.tolerance_s) for t in BOOTSTRAP_GRID]
 
     neg = [outcomes(s, p) for s, p in negs]
-    return GridOutcomes(
+    return SweepOutcomes(
         np.array([[o.false_accepts for o in row] for row in neg], int).reshape(len(neg), -1),
         np.array([row[0].negative_hours for row in neg]),
         np.array([[o.hits > 0 for o in outcomes(s, p)] for s, p in pos], bool).reshape(len(pos), -1),
@@ -304,26 +293,19 @@ def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> GridOutcomes:
 
 
 def bootstrap_wins(
-    everyone: GridOutcomes, subset: GridOutcomes, target: float, draws: int, rng: np.random.Generator
+    everyone: SweepOutcomes, subset: SweepOutcomes, target: float, draws: int, rng: np.random.Generator
 ) -> float:
     """Share of ``draws`` resamples in which ``subset`` misses fewer take copies than ``everyone``:
     negative streams and takes (both copies of a take together) drawn with replacement, and each
-    side's threshold re-chosen on the drawn negatives (the lowest grid point meeting ``target``)."""
-    from train.metrics import operating_index
-
+    side's threshold re-chosen on the drawn negatives (:meth:`SweepOutcomes.miss`)."""
     n_streams, n_takes = len(everyone.hours), everyone.heard.shape[0] // len(TAKE_GROUPS)
     if draws < 1 or n_streams == 0 or n_takes == 0:
         return 1.0
     wins = 0
     for _ in range(draws):
-        ws = np.bincount(rng.integers(0, n_streams, n_streams), minlength=n_streams)
-        wt = np.tile(np.bincount(rng.integers(0, n_takes, n_takes), minlength=n_takes), len(TAKE_GROUPS))
-        hours = float(ws @ everyone.hours)
-        missed = []
-        for side in (everyone, subset):
-            i = operating_index(ws @ side.false_accepts / hours if hours > 0 else np.zeros(1), target)
-            missed.append(int(wt.sum()) if i is None else int(wt.sum() - wt @ side.heard[:, i]))
-        wins += missed[1] < missed[0]
+        streams = resample_weights(n_streams, rng)
+        copies = np.tile(resample_weights(n_takes, rng), len(TAKE_GROUPS))
+        wins += subset.miss(target, streams, copies) < everyone.miss(target, streams, copies)
     return wins / draws
 
 

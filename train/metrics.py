@@ -155,6 +155,34 @@ def operating_index(fa_per_hour: np.ndarray, target_fa_per_hour: float) -> int |
     return None if i >= len(fa) else int(i)
 
 
+@dataclass(frozen=True)
+class SweepOutcomes:
+    """What a bootstrap of an operating point draws from: at every setting of a sweep (ascending
+    thresholds), the false accepts of each unit of negative audio and whether each keyword was
+    heard. ``bench.accuracy`` (the bench's intervals) and ``export.headchoice`` (the head choice's
+    resamples) both re-choose the operating point on weighted units with :meth:`miss`."""
+
+    false_accepts: np.ndarray
+    """int ``[negative units, settings]``."""
+    hours: np.ndarray
+    """Negative hours of each unit ``[negative units]``."""
+    heard: np.ndarray
+    """bool ``[keywords, settings]``."""
+
+    def miss(self, target_fa_per_hour: float, units: np.ndarray, keywords: np.ndarray) -> float:
+        """Miss rate at the operating point for the target (:func:`operating_index`), each negative
+        unit and keyword counted as often as its weight says; 1.0 when no setting meets it."""
+        hours = float(units @ self.hours)
+        fa = units @ self.false_accepts / hours if hours > 0 else np.zeros(self.false_accepts.shape[1])
+        i = operating_index(fa, target_fa_per_hour)
+        return 1.0 if i is None else 1.0 - float(keywords @ self.heard[:, i]) / float(keywords.sum())
+
+
+def resample_weights(n: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of ``n`` units is drawn in one bootstrap resample (``n`` draws with replacement)."""
+    return np.bincount(rng.integers(0, n, n), minlength=n)
+
+
 def default_thresholds(n: int = 99) -> np.ndarray:
     """Thresholds spaced evenly in logit space, dense near 0 and 1 where operating points live."""
     return 1.0 / (1.0 + np.exp(-np.linspace(-7.0, 9.0, n)))

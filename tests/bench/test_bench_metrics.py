@@ -237,10 +237,12 @@ def test_the_resampled_units_add_up_to_the_curve():
     itself at every swept threshold: the bootstrap draws from what the figure counts."""
     tests, streams = _many(40, 0.5, [0.97, 0.9])
     s, r, _ = _intervals(tests, streams, draws=1)
-    assert r.hits.shape == (len(s.curve.thresholds), 40)
-    np.testing.assert_allclose(r.false_accepts.sum(1) / r.block_hours.sum(), s.curve.fa_per_hour)
-    np.testing.assert_allclose(1 - r.hits.mean(1), s.curve.miss_rate)
-    assert r.block_hours.sum() == pytest.approx(s.curve.negative_hours)
+    assert r.heard.shape == (40, len(s.curve.thresholds))
+    np.testing.assert_allclose(r.false_accepts.sum(0) / r.hours.sum(), s.curve.fa_per_hour)
+    np.testing.assert_allclose(1 - r.heard.mean(0), s.curve.miss_rate)
+    assert r.hours.sum() == pytest.approx(s.curve.negative_hours)
+    ones = np.ones(len(r.hours)), np.ones(40)  # every unit once: the operating point itself
+    assert r.miss(0.5, *ones) == s.points[0].miss_rate
 
 
 def test_an_operating_point_on_a_few_high_negatives_gets_a_wide_interval():

@@ -215,10 +215,10 @@ def test_the_report_counts_takes_without_a_speaker_apart_from_named_speakers():
 
 
 def _grid(fa_rows, heard_rows):
-    from export import headchoice
+    from train.metrics import SweepOutcomes
 
     fa = np.array(fa_rows, int)
-    return headchoice.GridOutcomes(fa, np.ones(len(fa)), np.array(heard_rows, bool))
+    return SweepOutcomes(fa, np.ones(len(fa)), np.array(heard_rows, bool))
 
 
 def test_the_bootstrap_counts_a_win_only_when_the_subset_misses_fewer_on_the_draw():
