@@ -328,11 +328,11 @@ def decide(
     gain = everyone.miss_rate - best.miss_rate
     heads = list(best.heads)
     out.sign_test = {"heads": heads, "better": better, "worse": worse, "p_bonferroni": p, "gain": gain}
-    won = None
-    if gain >= xc.choice_margin and p <= xc.choice_alpha and robustness is not None:
-        won = robustness(best)
+    clear = gain >= xc.choice_margin and p <= xc.choice_alpha
+    won = robustness(best) if clear and robustness is not None else None
+    if won is not None:
         out.bootstrap = {"heads": heads, "draws": xc.choice_draws, "won": won}
-    if gain >= xc.choice_margin and p <= xc.choice_alpha and (won is None or won >= xc.choice_confidence):
+    if clear and (won is None or won >= xc.choice_confidence):
         return dataclasses.replace(
             out,
             kept=best.heads,
