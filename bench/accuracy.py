@@ -9,9 +9,12 @@ per hour of noisy speech, the share of real noisy keywords missed. Beside each o
 the false accepts on the real negatives alone (fewer hours) and on the near-homophone
 confusables (never pooled) are counted on their own (:func:`side_counts`).
 
-Sweeps use the device's own rule (:func:`device.decision.detect` through
-:func:`train.metrics.det_curve`) on the per-frame probabilities the daemon printed, so every
-point of the curve is what the daemon would do at that threshold.
+Sweeps use the device's own rule (:func:`device.decision.detect`) on the per-frame
+probabilities the daemon printed, so every point of the curve is what the daemon would do at
+that threshold. One sweep per curve (:func:`swept`) records each keyword's outcome and each
+minute of negative audio's false accepts; the curve is their sum (what
+:func:`train.metrics.det_curve` counts in training and export) and the bootstrap intervals
+are drawn from them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from train.metrics import (
     ScoredStream,
     SweepOutcomes,
     classify,
-    det_curve,
     evaluate,
     match,
     negative_seconds,
@@ -151,35 +153,31 @@ def with_intervals(
     return [dataclasses.replace(p, miss_low=float(a), miss_high=float(b)) for p, a, b in zip(points, lo, hi)]
 
 
-def resampled(
-    points: list[Point],
+def swept(
     tests: list[TestAudio],
-    condition: str,
     source: str,
+    condition: str,
     detections: Callable[[TestAudio, float], list[float]],
     settings: np.ndarray,
     bc,
     rng: np.random.Generator,
-) -> list[Point]:
-    """The operating ``points`` of one (voices, condition) curve with their bootstrap intervals
-    (``bc``: the ``[bench]`` settings ``interval_*`` and ``tolerance_s``)."""
-    if bc.interval_draws < 1:
-        return points
-    items = set_items(tests, condition, source)
-    r = resampling(items, detections, settings, bc.tolerance_s, bc.interval_block_s)
-    return with_intervals(points, r, bc.interval_draws, bc.interval_level, rng)
+) -> SetResult:
+    """One (voices, condition) curve in one sweep: every keyword's outcome and every block of
+    negative time's false accepts at each of ``settings`` (ascending thresholds, or a peer's
+    ``1 - sensitivity``); the DET curve is their sum, its operating points are read off it for
+    ``bc.fa_targets_per_hour``, and their bootstrap intervals are drawn from the same outcomes
+    (``bc``: the ``[bench]`` settings)."""
+    r = resampling(set_items(tests, condition, source), detections, settings, bc.tolerance_s, bc.interval_block_s)
+    curve = r.curve(settings)
+    points = curve_points(curve, bc.fa_targets_per_hour)
+    if bc.interval_draws > 0:
+        points = with_intervals(points, r, bc.interval_draws, bc.interval_level, rng)
+    return SetResult(source, condition, curve, points, curve.keywords, curve.negative_hours)
 
 
-def by_condition(tests: list[TestAudio], streams: dict[str, ScoredStream]) -> dict[str, dict]:
-    """``{condition: {"negatives": [...], "positives": {source: ScoredStream}}}`` (keyed by WAV name)."""
-    out: dict[str, dict] = {}
-    for t in tests:
-        slot = out.setdefault(t.spec.condition, {"negatives": [], "positives": {}})
-        if t.spec.positive:
-            slot["positives"][t.spec.source] = streams[t.wav.name]
-        elif t.spec.source != HARD_NEGATIVES:
-            slot["negatives"].append(streams[t.wav.name])
-    return out
+def keyword_sets(tests: list[TestAudio]) -> list[tuple[str, str]]:
+    """The (voices, condition) pairs that have keywords: one curve each."""
+    return sorted({(t.spec.source, t.spec.condition) for t in tests if t.spec.positive})
 
 
 def side_sets(tests: list[TestAudio], condition: str) -> dict[str, list[TestAudio]]:
@@ -228,27 +226,6 @@ def rule_detections(
     return run
 
 
-def model_sets(
-    tests: list[TestAudio],
-    streams: dict[str, ScoredStream],
-    decision: DecisionConfig,
-    targets: tuple[float, ...],
-    thresholds: np.ndarray,
-    tolerance_s: float,
-) -> list[SetResult]:
-    """DET curves of a scored model: one per (source, condition), negatives pooled per condition."""
-    results = []
-    for condition, slot in by_condition(tests, streams).items():
-        for source, pos in slot["positives"].items():
-            curve = det_curve(
-                [pos, *slot["negatives"]], thresholds, decision.smoothing_frames, decision.refractory_s, tolerance_s
-            )
-            results.append(
-                SetResult(source, condition, curve, curve_points(curve, targets), curve.keywords, curve.negative_hours)
-            )
-    return results
-
-
 def at_threshold(
     tests: list[TestAudio], streams: dict[str, ScoredStream], decision: DecisionConfig, tolerance_s: float
 ) -> dict[str, dict]:
@@ -282,27 +259,3 @@ def refractory(times_s: list[float], refractory_s: float) -> list[float]:
         if not kept or t - kept[-1] >= refractory_s - 1e-9:
             kept.append(t)
     return kept
-
-
-def detections_curve(
-    runs: dict[float, dict[str, list[float]]], tests: list[TestAudio], condition: str, source: str, tolerance_s: float
-) -> DetCurve:
-    """DET curve of a detections-only engine from one run per setting.
-
-    ``runs``: ``{setting: {wav name: detection times}}``; a larger setting must mean fewer
-    detections (e.g. ``1 - sensitivity``), so it plays the role of the threshold.
-    """
-    items = set_items(tests, condition, source)
-    settings = sorted(runs)
-    miss, fa = [], []
-    keywords = hours = 0.0
-    for s in settings:
-        hits = kws = fas = 0
-        neg_s = 0.0
-        for t in items:
-            h, f, n = match(runs[s][t.wav.name], list(t.spans), t.duration_s, tolerance_s, list(t.ignore))
-            hits, kws, fas, neg_s = hits + h, kws + len(t.spans), fas + f, neg_s + n
-        miss.append(1 - hits / kws if kws else float("nan"))
-        fa.append(fas / (neg_s / 3600) if neg_s else float("nan"))
-        keywords, hours = kws, neg_s / 3600
-    return DetCurve(np.array(settings, float), np.array(miss), np.array(fa), int(keywords), hours)

@@ -230,17 +230,11 @@ def peer_accuracy(
 
     rows = []
     rng = np.random.default_rng(bc.seed)
-    for source, condition in sorted({(t.spec.source, t.spec.condition) for t in tests if t.spec.positive}):
-        curve = accuracy.detections_curve(runs, tests, condition, source, bc.tolerance_s)
-        points = accuracy.curve_points(curve, bc.fa_targets_per_hour)
-        points = accuracy.resampled(points, tests, condition, source, at_setting, curve.thresholds, bc, rng)
-        row = set_row(
-            source,
-            condition,
-            curve,
-            points,
-            accuracy.side_counts(tests, condition, [p.threshold for p in points], at_setting, bc.tolerance_s),
-        )
+    settings = np.array(sorted(runs), float)
+    for source, condition in accuracy.keyword_sets(tests):
+        s = accuracy.swept(tests, source, condition, at_setting, settings, bc, rng)
+        side = accuracy.side_counts(tests, condition, [p.threshold for p in s.points], at_setting, bc.tolerance_s)
+        row = set_row(source, condition, s.curve, s.points, side)
         for p in row["points"]:
             p["sensitivity"] = 1 - p["threshold"] if p["threshold"] < 1 else None
         rows.append(row)

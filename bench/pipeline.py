@@ -140,14 +140,13 @@ def swept_rows(tests, streams: dict, decision: DecisionConfig, bc) -> list[dict]
     """One report row per (voices, condition) from frame-scored ``streams``: the DET curve, its
     operating points and their per-side counts, by the device's decision rule (ours and peers')."""
     thresholds = accuracy.sweep_thresholds(bc.sweep_thresholds)
-    sets = accuracy.model_sets(tests, streams, decision, bc.fa_targets_per_hour, thresholds, bc.tolerance_s)
     rule = accuracy.rule_detections(streams, decision)
     rng = np.random.default_rng(bc.seed)
     rows = []
-    for s in sets:
-        points = accuracy.resampled(s.points, tests, s.condition, s.source, rule, s.curve.thresholds, bc, rng)
-        side = accuracy.side_counts(tests, s.condition, [p.threshold for p in points], rule, bc.tolerance_s)
-        rows.append(set_row(s.source, s.condition, s.curve, points, side))
+    for source, condition in accuracy.keyword_sets(tests):
+        s = accuracy.swept(tests, source, condition, rule, thresholds, bc, rng)
+        side = accuracy.side_counts(tests, condition, [p.threshold for p in s.points], rule, bc.tolerance_s)
+        rows.append(set_row(source, condition, s.curve, s.points, side))
     return rows
 
 

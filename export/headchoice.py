@@ -82,17 +82,8 @@ class HeadChoice:
     """Best subset against all heads over resampled negatives and takes: draws, share it won."""
 
     def to_dict(self) -> dict:
-        return {
-            "heads": self.heads,
-            "kept": list(self.kept),
-            "reason": self.reason,
-            "takes": self.takes,
-            "origins": list(self.origins),
-            "shared_speakers": list(self.shared_speakers),
-            "candidates": self.candidates,
-            "sign_test": self.sign_test,
-            "bootstrap": self.bootstrap,
-        }
+        """JSON-ready (tuples become lists when written)."""
+        return dataclasses.asdict(self)
 
 
 def keyword_takes(xc, cfg: dict, keyword: str, build: Path, params: AudioParams) -> Takes:

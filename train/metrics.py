@@ -177,6 +177,14 @@ class SweepOutcomes:
         i = operating_index(fa, target_fa_per_hour)
         return 1.0 if i is None else 1.0 - float(keywords @ self.heard[:, i]) / float(keywords.sum())
 
+    def curve(self, settings: np.ndarray) -> DetCurve:
+        """The DET curve itself: every unit and keyword counted once, at each of ``settings``
+        (the sweep's thresholds, ascending)."""
+        n_kw, hours = self.heard.shape[0], float(self.hours.sum())
+        miss = 1.0 - self.heard.mean(axis=0) if n_kw else np.full(len(settings), np.nan)
+        fa = self.false_accepts.sum(axis=0) / hours if hours > 0 else np.full(len(settings), np.nan)
+        return DetCurve(np.asarray(settings, float), miss, fa, n_kw, hours)
+
 
 def resample_weights(n: int, rng: np.random.Generator) -> np.ndarray:
     """How often each of ``n`` units is drawn in one bootstrap resample (``n`` draws with replacement)."""

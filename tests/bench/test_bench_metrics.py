@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from bench import accuracy
+from bench.config import BenchConfig
 from bench.testsets import SetSpec, TestAudio
 from device.decision import DecisionConfig
-from train.metrics import sensible_from
+from train.metrics import det_curve, sensible_from
 
 FRAME_S = 0.02
 TOL_S = 1.0
@@ -44,6 +45,17 @@ def scripted():
     return [pos, neg], streams, spans
 
 
+def _sets(tests, streams, decision, targets, thresholds, draws=0, seed=1) -> list[accuracy.SetResult]:
+    """The bench's curves of a scored model, one per (voices, condition) with keywords."""
+    bc = BenchConfig(fa_targets_per_hour=targets, interval_draws=draws, tolerance_s=TOL_S)
+    rule = accuracy.rule_detections(streams, decision)
+    rng = np.random.default_rng(seed)
+    return [
+        accuracy.swept(tests, source, condition, rule, np.asarray(thresholds, float), bc, rng)
+        for source, condition in accuracy.keyword_sets(tests)
+    ]
+
+
 def _negative_hours(spans, duration_s: float) -> float:
     return (duration_s - sum(e + TOL_S - s for s, e in spans)) / 3600
 
@@ -65,7 +77,7 @@ def test_known_miss_rate_and_false_accepts(scripted):
 def test_operating_points_pool_negatives_per_condition(scripted):
     tests, streams, spans = scripted
     thresholds = np.array([0.2, 0.5, 0.58, 0.65, 0.75, 0.85, 0.97])
-    (res,) = accuracy.model_sets(tests, streams, DecisionConfig(0.5), (2.5, 0.1), thresholds, TOL_S)
+    (res,) = _sets(tests, streams, DecisionConfig(0.5), (2.5, 0.1), thresholds)
     hours = 0.5 + _negative_hours(spans, 20.0)
     assert (res.source, res.condition, res.keywords) == ("real", "clean", 4)
     assert res.negative_hours == pytest.approx(hours)
@@ -80,7 +92,7 @@ def test_operating_points_pool_negatives_per_condition(scripted):
 
 def test_no_threshold_meets_an_impossible_target(scripted):
     tests, streams, _ = scripted
-    (res,) = accuracy.model_sets(tests, streams, DecisionConfig(0.5), (0.1,), np.array([0.2, 0.5]), TOL_S)
+    (res,) = _sets(tests, streams, DecisionConfig(0.5), (0.1,), np.array([0.2, 0.5]))
     assert res.at(0.1).threshold == 1.0 and res.at(0.1).miss_rate == 1.0
 
 
@@ -95,9 +107,7 @@ def test_threshold_sweep_is_monotone():
     neg = _audio(SetSpec("synthetic", "clean", False), "n", [], 3600.0)
     streams = {"p.wav": accuracy.scored(pos, pos_probs, FRAME_S), "n.wav": accuracy.scored(neg, neg_probs, FRAME_S)}
     for smoothing in (1, 3):
-        (res,) = accuracy.model_sets(
-            [pos, neg], streams, DecisionConfig(0.5, smoothing), (0.5,), accuracy.sweep_thresholds(60), TOL_S
-        )
+        (res,) = _sets([pos, neg], streams, DecisionConfig(0.5, smoothing), (0.5,), accuracy.sweep_thresholds(60))
         i = sensible_from(res.curve.fa_per_hour)
         assert np.all(np.diff(res.curve.thresholds) > 0)
         assert np.all(np.diff(res.curve.miss_rate[i:]) >= 0), "miss rate must not fall as the threshold rises"
@@ -117,9 +127,7 @@ def test_operating_point_skips_thresholds_that_never_rearm():
     pos = _audio(SetSpec("real", "clean", True), "p", spans, 40.0)
     neg = _audio(SetSpec("real", "clean", False), "n", [], 3600.0)
     streams = {"p.wav": accuracy.scored(pos, probs, FRAME_S), "n.wav": accuracy.scored(neg, neg_probs, FRAME_S)}
-    (res,) = accuracy.model_sets(
-        [pos, neg], streams, DecisionConfig(0.5), (1.5,), np.array([0.01, 0.1, 0.2, 0.4, 0.95]), TOL_S
-    )
+    (res,) = _sets([pos, neg], streams, DecisionConfig(0.5), (1.5,), np.array([0.01, 0.1, 0.2, 0.4, 0.95]))
     assert res.curve.miss_rate[0] == 1.0  # one detection at the very start of the stream
     p = res.at(1.5)
     assert p.threshold == pytest.approx(0.4) and p.miss_rate == 0.0 and p.fa_per_hour == 0.0
@@ -131,12 +139,14 @@ def test_detections_only_engine_curve():
     neg = _audio(SetSpec("real", "clean", False), "n", [], 3600.0)
     # a larger setting = less sensitive: fewer detections
     runs = {0.2: {"p.wav": [1.6, 5.2, 40.0], "n.wav": [10.0, 11.0, 500.0]}, 0.8: {"p.wav": [1.6], "n.wav": []}}
-    curve = accuracy.detections_curve(runs, [pos, neg], "clean", "real", TOL_S)
+    bc = BenchConfig(fa_targets_per_hour=(1.0,), interval_draws=0, tolerance_s=TOL_S)
+    res = accuracy.swept([pos, neg], "real", "clean", lambda t, s: runs[s][t.wav.name], np.array([0.2, 0.8]), bc, None)
+    curve = res.curve
     np.testing.assert_allclose(curve.thresholds, [0.2, 0.8])
     np.testing.assert_allclose(curve.miss_rate, [0.0, 0.5])
     hours = (7200 - 2 * (0.5 + TOL_S)) / 3600
     np.testing.assert_allclose(curve.fa_per_hour, [4 / hours, 0.0])
-    assert accuracy.curve_points(curve, (1.0,))[0].miss_rate == pytest.approx(0.5)
+    assert res.at(1.0).miss_rate == pytest.approx(0.5)
 
 
 def test_refractory_filter_matches_the_device_rule():
@@ -156,7 +166,7 @@ def test_confusables_stay_out_of_the_pool_and_are_counted_apart(scripted):
         "realneg.wav": accuracy.scored(real, _probs(360.0, [(100.0, 0.9)]), FRAME_S),
     }
     thresholds = np.array([0.5, 0.65, 0.75, 0.95])
-    (res,) = accuracy.model_sets(tests + [conf, real], streams, DecisionConfig(0.5), (2.5,), thresholds, TOL_S)
+    (res,) = _sets(tests + [conf, real], streams, DecisionConfig(0.5), (2.5,), thresholds)
     # the twelve 0.7 confusables change nothing in the FA/h pool; the real negative's 0.9 spike does
     assert res.negative_hours == pytest.approx(0.5 + 0.1 + 14 / 3600)
     rule = accuracy.rule_detections(streams, DecisionConfig(0.5))
@@ -225,22 +235,25 @@ def _many(n_keywords: int, neg_hours: float, high_negatives: list[float], seed: 
 def _intervals(tests, streams, draws=300, seed=1):
     decision = DecisionConfig(0.5, 1, 2.0)
     thresholds = accuracy.sweep_thresholds(97)
-    (s,) = accuracy.model_sets(tests, streams, decision, (0.5,), thresholds, TOL_S)
+    (s,) = _sets(tests, streams, decision, (0.5,), thresholds, draws, seed)
     rule = accuracy.rule_detections(streams, decision)
-    r = accuracy.resampling(accuracy.set_items(tests, "clean", "real"), rule, s.curve.thresholds, TOL_S, 60.0)
-    (p,) = accuracy.with_intervals(s.points, r, draws, 0.9, np.random.default_rng(seed))
-    return s, r, p
+    r = accuracy.resampling(accuracy.set_items(tests, "clean", "real"), rule, thresholds, TOL_S, 60.0)
+    return s, r, s.points[0]
 
 
-def test_the_resampled_units_add_up_to_the_curve():
-    """Keyword outcomes and false accepts per block, summed over the blocks, are the DET curve
-    itself at every swept threshold: the bootstrap draws from what the figure counts."""
+def test_the_bench_curve_counts_what_training_and_export_count():
+    """Keyword outcomes and false accepts per block of negative time, summed, give the DET curve
+    that :func:`train.metrics.det_curve` counts over whole streams (what validation and the
+    export's calibration use), at every swept threshold: the bench's curve and the bootstrap
+    behind its intervals are one count."""
     tests, streams = _many(40, 0.5, [0.97, 0.9])
     s, r, _ = _intervals(tests, streams, draws=1)
     assert r.heard.shape == (40, len(s.curve.thresholds))
-    np.testing.assert_allclose(r.false_accepts.sum(0) / r.hours.sum(), s.curve.fa_per_hour)
-    np.testing.assert_allclose(1 - r.heard.mean(0), s.curve.miss_rate)
-    assert r.hours.sum() == pytest.approx(s.curve.negative_hours)
+    whole = det_curve(list(streams.values()), s.curve.thresholds, 1, 2.0, TOL_S)
+    np.testing.assert_allclose(s.curve.fa_per_hour, whole.fa_per_hour)
+    np.testing.assert_allclose(s.curve.miss_rate, whole.miss_rate)
+    assert s.curve.negative_hours == pytest.approx(whole.negative_hours)
+    assert s.keywords == whole.keywords == 40
     ones = np.ones(len(r.hours)), np.ones(40)  # every unit once: the operating point itself
     assert r.miss(0.5, *ones) == s.points[0].miss_rate
 
