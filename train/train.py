@@ -86,9 +86,6 @@ class TrainConfig:
     """Loss weight of positive frames relative to negative ones."""
     focal_gamma: float = 0.0
     """Focal-loss exponent (0 = plain weighted BCE)."""
-    pool_positives: bool = False
-    """Each keyword's label window counts through its most confident frame only (the max-pooling
-    loss, train.loss): the head must be sure once after the keyword, not at every frame of the window."""
     time_masks: int = 1
     """Embedding masks: time masks per clip (train.batches.FeatureAugment)."""
     time_mask_frames: int = 2
@@ -387,10 +384,7 @@ class Trainer:
         self.ddp.train()
         logits = self.ddp(xs, seeds=[step_seed(seed, self.step, self.dist.rank) for seed in seeds])
         logits = [lg for lg in logits if lg is not None]
-        losses = [
-            frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma, self.tc.pool_positives)
-            for lg, y, m in zip(logits, ys, ms)
-        ]
+        losses = [frame_loss(lg, y, m, self.tc.pos_weight, self.tc.focal_gamma) for lg, y, m in zip(logits, ys, ms)]
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()  # each head's gradient is its own loss's alone
         # The gradients are averaged across replicas by now, so every replica sees the same norms
