@@ -72,8 +72,14 @@ class SetResult:
     condition: str
     curve: DetCurve
     points: list[Point]
-    keywords: int
-    negative_hours: float
+
+    @property
+    def keywords(self) -> int:
+        return self.curve.keywords
+
+    @property
+    def negative_hours(self) -> float:
+        return self.curve.negative_hours
 
     def at(self, target: float) -> Point:
         return next(p for p in self.points if p.target_fa_per_hour == target)
@@ -169,10 +175,8 @@ def swept(
     (``bc``: the ``[bench]`` settings)."""
     r = resampling(set_items(tests, condition, source), detections, settings, bc.tolerance_s, bc.interval_block_s)
     curve = r.curve(settings)
-    points = curve_points(curve, bc.fa_targets_per_hour)
-    if bc.interval_draws > 0:
-        points = with_intervals(points, r, bc.interval_draws, bc.interval_level, rng)
-    return SetResult(source, condition, curve, points, curve.keywords, curve.negative_hours)
+    points = with_intervals(curve_points(curve, bc.fa_targets_per_hour), r, bc.interval_draws, bc.interval_level, rng)
+    return SetResult(source, condition, curve, points)
 
 
 def keyword_sets(tests: list[TestAudio]) -> list[tuple[str, str]]:
