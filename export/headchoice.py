@@ -1,7 +1,8 @@
 """Which of a model's heads to ship, chosen on real takes of the keyword that never trained.
 
 A model trained with several heads (``[model] heads``) answers with the mean of their
-probabilities. Over the four real development keywords that mean was the best choice for three,
+logits (:func:`train.model.fuse`). Over the four real development keywords all heads together were
+the best choice for three,
 but for "voyager" the short-recipe head alone missed about half as many real takes at 0.5 false
 accepts per hour, and the training's synthetic validation ranks that head worst of all
 (docs/experiments.md, "Voyager's second data draw, and which heads hear each keyword"): only real
@@ -181,8 +182,8 @@ def take_streams(takes: Takes, params: AudioParams, streams_cfg, seed: int) -> l
     return out
 
 
-def head_probs(det, audio: np.ndarray) -> np.ndarray:
-    """Each head's probabilities ``[heads, frames]`` for ``audio`` from zero state, in one pass."""
+def head_logits(det, audio: np.ndarray) -> np.ndarray:
+    """Each head's logits ``[heads, frames]`` for ``audio`` from zero state, in one pass."""
     import torch
 
     from export.scoring import usable
@@ -191,9 +192,14 @@ def head_probs(det, audio: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(usable(np.asarray(audio, np.float32), hop).copy())[None]
     with torch.no_grad():
         emb, _ = det.frontend.step(x, det.frontend.initial_state(1))
-        return np.stack([torch.sigmoid(h.step(emb, h.initial_state(1))[0])[0].numpy() for h in det.head.heads]).astype(
-            np.float32
-        )
+        return np.stack([h.step(emb, h.initial_state(1))[0][0].numpy() for h in det.head.heads]).astype(np.float32)
+
+
+def answer(logits: np.ndarray, heads: Sequence[int]) -> np.ndarray:
+    """The probabilities a model of only ``heads`` answers with (:func:`train.model.fuse`)."""
+    from train.model import fuse
+
+    return (1.0 / (1.0 + np.exp(-fuse(logits[list(heads)].astype(np.float64))))).astype(np.float32)
 
 
 def candidates(n: int) -> list[tuple[int, ...]]:
@@ -240,13 +246,13 @@ def choose(
     cal = xc.calibration()
     rows: list[Candidate] = []
     for subset in candidates(n):
-        neg_streams = [dataclasses.replace(s, probs=p[list(subset)].mean(0)) for s, p in negs]
+        neg_streams = [dataclasses.replace(s, probs=answer(lg, subset)) for s, lg in negs]
         threshold, met = lowest_threshold(neg_streams, cal, cal.target_fa_per_hour)
         rule = _rule(cal, threshold)
         heard = np.array(
             [
-                evaluate([dataclasses.replace(s, probs=p[list(subset)].mean(0))], rule, cal.tolerance_s).hits > 0
-                for s, p in pos
+                evaluate([dataclasses.replace(s, probs=answer(lg, subset))], rule, cal.tolerance_s).hits > 0
+                for s, lg in pos
             ]
         )
         rows.append(Candidate(subset, threshold, met, heard))
@@ -271,8 +277,8 @@ def grid_outcomes(negs, pos, heads: tuple[int, ...], cal) -> SweepOutcomes:
     and whether each take copy was heard (every take clean, then every take over noise)."""
     from export.calibrate import _rule
 
-    def outcomes(scored: ScoredStream, probs: np.ndarray) -> list:
-        s = dataclasses.replace(scored, probs=probs[list(heads)].mean(0))
+    def outcomes(scored: ScoredStream, logits: np.ndarray) -> list:
+        s = dataclasses.replace(scored, probs=answer(logits, heads))
         return [evaluate([s], _rule(cal, t), cal.tolerance_s) for t in BOOTSTRAP_GRID]
 
     neg = [outcomes(s, p) for s, p in negs]
@@ -380,11 +386,10 @@ class Candidate:
 
 def _scored(det, stream: Stream, frame_s: float) -> tuple[ScoredStream, np.ndarray]:
     """``stream`` scored by all heads together (what the calibration basis reads: its length), and
-    each head's probabilities ``[heads, frames]`` (what each candidate is scored with)."""
-    probs = head_probs(det, stream.audio)
-    return ScoredStream(
-        probs.mean(0), frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans)
-    ), probs
+    each head's logits ``[heads, frames]`` (what each candidate is scored with)."""
+    logits = head_logits(det, stream.audio)
+    everyone = answer(logits, range(len(logits)))
+    return ScoredStream(everyone, frame_s, list(stream.keyword_spans), stream.name, list(stream.ignore_spans)), logits
 
 
 def sign_test_p(better: int, worse: int) -> float:

@@ -1,4 +1,4 @@
-"""Several trained runs of one keyword as one model: the mean of their heads' probabilities.
+"""Several trained runs of one keyword as one model: their heads answering together (:func:`train.model.fuse`).
 
     python -m train.combine --keyword K --build build/K-ens --from build/K --from build/K-s2
 

@@ -12,7 +12,7 @@ buys: those ../shared/data speakers' non-keyword speech (clean and at ``snr_db``
 ``real_calibration`` set, left out of the real sets, and the held-out real sets are shown at the
 0.5 FA/h thresholds chosen on the synthetic voices alone, on the real speakers alone, and on both
 pooled (``[export] real_basis``).
-``--checkpoint`` given several times scores the mean of their probabilities (separately trained
+``--checkpoint`` given several times scores them together (separately trained
 runs as one :class:`train.model.Heads`, what ``[model] heads`` trains in one run).
 ``--threshold T`` also shows every set at a threshold of your own (e.g. the one ``make export``
 stored in ``model.onnx``: its report names it).
