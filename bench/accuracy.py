@@ -37,6 +37,7 @@ from train.metrics import (
     negative_seconds,
     operating_index,
     resample_weights,
+    speaker_units,
 )
 
 
@@ -137,14 +138,16 @@ def resampling(
             first, count = where[t.wav.name]
             for when in fa_times:
                 fas[first + min(max(int(when // block_s), 0), count - 1), i] += 1
-    return SweepOutcomes(fas, hours, hits)
+    speakers = [who for t in items for who in (t.speakers or ("",) * len(t.spans))]
+    return SweepOutcomes(fas, hours, hits, speaker_units(speakers))
 
 
 def with_intervals(
     points: list[Point], r: SweepOutcomes, draws: int, level: float, rng: np.random.Generator
 ) -> list[Point]:
     """``points`` with the central ``level`` interval of their miss rates over ``draws`` bootstrap
-    resamples: keywords and blocks of negative time drawn with replacement, the operating point
+    resamples: speakers (each keyword of no known speaker on its own; a speaker's keywords come
+    together) and blocks of negative time drawn with replacement, the operating point
     re-chosen on each draw's false accepts (so the interval includes how much the threshold
     moves with which few negatives score highest), the miss rate read on its keywords."""
     n_kw, n_blocks = r.heard.shape[0], len(r.hours)
@@ -152,7 +155,7 @@ def with_intervals(
         return points
     misses = np.empty((len(points), draws))
     for d in range(draws):
-        keywords, blocks = resample_weights(n_kw, rng), resample_weights(n_blocks, rng)
+        keywords, blocks = r.keyword_weights(rng), resample_weights(n_blocks, rng)
         for j, p in enumerate(points):
             misses[j, d] = r.miss(p.target_fa_per_hour, blocks, keywords)
     lo, hi = np.percentile(misses, [50 * (1 - level), 50 * (1 + level)], axis=1)

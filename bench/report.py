@@ -263,7 +263,8 @@ def negatives_note(result: dict) -> str:
         "more often than the target (`[bench] peer_sensitivities`)."
         + (
             f" In brackets: the {100 * cfg['interval_level']:g} % bootstrap interval of a miss rate "
-            f"({cfg['interval_draws']} resamples of the keywords and of {cfg['interval_block_s']:g} s blocks of "
+            f"({cfg['interval_draws']} resamples of the speakers (a speaker's keywords together; a keyword of "
+            f"no known speaker on its own) and of {cfg['interval_block_s']:g} s blocks of "
             "negative audio, the operating point re-chosen on each): an operating point at 0.5 FA/h over a few "
             "hours rests on the two or three highest-scoring negatives, and moves with them."
             if cfg.get("interval_draws")

@@ -18,8 +18,9 @@ Sources:
 Conditions: ``clean`` and ``<snr> dB`` (``[streams] snr_db``, each clip's speech that far above
 the noise). Every stream of one (source, condition, side) is joined end to end into one
 16-bit WAV, so one daemon process scores it; a JSON sidecar holds the keyword spans (s, in the
-WAV's time). Both are written atomically under ``<build>/bench/streams/``, named by a hash of
-everything they are built from, so a second run finds them and a changed input rebuilds.
+WAV's time) and who said each keyword, where known. Both are written atomically under
+``<build>/bench/streams/``, named by a hash of everything they are built from, so a second run
+finds them and a changed input rebuilds.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ import numpy as np
 
 from device.fsutil import atomic_path, atomic_write_text
 from device.params import AudioParams
+from train.streams import Stream
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when the layout of the test audio changes (old caches are then rebuilt).
-2: sidecars hold ``ignore`` (each keyword take set apart)."""
+2: sidecars hold ``ignore`` (each keyword take set apart); 3: and ``speakers`` (who said each keyword)."""
 
 HARD_NEGATIVES = "confusables"
 """Source label of the near-homophone set (not pooled with ordinary negative speech)."""
@@ -76,6 +78,8 @@ class TestAudio:
     """Source utterances in the WAV, where known (the confusables'), else 0."""
     ignore: tuple[tuple[float, float], ...] = ()
     """Stretches set apart (``train.streams.Stream.ignore_spans``): each keyword take's extent."""
+    speakers: tuple[str, ...] = ()
+    """Who said each keyword of ``spans`` ("" where unknown; ``train.streams.Stream.speakers``)."""
 
     @property
     def hours(self) -> float:
@@ -86,9 +90,8 @@ def condition_name(snr_db: float | None) -> str:
     return "clean" if snr_db is None else f"{snr_db:g} dB"
 
 
-StreamIter = Iterable[tuple]
-"""``(group, float32 audio, keyword spans[, source clips in it[, spans set apart]])`` per stream;
-the group names a :class:`SetSpec`."""
+StreamIter = Iterable[tuple[str, Stream, int]]
+"""``(group, stream, source utterances in it or 0)`` per stream; the group names a :class:`SetSpec`."""
 
 
 def materialize(
@@ -114,20 +117,18 @@ def materialize(
         for group, spec in specs.items():
             tmp = stack.enter_context(atomic_path(out_dir / f"{spec.slug}-{key}.wav"))
             files[group] = stack.enter_context(sf.SoundFile(str(tmp), "w", sample_rate, 1, "PCM_16", format="WAV"))
-            written[group] = {"samples": 0, "spans": [], "streams": 0, "clips": 0, "ignore": []}
-        for item in streams():
-            group, audio, spans = item[:3]
+            written[group] = {"samples": 0, "spans": [], "streams": 0, "clips": 0, "ignore": [], "speakers": []}
+        for group, stream, clips in streams():
             if group not in files:
                 continue
             w = written[group]
-            w["clips"] += item[3] if len(item) > 3 else 0
+            w["clips"] += clips
             offset_s = w["samples"] / sample_rate
-            files[group].write(np.clip(np.asarray(audio, np.float32), -1.0, 1.0))
-            w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in spans]
-            w["ignore"] += [
-                (round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in (item[4] if len(item) > 4 else ())
-            ]
-            w["samples"] += len(audio)
+            files[group].write(np.clip(np.asarray(stream.audio, np.float32), -1.0, 1.0))
+            w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in stream.keyword_spans]
+            w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in stream.ignore_spans]
+            w["speakers"] += stream.speakers or [""] * len(stream.keyword_spans)
+            w["samples"] += len(stream.audio)
             w["streams"] += 1
         for f in files.values():
             f.close()  # flushed before atomic_path fsyncs and renames
@@ -146,6 +147,7 @@ def materialize(
             "streams": w["streams"],
             "clips": w["clips"],
             "ignore": w["ignore"],
+            "speakers": w["speakers"],
         }
         atomic_write_text(sidecars[group], json.dumps(meta) + "\n")
         sets.append(_load(sidecars[group]))
@@ -172,6 +174,7 @@ def _load(sidecar: str | Path) -> TestAudio:
         int(meta["streams"]),
         int(meta.get("clips", 0)),
         tuple(tuple(s) for s in meta.get("ignore", [])),
+        tuple(meta["speakers"]),
     )
 
 
@@ -218,7 +221,7 @@ def synthetic_sets(keyword: str, build: Path, params: AudioParams, streams_cfg, 
 
         def streams() -> StreamIter:
             for s in source():
-                yield s.group, s.audio, s.keyword_spans, 0, s.ignore_spans
+                yield s.group, s, 0
             yield from _confusable_streams(build, params, streams_cfg, plan)
 
         return materialize(out_dir, key, specs, streams, params.sample_rate)
@@ -263,7 +266,7 @@ def _confusable_streams(build: Path, params: AudioParams, streams_cfg, plan) -> 
     noise = noise_recordings(params, [c.audio for c in clips], plan.seed + 5)
     for group, snr in (("conf clean", None), ("conf noisy", streams_cfg.snr_db)):
         (stream,) = negative_streams(clips, params, spaced, noise if snr is not None else (), snr, plan.seed + 6)
-        yield group, stream.audio, [], len(clips)
+        yield group, stream, len(clips)
 
 
 def pick_evenly(items: list, n: int) -> list:
@@ -299,6 +302,7 @@ def real_sets(
         pick_evenly(files.keyword, bc.real_keyword_clips),
         pick_evenly(files.negative, bc.real_negative_clips),
         files.noise,
+        files.speakers,
     )
     return recorded_sets("real", files, params, streams_cfg, out_dir)
 
@@ -330,7 +334,7 @@ def recorded_sets(source: str, files, params: AudioParams, streams_cfg, out_dir:
         for group, items in built.items():
             cond = "clean" if group == "real_clean" else "noisy"
             for s in items:
-                yield f"{cond}/{'pos' if s.positive else 'neg'}", s.audio, s.keyword_spans, 0, s.ignore_spans
+                yield f"{cond}/{'pos' if s.positive else 'neg'}", s, 0
 
     return materialize(out_dir, key, specs, streams, params.sample_rate)
 

@@ -15,7 +15,7 @@ loads them in seconds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.params import AudioParams
@@ -43,6 +43,8 @@ class RealFiles:
     keyword: list[Path]
     negative: list[Path]
     noise: list[Path]
+    speakers: dict[Path, str] = field(default_factory=dict)
+    """Who said each keyword take, where known (``train.realdata``'s speaker names)."""
 
 
 def locate_real(real_data: str, keyword: str, exclude_speakers=()) -> RealFiles | None:
@@ -59,10 +61,12 @@ def locate_real(real_data: str, keyword: str, exclude_speakers=()) -> RealFiles 
         log.warning("%s has no %s; reporting synthetic voices only", root, realdata.MANIFEST)
         return None
     held_out = set(exclude_speakers)
+    takes = {c.path: c.speaker for c in realdata.keyword_clips(keyword, root) if c.speaker not in held_out}
     files = RealFiles(
-        sorted(c.path for c in realdata.keyword_clips(keyword, root) if c.speaker not in held_out),
+        sorted(takes),
         sorted(c.path for c in realdata.negative_clips(root, keyword) if c.speaker not in held_out),
         sorted(c.path for c in realdata.noise_clips(root)),
+        takes,
     )
     if not files.keyword or not files.negative or not files.noise:
         log.info("no real recordings of %r (with negatives and noise) under %s", keyword, root)
@@ -82,6 +86,7 @@ def real_streams(
         params=params,
         cfg=cfg,
         spans=sorted((str(p), known[p]) for p in files.keyword if p in known),
+        speakers=[files.speakers.get(p, "") for p in files.keyword],
     )
     noisy = f"real_{cfg.snr_db:g}db"
     loaded: dict = {}
@@ -98,7 +103,8 @@ def real_streams(
             for p in files.keyword:
                 audio = read_audio(p, params)
                 # a keyword at the end of a sentence: the manifest's span, not the whole speech
-                pos.append(Clip(audio, known.get(p) or speech_span_s(audio, params), p.name))
+                span = known.get(p) or speech_span_s(audio, params)
+                pos.append(Clip(audio, span, p.name, files.speakers.get(p, "")))
             neg = [Clip(read_audio(p, params), None, p.name) for p in files.negative]
             loaded.update(pos=pos, neg=neg, noise=[read_audio(p, params) for p in files.noise])
         return loaded

@@ -168,6 +168,17 @@ class SweepOutcomes:
     """Negative hours of each unit ``[negative units]``."""
     heard: np.ndarray
     """bool ``[keywords, settings]``."""
+    keyword_units: np.ndarray | None = None
+    """int ``[keywords]``: which unit a resample draws each keyword with (:func:`speaker_units`:
+    one speaker's takes are drawn together, since they tend to be missed together). None: each
+    keyword on its own."""
+
+    def keyword_weights(self, rng: np.random.Generator) -> np.ndarray:
+        """How often each keyword counts in one bootstrap resample: its unit's draw count."""
+        if self.keyword_units is None:
+            return resample_weights(self.heard.shape[0], rng)
+        units = np.asarray(self.keyword_units, np.int64)
+        return resample_weights(int(units.max()) + 1 if units.size else 0, rng)[units]
 
     def miss(self, target_fa_per_hour: float, units: np.ndarray, keywords: np.ndarray) -> float:
         """Miss rate at the operating point for the target (:func:`operating_index`), each negative
@@ -184,6 +195,16 @@ class SweepOutcomes:
         miss = 1.0 - self.heard.mean(axis=0) if n_kw else np.full(len(settings), np.nan)
         fa = self.false_accepts.sum(axis=0) / hours if hours > 0 else np.full(len(settings), np.nan)
         return DetCurve(np.asarray(settings, float), miss, fa, n_kw, hours)
+
+
+def speaker_units(speakers: Sequence[str]) -> np.ndarray:
+    """int ``[keywords]``: one unit per named speaker, and each keyword of no known speaker ("")
+    a unit of its own (:attr:`SweepOutcomes.keyword_units`)."""
+    ids: dict[str | int, int] = {}
+    out = np.empty(len(speakers), np.int64)
+    for i, who in enumerate(speakers):
+        out[i] = ids.setdefault(who or i, len(ids))  # a keyword's index never equals a name
+    return out
 
 
 def resample_weights(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -82,6 +82,8 @@ class Clip:
     span_s: tuple[float, float] | None = None
     """``(start_s, end_s)`` of the spoken keyword in the clip; None for non-keyword speech."""
     name: str = ""
+    speaker: str = ""
+    """Who speaks in it, where known (``train.realdata`` names every real speaker; "" otherwise)."""
 
 
 @dataclass
@@ -98,6 +100,9 @@ class Stream:
     take in a positive stream. A real take says more than its keyword (a sentence that ends in
     it, a false start) and its span is marked by hand, so a detection elsewhere in the take is
     no evidence either way; false accepts are counted on negative speech and background."""
+    speakers: list[str] = field(default_factory=list)
+    """Who said each keyword of ``keyword_spans`` (its clip's ``speaker``; "" where unknown): the
+    benchmark's intervals draw speakers, not takes, since one speaker's takes miss together."""
 
     @property
     def positive(self) -> bool:
@@ -137,7 +142,7 @@ def positive_streams(
     sr = params.sample_rate
     streams = []
     for first in range(0, len(clips), cfg.keywords_per_stream):
-        pieces, spans, powers, takes = [], [], [], []
+        pieces, spans, powers, takes, speakers = [], [], [], [], []
         offset = 0
         for clip in clips[first : first + cfg.keywords_per_stream]:
             if clip.span_s is None:
@@ -147,11 +152,13 @@ def positive_streams(
             start = offset + len(lead)
             spans.append((start / sr + clip.span_s[0], start / sr + clip.span_s[1]))
             takes.append((start / sr, (start + len(clip.audio)) / sr))
+            speakers.append(clip.speaker)
             pieces += [lead, clip.audio.astype(np.float32), tail]
             powers.append((start, start + len(clip.audio), speech_power(clip.audio, clip.span_s, sr)))
             offset += len(lead) + len(clip.audio) + len(tail)
         audio = _add_noise(np.concatenate(pieces), powers, noise, snr_db, rng, sr)
-        streams.append(Stream(audio, spans, group, f"{group}/pos{first // cfg.keywords_per_stream:03d}", takes))
+        name = f"{group}/pos{first // cfg.keywords_per_stream:03d}"
+        streams.append(Stream(audio, spans, group, name, takes, speakers))
     return streams
 
 
@@ -288,7 +295,7 @@ def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[]
 
 
 def save_streams(path: str | Path, streams: list[Stream]) -> None:
-    """Streams -> one ``.npz`` (audio as 16-bit PCM, spans, groups, names), atomically."""
+    """Streams -> one ``.npz`` (audio as 16-bit PCM, spans, groups, names, speakers), atomically."""
     lengths = np.array([len(s.audio) for s in streams], np.int64)
     n_spans = np.array([len(s.keyword_spans) for s in streams], np.int64)
     spans = np.array([sp for s in streams for sp in s.keyword_spans], np.float64).reshape(-1, 2)
@@ -309,7 +316,16 @@ def save_streams(path: str | Path, streams: list[Stream]) -> None:
                 ignore=ignore,
                 groups=np.array([s.group for s in streams]),
                 names=np.array([s.name for s in streams]),
+                speakers=np.array([_speakers(s)[i] for s in streams for i in range(len(s.keyword_spans))], str),
             )
+
+
+def _speakers(stream: Stream) -> list[str]:
+    """One speaker per keyword span ("" where the stream does not say)."""
+    said = list(stream.speakers)
+    if said and len(said) != len(stream.keyword_spans):
+        raise ValueError(f"stream {stream.name!r}: {len(said)} speakers for {len(stream.keyword_spans)} keywords")
+    return said or [""] * len(stream.keyword_spans)
 
 
 def _pairs(rows: np.ndarray) -> list[tuple[float, float]]:
@@ -324,10 +340,20 @@ def load_streams(path: str | Path) -> list[Stream]:
         lengths, n_spans, spans = z["lengths"], z["n_spans"], z["spans"]
         n_ignore, ignore = z["n_ignore"], z["ignore"]
         groups, names = z["groups"].tolist(), z["names"].tolist()
+        # caches written before speakers were kept say nothing of them
+        speakers = z["speakers"].tolist() if "speakers" in z.files else [""] * len(spans)
     streams, a, k, j = [], 0, 0, 0
     for length, n, m, group, name in zip(lengths, n_spans, n_ignore, groups, names):
+        said = [str(x) for x in speakers[k : k + n]]
         streams.append(
-            Stream(audio[a : a + length], _pairs(spans[k : k + n]), str(group), str(name), _pairs(ignore[j : j + m]))
+            Stream(
+                audio[a : a + length],
+                _pairs(spans[k : k + n]),
+                str(group),
+                str(name),
+                _pairs(ignore[j : j + m]),
+                said,
+            )
         )
         a, k, j = a + int(length), k + int(n), j + int(m)
     return streams

@@ -57,8 +57,8 @@ def tone_sets(
     def streams():
         for snr, cond in conditions:
             for s in positive_streams(pos, params, cfg, noise if snr is not None else (), snr):
-                yield f"{cond}/pos", s.audio, s.keyword_spans
+                yield f"{cond}/pos", s, 0
             for s in negative_streams(neg, params, cfg, noise if snr is not None else (), snr):
-                yield f"{cond}/neg", s.audio, s.keyword_spans
+                yield f"{cond}/neg", s, 0
 
     return materialize(out_dir, f"tone{seed}", specs, streams, params.sample_rate)

@@ -279,3 +279,37 @@ def test_the_headline_shows_the_interval_beside_the_miss_rate():
     assert _miss_cell(engine, "real", "clean", 0.5) == "11.9 %"
     point.update(miss_low=0.071, miss_high=0.213)
     assert _miss_cell(engine, "real", "clean", 0.5) == "11.9 % (7.1-21.3)"
+
+
+def test_a_speakers_takes_are_drawn_together():
+    """The interval draws speakers, not takes: one speaker's takes tend to be missed together, so
+    drawing them one by one would make the interval too narrow. Negatives spike at 0.6 every minute
+    (the 0.5 FA/h point sits just above, whatever blocks are drawn), a quarter of the keywords
+    score 0.55 (missed), the rest 0.95."""
+    from train.metrics import speaker_units
+
+    assert speaker_units(["a", "b", "", "a", ""]).tolist() == [0, 1, 2, 0, 3]  # unknown: each its own
+    n = 40
+    spans = [(5.0 * k + 1.0, 5.0 * k + 1.5) for k in range(n)]
+    scores = [0.55 if k % 4 == 0 else 0.95 for k in range(n)]
+    neg = _audio(SetSpec("real", "clean", False), "neg", [], 7200.0)
+    negatives = accuracy.scored(neg, _probs(7200.0, [(60.0 * m + 30.0, 0.6) for m in range(120)]), FRAME_S)
+    probs = _probs(5.0 * n, [(e + 0.1, p) for (_, e), p in zip(spans, scores)])
+
+    def interval(speakers: tuple[str, ...]) -> tuple[float, float, float]:
+        pos = TestAudio(
+            SetSpec("real", "clean", True), Path("/nowhere/pos.wav"), tuple(spans), 5.0 * n, 1, 0, (), speakers
+        )
+        streams = {"pos.wav": accuracy.scored(pos, probs, FRAME_S), "neg.wav": negatives}
+        _, _, p = _intervals([pos, neg], streams, draws=400)
+        return p.miss_rate, p.miss_low, p.miss_high
+
+    assert interval(("one",) * n) == (0.25, 0.25, 0.25)  # one speaker: every draw is the same set
+    alone = interval(("",) * n)  # no speaker known: the takes are drawn one by one
+    assert alone[0] == 0.25 and alone[2] - alone[1] > 0.15
+    # each missed take's speaker said one heard take too: drawn in pairs, the spread is narrower
+    # than the takes alone would show, and a speaker who missed both makes it wider
+    mixed = tuple(f"s{k // 2}" if k % 4 in (0, 1) else f"t{k}" for k in range(n))
+    paired = tuple(f"s{(k // 4) % 5}" if k % 4 == 0 else f"h{k}" for k in range(n))
+    assert interval(mixed)[2] - interval(mixed)[1] < alone[2] - alone[1]
+    assert interval(paired)[2] - interval(paired)[1] > alone[2] - alone[1]

@@ -66,3 +66,36 @@ def test_pick_evenly_is_deterministic_and_spread():
     assert testsets.pick_evenly(items, 0) == items
     assert testsets.pick_evenly(items, 500) == items
     assert testsets.pick_evenly(items, 5) == [0, 25, 50, 74, 99]
+
+
+def test_real_takes_say_who_said_them(tmp_path, monkeypatch):
+    """Each real keyword in the bench's WAVs keeps its speaker (the intervals draw speakers), in
+    the order of its span, through the sidecar and the cache; a take of no known speaker is its own."""
+    from bench.config import BenchConfig
+    from train import realdata
+    from train.streams import StreamConfig
+
+    root = tmp_path / "shared"
+    rows = ["path,label,source,license,speaker"]
+    t = np.arange(PARAMS.sample_rate // 2) / PARAMS.sample_rate
+    word = np.concatenate([np.zeros(4000), 0.3 * np.sin(2 * np.pi * 440 * t), np.zeros(4000)]).astype(np.float32)
+    for rel, label, who in [
+        ("wake/a1.wav", "positive", "ann"),
+        ("wake/a2.wav", "positive", "ann"),
+        ("wake/b1.wav", "positive", "bob"),
+        ("wake/u1.wav", "positive", "unknown"),
+        ("negatives/n1.wav", "negative_speech", "cy"),
+        ("noise/fan.wav", "noise", "none"),
+    ]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(root / rel), word if label == "positive" else np.full(16000, 0.01, np.float32), PARAMS.sample_rate)
+        rows.append(f"{rel},{label},x,PD,{who}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv(realdata.ENV_VAR, str(root))
+    cfg = StreamConfig(keywords_per_stream=3, negative_stream_s=5.0)
+    want = ("ann", "ann", "bob", "unknown:wake/u1.wav")  # the takes in path order, the spans too
+    for _ in range(2):  # built, then read from the cache
+        sets = testsets.real_sets("wake", PARAMS, cfg, BenchConfig(), tmp_path / "out")
+        positives = [s for s in sets if s.spec.positive]
+        assert len(positives) == 2 and all(s.speakers == want and len(s.spans) == 4 for s in positives)
+        assert all(s.speakers == () for s in sets if not s.spec.positive)

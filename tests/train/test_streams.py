@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -92,7 +94,7 @@ def test_speech_span_finds_the_burst():
 
 
 def test_cache_builds_once_and_loads_the_same_streams(tmp_path):
-    clips = [_burst_clip(k) for k in range(3)]
+    clips = [dataclasses.replace(_burst_clip(k), speaker=f"p{k % 2}") for k in range(3)]
     cfg = StreamConfig(keywords_per_stream=2)
     calls = []
 
@@ -109,4 +111,6 @@ def test_cache_builds_once_and_loads_the_same_streams(tmp_path):
         np.testing.assert_array_equal(a.audio, b.audio)
         assert a.keyword_spans == b.keyword_spans and a.group == b.group and a.name == b.name
         assert a.ignore_spans == b.ignore_spans and len(a.ignore_spans) == len(a.keyword_spans)
+        assert a.speakers == b.speakers
+    assert [b.speakers for b in second] == [["p0", "p1"], ["p0"]]  # who said each keyword, in order
     assert cache_key(cfg=StreamConfig(keywords_per_stream=3), params=P, names=["c0"]) != key
