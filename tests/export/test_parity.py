@@ -84,7 +84,9 @@ def test_several_heads_export_as_one_streaming_model(params, speech, tmp_path):
     result = check_parity(det, path, [speech], tolerance=TOL)
     assert result.worst <= TOL
     probs = torch_probs(det, speech)
-    assert probs.std() > 0.02
+    # the answer moves over the clip (in logit: two random heads can agree on "nearly sure")
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    assert np.log(p / (1 - p)).std() > 0.2
     stepper = Engine.load(path)
     chunked = stream_probs(stepper, speech, [3 * params.output_hop_samples] * 200)
     np.testing.assert_allclose(chunked[: len(probs)], stream_probs(stepper, speech, 0)[: len(probs)], atol=TOL, rtol=0)
