@@ -127,7 +127,7 @@ def materialize(
             files[group].write(np.clip(np.asarray(stream.audio, np.float32), -1.0, 1.0))
             w["spans"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in stream.keyword_spans]
             w["ignore"] += [(round(offset_s + a, 6), round(offset_s + b, 6)) for a, b in stream.ignore_spans]
-            w["speakers"] += stream.speakers or [""] * len(stream.keyword_spans)
+            w["speakers"] += stream.keyword_speakers()
             w["samples"] += len(stream.audio)
             w["streams"] += 1
         for f in files.values():

@@ -108,6 +108,13 @@ class Stream:
     def positive(self) -> bool:
         return bool(self.keyword_spans)
 
+    def keyword_speakers(self) -> list[str]:
+        """One speaker per keyword span ("" where the stream does not say)."""
+        said = list(self.speakers)
+        if said and len(said) != len(self.keyword_spans):
+            raise ValueError(f"stream {self.name!r}: {len(said)} speakers for {len(self.keyword_spans)} keywords")
+        return said or [""] * len(self.keyword_spans)
+
     def duration_s(self, sample_rate: int) -> float:
         return len(self.audio) / sample_rate
 
@@ -316,16 +323,8 @@ def save_streams(path: str | Path, streams: list[Stream]) -> None:
                 ignore=ignore,
                 groups=np.array([s.group for s in streams]),
                 names=np.array([s.name for s in streams]),
-                speakers=np.array([_speakers(s)[i] for s in streams for i in range(len(s.keyword_spans))], str),
+                speakers=np.array([who for s in streams for who in s.keyword_speakers()], str),
             )
-
-
-def _speakers(stream: Stream) -> list[str]:
-    """One speaker per keyword span ("" where the stream does not say)."""
-    said = list(stream.speakers)
-    if said and len(said) != len(stream.keyword_spans):
-        raise ValueError(f"stream {stream.name!r}: {len(said)} speakers for {len(stream.keyword_spans)} keywords")
-    return said or [""] * len(stream.keyword_spans)
 
 
 def _pairs(rows: np.ndarray) -> list[tuple[float, float]]:
