@@ -178,11 +178,16 @@ print(next((r for r in extra if re.match(r"torch\s*[=<>~!]", r)), ""))')
 
 [ -x .venv/bin/python ] || "$py" -m venv .venv || die "$py -m venv .venv failed (see above)"
 extra=$([ "$profile" = device ] && echo device || echo dev)
-stamp=".venv/.installed-$extra-$(sha256sum pyproject.toml | cut -c1-12)"
+# The packages the Pi runs come at the versions deploy/requirements.lock pins (`make lock` moves
+# them), so the tests here run what the Pi will: a fresh machine does not drift to newer releases.
+stamp=".venv/.installed-$extra-$(cat pyproject.toml deploy/requirements.lock | sha256sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   [ "$profile" = device ] || install_torch
   say "installing Python packages (.[${extra}]) into .venv"
-  pip_quiet -e ".[${extra}]" || die "pip install -e .[${extra}] failed (see above)"
+  pins=$(mktemp)
+  trap 'rm -f "$pins"' EXIT
+  sed -n 's/^\([A-Za-z0-9_.-]*==[^ ]*\).*/\1/p' deploy/requirements.lock > "$pins"
+  pip_quiet -e ".[${extra}]" -c "$pins" || die "pip install -e .[${extra}] failed (see above)"
   rm -f .venv/.installed-"$extra"-*
   touch "$stamp"
 fi

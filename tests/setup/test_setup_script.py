@@ -33,10 +33,18 @@ esac""",
 VENV_FAKES = {
     # pip config get: FAKE_PIP_INDEX; install: recorded, and a +cpu build is found unless FAKE_NO_CPU
     "pip": """if [ "$1" = config ]; then [ -n "$FAKE_PIP_INDEX" ] && echo "$FAKE_PIP_INDEX"; exit 0; fi
-echo "$*" >> "$FAKE_LOG.pip"
+out=""; prev=""
+for a in "$@"; do  # a constraints file (-c FILE, a temp file) is recorded by its lines
+  [ "$prev" = -c ] && a="[$(tr '\\n' ' ' < "$a" | sed 's/ $//')]"
+  out="$out $a"; prev=$a
+done
+echo "${out# }" >> "$FAKE_LOG.pip"
 case "$*" in *+cpu*) [ -z "$FAKE_NO_CPU" ] ;; esac""",
     "python": f'case "$*" in *train.frontend*) exit 0 ;; esac\nexec {PYTHON} -S "$@"',
 }
+# the project's install, held to the versions the Pi runs (deploy/requirements.lock's pins)
+LOCK_PINS = [line.split()[0] for line in (REPO / "deploy/requirements.lock").read_text().splitlines() if "==" in line]
+PROJECT_INSTALL = f"install -q --disable-pip-version-check -e .[dev] -c [{' '.join(LOCK_PINS)}]"
 
 
 def write_programs(bindir: Path, programs: dict[str, str]) -> None:
@@ -51,7 +59,7 @@ class Checkout:
 
     def __init__(self, root: Path, venv: bool = True):
         self.root = root
-        for rel in ("scripts/setup.sh", "scripts/apt-extra.txt", "pyproject.toml"):
+        for rel in ("scripts/setup.sh", "scripts/apt-extra.txt", "pyproject.toml", "deploy/requirements.lock"):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
         self.bin = root / "fakebin"
@@ -127,7 +135,7 @@ def test_non_root_without_optional_packages_names_them_and_goes_on(checkout):
     assert proc.returncode == 0, proc.stderr
     assert "  sudo apt-get install chromium mmdebstrap" in proc.stderr.splitlines()
     assert "tests that use them skip" in proc.stderr
-    assert checkout.calls("pip") == ["install -q --disable-pip-version-check -e .[dev]"]
+    assert checkout.calls("pip") == [PROJECT_INSTALL]
     assert checkout.calls("apt-get") == []
 
 
@@ -213,7 +221,7 @@ def test_torch_index_given_is_used_for_the_pinned_torch(checkout):
     assert pip[0] == (
         "install -q --disable-pip-version-check --index-url https://example.invalid/whl/cu126 torch==2.13.0"
     )
-    assert pip[1:] == ["install -q --disable-pip-version-check -e .[dev]"]
+    assert pip[1:] == [PROJECT_INSTALL]
 
 
 def test_the_cpu_build_where_no_gpu_is(checkout, cpu_index):
