@@ -102,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where to listen: tcp://HOST:PORT or unix:///PATH "
         "(default: the config's [wyoming] uri, tcp://0.0.0.0:10400)",
     )
+    wy.add_argument(
+        "--no-zeroconf",
+        action="store_true",
+        help="do not announce the service on the local network (Home Assistant then needs host and port)",
+    )
     wy.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     sub.add_parser("record", help="record your own keyword takes (see `wakeword record --help`)", add_help=False)
@@ -421,7 +426,7 @@ def wyoming(args) -> int:
 
     try:
         cfg = config.override(config.load(args.config), None, log_level=args.log_level)
-        cfg = config.override(cfg, "wyoming", uri=args.uri)
+        cfg = config.override(cfg, "wyoming", uri=args.uri, zeroconf=False if args.no_zeroconf else None)
     except config.ConfigError as exc:
         raise _Fatal(str(exc), EXIT_USAGE) from None
     models = args.model or ([cfg.model] if cfg.model else []) + list(cfg.wyoming.models)
@@ -443,7 +448,7 @@ def wyoming(args) -> int:
         raise _Fatal(str(exc), EXIT_USAGE) from None
     notifier = Notifier()
     try:
-        asyncio.run(serve(cfg.wyoming.uri, service, notifier))
+        asyncio.run(serve(cfg.wyoming.uri, service, notifier, cfg.wyoming))
     except OSError as exc:  # the port is taken, the socket path unwritable
         raise _Fatal(f"cannot listen on {cfg.wyoming.uri}: {exc.strerror or exc}", EXIT_FAIL) from None
     finally:

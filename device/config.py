@@ -78,9 +78,19 @@ class WyomingConfig:
     """Where ``wakeword wyoming`` listens (``--uri`` overrides): ``tcp://HOST:PORT`` or ``unix:///PATH``."""
     models: tuple[str, ...] = ()
     """Extra keyword models served beside ``model`` (paths of ``model.onnx`` files)."""
+    zeroconf: bool = True
+    """Announce the service on the local network (mDNS ``_wyoming._tcp``), so Home Assistant lists
+    it under Discovered (:mod:`device.announce`); tcp:// only. ``--no-zeroconf`` turns it off."""
+    zeroconf_name: str = ""
+    """The name announced (default ``wakeword-<hostname>``); Home Assistant keys the service by it."""
 
     def __post_init__(self) -> None:
         from urllib.parse import urlparse
+
+        if self.zeroconf_name:
+            from device.announce import check_name
+
+            check_name(self.zeroconf_name)
 
         try:
             uri = urlparse(self.uri)

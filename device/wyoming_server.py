@@ -40,6 +40,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from device import package_version
 from device.api import Detector
+from device.config import WyomingConfig
 from device.heap import HeapTrim
 
 log = logging.getLogger("wakeword.wyoming")
@@ -251,10 +252,19 @@ def load_service(models: list[str]) -> Service:
     return Service(detectors)
 
 
-async def serve(uri: str, service: Service, notifier=None) -> None:
-    """Serve until SIGTERM / SIGINT / cancellation."""
+async def serve(uri: str, service: Service, notifier=None, cfg: WyomingConfig | None = None) -> None:
+    """Serve until SIGTERM / SIGINT / cancellation; announced on the network as ``cfg`` says
+    (:mod:`device.announce`; default: announced)."""
+    from device.announce import Announcer, default_name, where
+
+    cfg = cfg or WyomingConfig(uri=uri)
     server = AsyncServer.from_uri(uri)
     await server.start(lambda r, w: WakeHandler(r, w, service))
+    announcer = None
+    if cfg.zeroconf and where(uri) is not None:
+        keywords = [d.keyword for d in service.detectors.values()]
+        announcer = Announcer(uri, cfg.zeroconf_name or default_name(), keywords, package_version())
+        await announcer.refresh(time.monotonic())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -267,14 +277,20 @@ async def serve(uri: str, service: Service, notifier=None) -> None:
     heap = HeapTrim()  # freed memory back to the system, as the listen loop does (device/heap.py)
     try:
         while not stop.is_set():
-            heap.tick(time.monotonic())
+            now = time.monotonic()
+            heap.tick(now)
+            if announcer is not None and now >= announcer.next_refresh:
+                await announcer.refresh(now)
             if notifier is not None:
                 notifier.watchdog()
+                shown = f"{uri} (announced as {announcer.name!r})" if announcer and announcer.name else uri
                 notifier.status(
-                    f"serving {names} on {uri}: {service.clients} client(s), {service.detections} detection(s)"
+                    f"serving {names} on {shown}: {service.clients} client(s), {service.detections} detection(s)"
                 )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=5.0)
     finally:
+        if announcer is not None:
+            await announcer.stop()
         await server.stop()
         log.info("wyoming service stopped: %d detection(s)", service.detections)

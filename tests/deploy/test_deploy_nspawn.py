@@ -9,6 +9,7 @@ done), its LED the fake GPIO backend. The tests share one container and run in f
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,27 @@ def test_status_logs_and_a_fleet_with_an_unreachable_host(running):
     assert lines["nohost"].startswith("FAILED: cannot ssh to nohost")
 
 
+def announced_ports(timeout_s: float) -> dict[int, str]:
+    """``{port: name}`` of the ``_wyoming._tcp`` services an mDNS browser on loopback finds."""
+    from zeroconf import IPVersion, ServiceBrowser, Zeroconf
+
+    from device.announce import SERVICE_TYPE
+
+    zc = Zeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    names: set[str] = set()
+    try:
+        ServiceBrowser(zc, SERVICE_TYPE, handlers=[lambda zeroconf, service_type, name, state_change: names.add(name)])
+        time.sleep(timeout_s)
+        found = {}
+        for name in names:
+            info = zc.get_service_info(SERVICE_TYPE, name, timeout=2000)
+            if info is not None and info.port:
+                found[info.port] = name.removesuffix(f".{SERVICE_TYPE}")
+        return found
+    finally:
+        zc.close()
+
+
 def test_wyoming_service_answers_home_assistant_and_listen_comes_back(machine, first_deploy):
     """`make deploy SERVICE=wyoming`: wakeword-wyoming runs (wakeword is disabled, the microphone is
     the satellite's), and the `wyoming` library's client gets the model and a detection over TCP."""
@@ -284,6 +306,9 @@ def test_wyoming_service_answers_home_assistant_and_listen_comes_back(machine, f
         info, answer = asyncio.run(talk())
         assert [w.name for w in info.wake[0].models] == ["tone"]
         assert answer.type == "detection" and answer.data["name"] == "tone"
+        # announced over mDNS (what Home Assistant lists under Discovered), from inside the unit's sandbox
+        assert announced_ports(timeout_s=5.0).get(m.wyoming_port, "").startswith("wakeword-")
+        assert "(announced as 'wakeword-" in m.sh("SYSTEMD_COLORS=0 systemctl status wakeword-wyoming --no-pager")
         assert m.make("status").returncode == 0
     finally:
         back = m.make("deploy")  # SERVICE=listen: the daemon again, the Wyoming unit disabled

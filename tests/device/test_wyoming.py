@@ -190,6 +190,9 @@ def test_unknown_name_garbage_and_huge_frames_get_an_error_and_the_service_carri
 
 
 def test_bad_command_lines_are_one_line(tmp_path, tone_model):
+    bad_name = tmp_path / "bad-name.toml"
+    bad_name.write_text('[wyoming]\nzeroconf_name = "kitchen.pi"\n')
+
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "device.cli", "wyoming", *args],
@@ -205,6 +208,7 @@ def test_bad_command_lines_are_one_line(tmp_path, tone_model):
         (("--model", str(tmp_path / "none.onnx")), 3, "does not exist"),
         (("--model", str(tone_model), "--uri", "http://x"), 2, "tcp://HOST:PORT"),
         (("--model", str(tone_model), "--model", str(tone_model)), 2, "two models"),
+        (("--model", str(tone_model), "--config", str(bad_name)), 2, "zeroconf_name 'kitchen.pi' must be"),
     ):
         done = run(*args)
         assert done.returncode == status and words in done.stderr, done.stderr
@@ -246,3 +250,138 @@ def test_sigterm_with_a_client_mid_stream_stops_cleanly(tone_model, tmp_path):
     finally:
         proc.kill()
     assert "Traceback" not in proc.stderr.read()
+
+
+# -- announced on the network, as Home Assistant's Wyoming integration discovers services ----------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lookup(name: str, timeout_ms: int):
+    """What an mDNS browser on loopback resolves ``name`` to (Home Assistant does this on its LAN)."""
+    from zeroconf import IPVersion, Zeroconf
+
+    from device.announce import SERVICE_TYPE
+
+    zc = Zeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    try:
+        return zc.get_service_info(SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", timeout=timeout_ms)
+    finally:
+        zc.close()
+
+
+def _start_tcp(tone_model, tmp_path, port: int, *extra: str):
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(60)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "wyoming", "--model", str(tone_model)]
+        + ["--uri", f"tcp://127.0.0.1:{port}", *extra],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    messages: list[str] = []
+    while not any(m.startswith("READY=1") for m in messages):
+        messages.append(notify.recv(4096).decode())
+    return proc, notify
+
+
+def test_the_service_is_announced_for_home_assistant_and_withdrawn_on_stop(tone_model, tmp_path):
+    name = f"wakeword-test-{os.getpid()}"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[wyoming]\nzeroconf_name = "{name}"\n')
+    port = _free_port()
+    proc, notify = _start_tcp(tone_model, tmp_path, port, "--config", str(cfg))
+    try:
+        found = _lookup(name, 10000)
+        assert found is not None, "no _wyoming._tcp service of that name on the network"
+        assert found.port == port and found.parsed_addresses() == ["127.0.0.1"]
+        assert found.properties[b"wake"] == b"tone"
+
+        async def describe():  # what Home Assistant does next: ask the address it found
+            client = AsyncClient.from_uri(f"tcp://{found.parsed_addresses()[0]}:{found.port}")
+            await client.connect()
+            await client.write_event(Describe().event())
+            event = await asyncio.wait_for(client.read_event(), timeout=30)
+            await client.disconnect()
+            return Info.from_event(event)
+
+        assert [m.name for m in asyncio.run(describe()).wake[0].models] == ["tone"]
+        status = ""
+        while "client" not in status:
+            status = notify.recv(4096).decode()
+        assert f"(announced as '{name}')" in status
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        notify.close()
+    err = proc.stderr.read()
+    assert f"announced as '{name}'" in err and "Traceback" not in err
+    assert _lookup(name, 1500) is None  # withdrawn (goodbye packets), not left to time out
+
+
+def test_no_zeroconf_announces_nothing(tone_model, tmp_path):
+    name = f"wakeword-quiet-{os.getpid()}"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[wyoming]\nzeroconf_name = "{name}"\n')
+    proc, notify = _start_tcp(tone_model, tmp_path, _free_port(), "--config", str(cfg), "--no-zeroconf")
+    try:
+        assert _lookup(name, 1500) is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        notify.close()
+    assert "announced" not in proc.stderr.read()
+
+
+def test_what_is_announced_where():
+    from device.announce import check_name, default_name, where
+
+    assert where("unix:///run/wakeword/ww.sock") is None  # a socket file is nothing to announce
+    local = where("tcp://127.0.0.1:10400")
+    assert local is not None and local.addresses == ("127.0.0.1",) and local.interfaces == ("127.0.0.1",)
+    everywhere = where("tcp://0.0.0.0:10400")
+    assert everywhere is not None and everywhere.port == 10400 and everywhere.interfaces is None
+    assert "127.0.0.1" not in everywhere.addresses  # Home Assistant cannot reach loopback
+    assert default_name().startswith("wakeword-") and "." not in default_name()
+    for bad in ("", "a.b", "x" * 64, "tab\there"):
+        with pytest.raises(ValueError, match="zeroconf_name"):
+            check_name(bad)
+
+
+def test_an_address_that_comes_later_is_announced_then_and_a_failure_is_said_once(monkeypatch, caplog):
+    """A Pi whose network comes up after the service: announced at the next refresh."""
+    import logging
+
+    from device import announce
+
+    port = _free_port()
+    name = f"wakeword-late-{os.getpid()}"
+    now = [announce.Where((), port, None)]
+    monkeypatch.setattr(announce, "where", lambda uri: now[0])
+    caplog.set_level(logging.INFO, logger="wakeword.wyoming")
+
+    async def run():
+        a = announce.Announcer(f"tcp://0.0.0.0:{port}", name, ["tone"], "0")
+        await a.refresh(100.0)
+        await a.refresh(130.0)  # still no address: not said again
+        assert a.name is None and a.next_refresh == 130.0 + announce.REFRESH_S
+        now[0] = announce.Where(("127.0.0.1",), port, ("127.0.0.1",))
+        await a.refresh(160.0)
+        assert a.name == name
+        found = await asyncio.to_thread(_lookup, name, 10000)
+        await a.stop()
+        gone = await asyncio.to_thread(_lookup, name, 1500)
+        return found, gone
+
+    found, gone = asyncio.run(run())
+    assert found is not None and found.port == port and gone is None
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("no IPv4 address" in m for m in said) == 1
+    assert sum(f"announced as '{name}'" in m for m in said) == 1
