@@ -260,11 +260,6 @@ async def serve(uri: str, service: Service, notifier=None, cfg: WyomingConfig | 
     cfg = cfg or WyomingConfig(uri=uri)
     server = AsyncServer.from_uri(uri)
     await server.start(lambda r, w: WakeHandler(r, w, service))
-    announcer = None
-    if cfg.zeroconf and where(uri) is not None:
-        keywords = [d.keyword for d in service.detectors.values()]
-        announcer = Announcer(uri, cfg.zeroconf_name or default_name(), keywords, package_version())
-        await announcer.refresh(time.monotonic())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -274,6 +269,10 @@ async def serve(uri: str, service: Service, notifier=None, cfg: WyomingConfig | 
     log.info("wyoming wake-word service on %s: %s", uri, names)
     if notifier is not None:
         notifier.ready()
+    announcer = None  # announced by the loop's first pass (device.announce)
+    if cfg.zeroconf and where(uri) is not None:
+        keywords = [d.keyword for d in service.detectors.values()]
+        announcer = Announcer(uri, cfg.zeroconf_name or default_name(), keywords, package_version())
     heap = HeapTrim()  # freed memory back to the system, as the listen loop does (device/heap.py)
     try:
         while not stop.is_set():
