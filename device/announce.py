@@ -37,10 +37,14 @@ MAX_NAME_BYTES = 63
 """An mDNS instance name is one DNS label."""
 
 
+def _hostname() -> str:
+    """This machine's name, the part before any dot ("pi" if it has none)."""
+    return socket.gethostname().split(".")[0] or "pi"
+
+
 def default_name() -> str:
-    """``wakeword-<hostname>`` (the host part before any dot)."""
-    host = socket.gethostname().split(".")[0] or "pi"
-    return check_name(f"wakeword-{host}"[:MAX_NAME_BYTES])
+    """``wakeword-<hostname>``."""
+    return check_name(f"wakeword-{_hostname()}"[:MAX_NAME_BYTES])
 
 
 def check_name(name: str) -> str:
@@ -137,7 +141,7 @@ class Announcer:
                 addresses=[socket.inet_aton(a) for a in place.addresses],
                 port=place.port,
                 properties=self.properties,
-                server=f"{socket.gethostname().split('.')[0] or self.wanted}.local.",
+                server=f"{_hostname()}.local.",
             )
             self._zc = zc
             await zc.async_register_service(info, allow_name_change=True)

@@ -448,7 +448,7 @@ def wyoming(args) -> int:
         raise _Fatal(str(exc), EXIT_USAGE) from None
     notifier = Notifier()
     try:
-        asyncio.run(serve(cfg.wyoming.uri, service, notifier, cfg.wyoming))
+        asyncio.run(serve(cfg.wyoming, service, notifier))
     except OSError as exc:  # the port is taken, the socket path unwritable
         raise _Fatal(f"cannot listen on {cfg.wyoming.uri}: {exc.strerror or exc}", EXIT_FAIL) from None
     finally:

@@ -252,12 +252,12 @@ def load_service(models: list[str]) -> Service:
     return Service(detectors)
 
 
-async def serve(uri: str, service: Service, notifier=None, cfg: WyomingConfig | None = None) -> None:
-    """Serve until SIGTERM / SIGINT / cancellation; announced on the network as ``cfg`` says
-    (:mod:`device.announce`; default: announced)."""
-    from device.announce import Announcer, default_name, where
+async def serve(cfg: WyomingConfig, service: Service, notifier=None) -> None:
+    """Serve on ``cfg.uri`` until SIGTERM / SIGINT / cancellation, announced on the network unless
+    ``cfg.zeroconf`` is off (:mod:`device.announce`)."""
+    from device.announce import Announcer, default_name
 
-    cfg = cfg or WyomingConfig(uri=uri)
+    uri = cfg.uri
     server = AsyncServer.from_uri(uri)
     await server.start(lambda r, w: WakeHandler(r, w, service))
     stop = asyncio.Event()
@@ -270,7 +270,7 @@ async def serve(uri: str, service: Service, notifier=None, cfg: WyomingConfig | 
     if notifier is not None:
         notifier.ready()
     announcer = None  # announced by the loop's first pass (device.announce)
-    if cfg.zeroconf and where(uri) is not None:
+    if cfg.zeroconf:  # (a unix socket: nothing to announce, Announcer.refresh does nothing)
         keywords = [d.keyword for d in service.detectors.values()]
         announcer = Announcer(uri, cfg.zeroconf_name or default_name(), keywords, package_version())
     heap = HeapTrim()  # freed memory back to the system, as the listen loop does (device/heap.py)
