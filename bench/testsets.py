@@ -36,7 +36,7 @@ import numpy as np
 
 from device.fsutil import atomic_path, atomic_write_text
 from device.params import AudioParams
-from train.streams import Stream
+from train.streams import Stream, touch_cache
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ def materialize(
     done = out_dir / f"complete-{key}.json"
     if done.is_file():
         try:
-            return [_load(p) for p in json.loads(done.read_text())["sets"]]
+            # by name, in this folder: a copied or moved build reads its own files (older caches stored paths)
+            loaded = [_load(out_dir / Path(p).name) for p in json.loads(done.read_text())["sets"]]
+            touch_cache(done)
+            return loaded
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("test audio cache %s unreadable (%s); rebuilding", done, exc)
     import soundfile as sf
@@ -153,9 +156,35 @@ def materialize(
         sets.append(_load(sidecars[group]))
     atomic_write_text(
         done,
-        json.dumps({"sets": [str(sidecars[g]) for g, s in specs.items() if any(t.spec == s for t in sets)]}) + "\n",
+        json.dumps({"sets": [sidecars[g].name for g, s in specs.items() if any(t.spec == s for t in sets)]}) + "\n",
     )
+    prune_keys(out_dir)
     return sets
+
+
+KEEP_KEYS = 6
+"""Test audio kept per folder: the sets of the most recently used keys (a bench uses two or three;
+each is hundreds of MB, and every other seed, exclusion or setting keys new ones)."""
+
+
+def prune_keys(out_dir: Path, keep: int = KEEP_KEYS) -> None:
+    """Delete the WAVs and sidecars of all but the ``keep`` most recently used keys in ``out_dir``."""
+    done = []
+    for path in out_dir.glob("complete-*.json"):
+        try:
+            done.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    done.sort(reverse=True)
+    for _, old in done[keep:]:
+        key = old.name[len("complete-") : -len(".json")]
+        for f in out_dir.iterdir():
+            if f.name.endswith((f"-{key}.wav", f"-{key}.json")) and not f.is_dir():
+                try:
+                    f.unlink()
+                except OSError as exc:
+                    log.warning("could not remove the older test audio %s (%s)", f, exc)
+        log.info("removed the older test audio of key %s (%d kept)", key, keep)
 
 
 def _load(sidecar: str | Path) -> TestAudio:

@@ -174,7 +174,7 @@ def _head_lines(hc: dict) -> list[str]:
     """The head choice (export.headchoice): what was kept and why, and each candidate's misses."""
     if not hc:
         return []
-    kept, n = hc["kept"], hc["heads"]
+    kept, n = list(hc["kept"]), hc["heads"]  # a tuple when fresh, a list when read back from JSON
     lines = [
         "## Heads",
         "",

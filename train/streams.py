@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -283,19 +284,56 @@ def file_fingerprint(paths: Sequence[str | Path]) -> list[tuple[str, int, int]]:
     return out
 
 
+CACHE_KEEP = 3
+"""Cache files kept per name in one folder (the most recently used): a real set is hundreds of
+MB, and every other exclusion of speakers or stream setting keys a new one."""
+
+
+def touch_cache(path: Path) -> None:
+    """Mark a cache file as just used (its modification time), so :func:`prune_cache` keeps it."""
+    try:
+        path.touch(exist_ok=True)
+    except OSError:
+        pass  # a read-only cache still serves; it just ages
+
+
+def prune_cache(path: Path, name: str, keep: int = CACHE_KEEP) -> None:
+    """Delete all but the ``keep`` most recently used ``<name>-<hex key>.npz`` beside ``path``
+    (which is one of them and is kept). Other names, and files not of that form, are left alone."""
+    pattern = re.compile(re.escape(name) + r"-[0-9a-f]{8,64}\.npz")
+    siblings = []
+    for other in path.parent.iterdir():
+        if other != path and pattern.fullmatch(other.name) and other.is_file() and not other.is_symlink():
+            try:
+                siblings.append((other.stat().st_mtime_ns, other))
+            except OSError:
+                continue
+    siblings.sort(reverse=True)
+    for _, old in siblings[max(keep - 1, 0) :]:
+        try:
+            old.unlink()
+            log.info("removed the older cache %s (%d kept per name)", old.name, keep)
+        except OSError as exc:
+            log.warning("could not remove the older cache %s (%s)", old, exc)
+
+
 def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[], list[Stream]]) -> list[Stream]:
     """``build()``'s streams, stored as ``<cache_dir>/<name>-<key>.npz`` (atomically) and loaded
-    from there next time. ``cache_dir=None`` disables caching."""
+    from there next time. ``cache_dir=None`` disables caching. Of the files of one ``name``, the
+    :data:`CACHE_KEEP` most recently used stay (:func:`prune_cache`)."""
     if cache_dir is None:
         return build()
     path = Path(cache_dir) / f"{name}-{key}.npz"
     if path.is_file():
         try:
-            return load_streams(path)
+            streams = load_streams(path)
+            touch_cache(path)
+            return streams
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable stream cache %s (%s); rebuilding", path, exc)
     streams = build()
     save_streams(path, streams)
+    prune_cache(path, name)
     # What every later run loads (16-bit audio), so this run's figures and the embedding cache
     # keyed by the audio are the same as theirs (the float32 original used to key its own copy).
     return load_streams(path)

@@ -94,6 +94,7 @@ def _embeddings(streams, params: AudioParams, name: str, cache_dir) -> list[np.n
 
     from device.fsutil import atomic_path
     from train.frontend import features
+    from train.streams import prune_cache, touch_cache
 
     path = None
     if cache_dir is not None:
@@ -104,7 +105,9 @@ def _embeddings(streams, params: AudioParams, name: str, cache_dir) -> list[np.n
         if path.is_file():
             try:
                 with np.load(path) as data:
-                    return [data[f"s{i}"].astype(np.float32) for i in range(len(streams))]
+                    loaded = [data[f"s{i}"].astype(np.float32) for i in range(len(streams))]
+                touch_cache(path)
+                return loaded
             except (OSError, ValueError, KeyError):
                 log.warning("unreadable embedding cache %s: computing again", path)
     # stored as float16 like the dataset's, so a cached run sees exactly what a fresh one did
@@ -112,6 +115,7 @@ def _embeddings(streams, params: AudioParams, name: str, cache_dir) -> list[np.n
     if path is not None:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, allow_pickle=False, **{f"s{i}": x for i, x in enumerate(half)})
+        prune_cache(path, f"{name}-emb")
     return [x.astype(np.float32) for x in half]
 
 

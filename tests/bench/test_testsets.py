@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import soundfile as sf
 
@@ -35,6 +37,18 @@ def test_second_build_is_read_from_the_cache(tmp_path):
     again = testsets.materialize(tmp_path, "tone0", {}, lambda: iter(()), PARAMS.sample_rate)  # nothing to build with
     assert [t.wav for t in again] == [t.wav for t in first]
     assert {t.wav: t.wav.stat().st_mtime_ns for t in again} == stamps
+
+
+def test_a_copied_cache_reads_its_own_files(tmp_path):
+    """The cache names its files relative to its folder: a build folder copied elsewhere (and the
+    original deleted) still loads without rebuilding."""
+    import shutil
+
+    first = tone_sets(tmp_path / "a", PARAMS)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    again = testsets.materialize(tmp_path / "b", "tone0", {}, lambda: iter(()), PARAMS.sample_rate)
+    assert [t.wav for t in again] == [tmp_path / "b" / t.wav.name for t in first]
 
 
 def test_spans_mark_the_keywords_in_the_joined_wav(tmp_path):
@@ -99,3 +113,17 @@ def test_real_takes_say_who_said_them(tmp_path, monkeypatch):
         positives = [s for s in sets if s.spec.positive]
         assert len(positives) == 2 and all(s.speakers == want and len(s.spans) == 4 for s in positives)
         assert all(s.speakers == () for s in sets if not s.spec.positive)
+
+
+def test_only_the_most_recently_used_keys_keep_their_audio(tmp_path):
+    """Each key's test audio is hundreds of MB: beyond the kept number the least recently used
+    key's WAVs and sidecars go, whole, and a key that was just read again stays."""
+    for k in range(3):
+        tone_sets(tmp_path, PARAMS, seed=k)
+        os.utime(tmp_path / f"complete-tone{k}.json", ns=(10**18 + k, 10**18 + k))  # an order of use
+    testsets.materialize(tmp_path, "tone0", {}, lambda: iter(()), PARAMS.sample_rate)  # read: now the newest
+    testsets.prune_keys(tmp_path, keep=2)
+    left = {p.name.rsplit("-", 1)[1].split(".")[0] for p in tmp_path.iterdir()}
+    assert left == {"tone0", "tone2"}
+    kept = testsets.materialize(tmp_path, "tone2", {}, lambda: iter(()), PARAMS.sample_rate)
+    assert len(kept) == 4 and all(t.wav.is_file() for t in kept)

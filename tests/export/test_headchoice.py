@@ -211,6 +211,8 @@ def test_the_report_counts_takes_without_a_speaker_apart_from_named_speakers():
     }
     text = "\n".join(_head_lines(hc))
     assert "Shipped: **heads [2] of 3**" in text
+    # the choice as made (a tuple) reads the same as the choice read back from report.json
+    assert "Shipped: **heads [2] of 3**" in "\n".join(_head_lines({**hc, "kept": (2,)}))
     assert "1 ../shared/data speaker and 2 ../shared/data files whose speaker is not known" in text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -114,3 +115,31 @@ def test_cache_builds_once_and_loads_the_same_streams(tmp_path):
         assert a.speakers == b.speakers
     assert [b.speakers for b in second] == [["p0", "p1"], ["p0"]]  # who said each keyword, in order
     assert cache_key(cfg=StreamConfig(keywords_per_stream=3), params=P, names=["c0"]) != key
+
+
+def test_cache_keeps_the_most_recently_used_files_of_each_name(tmp_path):
+    """Every other exclusion or setting keys a new file of hundreds of MB: the oldest go, the
+    one just loaded stays, and other names and foreign files are never touched."""
+    clips = [_burst_clip(k) for k in range(2)]
+    calls = []
+
+    def build():
+        calls.append(1)
+        return positive_streams(clips, P, StreamConfig(keywords_per_stream=2), _noise(), None, group="x")
+
+    keys = [f"{k:016x}" for k in range(1, 6)]
+    other = tmp_path / "neg-00000000000000aa.npz"
+    foreign = tmp_path / "pos-notes.npz"
+    for f in (other, foreign):
+        f.write_bytes(b"keep me")
+    for age, k in enumerate(keys[:3]):
+        cached(tmp_path, "pos", k, build)
+        os.utime(tmp_path / f"pos-{k}.npz", ns=(10**18 + age, 10**18 + age))  # an order of use, in the past
+    cached(tmp_path, "pos", keys[0], build)  # loaded again: now the most recently used
+    assert len(calls) == 3
+    cached(tmp_path, "pos", keys[3], build)
+    assert sorted(p.name for p in tmp_path.glob("pos-0*.npz")) == [f"pos-{k}.npz" for k in (keys[0], keys[2], keys[3])]
+    cached(tmp_path, "pos", keys[4], build)
+    assert sorted(p.name for p in tmp_path.glob("pos-0*.npz")) == [f"pos-{k}.npz" for k in (keys[0], keys[3], keys[4])]
+    assert other.read_bytes() == b"keep me" and foreign.read_bytes() == b"keep me"
+    assert len(calls) == 5
