@@ -130,8 +130,9 @@ class DataConfig:
     speakers). Recorded in the manifest; every real-voice figure then leaves those speakers out."""
     shared_negatives_share: float = 0.5
     """With ``use_shared_negatives``: the share of ../shared/data's speakers (by a hash of the
-    speaker) whose negative speech trains. The others -- and every take of the keyword by a
-    speaker who trains -- are the held-out real audio that validation and the benchmark use."""
+    speaker) whose negative speech trains. The others are the held-out real audio that validation
+    and the benchmark use; a speaker who trains is left out of them whole (their takes of the
+    keyword too: ``train.evalsets.locate_real``)."""
     use_shared_noise: bool = False
     """Use ../shared/data noise recordings as backgrounds. Recorded in the manifest."""
 
