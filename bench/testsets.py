@@ -36,7 +36,7 @@ import numpy as np
 
 from device.fsutil import atomic_path, atomic_write_text
 from device.params import AudioParams
-from train.streams import Stream, touch_cache
+from train.streams import Stream, discard_cache_file, least_recently_used, touch_cache
 
 log = logging.getLogger(__name__)
 
@@ -169,21 +169,11 @@ each is hundreds of MB, and every other seed, exclusion or setting keys new ones
 
 def prune_keys(out_dir: Path, keep: int = KEEP_KEYS) -> None:
     """Delete the WAVs and sidecars of all but the ``keep`` most recently used keys in ``out_dir``."""
-    done = []
-    for path in out_dir.glob("complete-*.json"):
-        try:
-            done.append((path.stat().st_mtime_ns, path))
-        except OSError:
-            continue
-    done.sort(reverse=True)
-    for _, old in done[keep:]:
+    for old in least_recently_used(out_dir.glob("complete-*.json"), keep):
         key = old.name[len("complete-") : -len(".json")]
         for f in out_dir.iterdir():
             if f.name.endswith((f"-{key}.wav", f"-{key}.json")) and not f.is_dir():
-                try:
-                    f.unlink()
-                except OSError as exc:
-                    log.warning("could not remove the older test audio %s (%s)", f, exc)
+                discard_cache_file(f)
         log.info("removed the older test audio of key %s (%d kept)", key, keep)
 
 

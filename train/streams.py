@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -297,24 +297,39 @@ def touch_cache(path: Path) -> None:
         pass  # a read-only cache still serves; it just ages
 
 
+def least_recently_used(paths: Iterable[Path], keep: int) -> list[Path]:
+    """All of ``paths`` but the ``keep`` most recently used (modification time: :func:`touch_cache`);
+    a path that cannot be read is left out."""
+    used = []
+    for path in paths:
+        try:
+            used.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    used.sort(reverse=True)
+    return [path for _, path in used[max(keep, 0) :]]
+
+
+def discard_cache_file(path: Path) -> None:
+    """Delete an old cache file; one that cannot be deleted is a warning, never an error."""
+    try:
+        path.unlink()
+    except OSError as exc:
+        log.warning("could not remove the older cache %s (%s)", path, exc)
+
+
 def prune_cache(path: Path, name: str, keep: int = CACHE_KEEP) -> None:
     """Delete all but the ``keep`` most recently used ``<name>-<hex key>.npz`` beside ``path``
     (which is one of them and is kept). Other names, and files not of that form, are left alone."""
     pattern = re.compile(re.escape(name) + r"-[0-9a-f]{8,64}\.npz")
-    siblings = []
-    for other in path.parent.iterdir():
-        if other != path and pattern.fullmatch(other.name) and other.is_file() and not other.is_symlink():
-            try:
-                siblings.append((other.stat().st_mtime_ns, other))
-            except OSError:
-                continue
-    siblings.sort(reverse=True)
-    for _, old in siblings[max(keep - 1, 0) :]:
-        try:
-            old.unlink()
-            log.info("removed the older cache %s (%d kept per name)", old.name, keep)
-        except OSError as exc:
-            log.warning("could not remove the older cache %s (%s)", old, exc)
+    siblings = (
+        other
+        for other in path.parent.iterdir()
+        if other != path and pattern.fullmatch(other.name) and other.is_file() and not other.is_symlink()
+    )
+    for old in least_recently_used(siblings, keep - 1):
+        discard_cache_file(old)
+        log.info("removed the older cache %s (%d kept per name)", old.name, keep)
 
 
 def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[], list[Stream]]) -> list[Stream]:
