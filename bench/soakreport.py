@@ -11,8 +11,10 @@ sound path cannot skew).
   overrun, device loss, wedge, crash or a gap of the rig's own (audio its player could not take in
   time) to ``settle_s`` after the daemon hears again.
 - A detection **matches** the latest keyword that began before it arrived. It is **late** when it
-  arrives more than ``tolerance_s`` (``stale_after_s`` + one step + 1 s) after that keyword ended
-  -- what the stale-audio rule exists to prevent -- and **unexpected** when it matches nothing new.
+  is that keyword's first and arrives more than ``tolerance_s`` (``stale_after_s`` + one step + 1 s)
+  after it ended -- what the stale-audio rule exists to prevent -- and **unexpected** when it matches
+  nothing new: before any keyword, or after its keyword was already heard, however long after (a
+  real model may fire on the speech around a keyword; the offline reference counts the same way).
 """
 
 from __future__ import annotations
@@ -60,18 +62,20 @@ def match(events, arrivals: list[float], tolerance_s: float):
     """-> (matched {event index: latency_s}, late [(event index, latency_s)], unexpected [arrival_s])."""
     starts = np.array([e.start_s for e in events])
     matched, late, unexpected = {}, [], []
+    heard: set[int] = set()
     for arr in sorted(arrivals):
         i = int(np.searchsorted(starts, arr, side="right")) - 1
         if i < 0:
             unexpected.append(arr)
             continue
         latency = arr - events[i].end_s
-        if latency > tolerance_s:
-            late.append((i, latency))
-        elif i in matched:
+        if i in heard:
             unexpected.append(arr)
+        elif latency > tolerance_s:
+            late.append((i, latency))
         else:
             matched[i] = latency
+        heard.add(i)
     return matched, late, unexpected
 
 

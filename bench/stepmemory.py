@@ -5,9 +5,9 @@ stall the daemon steps over a backlog seconds long. This runs one model the way 
 rounds of 0.48 s steps, each round ending in one backlog step of a random length, with
 ``malloc_trim`` after each round (as ``device.heap`` does once a minute), and prints how much of
 the process's own memory (RssAnon) each setting keeps after the rounds: the engine as the daemon
-loads it (:meth:`device.engine.Engine.load`: no memory arena, no per-shape memory plans), the same
-with both on (onnxruntime's defaults), and with the plans alone on. It also prints the CPU
-per 0.48 s step of each.
+loads it (:meth:`device.engine.Engine.load`: no memory arena, per-shape memory plans on), the same
+with the arena on too (onnxruntime's defaults), and with neither. It also prints the CPU per
+0.48 s step of each.
 
 Each setting runs in a fresh process (a memory arena, once grown, stays grown in the process).
 """
@@ -38,8 +38,8 @@ def _rss_anon_kib() -> int:
 SETTINGS = {
     # name: (memory arena, per-shape memory plans) over the daemon's options (None: as they are), label
     "daemon": (None, "engine as the daemon loads it"),
-    "arena": ((True, True), "the same with the arena and memory plans on"),
-    "plans": ((False, True), "the same with the memory plans alone on"),
+    "arena": ((True, True), "the same with the memory arena on too"),
+    "neither": ((False, False), "the same with the memory plans off too"),
 }
 
 

@@ -40,7 +40,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def session_options(threads: int = 1):
-    """The daemon's onnxruntime options: ``threads`` intra-op threads, no spinning, plain malloc."""
+    """The daemon's onnxruntime options: ``threads`` intra-op threads, no spinning, no memory arena."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -50,14 +50,14 @@ def session_options(threads: int = 1):
     opts.log_severity_level = 3
     # No busy-waiting worker threads: they burn CPU between the 0.48 s steps.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # Plain malloc, no arena and no per-shape memory plans: a live step covers whatever audio
-    # arrived, so its length varies (a backlog after a stall is seconds long), and with the arena
-    # each new length grew it for good (13 -> 29 MiB over 40 rounds of random backlogs, against
-    # ~0.1 MiB without). The plans alone keep ~8 KiB per step length (bounded by [capture]
-    # stale_after_s) and save ~6 % of the daemon's CPU; they stay off until a two-hour soak with
-    # them passes on a quiet machine (docs/soak.md). python -m bench.stepmemory measures all three.
+    # Plain malloc and no memory arena: a live step covers whatever audio arrived, so its length
+    # varies (a backlog after a stall is seconds long), and with the arena each new length grew it
+    # for good (13 -> 29 MiB over 40 rounds of random backlogs, against ~0.1 MiB without). The
+    # per-shape memory plans stay on: they keep ~8 KiB per step length (bounded by [capture]
+    # stale_after_s, levelled off after 20 rounds) and save ~6 % of the daemon's CPU; two-hour soaks
+    # with them passed (docs/soak.md). python -m bench.stepmemory measures all three settings.
     opts.enable_cpu_mem_arena = False
-    opts.enable_mem_pattern = False
+    opts.enable_mem_pattern = True
     return opts
 
 

@@ -179,6 +179,17 @@ def test_matching_on_time_late_and_unexpected():
     assert unexpected == [0.5, 2.0]  # before any keyword; a second detection of the first one
 
 
+def test_a_second_detection_long_after_a_keyword_that_was_heard_is_unexpected_not_late():
+    """Soak of a real model (2026-12-08): the wildfire takes' surrounding speech fired the model
+    5-8 s after 16 keywords it had already heard, in the offline reference as in the live run; the
+    matcher called them late and failed a daemon that was never behind."""
+    events = [Event(1.0, 1.4), Event(20.0, 20.4)]
+    matched, late, unexpected = match(events, [1.9, 7.0, 13.0, 26.0, 27.0], tolerance_s=3.0)
+    assert matched == {0: pytest.approx(0.5)}
+    assert late == [(1, pytest.approx(5.6))]  # the second keyword's first detection is late
+    assert unexpected == [7.0, 13.0, 27.0]  # after the first was heard; after the late one
+
+
 def test_lateness_by_the_daemons_own_clock_has_a_baseline_per_process_and_session():
     def det(at, time_s, pid=1):
         return Detection(at=at, time_s=time_s, score=0.9, pid=pid)

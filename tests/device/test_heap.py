@@ -51,9 +51,9 @@ def test_arenas_can_be_limited():
 def test_steps_of_varying_length_keep_no_memory(tone_model):
     """A live step covers whatever audio arrived (a backlog after a stall is seconds long). With
     onnxruntime's memory arena each new length grew it for good; the daemon's engine runs without
-    it (device.engine.session_options); the per-shape memory plans alone keep a few KiB per length.
-    `bench.stepmemory` runs the daemon's setting, both on and the plans alone, each in a fresh
-    process."""
+    it (device.engine.session_options); the per-shape memory plans it keeps on hold a few KiB per
+    length. `bench.stepmemory` runs the daemon's setting, the arena on too and both off, each in a
+    fresh process."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.stepmemory", "--model", str(tone_model), "--rounds", "6"],
         capture_output=True,
@@ -67,6 +67,6 @@ def test_steps_of_varying_length_keep_no_memory(tone_model):
         for line in out.stdout.splitlines()
         if "RssAnon kept:" in line
     }
-    assert kept["the same with the arena and memory plans on"] > 5 * 1024, out.stdout  # what it did: ~13 MiB
+    assert kept["the same with the memory arena on too"] > 5 * 1024, out.stdout  # what it did: ~13 MiB
     assert kept["engine as the daemon loads it"] < 1024, out.stdout  # ~0.1 MiB
-    assert kept["the same with the memory plans alone on"] < 1024, out.stdout
+    assert kept["the same with the memory plans off too"] < 1024, out.stdout
