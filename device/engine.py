@@ -54,7 +54,7 @@ def session_options(threads: int = 1):
     # varies (a backlog after a stall is seconds long), and with the arena each new length grew it
     # for good (13 -> 29 MiB over 40 rounds of random backlogs, against ~0.1 MiB without). The
     # per-shape memory plans stay on: they keep ~8 KiB per step length (bounded by [capture]
-    # stale_after_s, levelled off after 20 rounds) and save ~6 % of the daemon's CPU; two-hour soaks
+    # stale_after_s, levelled off after 20 rounds) and save 3-6 % of the daemon's CPU; two-hour soaks
     # with them passed (docs/soak.md). python -m bench.stepmemory measures all three settings.
     opts.enable_cpu_mem_arena = False
     opts.enable_mem_pattern = True
